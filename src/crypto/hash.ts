@@ -1,0 +1,36 @@
+import { createHash, hash as oneShotHash } from "node:crypto";
+
+export const HASH_LEN = 32;
+export const ZERO_HASH: Buffer = Buffer.alloc(32);
+
+// crypto.hash (Node >= 20.12) is the fast one-shot path for small inputs (DESIGN.md).
+const fastHash: ((alg: string, data: Uint8Array, enc: "buffer") => Buffer) | undefined =
+  typeof oneShotHash === "function"
+    ? (oneShotHash as (a: string, d: Uint8Array, e: "buffer") => Buffer)
+    : undefined;
+
+export function sha256(data: Uint8Array): Buffer {
+  if (fastHash) return fastHash("sha256", data, "buffer");
+  return createHash("sha256").update(data).digest();
+}
+
+export function sha256d(data: Uint8Array): Buffer {
+  return sha256(sha256(data));
+}
+
+/** SHA-256 over several parts without concatenating them first. */
+export function sha256Parts(parts: readonly Uint8Array[]): Buffer {
+  const h = createHash("sha256");
+  for (const p of parts) h.update(p);
+  return h.digest();
+}
+
+export function toHex(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex");
+}
+
+/** Parses a 64-character hex string into a 32-byte hash, or returns null. */
+export function parseHash(s: string): Buffer | null {
+  if (typeof s !== "string" || !/^[0-9a-fA-F]{64}$/.test(s)) return null;
+  return Buffer.from(s, "hex");
+}
