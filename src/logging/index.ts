@@ -1,0 +1,12 @@
+export {
+  createLogger,
+  createMemoryLogger,
+  MEMORY_LOGGER_CAPACITY,
+  nullLogger,
+  type CreateLoggerOptions,
+  type LogFn,
+  type Logger,
+  type LogRecord,
+  type MemoryLogger,
+} from "./logger.js";
+export { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./levels.js";
