@@ -1,0 +1,650 @@
+/**
+ * The JSON-RPC 2.0 server over HTTP POST, with HTTP Basic auth (cookie or user/password).
+ * It knows no chain methods: the composition root registers them with `register()`. Other
+ * HTTP surfaces (/metrics, the dashboard) mount with `addRoute()` on the same listener.
+ *
+ * Request flow: route table → auth → concurrency limit → body (capped before buffering) →
+ * JSON parse → single call or batch → per-call param parsing, handler with a timeout, result
+ * serialisation.
+ *
+ * Wire conventions:
+ * - Always answers in 2.0 style, but accepts "jsonrpc": "1.0" or no "jsonrpc" (bitcoin-cli).
+ * - JSON-RPC-level errors (parse error, unknown method, bad params) use HTTP 200, as bitcoind
+ *   does for 2.0 requests. HTTP-level refusals use their status: 401 auth, 413 body too
+ *   large, 503 busy, 404/405 routing.
+ * - Results are serialised with `toRpcJson`: a bigint becomes a JSON number when it is a safe
+ *   integer and a decimal string otherwise (a JSON number beyond 2^53 would be rounded by
+ *   most clients, silently); a Uint8Array/Buffer becomes a hex string.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { BlockList, isIP, type AddressInfo } from "node:net";
+import type { Clock } from "../util/clock.js";
+import { CodedError } from "../util/codedError.js";
+import type { Random } from "../util/random.js";
+import { COOKIE_SECRET_BYTES, COOKIE_USER, removeCookieFile, writeCookieFile } from "./cookie.js";
+import {
+  INTERNAL_ERROR,
+  INVALID_REQUEST,
+  METHOD_NOT_FOUND,
+  PARSE_ERROR,
+  RPC_INVALID_PARAMETER,
+  RpcError,
+  SERVER_ERROR,
+  type RpcErrorObject,
+} from "./errors.js";
+import {
+  describeParams,
+  parseParams,
+  showValue,
+  synopsis,
+  validateParamSpecs,
+  type ParamSpec,
+  type ParsedParams,
+} from "./params.js";
+
+export type { ParamSpec, ParsedParams, ParamType } from "./params.js";
+
+/** The logging the server needs; structurally compatible with the project's Logger. */
+export interface RpcLogger {
+  info(msg: string, ctx?: Record<string, unknown>): void;
+  warn(msg: string, ctx?: Record<string, unknown>, err?: unknown): void;
+  error(msg: string, ctx?: Record<string, unknown>, err?: unknown): void;
+}
+
+export type RpcAuth =
+  { kind: "cookie"; cookieFile: string } | { kind: "userpass"; user: string; password: string };
+
+export interface RpcServerOptions {
+  host: string;
+  /** 0 = any free port. */
+  port: number;
+  auth: RpcAuth;
+  maxBodyBytes?: number;
+  maxConcurrent?: number;
+  maxBatch?: number;
+  requestTimeoutMs?: number;
+  /** How long stop() lets requests in flight finish before cutting their connections. */
+  stopGraceMs?: number;
+  /** Called after every call of a registered method (unknown names are not reported, to keep
+   * metric labels bounded). */
+  onCall?: (method: string, durationMs: number, ok: boolean) => void;
+}
+
+export const defaultRpcServerOptions = {
+  /** 1 MiB: far above any legitimate call (a raw transaction is capped well below it). */
+  maxBodyBytes: 1024 * 1024,
+  /** 32 requests handled at once; more would only queue behind the chain lock anyway. */
+  maxConcurrent: 32,
+  /** 100 calls per batch bounds the work one HTTP request can ask for. */
+  maxBatch: 100,
+  /** 30 s: no legitimate handler takes longer; a stuck one must not hold a slot forever. */
+  requestTimeoutMs: 30_000,
+  /** 2 s to finish in-flight requests at shutdown. */
+  stopGraceMs: 2_000,
+} as const;
+
+export interface RpcServerModules {
+  logger: RpcLogger;
+  clock: Clock;
+  random: Random;
+}
+
+export interface CallContext {
+  method: string;
+  /** The request id; null for notifications and null ids. */
+  id: string | number | null;
+  remoteAddress: string;
+  /** Aborted when the call times out, so a handler can stop its work. */
+  signal: AbortSignal;
+}
+
+export interface MethodDef {
+  description: string;
+  params: ParamSpec[];
+  /** Describes the result for `help METHOD`. */
+  result?: string;
+  /** Example command lines for `help METHOD`, e.g. "time-cli getblockhash 1000". */
+  examples?: string[];
+  /** May return a value or a promise. Throw RpcError to answer with a specific code. */
+  handler: (params: ParsedParams, ctx: CallContext) => unknown;
+}
+
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+
+export class RpcServerError extends CodedError<"LISTEN_FAILED" | "ALREADY_STARTED" | "BAD_OPTIONS"> {}
+
+interface Route {
+  handler: RouteHandler;
+  auth: boolean;
+}
+
+type JsonRpcId = string | number | null;
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+/** Longest method name echoed back in a "method not found" message. */
+const MAX_ECHOED_METHOD_CHARS = 100;
+/** Log a wrong-credentials warning at most this often, so a password guesser cannot flood logs. */
+const AUTH_WARN_INTERVAL_MS = 10_000;
+
+function jsonReplacer(this: unknown, key: string, value: unknown): unknown {
+  if (typeof value === "bigint") {
+    return value >= -MAX_SAFE && value <= MAX_SAFE ? Number(value) : value.toString();
+  }
+  // Buffer.toJSON has already run by now; look at the raw value on the holder.
+  const raw = (this as Record<string, unknown>)[key];
+  if (raw instanceof Uint8Array)
+    return Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("hex");
+  return value;
+}
+
+/** JSON for RPC results: bigint → number if safe, else decimal string; bytes → hex. */
+export function toRpcJson(value: unknown): string {
+  return JSON.stringify(value === undefined ? null : value, jsonReplacer) ?? "null";
+}
+
+function errorResponse(id: JsonRpcId, error: RpcErrorObject): string {
+  const body: { jsonrpc: "2.0"; id: JsonRpcId; error: RpcErrorObject } = { jsonrpc: "2.0", id, error };
+  try {
+    return toRpcJson(body);
+  } catch {
+    // Unserialisable `data` on a thrown RpcError: drop it rather than fail the response.
+    return toRpcJson({ jsonrpc: "2.0", id, error: { code: error.code, message: error.message } });
+  }
+}
+
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: string,
+  headers: Record<string, string> = {},
+): void {
+  res.writeHead(status, {
+    "Content-Type": "application/json",
+    "Content-Length": String(Buffer.byteLength(body)),
+    ...headers,
+  });
+  res.end(body);
+}
+
+const loopbackList = new BlockList();
+loopbackList.addSubnet("127.0.0.0", 8, "ipv4");
+loopbackList.addAddress("::1", "ipv6");
+
+/** True for 127.0.0.0/8, ::1 (also IPv4-mapped 127.x) and "localhost". */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, "$1").toLowerCase();
+  if (h === "localhost") return true;
+  const family = isIP(h);
+  if (family === 4) return loopbackList.check(h, "ipv4");
+  if (family === 6) {
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(h);
+    if (mapped?.[1] !== undefined) return loopbackList.check(mapped[1], "ipv4");
+    return loopbackList.check(h, "ipv6");
+  }
+  return false;
+}
+
+const TOO_LARGE = Symbol("too large");
+
+/**
+ * Reads a body of at most `limit` bytes. A declared Content-Length over the limit is refused
+ * before reading anything; a chunked body is refused as soon as it grows past the limit, and
+ * the rest is discarded as it arrives, never buffered.
+ */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | typeof TOO_LARGE> {
+  const declared = req.headers["content-length"];
+  if (declared !== undefined && Number(declared) > limit) return Promise.resolve(TOO_LARGE);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        settled = true;
+        chunks.length = 0;
+        // Keep the stream flowing with no listener: the rest is dropped as it arrives.
+        req.off("data", onData);
+        resolve(TOO_LARGE);
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on("data", onData);
+    req.once("end", () => {
+      if (settled) return;
+      settled = true;
+      resolve(Buffer.concat(chunks, size));
+    });
+    req.once("error", (err) => {
+      if (settled) return;
+      settled = true;
+      reject(err);
+    });
+    req.once("close", () => {
+      if (settled) return;
+      settled = true;
+      reject(new Error("client closed the connection before sending the whole body"));
+    });
+  });
+}
+
+export class RpcServer {
+  private readonly opts: Required<Omit<RpcServerOptions, "onCall">> & Pick<RpcServerOptions, "onCall">;
+  private readonly logger: RpcLogger;
+  private readonly clock: Clock;
+  private readonly random: Random;
+  private readonly methods = new Map<string, MethodDef>();
+  private readonly routes = new Map<string, Route>();
+
+  private server: Server | null = null;
+  private bound: { host: string; port: number } | null = null;
+  /** sha256("user:password"): compared in constant time against the request's. */
+  private expectedAuthDigest: Buffer | null = null;
+  private cookiePassword: string | null = null;
+  private stopping = false;
+  /** RPC requests being handled, for the maxConcurrent limit. */
+  private rpcActive = 0;
+  /** All HTTP requests being handled, for the drain at stop(). */
+  private inFlight = 0;
+  private onDrained: (() => void) | null = null;
+  private lastAuthWarnAt = -Infinity;
+  private suppressedAuthWarnings = 0;
+
+  constructor(opts: RpcServerOptions, modules: RpcServerModules) {
+    this.opts = { ...defaultRpcServerOptions, ...stripUndefined(opts) };
+    this.logger = modules.logger;
+    this.clock = modules.clock;
+    this.random = modules.random;
+    const { auth } = this.opts;
+    if (auth.kind === "userpass") {
+      if (auth.user === "" || auth.password === "") {
+        throw new RpcServerError("BAD_OPTIONS", "RPC user and password must not be empty");
+      }
+      if (auth.user.includes(":")) {
+        throw new RpcServerError("BAD_OPTIONS", 'RPC user must not contain ":" (HTTP Basic cannot carry it)');
+      }
+    }
+    for (const key of ["maxBodyBytes", "maxConcurrent", "maxBatch", "requestTimeoutMs"] as const) {
+      const v = this.opts[key];
+      if (!Number.isSafeInteger(v) || v <= 0) {
+        throw new RpcServerError("BAD_OPTIONS", `RPC option ${key} must be a positive integer, got ${v}`);
+      }
+    }
+    this.registerHelp();
+  }
+
+  /** The bound address once started, else null. */
+  get address(): { host: string; port: number } | null {
+    return this.bound;
+  }
+
+  register(name: string, def: MethodDef): void {
+    if (!/^[a-z][a-z0-9_]*$/.test(name)) throw new Error(`bad RPC method name ${JSON.stringify(name)}`);
+    if (this.methods.has(name)) throw new Error(`RPC method ${name} is already registered`);
+    validateParamSpecs(name, def.params);
+    this.methods.set(name, def);
+  }
+
+  /** Mounts another HTTP handler on this listener. Routes require auth unless `auth: false`. */
+  addRoute(method: "GET" | "POST", path: string, handler: RouteHandler, opts: { auth?: boolean } = {}): void {
+    if (!path.startsWith("/")) throw new Error(`route path must start with "/": ${path}`);
+    if (method === "POST" && path === "/") throw new Error('POST "/" is the JSON-RPC endpoint');
+    const key = `${method} ${path}`;
+    if (this.routes.has(key)) throw new Error(`route ${key} is already registered`);
+    this.routes.set(key, { handler, auth: opts.auth ?? true });
+  }
+
+  async start(): Promise<{ host: string; port: number }> {
+    if (this.server) throw new RpcServerError("ALREADY_STARTED", "RPC server is already started");
+    const { host, port, auth } = this.opts;
+    if (!isLoopbackHost(host)) {
+      this.logger.warn(
+        "RPC is listening on a non-loopback address: anyone who can reach it may try credentials",
+        { host, port },
+      );
+    }
+    let user: string;
+    let password: string;
+    if (auth.kind === "cookie") {
+      user = COOKIE_USER;
+      password = this.random.bytes(COOKIE_SECRET_BYTES).toString("hex");
+      writeCookieFile(auth.cookieFile, password);
+      this.cookiePassword = password;
+    } else {
+      user = auth.user;
+      password = auth.password;
+    }
+    this.expectedAuthDigest = sha256(`${user}:${password}`);
+    this.stopping = false;
+
+    const server = createServer((req, res) => {
+      void this.onRequest(req, res);
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, host, () => {
+          server.off("error", reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      this.removeCookie();
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new RpcServerError("LISTEN_FAILED", `cannot listen for RPC on ${host}:${port}: ${reason}`, {
+        host,
+        port,
+      });
+    }
+    server.on("error", (err) => this.logger.error("RPC server error", {}, err));
+    this.server = server;
+    const info = server.address() as AddressInfo;
+    this.bound = { host: info.address, port: info.port };
+    this.logger.info("RPC server listening", { host: info.address, port: info.port, auth: auth.kind });
+    return { ...this.bound };
+  }
+
+  /** Stops listening, lets in-flight requests finish (up to stopGraceMs), closes every
+   * connection, and removes the cookie. */
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.stopping = true;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    if (this.inFlight > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = this.clock.setTimeout(resolve, this.opts.stopGraceMs);
+        this.onDrained = () => {
+          timer.cancel();
+          resolve();
+        };
+      });
+      this.onDrained = null;
+    }
+    server.closeAllConnections();
+    await closed;
+    this.server = null;
+    this.bound = null;
+    this.expectedAuthDigest = null;
+    this.removeCookie();
+    this.logger.info("RPC server stopped");
+  }
+
+  private removeCookie(): void {
+    const { auth } = this.opts;
+    if (auth.kind === "cookie" && this.cookiePassword !== null) {
+      removeCookieFile(auth.cookieFile, this.cookiePassword);
+      this.cookiePassword = null;
+    }
+  }
+
+  private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.inFlight++;
+    if (this.stopping) res.setHeader("Connection", "close");
+    try {
+      await this.route(req, res);
+    } catch (err) {
+      this.logger.error("RPC HTTP handler failed", { method: req.method, path: req.url }, err);
+      if (!res.headersSent) {
+        sendJson(res, 500, errorResponse(null, { code: INTERNAL_ERROR, message: "internal error" }));
+      } else {
+        res.destroy();
+      }
+    } finally {
+      this.inFlight--;
+      if (this.inFlight === 0) this.onDrained?.();
+    }
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = req.method ?? "GET";
+    const path = (req.url ?? "/").split("?", 1)[0] ?? "/";
+    const route = this.routes.get(`${method} ${path}`);
+    if (route) {
+      if (route.auth && !this.authorize(req, res)) return;
+      await route.handler(req, res);
+      return;
+    }
+    if (method === "POST" && path === "/") {
+      if (!this.authorize(req, res)) return;
+      await this.handleRpc(req, res);
+      return;
+    }
+    const allowed = (["GET", "POST"] as const).filter(
+      (m) => this.routes.has(`${m} ${path}`) || (m === "POST" && path === "/"),
+    );
+    if (allowed.length > 0) {
+      sendJson(res, 405, JSON.stringify({ error: `method ${method} not allowed on ${path}` }), {
+        Allow: allowed.join(", "),
+      });
+    } else {
+      sendJson(res, 404, JSON.stringify({ error: `not found: ${path}` }));
+    }
+  }
+
+  /** Checks HTTP Basic credentials; on failure answers 401 and returns false. */
+  private authorize(req: IncomingMessage, res: ServerResponse): boolean {
+    const header = req.headers.authorization;
+    const match = header === undefined ? null : /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+    const expected = this.expectedAuthDigest;
+    if (match?.[1] !== undefined && expected !== null) {
+      const given = sha256(Buffer.from(match[1], "base64").toString("utf8"));
+      if (timingSafeEqual(given, expected)) return true;
+    }
+    if (header !== undefined) this.warnBadCredentials(req);
+    sendJson(res, 401, JSON.stringify({ error: "unauthorized: missing or wrong RPC credentials" }), {
+      "WWW-Authenticate": 'Basic realm="jsonrpc"',
+    });
+    return false;
+  }
+
+  private warnBadCredentials(req: IncomingMessage): void {
+    const now = this.clock.monotonic();
+    if (now - this.lastAuthWarnAt < AUTH_WARN_INTERVAL_MS) {
+      this.suppressedAuthWarnings++;
+      return;
+    }
+    this.logger.warn("RPC request with wrong credentials", {
+      remote: req.socket.remoteAddress,
+      suppressedSinceLast: this.suppressedAuthWarnings,
+    });
+    this.lastAuthWarnAt = now;
+    this.suppressedAuthWarnings = 0;
+  }
+
+  private async handleRpc(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { maxConcurrent, maxBodyBytes } = this.opts;
+    if (this.rpcActive >= maxConcurrent) {
+      const message = `server busy: too many concurrent requests (limit ${maxConcurrent})`;
+      sendJson(res, 503, errorResponse(null, { code: SERVER_ERROR, message }));
+      return;
+    }
+    this.rpcActive++;
+    try {
+      let body: Buffer | typeof TOO_LARGE;
+      try {
+        body = await readBody(req, maxBodyBytes);
+      } catch {
+        // The client went away mid-body: nobody to answer.
+        res.destroy();
+        return;
+      }
+      if (body === TOO_LARGE) {
+        const message = `request body too large: limit ${maxBodyBytes} bytes`;
+        sendJson(res, 413, errorResponse(null, { code: INVALID_REQUEST, message }), { Connection: "close" });
+        return;
+      }
+      let payload: unknown;
+      try {
+        payload = JSON.parse(body.toString("utf8"));
+      } catch {
+        sendJson(res, 200, errorResponse(null, { code: PARSE_ERROR, message: "parse error: invalid JSON" }));
+        return;
+      }
+      const reply = await this.dispatch(payload, req.socket.remoteAddress ?? "");
+      if (reply === null) {
+        // Only notifications: JSON-RPC says to return nothing at all.
+        res.writeHead(204);
+        res.end();
+      } else {
+        sendJson(res, 200, reply);
+      }
+    } finally {
+      this.rpcActive--;
+    }
+  }
+
+  /** Answers a parsed payload (one call or a batch); null when nothing is to be returned. */
+  private async dispatch(payload: unknown, remoteAddress: string): Promise<string | null> {
+    if (!Array.isArray(payload)) return this.dispatchCall(payload, remoteAddress);
+    if (payload.length === 0) {
+      return errorResponse(null, { code: INVALID_REQUEST, message: "invalid request: empty batch" });
+    }
+    if (payload.length > this.opts.maxBatch) {
+      const message = `invalid request: batch of ${payload.length} calls exceeds the limit of ${this.opts.maxBatch}`;
+      return errorResponse(null, { code: INVALID_REQUEST, message });
+    }
+    // Calls run one after another, in order, like bitcoind: a batch may depend on its order.
+    const parts: string[] = [];
+    for (const call of payload as unknown[]) {
+      const part = await this.dispatchCall(call, remoteAddress);
+      if (part !== null) parts.push(part);
+    }
+    return parts.length > 0 ? `[${parts.join(",")}]` : null;
+  }
+
+  private async dispatchCall(call: unknown, remoteAddress: string): Promise<string | null> {
+    if (typeof call !== "object" || call === null || Array.isArray(call)) {
+      return errorResponse(null, {
+        code: INVALID_REQUEST,
+        message: "invalid request: expected a JSON object",
+      });
+    }
+    const req = call as Record<string, unknown>;
+    const isNotification = !Object.hasOwn(req, "id");
+    const rawId = req.id;
+    if (!isNotification && rawId !== null && typeof rawId !== "string" && typeof rawId !== "number") {
+      const message = "invalid request: id must be a string, a number or null";
+      return errorResponse(null, { code: INVALID_REQUEST, message });
+    }
+    const id = (rawId ?? null) as JsonRpcId;
+    if (req.jsonrpc !== undefined && req.jsonrpc !== "2.0" && req.jsonrpc !== "1.0") {
+      const message = `invalid request: unsupported jsonrpc version ${showValue(req.jsonrpc)}`;
+      return errorResponse(id, { code: INVALID_REQUEST, message });
+    }
+    if (typeof req.method !== "string") {
+      return errorResponse(id, {
+        code: INVALID_REQUEST,
+        message: "invalid request: method must be a string",
+      });
+    }
+    const outcome = await this.invoke(req.method, req.params, { id, remoteAddress });
+    if (isNotification) return null;
+    return "error" in outcome
+      ? errorResponse(id, outcome.error)
+      : `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${outcome.json}}`;
+  }
+
+  private async invoke(
+    method: string,
+    params: unknown,
+    call: { id: JsonRpcId; remoteAddress: string },
+  ): Promise<{ json: string } | { error: RpcErrorObject }> {
+    const def = this.methods.get(method);
+    if (!def) {
+      const shown =
+        method.length > MAX_ECHOED_METHOD_CHARS ? `${method.slice(0, MAX_ECHOED_METHOD_CHARS)}…` : method;
+      return { error: { code: METHOD_NOT_FOUND, message: `method not found: ${shown} (see "help")` } };
+    }
+    const started = this.clock.monotonic();
+    let ok = false;
+    try {
+      const parsed = parseParams(method, def.params, params);
+      const result = await this.runWithTimeout(method, (signal) =>
+        def.handler(parsed, { method, id: call.id, remoteAddress: call.remoteAddress, signal }),
+      );
+      const json = toRpcJson(result);
+      ok = true;
+      return { json };
+    } catch (err) {
+      if (err instanceof RpcError) {
+        const error: RpcErrorObject = { code: err.code, message: err.message };
+        if (err.data !== undefined) error.data = err.data;
+        return { error };
+      }
+      this.logger.error("RPC method failed", { method }, err);
+      return { error: { code: INTERNAL_ERROR, message: "internal error" } };
+    } finally {
+      this.opts.onCall?.(method, this.clock.monotonic() - started, ok);
+    }
+  }
+
+  private runWithTimeout(method: string, fn: (signal: AbortSignal) => unknown): Promise<unknown> {
+    const ms = this.opts.requestTimeoutMs;
+    const abort = new AbortController();
+    return new Promise((resolve, reject) => {
+      const timer = this.clock.setTimeout(() => {
+        this.logger.warn("RPC call timed out", { method, timeoutMs: ms });
+        const err = new RpcError(SERVER_ERROR, "request timed out");
+        abort.abort(err);
+        reject(err);
+      }, ms);
+      // A late settle after the timeout lands on an already-settled promise and is ignored.
+      Promise.resolve()
+        .then(() => fn(abort.signal))
+        .then(
+          (value) => {
+            timer.cancel();
+            resolve(value);
+          },
+          (err: unknown) => {
+            timer.cancel();
+            reject(err instanceof Error ? err : new Error(String(err)));
+          },
+        );
+    });
+  }
+
+  private registerHelp(): void {
+    this.register("help", {
+      description: "Lists every RPC method, or describes one method in full.",
+      params: [{ name: "command", type: "string", optional: true, description: "The method to describe." }],
+      result: "text (string): the method list, or the method's description",
+      examples: ["time-cli help", "time-cli help getblockhash"],
+      handler: (params) => {
+        const command = params.command as string | undefined;
+        if (command === undefined) {
+          return [...this.methods.keys()]
+            .sort()
+            .map((name) => synopsis(name, this.methods.get(name)?.params ?? []))
+            .join("\n");
+        }
+        const def = this.methods.get(command);
+        if (!def) throw new RpcError(RPC_INVALID_PARAMETER, `help: unknown method ${command}`);
+        return formatHelp(command, def);
+      },
+    });
+  }
+}
+
+/** The full text of `help METHOD`. */
+export function formatHelp(name: string, def: MethodDef): string {
+  const lines = [synopsis(name, def.params), "", def.description];
+  if (def.params.length > 0) lines.push("", "Arguments:", ...describeParams(def.params));
+  if (def.result !== undefined) lines.push("", "Result:", def.result);
+  if (def.examples && def.examples.length > 0) {
+    lines.push("", "Examples:", ...def.examples.map((e) => `> ${e}`));
+  }
+  return lines.join("\n");
+}
+
+function sha256(text: string): Buffer {
+  return createHash("sha256").update(text, "utf8").digest();
+}
+
+function stripUndefined<T extends object>(obj: T): T {
+  return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined)) as T;
+}
