@@ -1,0 +1,52 @@
+import type { KeyPair } from "../crypto/ed25519.js";
+import { findByOperator, registryRoot, type Registry } from "../consensus/registry.js";
+import { coinbaseOutputs } from "../consensus/rewards.js";
+import { blockHash, blockMerkleRoot, blockSigMessage, type Block, type BlockHeader } from "./block.js";
+import { BLOCK_REWARD, HEADER_VERSION, TX_VERSION } from "./constants.js";
+import { TxKind, type Tx } from "./tx.js";
+
+export interface BuildBlockOptions {
+  parentHash: Buffer;
+  parentHeight: number;
+  /** Registry after the parent; the producer must be in it. */
+  registry: Registry;
+  producer: KeyPair;
+  round: number;
+  timestamp: number;
+  /** Non-coinbase transactions, already checked against the UTXO set, in block order. */
+  txs: Tx[];
+  /** Sum of the fees of `txs`. */
+  fees: bigint;
+  /** Registry after this block when its transactions change it; defaults to `registry`. */
+  registryAfter?: Registry;
+}
+
+/** Assembles and signs a block: coinbase by the reward rule, merkle root, registry root. */
+export function buildBlock(o: BuildBlockOptions): Block {
+  const me = findByOperator(o.registry, o.producer.publicKey);
+  if (!me) throw new Error("producer is not a registered masternode");
+  const height = o.parentHeight + 1;
+  const payload = Buffer.alloc(4);
+  payload.writeUInt32LE(height);
+  const coinbase: Tx = {
+    version: TX_VERSION,
+    kind: TxKind.Coinbase,
+    inputs: [],
+    outputs: coinbaseOutputs(o.registry, me, BLOCK_REWARD, o.fees),
+    payload,
+  };
+  const txs = [coinbase, ...o.txs];
+  const header: BlockHeader = {
+    version: HEADER_VERSION,
+    height,
+    prevHash: o.parentHash,
+    merkleRoot: blockMerkleRoot(txs),
+    mnRoot: registryRoot(o.registryAfter ?? o.registry),
+    timestamp: o.timestamp,
+    round: o.round,
+    producer: o.producer.publicKey,
+    signature: Buffer.alloc(64),
+  };
+  header.signature = o.producer.sign(blockSigMessage(blockHash(header)));
+  return { header, txs };
+}

@@ -1,0 +1,429 @@
+/**
+ * ChainStore: the node's LMDB database. One environment, one key space, one-byte prefixes.
+ *
+ * Key layout (all integers big-endian in keys so ranges sort by number):
+ *   V                      -> u32 schema version (SCHEMA_VERSION)
+ *   N                      -> network name (utf8, u32 length) ‖ genesis hash (32)
+ *   T                      -> tip hash (32)
+ *   S                      -> UTXO stats: count u64 ‖ total u64 ‖ multiset hash (32)
+ *   b ‖ hash               -> block (canonical encoding)
+ *   i ‖ hash               -> block index entry (see writeIndex)
+ *   h ‖ u32be height       -> hash of the main-chain block at that height
+ *   u ‖ txid ‖ u32be index -> unspent output (UtxoEntry encoding)
+ *   d ‖ hash               -> undo data of a connected block: its txids and the outputs it spent
+ *   g ‖ mnRoot             -> masternode registry snapshot with that root (content-addressed)
+ *   R                      -> root of the registry at the tip
+ *   x ‖ txid               -> (reserved for the transaction index)
+ *
+ * Every state change (connect, disconnect, reorg) runs inside one LMDB write transaction opened by
+ * `atomically`, so a crash leaves either the old or the new state, never a mixture.
+ */
+import { mkdirSync } from "node:fs";
+import { open, type RootDatabase } from "lmdb";
+import { Reader, Writer, decodeExact } from "../codec/index.js";
+import { sha256 } from "../crypto/hash.js";
+import { decodeRegistry, encodeRegistry, registryRoot, type Registry } from "../consensus/registry.js";
+import { decodeBlock, encodeBlock, type Block } from "./block.js";
+import { ROUND_WEIGHT_BASE } from "./constants.js";
+import type { NetworkName } from "./params.js";
+import type { OutPoint } from "./tx.js";
+import { decodeUtxoEntry, encodeUtxoEntry, outpointBytes, type UtxoEntry, type UtxoView } from "./utxo.js";
+import type { BlockChanges, SpentOutput } from "./validation.js";
+
+export const SCHEMA_VERSION = 1;
+
+const K_VERSION = Buffer.from("V");
+const K_NETWORK = Buffer.from("N");
+const K_TIP = Buffer.from("T");
+const K_STATS = Buffer.from("S");
+const K_REGROOT = Buffer.from("R");
+const P_BLOCK = 0x62; // b
+const P_INDEX = 0x69; // i
+const P_HEIGHT = 0x68; // h
+const P_UTXO = 0x75; // u
+const P_UNDO = 0x64; // d
+const P_REGISTRY = 0x67; // g
+
+const MOD256 = 1n << 256n;
+
+export class StoreError extends Error {}
+
+/** What the node knows about a block without reading its body. */
+export interface BlockIndex {
+  hash: Buffer;
+  height: number;
+  prevHash: Buffer;
+  timestamp: number;
+  round: number;
+  producer: Buffer;
+  mnRoot: Buffer;
+  /** Cumulative fork-choice weight up to and including this block. */
+  work: bigint;
+  size: number;
+  txCount: number;
+}
+
+export interface UtxoStats {
+  count: number;
+  total: bigint;
+  /** Order-independent hash of the set: Σ SHA-256(outpoint ‖ entry) mod 2^256. */
+  hash: Buffer;
+}
+
+export function blockWork(round: number): bigint {
+  return ROUND_WEIGHT_BASE / BigInt(round + 1);
+}
+
+function key(prefix: number, body: Uint8Array): Buffer {
+  const k = Buffer.allocUnsafe(1 + body.length);
+  k[0] = prefix;
+  k.set(body, 1);
+  return k;
+}
+
+function heightKey(height: number): Buffer {
+  const k = Buffer.allocUnsafe(5);
+  k[0] = P_HEIGHT;
+  k.writeUInt32BE(height, 1);
+  return k;
+}
+
+function writeIndex(e: BlockIndex): Buffer {
+  const w = new Writer(200);
+  w.u32(e.height)
+    .fixed(e.prevHash, 32)
+    .u64n(e.timestamp)
+    .u32(e.round)
+    .fixed(e.producer, 32)
+    .fixed(e.mnRoot, 32);
+  w.u64(e.work).u32(e.size).u32(e.txCount);
+  return w.toBuffer();
+}
+
+function readIndex(hash: Buffer, buf: Buffer): BlockIndex {
+  return decodeExact(buf, (r: Reader) => ({
+    hash,
+    height: r.u32(),
+    prevHash: r.fixed(32),
+    timestamp: r.u64n(),
+    round: r.u32(),
+    producer: r.fixed(32),
+    mnRoot: r.fixed(32),
+    work: r.u64(),
+    size: r.u32(),
+    txCount: r.u32(),
+  }));
+}
+
+function utxoDigest(k: Buffer, v: Buffer): bigint {
+  return BigInt("0x" + sha256(Buffer.concat([k, v])).toString("hex"));
+}
+
+export class ChainStore implements UtxoView {
+  private readonly db: RootDatabase<Buffer, Buffer>;
+  private registryCache: { root: string; reg: Registry } | null = null;
+
+  private constructor(db: RootDatabase<Buffer, Buffer>) {
+    this.db = db;
+  }
+
+  /**
+   * Opens (or creates) the store in `dir`. A store made for another network or another genesis
+   * refuses to open with one clear line.
+   */
+  static open(dir: string, network: NetworkName, genesisHash: Buffer): ChainStore {
+    mkdirSync(dir, { recursive: true });
+    const db = open<Buffer, Buffer>({
+      path: dir,
+      keyEncoding: "binary",
+      encoding: "binary",
+      // Room for a long chain; LMDB only maps address space, it does not allocate it.
+      mapSize: 64 * 1024 ** 3,
+    });
+    const store = new ChainStore(db);
+    try {
+      store.checkIdentity(network, genesisHash);
+    } catch (e) {
+      db.close().catch(() => undefined);
+      throw e;
+    }
+    return store;
+  }
+
+  private checkIdentity(network: NetworkName, genesisHash: Buffer): void {
+    const v = this.db.get(K_VERSION);
+    const n = this.db.get(K_NETWORK);
+    if (v === undefined && n === undefined) return; // fresh store; init() writes identity
+    if (!v || v.readUInt32LE(0) !== SCHEMA_VERSION) {
+      throw new StoreError(
+        `chain database schema version ${v ? v.readUInt32LE(0) : "missing"} is not ${SCHEMA_VERSION}`,
+      );
+    }
+    if (!n) throw new StoreError("chain database has no network record");
+    const r = new Reader(n);
+    const storedNet = r.string(16);
+    const storedGenesis = r.fixed(32);
+    if (storedNet !== network) {
+      throw new StoreError(`data directory belongs to ${storedNet}, not ${network}`);
+    }
+    if (!storedGenesis.equals(genesisHash)) {
+      throw new StoreError(
+        `data directory was created for genesis ${storedGenesis.toString("hex")}, not ${genesisHash.toString("hex")}`,
+      );
+    }
+  }
+
+  get isEmpty(): boolean {
+    return this.db.get(K_TIP) === undefined;
+  }
+
+  /** Writes the identity records and connects the genesis block. */
+  initGenesis(
+    network: NetworkName,
+    genesis: Block,
+    genesisHash: Buffer,
+    registry: Registry,
+    changes: BlockChanges,
+  ): void {
+    this.atomically(() => {
+      const ver = Buffer.alloc(4);
+      ver.writeUInt32LE(SCHEMA_VERSION);
+      this.db.putSync(K_VERSION, ver);
+      this.db.putSync(K_NETWORK, new Writer(64).string(network, 16).fixed(genesisHash, 32).toBuffer());
+      this.putStats({ count: 0, total: 0n, hash: Buffer.alloc(32) });
+      this.putRegistrySnapshot(registry);
+      this.db.putSync(K_REGROOT, registryRoot(registry));
+      const encoded = encodeBlock(genesis);
+      const entry: BlockIndex = {
+        hash: genesisHash,
+        height: 0,
+        prevHash: genesis.header.prevHash,
+        timestamp: genesis.header.timestamp,
+        round: 0,
+        producer: genesis.header.producer,
+        mnRoot: genesis.header.mnRoot,
+        work: 0n,
+        size: encoded.length,
+        txCount: genesis.txs.length,
+      };
+      this.putBlock(entry, encoded);
+      this.applyConnect(entry, changes, []);
+    });
+  }
+
+  /** Runs `fn` in one write transaction; if it throws, nothing it wrote is kept. */
+  atomically<T>(fn: () => T): T {
+    return this.db.transactionSync(fn);
+  }
+
+  // ---- reads ----
+
+  getTipHash(): Buffer {
+    const t = this.db.get(K_TIP);
+    if (!t) throw new StoreError("chain database has no tip");
+    return Buffer.from(t);
+  }
+
+  getIndex(hash: Uint8Array): BlockIndex | undefined {
+    const v = this.db.get(key(P_INDEX, hash));
+    return v ? readIndex(Buffer.from(hash), v) : undefined;
+  }
+
+  hasBlock(hash: Uint8Array): boolean {
+    return this.db.get(key(P_INDEX, hash)) !== undefined;
+  }
+
+  getBlockBytes(hash: Uint8Array): Buffer | undefined {
+    const v = this.db.get(key(P_BLOCK, hash));
+    return v ? Buffer.from(v) : undefined;
+  }
+
+  getBlock(hash: Uint8Array): Block | undefined {
+    const v = this.db.get(key(P_BLOCK, hash));
+    return v ? decodeBlock(v) : undefined;
+  }
+
+  getHashAtHeight(height: number): Buffer | undefined {
+    if (!Number.isInteger(height) || height < 0 || height > 0xffffffff) return undefined;
+    const v = this.db.get(heightKey(height));
+    return v ? Buffer.from(v) : undefined;
+  }
+
+  getUtxo(o: OutPoint): UtxoEntry | undefined {
+    const v = this.db.get(key(P_UTXO, outpointBytes(o)));
+    return v ? decodeUtxoEntry(v) : undefined;
+  }
+
+  getStats(): UtxoStats {
+    const v = this.db.get(K_STATS);
+    if (!v) return { count: 0, total: 0n, hash: Buffer.alloc(32) };
+    return decodeExact(v, (r) => ({ count: r.u64n(), total: r.u64(), hash: r.fixed(32) }));
+  }
+
+  getRegistryRoot(): Buffer {
+    const v = this.db.get(K_REGROOT);
+    if (!v) throw new StoreError("chain database has no registry root");
+    return Buffer.from(v);
+  }
+
+  /** The registry snapshot with this root, if it was ever the registry after a connected block. */
+  getRegistryByRoot(root: Uint8Array): Registry | undefined {
+    const hex = Buffer.from(root).toString("hex");
+    if (this.registryCache?.root === hex) return this.registryCache.reg;
+    const v = this.db.get(key(P_REGISTRY, root));
+    if (!v) return undefined;
+    const reg = decodeRegistry(v);
+    this.registryCache = { root: hex, reg };
+    return reg;
+  }
+
+  getRegistry(): Registry {
+    const reg = this.getRegistryByRoot(this.getRegistryRoot());
+    if (!reg) throw new StoreError("registry snapshot for the tip is missing");
+    return reg;
+  }
+
+  /** Iterates the whole UTXO set (used by verify and gettxoutsetinfo). */
+  *iterateUtxos(): Generator<{ outpoint: OutPoint; entry: UtxoEntry; key: Buffer; value: Buffer }> {
+    const start = Buffer.from([P_UTXO]);
+    const end = Buffer.from([P_UTXO + 1]);
+    for (const { key: k, value } of this.db.getRange({ start, end })) {
+      const kb = Buffer.from(k);
+      yield {
+        outpoint: { txid: kb.subarray(1, 33), index: kb.readUInt32BE(33) },
+        entry: decodeUtxoEntry(value),
+        key: kb.subarray(1),
+        value: Buffer.from(value),
+      };
+    }
+  }
+
+  getUndo(hash: Uint8Array): { txids: Buffer[]; spent: SpentOutput[] } | undefined {
+    const v = this.db.get(key(P_UNDO, hash));
+    if (!v) return undefined;
+    return decodeExact(v, (r) => ({
+      txids: r.array(1_000_000, (r) => r.fixed(32)),
+      spent: r.array(1_000_000, (r) => ({
+        outpoint: { txid: r.fixed(32), index: r.u32() },
+        entry: decodeUtxoEntry(r.varBytes(64)),
+      })),
+    }));
+  }
+
+  // ---- writes (call inside atomically) ----
+
+  /** Stores a block body and its index entry without connecting it (side branches). */
+  putBlock(entry: BlockIndex, encoded: Buffer): void {
+    this.db.putSync(key(P_BLOCK, entry.hash), encoded);
+    this.db.putSync(key(P_INDEX, entry.hash), writeIndex(entry));
+  }
+
+  putRegistrySnapshot(reg: Registry): Buffer {
+    const root = registryRoot(reg);
+    const k = key(P_REGISTRY, root);
+    if (this.db.get(k) === undefined) this.db.putSync(k, encodeRegistry(reg));
+    return root;
+  }
+
+  private putStats(s: UtxoStats): void {
+    this.db.putSync(K_STATS, new Writer(48).u64n(s.count).u64(s.total).fixed(s.hash, 32).toBuffer());
+  }
+
+  /**
+   * Makes a validated block the new tip: spends and creates outputs, writes undo data, the height
+   * index, the registry and the tip. The block body and index entry must already be stored.
+   */
+  applyConnect(entry: BlockIndex, changes: BlockChanges, txids: Buffer[]): void {
+    const stats = this.getStats();
+    let hash = BigInt("0x" + stats.hash.toString("hex"));
+    let count = stats.count;
+    let total = stats.total;
+    for (const s of changes.spent) {
+      const k = outpointBytes(s.outpoint);
+      const v = encodeUtxoEntry(s.entry);
+      this.db.removeSync(key(P_UTXO, k));
+      hash = (hash - utxoDigest(k, v) + MOD256) % MOD256;
+      count--;
+      total -= s.entry.amount;
+    }
+    for (const c of changes.created) {
+      const k = outpointBytes(c.outpoint);
+      const v = encodeUtxoEntry(c.entry);
+      this.db.putSync(key(P_UTXO, k), v);
+      hash = (hash + utxoDigest(k, v)) % MOD256;
+      count++;
+      total += c.entry.amount;
+    }
+    this.putStats({ count, total, hash: Buffer.from(hash.toString(16).padStart(64, "0"), "hex") });
+    const undo = new Writer(64 + changes.spent.length * 80 + txids.length * 32);
+    undo.array(txids, 1_000_000, (w, id) => w.fixed(id, 32));
+    undo.array(changes.spent, 1_000_000, (w, s) => {
+      w.fixed(s.outpoint.txid, 32).u32(s.outpoint.index).varBytes(encodeUtxoEntry(s.entry), 64);
+    });
+    this.db.putSync(key(P_UNDO, entry.hash), undo.toBuffer());
+    if (changes.registry) this.putRegistrySnapshot(changes.registry);
+    this.db.putSync(K_REGROOT, entry.mnRoot);
+    this.db.putSync(heightKey(entry.height), entry.hash);
+    this.db.putSync(K_TIP, entry.hash);
+  }
+
+  /**
+   * Undoes the tip block: removes the outputs it created, restores the ones it spent, and moves
+   * the tip, the height index and the registry back to its parent. Returns the block.
+   */
+  applyDisconnect(entry: BlockIndex, parent: BlockIndex): Block {
+    const block = this.getBlock(entry.hash);
+    const undo = this.getUndo(entry.hash);
+    if (!block || !undo)
+      throw new StoreError(`cannot disconnect ${entry.hash.toString("hex")}: block or undo data missing`);
+    const stats = this.getStats();
+    let hash = BigInt("0x" + stats.hash.toString("hex"));
+    let count = stats.count;
+    let total = stats.total;
+    block.txs.forEach((tx, i) => {
+      const id = undo.txids[i]!;
+      tx.outputs.forEach((_o, index) => {
+        const k = outpointBytes({ txid: id, index });
+        const dbk = key(P_UTXO, k);
+        const v = this.db.get(dbk);
+        // An output created and spent inside the same block was never in the set.
+        if (v === undefined) return;
+        this.db.removeSync(dbk);
+        hash = (hash - utxoDigest(k, Buffer.from(v)) + MOD256) % MOD256;
+        count--;
+        total -= decodeUtxoEntry(v).amount;
+      });
+    });
+    for (const s of undo.spent) {
+      const k = outpointBytes(s.outpoint);
+      const v = encodeUtxoEntry(s.entry);
+      this.db.putSync(key(P_UTXO, k), v);
+      hash = (hash + utxoDigest(k, v)) % MOD256;
+      count++;
+      total += s.entry.amount;
+    }
+    this.putStats({ count, total, hash: Buffer.from(hash.toString(16).padStart(64, "0"), "hex") });
+    this.db.removeSync(key(P_UNDO, entry.hash));
+    this.db.removeSync(heightKey(entry.height));
+    this.db.putSync(K_REGROOT, parent.mnRoot);
+    this.db.putSync(K_TIP, parent.hash);
+    return block;
+  }
+
+  /** Recomputes the UTXO stats from the set itself (for verify). */
+  computeStats(): UtxoStats {
+    let hash = 0n;
+    let count = 0;
+    let total = 0n;
+    for (const u of this.iterateUtxos()) {
+      hash = (hash + utxoDigest(u.key, u.value)) % MOD256;
+      count++;
+      total += u.entry.amount;
+    }
+    return { count, total, hash: Buffer.from(hash.toString(16).padStart(64, "0"), "hex") };
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}

@@ -1,0 +1,335 @@
+import { ADDRESS_HASH_LEN, pubkeyHash } from "../crypto/address.js";
+import { verifySignature } from "../crypto/ed25519.js";
+import { registryRoot, type Registry } from "../consensus/registry.js";
+import { coinbaseOutputs } from "../consensus/rewards.js";
+import { scheduledProducer, slotStart } from "../consensus/schedule.js";
+import { blockHash, blockSigMessage, encodeBlock, merkleRoot, type Block } from "./block.js";
+import {
+  BLOCK_REWARD,
+  HEADER_VERSION,
+  MAX_BLOCK_SIZE,
+  MAX_MONEY,
+  MAX_TX_SIZE,
+  TX_VERSION,
+} from "./constants.js";
+import { BlockError } from "./errors.js";
+import type { ChainParams } from "./params.js";
+import { TxKind, outpointKey, txSigMessage, txSize, txid, type OutPoint, type Tx } from "./tx.js";
+import { outpointBytes, type UtxoEntry, type UtxoView } from "./utxo.js";
+
+/** A block that passed the context-free checks, with what they computed. */
+export interface CheckedBlock {
+  block: Block;
+  hash: Buffer;
+  txids: Buffer[];
+  size: number;
+}
+
+/** What a block's position in the chain gives validation. */
+export interface BlockContext {
+  params: ChainParams;
+  parentHash: Buffer;
+  parentHeight: number;
+  parentTimestamp: number;
+  /** The masternode registry as it stood after the parent. */
+  registry: Registry;
+  /** Local clock, for the future-timestamp rule only. */
+  now: number;
+}
+
+export interface SpentOutput {
+  outpoint: OutPoint;
+  entry: UtxoEntry;
+}
+
+/** The state change a block makes, computed by validation and written by the store. */
+export interface BlockChanges {
+  spent: SpentOutput[];
+  created: SpentOutput[];
+  fees: bigint;
+  /** The registry after this block, or null when the block leaves it unchanged. */
+  registry: Registry | null;
+}
+
+/** Context-free checks of one transaction (also used by the mempool). */
+export function checkTxSanity(tx: Tx): void {
+  if (tx.version !== TX_VERSION)
+    throw new BlockError("BAD_TX_VERSION", `unsupported tx version ${tx.version}`);
+  if (tx.kind !== TxKind.Transfer && tx.kind !== TxKind.Coinbase) {
+    throw new BlockError("UNSUPPORTED_TX_KIND", `transaction kind ${tx.kind} is not active`);
+  }
+  if (txSize(tx) > MAX_TX_SIZE)
+    throw new BlockError("TX_TOO_LARGE", "transaction larger than the block size cap");
+  let total = 0n;
+  for (const o of tx.outputs) {
+    if (o.amount <= 0n) throw new BlockError("ZERO_OUTPUT", "output amount must be positive");
+    if (o.amount > MAX_MONEY)
+      throw new BlockError("OUTPUT_OVER_MAX", "output amount above the maximum supply");
+    if (o.address.length !== ADDRESS_HASH_LEN) throw new BlockError("OUTPUT_OVER_MAX", "bad output address");
+    total += o.amount;
+    if (total > MAX_MONEY) throw new BlockError("OUTPUT_OVER_MAX", "outputs sum above the maximum supply");
+  }
+  if (tx.kind === TxKind.Coinbase) return;
+  if (tx.inputs.length === 0) throw new BlockError("TX_NO_INPUTS", "transaction has no inputs");
+  if (tx.outputs.length === 0) throw new BlockError("TX_NO_OUTPUTS", "transaction has no outputs");
+  if (tx.payload.length !== 0) throw new BlockError("BAD_TX_PAYLOAD", "transfer payload must be empty");
+  const seen = new Set<string>();
+  for (const i of tx.inputs) {
+    const k = outpointKey(i.prevout);
+    if (seen.has(k)) throw new BlockError("DUPLICATE_INPUT", `input ${k} spent twice in one transaction`);
+    seen.add(k);
+  }
+}
+
+/**
+ * Context-free block checks: version, size, coinbase position, per-transaction structure,
+ * duplicate transactions and the merkle root.
+ */
+export function checkBlockSanity(block: Block, encodedSize?: number): CheckedBlock {
+  const h = block.header;
+  if (h.version !== HEADER_VERSION)
+    throw new BlockError("BAD_HEADER_VERSION", `unsupported header version ${h.version}`);
+  const size = encodedSize ?? encodeBlock(block).length;
+  if (size > MAX_BLOCK_SIZE)
+    throw new BlockError("BLOCK_TOO_LARGE", `block is ${size} bytes, cap ${MAX_BLOCK_SIZE}`);
+  if (block.txs.length === 0) throw new BlockError("NO_TRANSACTIONS", "block has no transactions");
+  const first = block.txs[0]!;
+  if (first.kind !== TxKind.Coinbase)
+    throw new BlockError("FIRST_TX_NOT_COINBASE", "first transaction is not a coinbase");
+  if (first.inputs.length !== 0) throw new BlockError("BAD_COINBASE_PAYLOAD", "coinbase must have no inputs");
+  if (first.payload.length !== 4 || first.payload.readUInt32LE(0) !== h.height) {
+    throw new BlockError("BAD_COINBASE_PAYLOAD", "coinbase payload must be the block height (u32 LE)");
+  }
+  const txids: Buffer[] = [];
+  const seen = new Set<string>();
+  block.txs.forEach((tx, i) => {
+    if (i > 0 && tx.kind === TxKind.Coinbase)
+      throw new BlockError("EXTRA_COINBASE", `transaction ${i} is a second coinbase`);
+    checkTxSanity(tx);
+    const id = txid(tx);
+    const k = id.toString("hex");
+    if (seen.has(k)) throw new BlockError("DUPLICATE_TX", `transaction ${k} appears twice`);
+    seen.add(k);
+    txids.push(id);
+  });
+  if (!merkleRoot(txids).equals(h.merkleRoot))
+    throw new BlockError("BAD_MERKLE_ROOT", "merkle root does not match the transactions");
+  return { block, hash: blockHash(h), txids, size };
+}
+
+/**
+ * Header rules that need the parent: linkage, height, timestamps against the parent, the slot
+ * and the local clock, the producer's entitlement for (height, round), and its signature.
+ */
+export function checkHeaderContext(checked: CheckedBlock, ctx: BlockContext): void {
+  const h = checked.block.header;
+  if (!h.prevHash.equals(ctx.parentHash))
+    throw new BlockError("BAD_PREV_HASH", "previous hash does not match the parent");
+  if (h.height !== ctx.parentHeight + 1) {
+    throw new BlockError("BAD_HEIGHT", `height ${h.height} is not parent height ${ctx.parentHeight} + 1`);
+  }
+  if (h.timestamp <= ctx.parentTimestamp) {
+    throw new BlockError(
+      "TIME_NOT_AFTER_PARENT",
+      `timestamp ${h.timestamp} is not after the parent's ${ctx.parentTimestamp}`,
+    );
+  }
+  const slot = slotStart(ctx.params, ctx.parentTimestamp, h.round);
+  if (h.timestamp < slot) {
+    throw new BlockError(
+      "TIME_BEFORE_SLOT",
+      `timestamp ${h.timestamp} is before the slot of round ${h.round} (${slot})`,
+    );
+  }
+  if (h.timestamp > ctx.now + ctx.params.maxFutureDriftMs) {
+    // Not proof of malice (clocks drift); the block may become valid later, so a small penalty.
+    throw new BlockError(
+      "TIME_TOO_FAR_IN_FUTURE",
+      `timestamp ${h.timestamp} is too far ahead of local time ${ctx.now}`,
+      5,
+    );
+  }
+  const expected = scheduledProducer(ctx.registry, h.prevHash, h.height, h.round);
+  if (!expected || !expected.operatorPubkey.equals(h.producer)) {
+    throw new BlockError(
+      "WRONG_PRODUCER",
+      `producer ${h.producer.toString("hex")} is not scheduled for height ${h.height} round ${h.round}`,
+    );
+  }
+  if (!verifySignature(h.producer, blockSigMessage(checked.hash), h.signature)) {
+    throw new BlockError("BAD_PRODUCER_SIGNATURE", "producer signature does not verify");
+  }
+}
+
+/**
+ * The body rules that need no UTXO set: every input signature (each signs its own txid with the
+ * key it names) and the registry root. Side blocks pass these before they are stored (see
+ * Chain.processBlock); connectTransactions checks the same rules again in context.
+ */
+export function checkBodyWithoutUtxos(checked: CheckedBlock, ctx: BlockContext): void {
+  const { block, txids } = checked;
+  for (let i = 1; i < block.txs.length; i++) {
+    const tx = block.txs[i]!;
+    const msg = txSigMessage(txids[i]!);
+    const verified = new Set<string>();
+    for (const input of tx.inputs) {
+      const pair = input.pubkey.toString("latin1") + input.signature.toString("latin1");
+      if (verified.has(pair)) continue;
+      if (!verifySignature(input.pubkey, msg, input.signature)) {
+        throw new BlockError("BAD_TX_SIGNATURE", `bad signature on input ${outpointKey(input.prevout)}`);
+      }
+      verified.add(pair);
+    }
+  }
+  checkRegistryRoot(checked, registryAfterBlock(checked, ctx.registry));
+}
+
+/**
+ * The registry after a block. Step 1 activates no registry-changing transaction kind
+ * (checkTxSanity rejects them), so the registry carries over unchanged.
+ */
+export function registryAfterBlock(_checked: CheckedBlock, registry: Registry): Registry {
+  return registry;
+}
+
+function checkRegistryRoot(checked: CheckedBlock, after: Registry): void {
+  if (!registryRoot(after).equals(checked.block.header.mnRoot)) {
+    throw new BlockError("BAD_MN_ROOT", "masternode registry root does not match");
+  }
+}
+
+/**
+ * Checks one non-coinbase transaction's inputs against a UTXO view: every input exists and is
+ * mature, its key matches the output's address, its signature verifies, and outputs do not exceed
+ * inputs. Returns the fee and the spent entries. Used by blocks and by the mempool.
+ */
+export function checkTxInputs(
+  tx: Tx,
+  id: Buffer,
+  view: UtxoView,
+  spendHeight: number,
+  params: Pick<ChainParams, "coinbaseMaturity">,
+): { fee: bigint; spent: SpentOutput[] } {
+  let inSum = 0n;
+  const spent: SpentOutput[] = [];
+  const msg = txSigMessage(id);
+  // ed25519 is deterministic: one key signs one txid with one signature, so verify each pair once.
+  const verified = new Set<string>();
+  for (const input of tx.inputs) {
+    const entry = view.getUtxo(input.prevout);
+    if (!entry)
+      throw new BlockError(
+        "MISSING_INPUT",
+        `input ${outpointKey(input.prevout)} is not an unspent output`,
+        100,
+      );
+    if (entry.coinbase && entry.height > 0 && spendHeight - entry.height < params.coinbaseMaturity) {
+      throw new BlockError(
+        "IMMATURE_COINBASE_SPEND",
+        `coinbase output from height ${entry.height} is not mature at ${spendHeight}`,
+      );
+    }
+    if (!pubkeyHash(input.pubkey).equals(entry.address)) {
+      throw new BlockError(
+        "INPUT_KEY_MISMATCH",
+        `input ${outpointKey(input.prevout)} key does not match the output address`,
+      );
+    }
+    const pair = input.pubkey.toString("latin1") + input.signature.toString("latin1");
+    if (!verified.has(pair)) {
+      if (!verifySignature(input.pubkey, msg, input.signature)) {
+        throw new BlockError("BAD_TX_SIGNATURE", `bad signature on input ${outpointKey(input.prevout)}`);
+      }
+      verified.add(pair);
+    }
+    inSum += entry.amount;
+    spent.push({ outpoint: input.prevout, entry });
+  }
+  let outSum = 0n;
+  for (const o of tx.outputs) outSum += o.amount;
+  if (outSum > inSum)
+    throw new BlockError("OUTPUTS_EXCEED_INPUTS", `outputs ${outSum} exceed inputs ${inSum}`);
+  return { fee: inSum - outSum, spent };
+}
+
+/**
+ * Applies a block's transactions to a view: checks every input (no double spend within the block
+ * or against the set), the coinbase amount and split, and the registry root. Outputs created
+ * earlier in the same block may be spent later in it. Returns the changes; writes nothing.
+ */
+export function connectTransactions(checked: CheckedBlock, ctx: BlockContext, view: UtxoView): BlockChanges {
+  const { block, txids } = checked;
+  const height = block.header.height;
+  const created = new Map<string, SpentOutput>();
+  const spentKeys = new Set<string>();
+  const overlay: UtxoView = {
+    getUtxo(o) {
+      const k = outpointBytes(o).toString("latin1");
+      if (spentKeys.has(k)) return undefined;
+      return created.get(k)?.entry ?? view.getUtxo(o);
+    },
+  };
+  const spent: SpentOutput[] = [];
+  let fees = 0n;
+  for (let i = 1; i < block.txs.length; i++) {
+    const tx = block.txs[i]!;
+    for (const input of tx.inputs) {
+      if (spentKeys.has(outpointBytes(input.prevout).toString("latin1"))) {
+        throw new BlockError(
+          "DOUBLE_SPEND",
+          `output ${outpointKey(input.prevout)} is spent twice in this block`,
+        );
+      }
+    }
+    const r = checkTxInputs(tx, txids[i]!, overlay, height, ctx.params);
+    fees += r.fee;
+    for (const s of r.spent) {
+      const k = outpointBytes(s.outpoint).toString("latin1");
+      spentKeys.add(k);
+      if (created.has(k)) created.delete(k);
+      else spent.push(s);
+    }
+    addOutputs(created, tx, txids[i]!, height, false);
+  }
+  const coinbase = block.txs[0]!;
+  const producer = scheduledProducer(ctx.registry, block.header.prevHash, height, block.header.round);
+  if (!producer) throw new BlockError("WRONG_PRODUCER", "empty registry: no producer");
+  const expected = coinbaseOutputs(ctx.registry, producer, BLOCK_REWARD, fees);
+  let got = 0n;
+  for (const o of coinbase.outputs) got += o.amount;
+  let want = 0n;
+  for (const o of expected) want += o.amount;
+  if (got !== want)
+    throw new BlockError("BAD_COINBASE_AMOUNT", `coinbase pays ${got}, expected reward plus fees ${want}`);
+  const sameSplit =
+    expected.length === coinbase.outputs.length &&
+    expected.every(
+      (o, i) => o.amount === coinbase.outputs[i]!.amount && o.address.equals(coinbase.outputs[i]!.address),
+    );
+  if (!sameSplit)
+    throw new BlockError("BAD_COINBASE_SPLIT", "coinbase does not split the reward as the reward rule says");
+  addOutputs(created, coinbase, txids[0]!, height, true);
+
+  const after = registryAfterBlock(checked, ctx.registry);
+  checkRegistryRoot(checked, after);
+  return { spent, created: [...created.values()], fees, registry: after === ctx.registry ? null : after };
+}
+
+function addOutputs(
+  into: Map<string, SpentOutput>,
+  tx: Tx,
+  id: Buffer,
+  height: number,
+  coinbase: boolean,
+): void {
+  tx.outputs.forEach((o, index) => {
+    const outpoint = { txid: id, index };
+    into.set(outpointBytes(outpoint).toString("latin1"), {
+      outpoint,
+      entry: { amount: o.amount, address: o.address, height, coinbase },
+    });
+  });
+}
+
+/** Header hash helper re-exported for callers that only validate headers. */
+export { blockHash };
