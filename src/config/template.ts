@@ -73,7 +73,7 @@ const KEY_DOCS: KeyDocs = {
   consensus: {
     min_masternodes:
       "A masternode produces blocks only while it sees at least this many active masternodes (itself included).",
-    block_time_seconds: "Target seconds between blocks, in whole seconds.",
+    block_time_seconds: "Seconds between blocks (millisecond precision). Must equal the genesis block time.",
   },
   sync: {
     enable_coordinator:

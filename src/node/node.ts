@@ -1,0 +1,179 @@
+import { Chain } from "../chain/chain.js";
+import type { GenesisSpec } from "../chain/genesis.js";
+import type { NodeConfig } from "../config/index.js";
+import { parseHostPort } from "../config/index.js";
+import { readKeyFile, loadOrCreateKeyFile } from "../crypto/keyFile.js";
+import type { KeyPair } from "../crypto/ed25519.js";
+import type { Logger } from "../logging/index.js";
+import { BlockProducer } from "../masternode/producer.js";
+import { registerChainMethods } from "../rpc/chainMethods.js";
+import { RpcServer } from "../rpc/server.js";
+import type { Clock, TimerHandle } from "../util/clock.js";
+import type { Random } from "../util/random.js";
+import { TypedEmitter } from "../util/typedEmitter.js";
+import { dataDirPaths } from "./dataDir.js";
+import { acquireLock } from "./lockFile.js";
+
+export interface TimeNodeOptions {
+  config: NodeConfig;
+  genesis: GenesisSpec;
+}
+
+export interface TimeNodeModules {
+  clock: Clock;
+  random: Random;
+  logger: Logger;
+}
+
+export interface TimeNodeEvents {
+  /** Someone (the `stop` RPC) asked the node to shut down. */
+  stopRequested: void;
+}
+
+/** Every STATUS_INTERVAL_MS the node logs one line with height, tip and producer state. */
+const STATUS_INTERVAL_MS = 10_000;
+
+export class NodeStartError extends Error {}
+
+/**
+ * The composition root: builds every part from the config, starts them in order and stops them
+ * in reverse. No module reaches for a global; everything it needs is passed in here.
+ */
+export class TimeNode {
+  readonly events = new TypedEmitter<TimeNodeEvents>();
+  readonly chain: Chain;
+  readonly nodeKey: KeyPair;
+  readonly operatorKey: KeyPair | null;
+  readonly producer: BlockProducer | null;
+  readonly rpc: RpcServer | null;
+  private readonly startedAt: number;
+  private statusTimer: TimerHandle | null = null;
+  private stopped = false;
+  private readonly releaseLock: () => void;
+
+  private constructor(
+    readonly config: NodeConfig,
+    private readonly modules: TimeNodeModules,
+    parts: { chain: Chain; nodeKey: KeyPair; operatorKey: KeyPair | null; release: () => void },
+  ) {
+    this.releaseLock = parts.release;
+    this.chain = parts.chain;
+    this.nodeKey = parts.nodeKey;
+    this.operatorKey = parts.operatorKey;
+    this.startedAt = modules.clock.monotonic();
+    const log = modules.logger;
+    this.producer = this.operatorKey
+      ? new BlockProducer(
+          { minMasternodes: config.consensus.min_masternodes, operatorKey: this.operatorKey },
+          {
+            chain: this.chain,
+            clock: modules.clock,
+            logger: log.child({ module: "producer" }),
+            // Until masternodes gossip liveness (P2P), the only active masternode a node can see is itself.
+            activeMasternodes: () => 1,
+          },
+        )
+      : null;
+    this.rpc = config.rpc.enabled ? this.makeRpc() : null;
+  }
+
+  private makeRpc(): RpcServer {
+    const { host, port } = parseHostPort(this.config.rpc.listen_address, { allowPortZero: true });
+    const paths = dataDirPaths(this.config.node.data_dir);
+    const rpc = new RpcServer(
+      {
+        host,
+        port,
+        auth:
+          this.config.rpc.user !== undefined && this.config.rpc.password !== undefined
+            ? { kind: "userpass", user: this.config.rpc.user, password: this.config.rpc.password }
+            : { kind: "cookie", cookieFile: paths.cookie },
+      },
+      {
+        logger: this.modules.logger.child({ module: "rpc" }),
+        clock: this.modules.clock,
+        random: this.modules.random,
+      },
+    );
+    registerChainMethods(rpc, {
+      chain: this.chain,
+      uptime: () => (this.modules.clock.monotonic() - this.startedAt) / 1000,
+      requestStop: () =>
+        this.modules.clock.setTimeout(() => this.events.emit("stopRequested", undefined), 50),
+    });
+    return rpc;
+  }
+
+  /** Opens the chain and keys. Throws NodeStartError with one clear line on a bad data directory. */
+  static open(opts: TimeNodeOptions, modules: TimeNodeModules): TimeNode {
+    const { config, genesis } = opts;
+    if (genesis.network !== config.node.network) {
+      throw new NodeStartError(
+        `data directory ${config.node.data_dir} belongs to ${genesis.network} (its genesis.json), but the config says network = "${config.node.network}"`,
+      );
+    }
+    const wantBlockMs = Math.round(config.consensus.block_time_seconds * 1000);
+    if (wantBlockMs !== genesis.blockTimeMs) {
+      throw new NodeStartError(
+        `[consensus].block_time_seconds = ${config.consensus.block_time_seconds} does not match the genesis block time of ${genesis.blockTimeMs / 1000} s`,
+      );
+    }
+    const paths = dataDirPaths(config.node.data_dir);
+    const release = acquireLock(paths.lock);
+    try {
+      const nodeKey = loadOrCreateKeyFile(paths.nodeKey);
+      const operatorKey = config.masternode.enabled ? readKeyFile(config.masternode.operator_key_file) : null;
+      const chain = Chain.open(paths.chain, genesis, {
+        clock: modules.clock,
+        logger: modules.logger.child({ module: "chain" }),
+      });
+      return new TimeNode(config, modules, { chain, nodeKey, operatorKey, release });
+    } catch (e) {
+      release();
+      throw e;
+    }
+  }
+
+  async start(): Promise<void> {
+    const log = this.modules.logger;
+    const tip = this.chain.tip;
+    log.info("Chain opened", {
+      network: this.chain.params.network,
+      height: tip.height,
+      tip: tip.hash.toString("hex"),
+      genesis: this.chain.genesisHash.toString("hex"),
+    });
+    if (this.rpc) {
+      const addr = await this.rpc.start();
+      log.info("RPC listening", { url: `http://${addr.host}:${addr.port}/` });
+    }
+    this.producer?.start();
+    this.statusTimer = this.modules.clock.setInterval(() => this.logStatus(), STATUS_INTERVAL_MS);
+  }
+
+  get rpcUrl(): string | null {
+    const a = this.rpc?.address;
+    return a ? `http://${a.host.includes(":") ? `[${a.host}]` : a.host}:${a.port}/` : null;
+  }
+
+  private logStatus(): void {
+    const tip = this.chain.tip;
+    this.modules.logger.info("Status", {
+      height: tip.height,
+      tip: tip.hash.toString("hex").slice(0, 16),
+      producer: this.producer?.status.reason ?? "not a masternode",
+      produced: this.producer?.blocksProduced ?? 0,
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.statusTimer?.cancel();
+    this.producer?.stop();
+    if (this.rpc) await this.rpc.stop();
+    await this.chain.close();
+    this.releaseLock();
+    this.modules.logger.info("Node stopped", { height: this.chain.tip.height });
+  }
+}

@@ -1,0 +1,254 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildBlock } from "../../src/chain/blockBuilder.js";
+import {
+  blockHash,
+  blockMerkleRoot,
+  blockSigMessage,
+  decodeBlock,
+  encodeBlock,
+  type Block,
+} from "../../src/chain/block.js";
+import { Chain, type ChainOptions, type ProcessResult } from "../../src/chain/chain.js";
+import type { UtxoStats } from "../../src/chain/chainStore.js";
+import { COIN } from "../../src/chain/constants.js";
+import { makeGenesisSpec, type GenesisSpec } from "../../src/chain/genesis.js";
+import { TxKind, txSigMessage, txid, type OutPoint, type Tx } from "../../src/chain/tx.js";
+import { addressFromPubkey, pubkeyHash } from "../../src/crypto/address.js";
+import { KeyPair } from "../../src/crypto/ed25519.js";
+import { sha256 } from "../../src/crypto/hash.js";
+import { findByOperator, type Registry } from "../../src/consensus/registry.js";
+import { scheduledProducer, slotStart } from "../../src/consensus/schedule.js";
+import { ManualClock } from "../../src/util/clock.js";
+
+/** Deterministic keys: seed i = SHA-256("key" ‖ tag ‖ i). */
+export function testKey(tag: string, i: number): KeyPair {
+  return KeyPair.fromSeed(sha256(Buffer.from(`key/${tag}/${i}`)));
+}
+
+export function testKeys(tag: string, n: number): KeyPair[] {
+  return Array.from({ length: n }, (_, i) => testKey(tag, i));
+}
+
+export function tempDir(prefix = "timetest-"): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export const GENESIS_TIME = 1_700_000_000_000;
+
+export function testGenesis(opts: {
+  masternodes: KeyPair[];
+  funded?: Array<{ key: KeyPair; amount: bigint; count?: number }>;
+  blockTimeMs?: number;
+  timestamp?: number;
+}): GenesisSpec {
+  const allocations: Array<{ address: string; amount: bigint }> = [];
+  for (const f of opts.funded ?? []) {
+    for (let i = 0; i < (f.count ?? 1); i++)
+      allocations.push({ address: addressFromPubkey(f.key.publicKey, "devnet"), amount: f.amount });
+  }
+  return makeGenesisSpec({
+    network: "devnet",
+    timestamp: opts.timestamp ?? GENESIS_TIME,
+    blockTimeMs: opts.blockTimeMs ?? 1000,
+    masternodes: opts.masternodes.map((k, i) => ({
+      operatorPubkey: k.publicKey,
+      address: `127.0.1.${i + 1}:24200`,
+    })),
+    allocations,
+  });
+}
+
+/** Signs a transfer spending `inputs` (all owned by `key`). */
+export function makeTransfer(
+  key: KeyPair,
+  inputs: OutPoint[],
+  outputs: Array<{ to: Buffer; amount: bigint }>,
+): Tx {
+  const tx: Tx = {
+    version: 1,
+    kind: TxKind.Transfer,
+    inputs: inputs.map((prevout) => ({ prevout, pubkey: key.publicKey, signature: Buffer.alloc(64) })),
+    outputs: outputs.map((o) => ({ amount: o.amount, address: o.to })),
+    payload: Buffer.alloc(0),
+  };
+  const sig = key.sign(txSigMessage(txid(tx)));
+  for (const i of tx.inputs) i.signature = sig;
+  return tx;
+}
+
+export interface Coin {
+  outpoint: OutPoint;
+  amount: bigint;
+  key: KeyPair;
+}
+
+/**
+ * Drives a Chain from a test: builds blocks for whichever masternode the schedule names, moving a
+ * ManualClock so timestamps are valid. `producers` must hold every genesis masternode key.
+ */
+export class ChainHarness {
+  readonly clock: ManualClock;
+  readonly chain: Chain;
+  readonly dir: string;
+  private readonly cleanupDir: () => void;
+
+  constructor(
+    readonly genesis: GenesisSpec,
+    readonly producers: KeyPair[],
+    dir?: string,
+    opts: ChainOptions = {},
+  ) {
+    this.clock = new ManualClock(genesis.timestamp);
+    if (dir) {
+      this.dir = dir;
+      this.cleanupDir = () => undefined;
+    } else {
+      const t = tempDir();
+      this.dir = t.dir;
+      this.cleanupDir = t.cleanup;
+    }
+    this.chain = Chain.open(this.dir, genesis, { clock: this.clock }, opts);
+  }
+
+  keyFor(pubkey: Buffer): KeyPair {
+    const k = this.producers.find((p) => p.publicKey.equals(pubkey));
+    if (!k) throw new Error("no key for producer");
+    return k;
+  }
+
+  /** Builds (but does not process) a block on `parentHash` (default: tip) at `round`. */
+  makeBlock(
+    opts: { txs?: Tx[]; fees?: bigint; round?: number; parentHash?: Buffer; timestamp?: number } = {},
+  ): Block {
+    const parent = opts.parentHash ? this.chain.getIndex(opts.parentHash)! : this.chain.tip;
+    return this.makeChild(parent, this.chain.registryAfter(parent)!, opts);
+  }
+
+  /**
+   * Builds a block on a parent block this node need not store (e.g. a block it rejected), using
+   * `registry` (default: the tip's registry, which step 1 never changes) as the parent's registry.
+   */
+  makeBlockOn(
+    parent: Block,
+    opts: { txs?: Tx[]; fees?: bigint; round?: number; timestamp?: number; registry?: Registry } = {},
+  ): Block {
+    const h = parent.header;
+    return this.makeChild(
+      { hash: blockHash(h), height: h.height, timestamp: h.timestamp },
+      opts.registry ?? this.chain.getRegistry(),
+      opts,
+    );
+  }
+
+  private makeChild(
+    parent: { hash: Buffer; height: number; timestamp: number },
+    registry: Registry,
+    opts: { txs?: Tx[]; fees?: bigint; round?: number; timestamp?: number },
+  ): Block {
+    const round = opts.round ?? 0;
+    const producer = scheduledProducer(registry, parent.hash, parent.height + 1, round)!;
+    const ts = opts.timestamp ?? slotStart(this.chain.params, parent.timestamp, round);
+    if (this.clock.now() < ts) this.clock.set(ts);
+    return buildBlock({
+      parentHash: parent.hash,
+      parentHeight: parent.height,
+      registry,
+      producer: this.keyFor(producer.operatorPubkey),
+      round,
+      timestamp: ts,
+      txs: opts.txs ?? [],
+      fees: opts.fees ?? 0n,
+    });
+  }
+
+  /** Processes a block after moving the clock up to its timestamp (as a node receiving it would). */
+  feed(block: Block): ProcessResult {
+    if (this.clock.now() < block.header.timestamp) this.clock.set(block.header.timestamp);
+    return this.chain.processBlock(block);
+  }
+
+  /** Everything that must match between two nodes on the same chain. */
+  snapshot(): ChainSnapshot {
+    const s = this.chain.storage;
+    return {
+      tip: this.chain.tip.hash.toString("hex"),
+      height: this.chain.height,
+      storedTip: s.getTipHash().toString("hex"),
+      stats: s.getStats(),
+      registryRoot: s.getRegistryRoot().toString("hex"),
+      // The main-chain height index, one past the tip (which must be empty).
+      heightIndex: Array.from(
+        { length: this.chain.height + 2 },
+        (_, i) => s.getHashAtHeight(i)?.toString("hex") ?? "none",
+      ),
+      utxos: utxoDump(this.chain),
+    };
+  }
+
+  /** Builds and processes a block; returns it. */
+  mine(opts: Parameters<ChainHarness["makeBlock"]>[0] = {}): Block {
+    const b = this.makeBlock(opts);
+    const r = this.chain.processBlock(b);
+    if (r.status !== "connected" && r.status !== "reorged" && r.status !== "side") {
+      throw new Error(`unexpected process status ${r.status}`);
+    }
+    return b;
+  }
+
+  /** Genesis allocations owned by `key`, as spendable coins. */
+  genesisCoins(key: KeyPair): Coin[] {
+    const gHash = this.chain.getHashAtHeight(0)!;
+    const g = this.chain.getBlock(gHash)!;
+    const id = txid(g.txs[0]!);
+    const addr = pubkeyHash(key.publicKey);
+    const out: Coin[] = [];
+    g.txs[0]!.outputs.forEach((o, index) => {
+      if (o.address.equals(addr)) out.push({ outpoint: { txid: id, index }, amount: o.amount, key });
+    });
+    return out;
+  }
+
+  producerEntry(pubkey: Buffer) {
+    return findByOperator(this.chain.getRegistry(), pubkey);
+  }
+
+  async close(): Promise<void> {
+    await this.chain.close();
+    this.cleanupDir();
+  }
+}
+
+export interface ChainSnapshot {
+  tip: string;
+  height: number;
+  storedTip: string;
+  stats: UtxoStats;
+  registryRoot: string;
+  heightIndex: string[];
+  utxos: string[];
+}
+
+/** The whole UTXO set as "outpoint=entry" hex strings, in key order. */
+export function utxoDump(chain: Chain): string[] {
+  return [...chain.storage.iterateUtxos()].map((u) => `${u.key.toString("hex")}=${u.value.toString("hex")}`);
+}
+
+/** A deep copy, safe to mutate. */
+export function cloneBlock(b: Block): Block {
+  return decodeBlock(encodeBlock(b));
+}
+
+/**
+ * Recomputes the merkle root (unless `keepMerkle`) and re-signs the header with `key`, so a
+ * mutation trips only the rule under test.
+ */
+export function reseal(b: Block, key: KeyPair, opts: { keepMerkle?: boolean } = {}): Block {
+  if (!opts.keepMerkle) b.header.merkleRoot = blockMerkleRoot(b.txs);
+  b.header.signature = key.sign(blockSigMessage(blockHash(b.header)));
+  return b;
+}
+
+export { COIN };
