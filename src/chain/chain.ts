@@ -125,7 +125,12 @@ export class Chain {
         registry,
       });
     }
-    return new Chain(store, genesis, gHash, modules, opts);
+    try {
+      return new Chain(store, genesis, gHash, modules, opts);
+    } catch (e) {
+      void store.close().catch(() => undefined);
+      throw e;
+    }
   }
 
   get tip(): BlockIndex {

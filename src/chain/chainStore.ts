@@ -13,7 +13,7 @@
  *   d ‖ hash               -> undo data of a connected block: its txids and the outputs it spent
  *   g ‖ mnRoot             -> masternode registry snapshot with that root (content-addressed)
  *   R                      -> root of the registry at the tip
- *   x ‖ txid               -> (reserved for the transaction index)
+ *   x ‖ txid               -> main-chain block hash (32) ‖ u32le position of the tx in it
  *
  * Every state change (connect, disconnect, reorg) runs inside one LMDB write transaction opened by
  * `atomically`, so a crash leaves either the old or the new state, never a mixture.
@@ -43,6 +43,7 @@ const P_HEIGHT = 0x68; // h
 const P_UTXO = 0x75; // u
 const P_UNDO = 0x64; // d
 const P_REGISTRY = 0x67; // g
+const P_TXINDEX = 0x78; // x
 
 const MOD256 = 1n << 256n;
 
@@ -71,7 +72,9 @@ export interface UtxoStats {
 }
 
 export function blockWork(round: number): bigint {
-  return ROUND_WEIGHT_BASE / BigInt(round + 1);
+  // At least 1, so every block adds work and a longer chain of very late rounds still counts.
+  const w = ROUND_WEIGHT_BASE / BigInt(round + 1);
+  return w > 0n ? w : 1n;
 }
 
 function key(prefix: number, body: Uint8Array): Buffer {
@@ -207,7 +210,11 @@ export class ChainStore implements UtxoView {
         txCount: genesis.txs.length,
       };
       this.putBlock(entry, encoded);
-      this.applyConnect(entry, changes, []);
+      this.applyConnect(
+        entry,
+        changes,
+        changes.created.length > 0 ? [changes.created[0]!.outpoint.txid] : [],
+      );
     });
   }
 
@@ -298,6 +305,13 @@ export class ChainStore implements UtxoView {
     }
   }
 
+  /** Where a main-chain transaction is: its block and position. */
+  getTxLocation(txid: Uint8Array): { blockHash: Buffer; index: number } | undefined {
+    const v = this.db.get(key(P_TXINDEX, txid));
+    if (!v) return undefined;
+    return { blockHash: Buffer.from(v.subarray(0, 32)), index: v.readUInt32LE(32) };
+  }
+
   getUndo(hash: Uint8Array): { txids: Buffer[]; spent: SpentOutput[] } | undefined {
     const v = this.db.get(key(P_UNDO, hash));
     if (!v) return undefined;
@@ -361,6 +375,12 @@ export class ChainStore implements UtxoView {
       w.fixed(s.outpoint.txid, 32).u32(s.outpoint.index).varBytes(encodeUtxoEntry(s.entry), 64);
     });
     this.db.putSync(key(P_UNDO, entry.hash), undo.toBuffer());
+    txids.forEach((id, i) => {
+      const loc = Buffer.allocUnsafe(36);
+      entry.hash.copy(loc, 0);
+      loc.writeUInt32LE(i, 32);
+      this.db.putSync(key(P_TXINDEX, id), loc);
+    });
     if (changes.registry) this.putRegistrySnapshot(changes.registry);
     this.db.putSync(K_REGROOT, entry.mnRoot);
     this.db.putSync(heightKey(entry.height), entry.hash);
@@ -404,6 +424,7 @@ export class ChainStore implements UtxoView {
     }
     this.putStats({ count, total, hash: Buffer.from(hash.toString(16).padStart(64, "0"), "hex") });
     this.db.removeSync(key(P_UNDO, entry.hash));
+    for (const id of undo.txids) this.db.removeSync(key(P_TXINDEX, id));
     this.db.removeSync(heightKey(entry.height));
     this.db.putSync(K_REGROOT, parent.mnRoot);
     this.db.putSync(K_TIP, parent.hash);
