@@ -1,0 +1,178 @@
+/**
+ * import_blocks_per_s: full validation and LMDB commit of a prebuilt chain of 1,000 blocks of 50
+ * transfers each (1 input -> 2 outputs, keys spread over 500 owners), by a fresh Chain on one core.
+ * import_vs_sig_bound: that rate over the rate signature verification alone allows for the same
+ * blocks (sig_verify_per_s / signatures per block).
+ */
+import { blockHash, decodeBlock, encodeBlock } from "../src/chain/block.js";
+import { buildBlock } from "../src/chain/blockBuilder.js";
+import { Chain } from "../src/chain/chain.js";
+import { buildGenesisBlock, genesisRegistry } from "../src/chain/genesis.js";
+import { chainParams } from "../src/chain/params.js";
+import { txid, type OutPoint, type Tx } from "../src/chain/tx.js";
+import { pubkeyHash } from "../src/crypto/address.js";
+import type { KeyPair } from "../src/crypto/ed25519.js";
+import { scheduledProducer, slotStart } from "../src/consensus/schedule.js";
+import { ManualClock } from "../src/util/clock.js";
+import { COIN, makeTransfer, testGenesis, testKeys } from "../test/helpers/chainFixture.js";
+import { round, type BenchContext, type BenchGroup, type Figure } from "./lib.js";
+import { sigVerifyFigure } from "./sigVerify.js";
+
+export const IMPORT_RATE = "import_blocks_per_s";
+export const IMPORT_VS_SIG = "import_vs_sig_bound";
+export const IMPORT_SIG_FLOOR = 0.7;
+
+const BLOCKS = 1_000;
+const TXS_PER_BLOCK = 50;
+const OWNERS = 500;
+const COINS_PER_OWNER = 10;
+const MASTERNODES = 5;
+const FEE = 1_000n;
+
+interface Coin {
+  outpoint: OutPoint;
+  amount: bigint;
+  owner: number;
+}
+
+export interface PrebuiltChain {
+  spec: ReturnType<typeof testGenesis>;
+  /** Encoded blocks 1..BLOCKS, in order. */
+  blocks: Buffer[];
+  lastTimestamp: number;
+  /** Signatures the chain has to verify per block: one per distinct (key, signature) input, plus the header. */
+  sigsPerBlock: number;
+}
+
+/**
+ * Builds the chain in memory without validating it (the timed import does that): genesis coins
+ * are queued round-robin over owners, each transfer spends the oldest queued coin and queues its
+ * two outputs, so from block 101 on blocks spend outputs of earlier blocks.
+ */
+export function buildImportChain(ctx: BenchContext): PrebuiltChain {
+  ctx.log(`import: building ${BLOCKS} blocks x ${TXS_PER_BLOCK} transfers (not timed)`);
+  const mns = testKeys("bench-import-mn", MASTERNODES);
+  const owners = testKeys("bench-import-owner", OWNERS);
+  const spec = testGenesis({
+    masternodes: mns,
+    funded: owners.map((key) => ({ key, amount: 1_000n * COIN, count: COINS_PER_OWNER })),
+  });
+  const params = chainParams(spec.network, spec.blockTimeMs);
+  const registry = genesisRegistry(spec);
+  const genesis = buildGenesisBlock(spec);
+  const gTxid = txid(genesis.txs[0]!);
+  const ownerOf = new Map(owners.map((k, i) => [pubkeyHash(k.publicKey).toString("hex"), i]));
+  const producerOf = new Map<string, KeyPair>(mns.map((k) => [k.publicKey.toString("hex"), k]));
+
+  const genesisCoins: Coin[] = genesis.txs[0]!.outputs.map((o, index) => ({
+    outpoint: { txid: gTxid, index },
+    amount: o.amount,
+    owner: ownerOf.get(o.address.toString("hex"))!,
+  }));
+  // Allocations come grouped by owner; interleave them so one block spends many keys.
+  const queue: Coin[] = [];
+  for (let round = 0; round < COINS_PER_OWNER; round++) {
+    for (let o = 0; o < OWNERS; o++) queue.push(genesisCoins[o * COINS_PER_OWNER + round]!);
+  }
+  let head = 0;
+
+  const blocks: Buffer[] = [];
+  let parentHash = blockHash(genesis.header);
+  let parentTs = genesis.header.timestamp;
+  let nTx = 0;
+  for (let height = 1; height <= BLOCKS; height++) {
+    const txs: Tx[] = [];
+    for (let t = 0; t < TXS_PER_BLOCK; t++) {
+      const coin = queue[head++]!;
+      const to = (coin.owner * 7 + nTx++) % OWNERS;
+      const half = (coin.amount - FEE) / 2n;
+      const tx = makeTransfer(
+        owners[coin.owner]!,
+        [coin.outpoint],
+        [
+          { to: pubkeyHash(owners[to]!.publicKey), amount: half },
+          { to: pubkeyHash(owners[coin.owner]!.publicKey), amount: coin.amount - FEE - half },
+        ],
+      );
+      const id = txid(tx);
+      queue.push({ outpoint: { txid: id, index: 0 }, amount: half, owner: to });
+      queue.push({ outpoint: { txid: id, index: 1 }, amount: coin.amount - FEE - half, owner: coin.owner });
+      txs.push(tx);
+    }
+    const producer = scheduledProducer(registry, parentHash, height, 0)!;
+    const timestamp = slotStart(params, parentTs, 0);
+    const block = buildBlock({
+      parentHash,
+      parentHeight: height - 1,
+      registry,
+      producer: producerOf.get(producer.operatorPubkey.toString("hex"))!,
+      round: 0,
+      timestamp,
+      txs,
+      fees: FEE * BigInt(TXS_PER_BLOCK),
+    });
+    blocks.push(encodeBlock(block));
+    parentHash = blockHash(block.header);
+    parentTs = timestamp;
+    if (height % 250 === 0) ctx.log(`import: built ${height}/${BLOCKS}`);
+  }
+  // Each transfer has one input, so one signature; plus the producer's header signature.
+  return { spec, blocks, lastTimestamp: parentTs, sigsPerBlock: TXS_PER_BLOCK + 1 };
+}
+
+/**
+ * Decodes and processes every block into a fresh Chain in a new directory. Returns the wall time
+ * and the process CPU time (all threads), both in seconds: the gap is mostly waiting for the
+ * per-block LMDB commit to reach the disk.
+ */
+export async function importChain(
+  ctx: BenchContext,
+  chain: PrebuiltChain,
+): Promise<{ seconds: number; cpuSeconds: number }> {
+  const dir = ctx.tempDir("timebench-import-");
+  const clock = new ManualClock(chain.lastTimestamp + 1);
+  const target = Chain.open(dir, chain.spec, { clock });
+  try {
+    ctx.log(`import: importing ${chain.blocks.length} blocks into a fresh chain (timed)`);
+    const cpu0 = process.cpuUsage();
+    const start = performance.now();
+    for (const buf of chain.blocks) {
+      const r = target.processBlock(decodeBlock(buf), buf.length);
+      if (r.status !== "connected") throw new Error(`block import returned ${r.status}`);
+    }
+    const seconds = (performance.now() - start) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    if (target.height !== chain.blocks.length) throw new Error(`imported to height ${target.height}`);
+    return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
+  } finally {
+    await target.close();
+  }
+}
+
+export const importBench: BenchGroup = {
+  name: "import",
+  figures: [IMPORT_RATE, IMPORT_VS_SIG],
+  async run(ctx) {
+    const chain = buildImportChain(ctx);
+    const { seconds, cpuSeconds } = await importChain(ctx, chain);
+    const rate = chain.blocks.length / seconds;
+    const figures: Figure[] = [
+      {
+        name: IMPORT_RATE,
+        value: round(rate, 1),
+        unit: "blocks/s",
+        note: `${BLOCKS} blocks x ${TXS_PER_BLOCK} transfers in ${round(seconds, 2)} s wall, CPU ${round((cpuSeconds * 1000) / BLOCKS, 1)} ms/block`,
+      },
+    ];
+    if (!ctx.wants(IMPORT_VS_SIG)) return figures;
+    const bound = sigVerifyFigure(ctx).value / chain.sigsPerBlock;
+    const ratio = rate / bound;
+    figures.push({
+      name: IMPORT_VS_SIG,
+      value: round(ratio, 3),
+      unit: "ratio",
+      note: `floor ≥ ${IMPORT_SIG_FLOOR}${ratio < IMPORT_SIG_FLOOR ? " BELOW FLOOR" : ""}; sig bound ${round(bound, 1)} blocks/s (${chain.sigsPerBlock} sigs/block)`,
+    });
+    return figures;
+  },
+};
