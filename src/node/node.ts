@@ -11,6 +11,16 @@ import { RpcServer } from "../rpc/server.js";
 import type { Clock, TimerHandle } from "../util/clock.js";
 import type { Random } from "../util/random.js";
 import { TypedEmitter } from "../util/typedEmitter.js";
+import { findByOperator } from "../consensus/registry.js";
+import { SERVICE_BLOCKS, SERVICE_MASTERNODE } from "../p2p/constants.js";
+import { goodbyeReasonName, MsgType } from "../p2p/messages.js";
+import { peerManagerOptionsFromConfig } from "../p2p/options.js";
+import type { LocalInfo } from "../p2p/peer.js";
+import { PeerManager } from "../p2p/peerManager.js";
+import { TcpTransport, type Transport } from "../p2p/transport.js";
+import { registerNetMethods } from "../rpc/netMethods.js";
+import { BlockRelay } from "../sync/blockRelay.js";
+import { BlockServer } from "../sync/blockServer.js";
 import { dataDirPaths } from "./dataDir.js";
 import { acquireLock } from "./lockFile.js";
 
@@ -23,6 +33,8 @@ export interface TimeNodeModules {
   clock: Clock;
   random: Random;
   logger: Logger;
+  /** TCP by default; the simulator passes an in-memory transport. */
+  transport?: Transport;
 }
 
 export interface TimeNodeEvents {
@@ -46,6 +58,9 @@ export class TimeNode {
   readonly operatorKey: KeyPair | null;
   readonly producer: BlockProducer | null;
   readonly rpc: RpcServer | null;
+  readonly peers: PeerManager;
+  readonly relay: BlockRelay;
+  private readonly blockServer: BlockServer;
   private readonly startedAt: number;
   private statusTimer: TimerHandle | null = null;
   private stopped = false;
@@ -74,7 +89,93 @@ export class TimeNode {
           },
         )
       : null;
+    this.peers = this.makePeerManager();
+    this.blockServer = new BlockServer(this.chain);
+    this.relay = new BlockRelay(
+      {
+        batchSize: config.sync.max_sync_batch_size,
+        requestTimeoutMs: 30_000,
+        checkIntervalMs: Math.round(config.sync.coordinator_interval * 1000),
+      },
+      {
+        chain: this.chain,
+        network: this.peers,
+        clock: modules.clock,
+        logger: log.child({ module: "relay" }),
+      },
+    );
+    this.wirePeers();
     this.rpc = config.rpc.enabled ? this.makeRpc() : null;
+  }
+
+  private makePeerManager(): PeerManager {
+    const { config, modules } = this;
+    const pingMs = Math.max(1, Math.round(config.network.ping_interval * 1000));
+    const local: LocalInfo = {
+      network: this.chain.params.network,
+      magic: this.chain.params.magic,
+      genesisHash: this.chain.genesisHash,
+      nodeKey: this.nodeKey,
+      operatorKey: this.operatorKey,
+      listenAddr: () => config.network.external_address ?? config.network.listen_address,
+      services: () => SERVICE_BLOCKS | (this.operatorKey ? SERVICE_MASTERNODE : 0),
+      tip: () => ({ height: this.chain.tip.height, hash: this.chain.tip.hash }),
+    };
+    return new PeerManager(
+      // Ask one peer for addresses every 10 pings (60 s on mainnet is the ceiling).
+      peerManagerOptionsFromConfig(config.network, config.node.data_dir, {
+        discoveryIntervalMs: Math.min(60_000, Math.max(5_000, 10 * pingMs)),
+      }),
+      {
+        clock: modules.clock,
+        random: modules.random,
+        logger: modules.logger.child({ module: "p2p" }),
+        transport: modules.transport ?? new TcpTransport(),
+        local,
+        isRegisteredMasternode: (pk) => findByOperator(this.chain.getRegistry(), pk) !== undefined,
+      },
+    );
+  }
+
+  /** One handler for every peer, inbound or outbound alike. */
+  private wirePeers(): void {
+    const log = this.modules.logger.child({ module: "p2p" });
+    const ev = this.peers.events;
+    ev.on("message", ({ peer, msg }) => {
+      if (this.blockServer.handle(peer, msg)) return;
+      if (this.relay.handle(peer, msg)) return;
+      log.debug("Unhandled message", { peer: peer.addr, type: MsgType[msg.type] });
+    });
+    ev.on("peerReady", (peer) => {
+      log.info("Peer connected", {
+        peer: peer.addr,
+        nodeId: peer.nodeIdHex.slice(0, 16),
+        direction: peer.direction,
+        height: peer.height,
+      });
+      this.relay.onPeerReady(peer);
+    });
+    ev.on("peerClosed", ({ peer, reason, message, byUs }) => {
+      log.info("Peer disconnected", { peer: peer.addr, reason: goodbyeReasonName(reason), message, byUs });
+    });
+    ev.on("peerState", (peer) => this.relay.onPeerState(peer));
+    ev.onListenerError = (event, err) => log.error("Peer event handler failed", { event }, err);
+    // Masternodes from the registry are dialled forever (with their faster backoff).
+    let lastRoot = "";
+    const updateTargets = (): void => {
+      const root = this.chain.tip.mnRoot.toString("hex");
+      if (root === lastRoot) return;
+      lastRoot = root;
+      const me = this.operatorKey?.publicKey;
+      this.peers.setMasternodeAddresses(
+        this.chain
+          .getRegistry()
+          .filter((e) => !me || !e.operatorPubkey.equals(me))
+          .map((e) => e.address),
+      );
+    };
+    updateTargets();
+    this.chain.events.on("tip", updateTargets);
   }
 
   private makeRpc(): RpcServer {
@@ -95,6 +196,7 @@ export class TimeNode {
         random: this.modules.random,
       },
     );
+    registerNetMethods(rpc, { chain: this.chain, peers: this.peers, nodeId: this.nodeKey.publicKey });
     registerChainMethods(rpc, {
       chain: this.chain,
       uptime: () => (this.modules.clock.monotonic() - this.startedAt) / 1000,
@@ -143,6 +245,12 @@ export class TimeNode {
       tip: tip.hash.toString("hex"),
       genesis: this.chain.genesisHash.toString("hex"),
     });
+    await this.peers.start();
+    log.info("P2P listening", {
+      address: this.peers.localAddress,
+      nodeId: this.nodeKey.publicKey.toString("hex"),
+    });
+    this.relay.start();
     if (this.rpc) {
       const addr = await this.rpc.start();
       log.info("RPC listening", { url: `http://${addr.host}:${addr.port}/` });
@@ -161,6 +269,7 @@ export class TimeNode {
     this.modules.logger.info("Status", {
       height: tip.height,
       tip: tip.hash.toString("hex").slice(0, 16),
+      peers: this.peers.connectionCounts().total,
       producer: this.producer?.status.reason ?? "not a masternode",
       produced: this.producer?.blocksProduced ?? 0,
     });
@@ -172,6 +281,8 @@ export class TimeNode {
     this.statusTimer?.cancel();
     this.producer?.stop();
     if (this.rpc) await this.rpc.stop();
+    this.relay.stop();
+    await this.peers.stop();
     await this.chain.close();
     this.releaseLock();
     this.modules.logger.info("Node stopped", { height: this.chain.tip.height });

@@ -1,0 +1,29 @@
+/** Protocol version spoken by this node; peers below MIN_PROTOCOL_VERSION are refused. */
+export const PROTOCOL_VERSION = 1;
+export const MIN_PROTOCOL_VERSION = 1;
+
+/** Frame header: magic 4 | type u16 | length u32 | checksum 4. */
+export const FRAME_HEADER_SIZE = 14;
+/** No frame payload may exceed 8 MiB (checked before anything is buffered). */
+export const MAX_FRAME_PAYLOAD = 8 * 1024 * 1024;
+
+/** Service flags in Hello. */
+export const SERVICE_MASTERNODE = 1 << 0;
+/** Serves blocks to others (every full node does). */
+export const SERVICE_BLOCKS = 1 << 1;
+
+export const USER_AGENT = "timed-ts/0.1";
+
+/** Handshake must finish within this, or the connection is closed (HANDSHAKE_TIMEOUT). */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Default per-request timeout for request/response messages. */
+export const REQUEST_TIMEOUT_MS = 30_000;
+/**
+ * Each peer's writer queue holds at most 24 MiB: room for three maximal frames. A peer that
+ * cannot drain that much is too slow to keep, and is dropped rather than buffered without limit.
+ */
+export const MAX_SEND_QUEUE_BYTES = 24 * 1024 * 1024;
+/** Outstanding requests per peer; more would only hide a stuck peer. */
+export const MAX_PENDING_REQUESTS = 64;
+/** Block hashes remembered per peer as already known to it (relay dedup). */
+export const KNOWN_INVENTORY_PER_PEER = 4_096;

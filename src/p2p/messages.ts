@@ -1,0 +1,349 @@
+import { CodecError, Reader, Writer } from "../codec/index.js";
+import { HEADER_SIZE, readHeader, writeHeader, type BlockHeader } from "../chain/block.js";
+import { MAX_BLOCK_SIZE } from "../chain/constants.js";
+import { MAX_FRAME_PAYLOAD } from "./constants.js";
+
+/**
+ * Every P2P message (docs/PROTOCOL.md). Decoders read the fields they know and ignore any bytes
+ * after them, so fields added later at the end of a message are invisible to older nodes.
+ */
+export enum MsgType {
+  Hello = 0x0001,
+  Auth = 0x0002,
+  Goodbye = 0x0003,
+  Ping = 0x0010,
+  Pong = 0x0011,
+  GetPeers = 0x0020,
+  Peers = 0x0021,
+  NewTip = 0x0030,
+  GetBlocks = 0x0031,
+  Blocks = 0x0032,
+  GetHeaders = 0x0033,
+  Headers = 0x0034,
+  NotFound = 0x0035,
+}
+
+export enum GoodbyeReason {
+  WRONG_MAGIC = 1,
+  WRONG_NETWORK = 2,
+  WRONG_GENESIS = 3,
+  UNSUPPORTED_VERSION = 4,
+  BAD_SIGNATURE = 5,
+  SELF_CONNECTION = 6,
+  DUPLICATE_CONNECTION = 7,
+  TOO_MANY_PEERS = 8,
+  BANNED = 9,
+  HANDSHAKE_TIMEOUT = 10,
+  PING_TIMEOUT = 11,
+  PROTOCOL_VIOLATION = 12,
+  MISBEHAVIOUR = 13,
+  SHUTDOWN = 14,
+  NETWORK_DISABLED = 15,
+  SEND_QUEUE_OVERFLOW = 16,
+  MANUAL_DISCONNECT = 17,
+  TOO_MANY_FROM_IP = 18,
+  RATE_LIMITED = 19,
+  CONNECTION_LOST = 20,
+}
+
+export function goodbyeReasonName(r: number): string {
+  return GoodbyeReason[r]?.toLowerCase() ?? `unknown_${r}`;
+}
+
+export const MAX_STRING = 255;
+export const MAX_USER_AGENT = 64;
+export const MAX_PEERS_PER_MESSAGE = 1_000;
+export const MAX_LOCATOR = 64;
+export const MAX_HEADERS_PER_MESSAGE = 2_000;
+/** At most 500 blocks per request: the sync batch cap (max_sync_batch_size). */
+export const MAX_BLOCKS_PER_MESSAGE = 500;
+
+export interface HelloMsg {
+  type: MsgType.Hello;
+  version: number;
+  network: string;
+  genesisHash: Buffer;
+  nodeId: Buffer;
+  challenge: Buffer;
+  /** "host:port" where this node accepts connections; "" if it does not listen. */
+  listenAddr: string;
+  height: number;
+  tipHash: Buffer;
+  services: number;
+  userAgent: string;
+  timestamp: number;
+}
+
+export interface AuthMsg {
+  type: MsgType.Auth;
+  /** Node key over AUTH_DOMAIN ‖ peer challenge ‖ own node id ‖ peer node id ‖ genesis hash. */
+  signature: Buffer;
+  /** Masternode proof: operator key over MN_AUTH_DOMAIN ‖ peer challenge ‖ own node id. */
+  operator: { pubkey: Buffer; signature: Buffer } | null;
+}
+
+export interface GoodbyeMsg {
+  type: MsgType.Goodbye;
+  reason: number;
+  message: string;
+}
+
+export interface PingMsg {
+  type: MsgType.Ping;
+  nonce: number;
+  height: number;
+  tipHash: Buffer;
+  timestamp: number;
+}
+
+export interface PongMsg {
+  type: MsgType.Pong;
+  nonce: number;
+  height: number;
+  tipHash: Buffer;
+  timestamp: number;
+}
+
+export interface GetPeersMsg {
+  type: MsgType.GetPeers;
+}
+
+export interface PeerAddress {
+  nodeId: Buffer;
+  address: string;
+  services: number;
+  lastSeen: number;
+}
+
+export interface PeersMsg {
+  type: MsgType.Peers;
+  peers: PeerAddress[];
+}
+
+export interface NewTipMsg {
+  type: MsgType.NewTip;
+  height: number;
+  hash: Buffer;
+  header: BlockHeader;
+}
+
+export interface GetBlocksMsg {
+  type: MsgType.GetBlocks;
+  reqId: number;
+  hashes: Buffer[];
+}
+
+export interface BlocksMsg {
+  type: MsgType.Blocks;
+  reqId: number;
+  /** Each block in its canonical encoding, kept raw so its size is known and it is decoded once. */
+  blocks: Buffer[];
+}
+
+export interface GetHeadersMsg {
+  type: MsgType.GetHeaders;
+  reqId: number;
+  /** Block locator: newest first, dense near the tip then exponentially sparse. */
+  locator: Buffer[];
+  /** Stop after this hash; zero = no stop. */
+  stopHash: Buffer;
+  max: number;
+}
+
+export interface HeadersMsg {
+  type: MsgType.Headers;
+  reqId: number;
+  headers: BlockHeader[];
+}
+
+export interface NotFoundMsg {
+  type: MsgType.NotFound;
+  reqId: number;
+  message: string;
+}
+
+export type Message =
+  | HelloMsg
+  | AuthMsg
+  | GoodbyeMsg
+  | PingMsg
+  | PongMsg
+  | GetPeersMsg
+  | PeersMsg
+  | NewTipMsg
+  | GetBlocksMsg
+  | BlocksMsg
+  | GetHeadersMsg
+  | HeadersMsg
+  | NotFoundMsg;
+
+export type MessageOf<T extends MsgType> = Extract<Message, { type: T }>;
+
+interface MsgCodec<T extends MsgType> {
+  /** Largest payload accepted for this type (checked before buffering). */
+  cap: number;
+  write(w: Writer, m: MessageOf<T>): void;
+  read(r: Reader): Omit<MessageOf<T>, "type">;
+}
+
+const hash = (r: Reader): Buffer => r.fixed(32);
+
+const CODECS: { [T in MsgType]: MsgCodec<T> } = {
+  [MsgType.Hello]: {
+    cap: 4_096,
+    write: (w, m) => {
+      w.u32(m.version)
+        .string(m.network, 16)
+        .fixed(m.genesisHash, 32)
+        .fixed(m.nodeId, 32)
+        .fixed(m.challenge, 32);
+      w.string(m.listenAddr, MAX_STRING).u32(m.height).fixed(m.tipHash, 32).u32(m.services);
+      w.string(m.userAgent, MAX_USER_AGENT).u64n(m.timestamp);
+    },
+    read: (r) => ({
+      version: r.u32(),
+      network: r.string(16),
+      genesisHash: hash(r),
+      nodeId: hash(r),
+      challenge: hash(r),
+      listenAddr: r.string(MAX_STRING),
+      height: r.u32(),
+      tipHash: hash(r),
+      services: r.u32(),
+      userAgent: r.string(MAX_USER_AGENT),
+      timestamp: r.u64n(),
+    }),
+  },
+  [MsgType.Auth]: {
+    cap: 1_024,
+    write: (w, m) => {
+      w.fixed(m.signature, 64);
+      if (m.operator) w.u8(1).fixed(m.operator.pubkey, 32).fixed(m.operator.signature, 64);
+      else w.u8(0);
+    },
+    read: (r) => {
+      const signature = r.fixed(64);
+      const has = r.bool();
+      return { signature, operator: has ? { pubkey: r.fixed(32), signature: r.fixed(64) } : null };
+    },
+  },
+  [MsgType.Goodbye]: {
+    cap: 1_024,
+    write: (w, m) => void w.u16(m.reason).string(m.message, MAX_STRING),
+    read: (r) => ({ reason: r.u16(), message: r.string(MAX_STRING) }),
+  },
+  [MsgType.Ping]: {
+    cap: 256,
+    write: (w, m) => void w.u64n(m.nonce).u32(m.height).fixed(m.tipHash, 32).u64n(m.timestamp),
+    read: (r) => ({ nonce: r.u64n(), height: r.u32(), tipHash: hash(r), timestamp: r.u64n() }),
+  },
+  [MsgType.Pong]: {
+    cap: 256,
+    write: (w, m) => void w.u64n(m.nonce).u32(m.height).fixed(m.tipHash, 32).u64n(m.timestamp),
+    read: (r) => ({ nonce: r.u64n(), height: r.u32(), tipHash: hash(r), timestamp: r.u64n() }),
+  },
+  [MsgType.GetPeers]: {
+    cap: 64,
+    write: () => undefined,
+    read: () => ({}),
+  },
+  [MsgType.Peers]: {
+    cap: 512 * 1024,
+    write: (w, m) =>
+      void w.array(m.peers, MAX_PEERS_PER_MESSAGE, (w, p) => {
+        w.fixed(p.nodeId, 32).string(p.address, MAX_STRING).u32(p.services).u64n(p.lastSeen);
+      }),
+    read: (r) => ({
+      peers: r.array(MAX_PEERS_PER_MESSAGE, (r) => ({
+        nodeId: hash(r),
+        address: r.string(MAX_STRING),
+        services: r.u32(),
+        lastSeen: r.u64n(),
+      })),
+    }),
+  },
+  [MsgType.NewTip]: {
+    cap: 1_024,
+    write: (w, m) => {
+      w.u32(m.height).fixed(m.hash, 32);
+      writeHeader(w, m.header);
+    },
+    read: (r) => ({ height: r.u32(), hash: hash(r), header: readHeader(r) }),
+  },
+  [MsgType.GetBlocks]: {
+    cap: 64 + 32 * MAX_BLOCKS_PER_MESSAGE,
+    write: (w, m) =>
+      void w.u32(m.reqId).array(m.hashes, MAX_BLOCKS_PER_MESSAGE, (w, h) => void w.fixed(h, 32)),
+    read: (r) => ({ reqId: r.u32(), hashes: r.array(MAX_BLOCKS_PER_MESSAGE, hash) }),
+  },
+  [MsgType.Blocks]: {
+    cap: MAX_FRAME_PAYLOAD,
+    write: (w, m) =>
+      void w
+        .u32(m.reqId)
+        .array(m.blocks, MAX_BLOCKS_PER_MESSAGE, (w, b) => void w.varBytes(b, MAX_BLOCK_SIZE)),
+    read: (r) => ({
+      reqId: r.u32(),
+      blocks: r.array(MAX_BLOCKS_PER_MESSAGE, (r) => r.varBytes(MAX_BLOCK_SIZE)),
+    }),
+  },
+  [MsgType.GetHeaders]: {
+    cap: 64 + 32 * MAX_LOCATOR,
+    write: (w, m) => {
+      w.u32(m.reqId).array(m.locator, MAX_LOCATOR, (w, h) => void w.fixed(h, 32));
+      w.fixed(m.stopHash, 32).u32(m.max);
+    },
+    read: (r) => ({ reqId: r.u32(), locator: r.array(MAX_LOCATOR, hash), stopHash: hash(r), max: r.u32() }),
+  },
+  [MsgType.Headers]: {
+    cap: 64 + HEADER_SIZE * MAX_HEADERS_PER_MESSAGE,
+    write: (w, m) => void w.u32(m.reqId).array(m.headers, MAX_HEADERS_PER_MESSAGE, writeHeader),
+    read: (r) => ({ reqId: r.u32(), headers: r.array(MAX_HEADERS_PER_MESSAGE, readHeader) }),
+  },
+  [MsgType.NotFound]: {
+    cap: 1_024,
+    write: (w, m) => void w.u32(m.reqId).string(m.message, MAX_STRING),
+    read: (r) => ({ reqId: r.u32(), message: r.string(MAX_STRING) }),
+  },
+};
+
+/** Payload cap for a known type, or undefined for a type this node does not know (skipped). */
+export function payloadCap(type: number): number | undefined {
+  return (CODECS as Record<number, MsgCodec<MsgType> | undefined>)[type]?.cap;
+}
+
+export function encodeMessage(m: Message): Buffer {
+  const w = new Writer(256);
+  (CODECS[m.type] as MsgCodec<MsgType>).write(w, m as never);
+  return w.toBuffer();
+}
+
+/**
+ * Decodes a payload of a known type. Trailing bytes are allowed (newer fields); anything else
+ * wrong is a CodecError.
+ */
+export function decodeMessage(type: MsgType, payload: Buffer): Message {
+  const codec = (CODECS as Record<number, MsgCodec<MsgType> | undefined>)[type];
+  if (!codec) throw new CodecError("INVALID_VALUE", `unknown message type 0x${type.toString(16)}`);
+  const r = new Reader(payload);
+  try {
+    return { type, ...codec.read(r) } as Message;
+  } catch (e) {
+    if (e instanceof CodecError) throw e;
+    throw new CodecError("INVALID_VALUE", `bad ${MsgType[type]} payload: ${(e as Error).message}`);
+  }
+}
+
+/** Messages that answer a request carry its reqId. */
+export function responseReqId(m: Message): number | null {
+  switch (m.type) {
+    case MsgType.Blocks:
+    case MsgType.Headers:
+    case MsgType.NotFound:
+      return m.reqId;
+    default:
+      return null;
+  }
+}
+
+export { HEADER_SIZE };

@@ -1,0 +1,565 @@
+import { CodecError } from "../codec/index.js";
+import { verifySignature, type KeyPair } from "../crypto/ed25519.js";
+import type { Logger } from "../logging/index.js";
+import { BoundedMap } from "../util/boundedMap.js";
+import type { Clock, TimerHandle } from "../util/clock.js";
+import type { Random } from "../util/random.js";
+import { TypedEmitter } from "../util/typedEmitter.js";
+import {
+  HANDSHAKE_TIMEOUT_MS,
+  KNOWN_INVENTORY_PER_PEER,
+  MAX_PENDING_REQUESTS,
+  MAX_SEND_QUEUE_BYTES,
+  MIN_PROTOCOL_VERSION,
+  PROTOCOL_VERSION,
+  REQUEST_TIMEOUT_MS,
+  SERVICE_MASTERNODE,
+  USER_AGENT,
+} from "./constants.js";
+import { encodeFrame, FrameDecoder, FrameError } from "./frame.js";
+import {
+  decodeMessage,
+  encodeMessage,
+  goodbyeReasonName,
+  GoodbyeReason,
+  MsgType,
+  payloadCap,
+  responseReqId,
+  type HelloMsg,
+  type Message,
+  type MessageOf,
+} from "./messages.js";
+import { TokenBucket } from "./tokenBucket.js";
+import type { Connection } from "./transport.js";
+
+export const AUTH_DOMAIN = Buffer.from("TIME/p2p-auth/v1", "utf8");
+export const MN_AUTH_DOMAIN = Buffer.from("TIME/mn-auth/v1", "utf8");
+
+export type Direction = "inbound" | "outbound";
+
+/** What this node says about itself in the handshake and in pings. */
+export interface LocalInfo {
+  network: string;
+  magic: Buffer;
+  genesisHash: Buffer;
+  nodeKey: KeyPair;
+  operatorKey: KeyPair | null;
+  listenAddr: () => string;
+  services: () => number;
+  /** Current best height and tip, for Hello, Ping and Pong. */
+  tip: () => { height: number; hash: Buffer };
+}
+
+export interface PeerOptions {
+  direction: Direction;
+  /** Seconds between pings. */
+  pingIntervalMs: number;
+  /** Per message type: [tokens per second, burst]. Types not listed are unlimited. */
+  rateLimits: Partial<Record<MsgType, [number, number]>>;
+  /** Masternodes and whitelisted peers get more slack before a ping timeout (seeds). */
+  isPrivileged?: () => boolean;
+  handshakeTimeoutMs?: number;
+}
+
+export interface PeerModules {
+  clock: Clock;
+  random: Random;
+  logger: Logger;
+}
+
+export type MisbehaviourKind =
+  "PROTOCOL_VIOLATION" | "UNDECODABLE" | "RATE_LIMITED" | "INVALID_DATA" | "UNSOLICITED";
+
+export interface PeerEvents {
+  /** Handshake complete and authenticated. */
+  ready: Peer;
+  message: { peer: Peer; msg: Message };
+  /** The peer's height or tip changed (handshake, ping, pong, tip announcement). */
+  state: Peer;
+  misbehaviour: { peer: Peer; kind: MisbehaviourKind; score: number; detail: string };
+  closed: { peer: Peer; reason: GoodbyeReason; message: string; byUs: boolean };
+}
+
+export class PeerError extends Error {
+  constructor(
+    readonly code: "TIMEOUT" | "CLOSED" | "TOO_MANY_REQUESTS" | "NOT_FOUND" | "UNEXPECTED_RESPONSE",
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Pending {
+  expect: readonly MsgType[];
+  resolve: (m: Message) => void;
+  reject: (e: Error) => void;
+  timer: TimerHandle;
+}
+
+/** Ping slack as in the seeds: 3 missed pongs of 90 s for peers, 6 of 180 s for masternodes. */
+function pingPolicy(intervalMs: number, privileged: boolean): { timeoutMs: number; maxMissed: number } {
+  return privileged
+    ? { timeoutMs: 6 * intervalMs, maxMissed: 6 }
+    : { timeoutMs: 3 * intervalMs, maxMissed: 3 };
+}
+
+/**
+ * One connection to one peer, inbound or outbound alike: one message loop, one handler.
+ * The handshake authenticates the node key (each side signs the other's challenge), and a
+ * masternode also proves its operator key. After that every request type works in both
+ * directions.
+ */
+export class Peer {
+  readonly events = new TypedEmitter<PeerEvents>();
+  readonly direction: Direction;
+  readonly connectedAt: number;
+  readonly ip: string;
+  readonly port: number;
+  /** Remote Hello, once received. */
+  hello: HelloMsg | null = null;
+  /** Operator key the peer proved it holds, or null. */
+  operatorPubkey: Buffer | null = null;
+  height = 0;
+  tipHash: Buffer = Buffer.alloc(32);
+  /** Last measured round-trip time in ms, or null before the first pong. */
+  rttMs: number | null = null;
+  lastMessageAt: number;
+  bytesIn = 0;
+  bytesOut = 0;
+  state: "handshaking" | "ready" | "closed" = "handshaking";
+  closeReason: GoodbyeReason | null = null;
+
+  private readonly decoder: FrameDecoder;
+  private readonly challenge: Buffer;
+  private sentAuth = false;
+  private gotAuth = false;
+  private handshakeTimer: TimerHandle | null = null;
+  private pingTimer: TimerHandle | null = null;
+  private readonly pings = new Map<number, number>();
+  private readonly pending = new Map<number, Pending>();
+  private nextReqId = 1;
+  private readonly buckets = new Map<MsgType, TokenBucket>();
+  private readonly known = new BoundedMap<string, true>(KNOWN_INVENTORY_PER_PEER);
+
+  constructor(
+    private readonly conn: Connection,
+    private readonly local: LocalInfo,
+    private readonly opts: PeerOptions,
+    private readonly modules: PeerModules,
+  ) {
+    this.direction = opts.direction;
+    this.ip = conn.remoteHost;
+    this.port = conn.remotePort;
+    this.connectedAt = modules.clock.now();
+    this.lastMessageAt = this.connectedAt;
+    this.challenge = modules.random.bytes(32);
+    this.decoder = new FrameDecoder(local.magic, payloadCap, (type, length) =>
+      modules.logger.debug("Skipping unknown message type", { type, length }),
+    );
+    const now = modules.clock.now();
+    for (const [type, limit] of Object.entries(opts.rateLimits) as Array<[string, [number, number]]>) {
+      this.buckets.set(Number(type) as MsgType, new TokenBucket(limit[0], limit[1], now));
+    }
+  }
+
+  /** Starts the handshake. */
+  start(): void {
+    this.conn.onData((chunk) => this.onData(chunk));
+    this.conn.onClose(() => this.onConnClosed());
+    this.handshakeTimer = this.modules.clock.setTimeout(
+      () => this.close(GoodbyeReason.HANDSHAKE_TIMEOUT, "handshake did not complete in time"),
+      this.opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
+    );
+    const tip = this.local.tip();
+    this.send({
+      type: MsgType.Hello,
+      version: PROTOCOL_VERSION,
+      network: this.local.network,
+      genesisHash: this.local.genesisHash,
+      nodeId: this.local.nodeKey.publicKey,
+      challenge: this.challenge,
+      listenAddr: this.local.listenAddr(),
+      height: tip.height,
+      tipHash: tip.hash,
+      services: this.local.services(),
+      userAgent: USER_AGENT,
+      timestamp: this.modules.clock.now(),
+    });
+  }
+
+  /** The authenticated node id (the peer's public key); only valid once ready. */
+  get nodeId(): Buffer {
+    if (!this.hello) throw new Error("peer has no node id before its Hello");
+    return this.hello.nodeId;
+  }
+
+  get nodeIdHex(): string {
+    return this.hello ? this.hello.nodeId.toString("hex") : "";
+  }
+
+  /** The peer says it runs a masternode. Proven only when operatorPubkey is set. */
+  get claimsMasternode(): boolean {
+    return ((this.hello?.services ?? 0) & SERVICE_MASTERNODE) !== 0;
+  }
+
+  get addr(): string {
+    return this.ip.includes(":") ? `[${this.ip}]:${this.port}` : `${this.ip}:${this.port}`;
+  }
+
+  get sendQueueBytes(): number {
+    return this.conn.pendingBytes;
+  }
+
+  markKnown(hash: Buffer): void {
+    this.known.set(hash.toString("hex"), true);
+  }
+
+  knows(hash: Buffer): boolean {
+    return this.known.has(hash.toString("hex"));
+  }
+
+  send(msg: Message): void {
+    if (this.state === "closed") return;
+    const frame = encodeFrame(this.local.magic, msg.type, encodeMessage(msg));
+    this.bytesOut += frame.length;
+    this.conn.write(frame);
+    if (this.conn.pendingBytes > MAX_SEND_QUEUE_BYTES) {
+      this.close(GoodbyeReason.SEND_QUEUE_OVERFLOW, `send queue over ${MAX_SEND_QUEUE_BYTES} bytes`);
+    }
+  }
+
+  /**
+   * Sends a request and resolves with the response of one of the `expect` types carrying its
+   * reqId. Rejects on timeout, on a NotFound answer, or when the peer closes.
+   */
+  request<T extends MsgType>(
+    build: (reqId: number) => Message,
+    expect: readonly T[],
+    timeoutMs = REQUEST_TIMEOUT_MS,
+  ): Promise<MessageOf<T>> {
+    if (this.state !== "ready") return Promise.reject(new PeerError("CLOSED", "peer is not connected"));
+    if (this.pending.size >= MAX_PENDING_REQUESTS) {
+      return Promise.reject(new PeerError("TOO_MANY_REQUESTS", "too many requests in flight to this peer"));
+    }
+    const reqId = this.nextReqId;
+    this.nextReqId = this.nextReqId >= 0xffffffff ? 1 : this.nextReqId + 1;
+    return new Promise<MessageOf<T>>((resolve, reject) => {
+      const timer = this.modules.clock.setTimeout(() => {
+        this.pending.delete(reqId);
+        reject(new PeerError("TIMEOUT", `request ${reqId} to ${this.addr} timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(reqId, { expect, resolve: resolve as (m: Message) => void, reject, timer });
+      this.send(build(reqId));
+    });
+  }
+
+  /** Ends the connection, telling the peer why. Idempotent. */
+  close(reason: GoodbyeReason, message = ""): void {
+    if (this.state === "closed") return;
+    if (reason !== GoodbyeReason.CONNECTION_LOST) {
+      try {
+        this.conn.write(
+          encodeFrame(
+            this.local.magic,
+            MsgType.Goodbye,
+            encodeMessage({ type: MsgType.Goodbye, reason, message }),
+          ),
+        );
+      } catch {
+        // best effort
+      }
+      this.conn.end();
+    } else {
+      this.conn.destroy();
+    }
+    this.finish(reason, message, true);
+  }
+
+  private finish(reason: GoodbyeReason, message: string, byUs: boolean): void {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    this.closeReason = reason;
+    this.handshakeTimer?.cancel();
+    this.pingTimer?.cancel();
+    for (const [, p] of this.pending) {
+      p.timer.cancel();
+      p.reject(new PeerError("CLOSED", `peer closed (${goodbyeReasonName(reason)})`));
+    }
+    this.pending.clear();
+    this.events.emit("closed", { peer: this, reason, message, byUs });
+  }
+
+  private onConnClosed(): void {
+    if (this.state !== "closed") this.finish(GoodbyeReason.CONNECTION_LOST, "connection lost", false);
+  }
+
+  private misbehave(kind: MisbehaviourKind, score: number, detail: string): void {
+    this.events.emit("misbehaviour", { peer: this, kind, score, detail });
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.state === "closed") return;
+    this.bytesIn += chunk.length;
+    let frames;
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (e) {
+      if (e instanceof FrameError) {
+        this.misbehave("PROTOCOL_VIOLATION", 100, e.message);
+        this.close(
+          e.code === "WRONG_MAGIC" ? GoodbyeReason.WRONG_MAGIC : GoodbyeReason.PROTOCOL_VIOLATION,
+          e.message,
+        );
+        return;
+      }
+      this.modules.logger.error("Frame decoder failed", { peer: this.addr }, e);
+      this.close(GoodbyeReason.PROTOCOL_VIOLATION, "bad framing");
+      return;
+    }
+    for (const f of frames) {
+      if ((this.state as Peer["state"]) === "closed") return;
+      let msg: Message;
+      try {
+        msg = decodeMessage(f.type as MsgType, f.payload);
+      } catch (e) {
+        const detail = `undecodable ${MsgType[f.type] ?? f.type}: ${e instanceof CodecError ? e.message : String(e)}`;
+        this.misbehave("UNDECODABLE", 100, detail);
+        this.close(GoodbyeReason.PROTOCOL_VIOLATION, detail);
+        return;
+      }
+      this.lastMessageAt = this.modules.clock.now();
+      try {
+        this.handle(msg);
+      } catch (e) {
+        // A handler bug must never take the process down; drop this peer and log.
+        this.modules.logger.error(
+          "Peer message handler failed",
+          { peer: this.addr, type: MsgType[msg.type] },
+          e,
+        );
+        this.close(GoodbyeReason.PROTOCOL_VIOLATION, "internal error handling message");
+        return;
+      }
+    }
+  }
+
+  private handle(msg: Message): void {
+    if (msg.type === MsgType.Goodbye) {
+      this.modules.logger.debug("Peer said goodbye", {
+        peer: this.addr,
+        reason: goodbyeReasonName(msg.reason),
+        message: msg.message,
+      });
+      this.conn.end();
+      this.finish(msg.reason as GoodbyeReason, msg.message, false);
+      return;
+    }
+    if (this.state === "handshaking") {
+      this.handleHandshake(msg);
+      return;
+    }
+    const bucket = this.buckets.get(msg.type);
+    if (bucket && !bucket.take(this.modules.clock.now())) {
+      this.misbehave("RATE_LIMITED", 10, `${MsgType[msg.type]} over its rate limit`);
+      return;
+    }
+    switch (msg.type) {
+      case MsgType.Hello:
+      case MsgType.Auth:
+        this.misbehave("PROTOCOL_VIOLATION", 20, "handshake message after the handshake");
+        return;
+      case MsgType.Ping: {
+        this.updateState(msg.height, msg.tipHash);
+        const tip = this.local.tip();
+        this.send({
+          type: MsgType.Pong,
+          nonce: msg.nonce,
+          height: tip.height,
+          tipHash: tip.hash,
+          timestamp: this.modules.clock.now(),
+        });
+        return;
+      }
+      case MsgType.Pong: {
+        const sentAt = this.pings.get(msg.nonce);
+        if (sentAt !== undefined) {
+          this.rttMs = this.modules.clock.monotonic() - sentAt;
+          // A pong answers this ping and every older one.
+          for (const [nonce, at] of this.pings) if (at <= sentAt) this.pings.delete(nonce);
+        }
+        this.updateState(msg.height, msg.tipHash);
+        return;
+      }
+      default:
+        break;
+    }
+    const reqId = responseReqId(msg);
+    if (reqId !== null) {
+      const p = this.pending.get(reqId);
+      if (!p) {
+        // A late answer to a timed-out request is normal; a stream of them is not, but costs little.
+        this.misbehave("UNSOLICITED", 1, `unsolicited ${MsgType[msg.type]} ${reqId}`);
+        return;
+      }
+      this.pending.delete(reqId);
+      p.timer.cancel();
+      if (msg.type === MsgType.NotFound && !p.expect.includes(MsgType.NotFound as never)) {
+        p.reject(new PeerError("NOT_FOUND", msg.message || "not found"));
+      } else if (!p.expect.includes(msg.type as never)) {
+        p.reject(
+          new PeerError(
+            "UNEXPECTED_RESPONSE",
+            `expected ${p.expect.map((t) => MsgType[t]).join("/")}, got ${MsgType[msg.type]}`,
+          ),
+        );
+        this.misbehave("PROTOCOL_VIOLATION", 20, "response of the wrong type");
+      } else {
+        p.resolve(msg);
+      }
+      return;
+    }
+    this.events.emit("message", { peer: this, msg });
+  }
+
+  /** Updates the peer's advertised height/tip (also used for block announcements). */
+  updateState(height: number, tipHash: Buffer): void {
+    if (height === this.height && tipHash.equals(this.tipHash)) return;
+    this.height = height;
+    this.tipHash = tipHash;
+    this.events.emit("state", this);
+  }
+
+  private handleHandshake(msg: Message): void {
+    if (msg.type === MsgType.Hello) {
+      if (this.hello) {
+        this.misbehave("PROTOCOL_VIOLATION", 100, "second Hello");
+        this.close(GoodbyeReason.PROTOCOL_VIOLATION, "second Hello");
+        return;
+      }
+      if (msg.version < MIN_PROTOCOL_VERSION) {
+        this.close(
+          GoodbyeReason.UNSUPPORTED_VERSION,
+          `protocol version ${msg.version} < ${MIN_PROTOCOL_VERSION}`,
+        );
+        return;
+      }
+      if (msg.network !== this.local.network) {
+        this.close(GoodbyeReason.WRONG_NETWORK, `peer is on ${msg.network}, we are on ${this.local.network}`);
+        return;
+      }
+      if (!msg.genesisHash.equals(this.local.genesisHash)) {
+        this.close(
+          GoodbyeReason.WRONG_GENESIS,
+          `peer genesis ${msg.genesisHash.toString("hex")} is not ours`,
+        );
+        return;
+      }
+      if (msg.nodeId.equals(this.local.nodeKey.publicKey)) {
+        this.close(GoodbyeReason.SELF_CONNECTION, "connected to ourselves");
+        return;
+      }
+      this.hello = msg;
+      this.height = msg.height;
+      this.tipHash = msg.tipHash;
+      const me = this.local.nodeKey.publicKey;
+      const signature = this.local.nodeKey.sign(
+        Buffer.concat([AUTH_DOMAIN, msg.challenge, me, msg.nodeId, this.local.genesisHash]),
+      );
+      const op = this.local.operatorKey;
+      this.send({
+        type: MsgType.Auth,
+        signature,
+        operator: op
+          ? { pubkey: op.publicKey, signature: op.sign(Buffer.concat([MN_AUTH_DOMAIN, msg.challenge, me])) }
+          : null,
+      });
+      this.sentAuth = true;
+      this.maybeReady();
+      return;
+    }
+    if (msg.type === MsgType.Auth) {
+      if (!this.hello || this.gotAuth) {
+        this.misbehave("PROTOCOL_VIOLATION", 100, "Auth before Hello");
+        this.close(GoodbyeReason.PROTOCOL_VIOLATION, "Auth before Hello");
+        return;
+      }
+      const them = this.hello.nodeId;
+      const ok = verifySignature(
+        them,
+        Buffer.concat([
+          AUTH_DOMAIN,
+          this.challenge,
+          them,
+          this.local.nodeKey.publicKey,
+          this.local.genesisHash,
+        ]),
+        msg.signature,
+      );
+      if (!ok) {
+        this.close(GoodbyeReason.BAD_SIGNATURE, "node key signature over our challenge does not verify");
+        return;
+      }
+      if (msg.operator) {
+        const opOk = verifySignature(
+          msg.operator.pubkey,
+          Buffer.concat([MN_AUTH_DOMAIN, this.challenge, them]),
+          msg.operator.signature,
+        );
+        if (!opOk) {
+          this.close(
+            GoodbyeReason.BAD_SIGNATURE,
+            "operator key signature over our challenge does not verify",
+          );
+          return;
+        }
+        this.operatorPubkey = msg.operator.pubkey;
+      }
+      this.gotAuth = true;
+      this.maybeReady();
+      return;
+    }
+    this.misbehave("PROTOCOL_VIOLATION", 100, `${MsgType[msg.type]} before the handshake finished`);
+    this.close(GoodbyeReason.PROTOCOL_VIOLATION, "message before handshake");
+  }
+
+  private maybeReady(): void {
+    if (!this.sentAuth || !this.gotAuth || this.state !== "handshaking") return;
+    this.state = "ready";
+    this.handshakeTimer?.cancel();
+    this.handshakeTimer = null;
+    this.pingTimer = this.modules.clock.setInterval(() => this.pingTick(), this.opts.pingIntervalMs);
+    this.events.emit("ready", this);
+    this.events.emit("state", this);
+    this.pingTick();
+  }
+
+  private pingTick(): void {
+    if (this.state !== "ready") return;
+    const now = this.modules.clock.monotonic();
+    const { timeoutMs, maxMissed } = pingPolicy(
+      this.opts.pingIntervalMs,
+      this.opts.isPrivileged?.() ?? false,
+    );
+    let missed = 0;
+    for (const at of this.pings.values()) if (now - at > timeoutMs) missed++;
+    if (missed >= maxMissed) {
+      this.close(GoodbyeReason.PING_TIMEOUT, `${missed} pongs missed`);
+      return;
+    }
+    // Keep at most maxMissed + 1 pings outstanding; the oldest are what count as missed.
+    if (this.pings.size > maxMissed) {
+      const oldest = this.pings.keys().next();
+      if (!oldest.done) this.pings.delete(oldest.value);
+    }
+    const nonce = this.modules.random.int(2 ** 48);
+    this.pings.set(nonce, now);
+    const tip = this.local.tip();
+    this.send({
+      type: MsgType.Ping,
+      nonce,
+      height: tip.height,
+      tipHash: tip.hash,
+      timestamp: this.modules.clock.now(),
+    });
+  }
+}

@@ -1,0 +1,59 @@
+import type { Chain } from "../chain/chain.js";
+import { findLocatorFork } from "../chain/locator.js";
+import { MAX_HEADERS_PER_MESSAGE, MAX_BLOCKS_PER_MESSAGE, MsgType, type Message } from "../p2p/messages.js";
+import type { Peer } from "../p2p/peer.js";
+import { decodeHeader, HEADER_SIZE } from "../chain/block.js";
+
+/** A Blocks answer stops adding blocks past 4 MiB, half the frame cap. */
+const MAX_BLOCKS_RESPONSE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Answers block and header requests from any peer, inbound or outbound. Serving never depends on
+ * whether this node itself is syncing (sync.enable_coordinator = false still serves).
+ */
+export class BlockServer {
+  constructor(private readonly chain: Chain) {}
+
+  /** Returns true if the message was a request this server answered. */
+  handle(peer: Peer, msg: Message): boolean {
+    switch (msg.type) {
+      case MsgType.GetHeaders: {
+        const max = Math.min(msg.max === 0 ? MAX_HEADERS_PER_MESSAGE : msg.max, MAX_HEADERS_PER_MESSAGE);
+        const fork = findLocatorFork(this.chain, msg.locator);
+        const headers = [];
+        for (let h = fork.height + 1; h <= this.chain.height && headers.length < max; h++) {
+          const hash = this.chain.getHashAtHeight(h);
+          if (!hash) break;
+          const bytes = this.chain.storage.getBlockBytes(hash);
+          if (!bytes) break;
+          headers.push(decodeHeader(bytes.subarray(0, HEADER_SIZE)));
+          if (hash.equals(msg.stopHash)) break;
+        }
+        peer.send({ type: MsgType.Headers, reqId: msg.reqId, headers });
+        return true;
+      }
+      case MsgType.GetBlocks: {
+        const blocks: Buffer[] = [];
+        let bytes = 0;
+        for (const hash of msg.hashes.slice(0, MAX_BLOCKS_PER_MESSAGE)) {
+          const b = this.chain.storage.getBlockBytes(hash);
+          if (!b) continue;
+          if (blocks.length > 0 && bytes + b.length > MAX_BLOCKS_RESPONSE_BYTES) break;
+          blocks.push(b);
+          bytes += b.length;
+          peer.markKnown(hash);
+        }
+        if (blocks.length === 0)
+          peer.send({
+            type: MsgType.NotFound,
+            reqId: msg.reqId,
+            message: "none of the requested blocks are known",
+          });
+        else peer.send({ type: MsgType.Blocks, reqId: msg.reqId, blocks });
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+}
