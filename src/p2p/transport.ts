@@ -85,6 +85,10 @@ class TcpConnection implements Connection {
     this.socket.resume();
   }
   end(): void {
+    // Keep reading (and discarding) so the remote's close is seen even if nobody reads any more.
+    this.socket.removeAllListeners("data");
+    this.socket.on("data", () => undefined);
+    this.socket.resume();
     this.socket.end();
     // A peer that never reads must not hold the socket open forever.
     setTimeout(() => this.socket.destroy(), 2_000).unref();
