@@ -1,8 +1,10 @@
 import type { KeyPair } from "../crypto/ed25519.js";
 import { findByOperator, registryRoot, type Registry } from "../consensus/registry.js";
 import { coinbaseOutputs } from "../consensus/rewards.js";
+import { registryAfterTxs } from "../consensus/registryTx.js";
 import { blockHash, blockMerkleRoot, blockSigMessage, type Block, type BlockHeader } from "./block.js";
 import { BLOCK_REWARD, HEADER_VERSION, TX_VERSION } from "./constants.js";
+import { BlockError } from "./errors.js";
 import { TxKind, type Tx } from "./tx.js";
 
 export interface BuildBlockOptions {
@@ -17,8 +19,21 @@ export interface BuildBlockOptions {
   txs: Tx[];
   /** Sum of the fees of `txs`. */
   fees: bigint;
-  /** Registry after this block when its transactions change it; defaults to `registry`. */
+  /**
+   * Registry after this block. By default it is computed from `registry` and `txs` (registry
+   * transactions, and spends of collateral); if `txs` break a registry rule, the parent's registry
+   * is used, so the block is built anyway and validation rejects it with the precise code.
+   */
   registryAfter?: Registry;
+}
+
+function defaultRegistryAfter(o: BuildBlockOptions, height: number): Registry {
+  try {
+    return registryAfterTxs(o.registry, o.txs, height);
+  } catch (e) {
+    if (e instanceof BlockError) return o.registry;
+    throw e;
+  }
 }
 
 /** Assembles and signs a block: coinbase by the reward rule, merkle root, registry root. */
@@ -41,7 +56,7 @@ export function buildBlock(o: BuildBlockOptions): Block {
     height,
     prevHash: o.parentHash,
     merkleRoot: blockMerkleRoot(txs),
-    mnRoot: registryRoot(o.registryAfter ?? o.registry),
+    mnRoot: registryRoot(o.registryAfter ?? defaultRegistryAfter(o, height)),
     timestamp: o.timestamp,
     round: o.round,
     producer: o.producer.publicKey,

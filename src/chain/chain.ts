@@ -25,7 +25,18 @@ export type ProcessResult =
   | { status: "reorged"; hash: Buffer; height: number; depth: number; fork: BlockIndex }
   | { status: "side"; hash: Buffer; height: number }
   | { status: "duplicate"; hash: Buffer }
-  | { status: "orphan"; hash: Buffer; prevHash: Buffer }
+  /**
+   * The block cannot be validated yet: its parent is unknown (`reason` absent or
+   * "unknown-parent"), or the parent is stored but the registry after it is not
+   * ("unknown-parent-state"; every block stored by this version has its snapshot, so only an
+   * older or damaged store can give it). Nothing is stored and the sender is not blamed.
+   */
+  | {
+      status: "orphan";
+      hash: Buffer;
+      prevHash: Buffer;
+      reason?: "unknown-parent" | "unknown-parent-state";
+    }
   | { status: "reorg-refused"; hash: Buffer; depth: number };
 
 export interface ChainEvents {
@@ -189,17 +200,27 @@ export class Chain {
     // Body errors are not cached by hash: a peer could pair a good header with a bad body.
     const checked = checkBlockSanity(block, encodedSize);
     const parent = this.store.getIndex(block.header.prevHash);
-    if (!parent) return { status: "orphan", hash, prevHash: block.header.prevHash };
+    if (!parent) return { status: "orphan", hash, prevHash: block.header.prevHash, reason: "unknown-parent" };
     const registry = this.store.getRegistryByRoot(parent.mnRoot);
-    if (!registry) throw new StoreError(`registry at ${parent.hash.toString("hex")} is unknown`);
+    if (!registry) {
+      // Input from a peer must never surface as a storage error: without the parent's registry
+      // the block cannot be checked, so it is treated like an orphan (not stored, not blamed).
+      this.logger?.warn("Parent's masternode registry is unknown; block not validated", {
+        hash: hex,
+        parent: parent.hash.toString("hex"),
+        mnRoot: parent.mnRoot.toString("hex"),
+      });
+      return { status: "orphan", hash, prevHash: block.header.prevHash, reason: "unknown-parent-state" };
+    }
     const ctx = this.contextFor(parent, registry);
     const isTipChild = parent.hash.equals(this.tipEntry.hash);
+    let sideRegistry: Registry | null = null;
     try {
       checkHeaderContext(checked, ctx);
       // A side block is stored before its transactions meet a UTXO set, so check now what needs
       // none: a stored body must not be a signature-tampered copy (it would shadow the genuine
       // block under the same hash), and it must name a registry its children can be checked with.
-      if (!isTipChild) checkBodyWithoutUtxos(checked, ctx);
+      if (!isTipChild) sideRegistry = checkBodyWithoutUtxos(checked, ctx);
     } catch (e) {
       if (e instanceof BlockError && isPermanentForHash(e.code)) this.invalid.set(hex, e);
       throw e;
@@ -220,8 +241,14 @@ export class Chain {
       this.connectTip(checked, entry, ctx);
       return { status: "connected", hash, height: entry.height };
     }
-    // A side branch: keep it, then switch if it is now the better tip.
-    this.store.atomically(() => this.store.putBlock(entry, encodeBlock(block)));
+    // A side branch: keep it with the registry after it (content-addressed by its mnRoot, so the
+    // snapshot is shared when unchanged), so its children can be validated; then switch if it is
+    // now the better tip.
+    const after = sideRegistry ?? registry;
+    this.store.atomically(() => {
+      this.store.putBlock(entry, encodeBlock(block));
+      this.store.putRegistrySnapshot(after);
+    });
     if (!isBetterTip(entry, this.tipEntry)) return { status: "side", hash, height: entry.height };
     return this.reorgTo(entry);
   }
@@ -299,6 +326,10 @@ export class Chain {
     let failure = null as BlockError | null;
     try {
       this.store.atomically(() => {
+        // The fork is on the main chain, so its registry snapshot is stored; each branch block's
+        // registry is then carried forward from connecting its parent.
+        let registry = this.store.getRegistryByRoot(fork.mnRoot);
+        if (!registry) throw new StoreError(`registry at fork ${fork.hash.toString("hex")} is missing`);
         for (let e = oldTip; !e.hash.equals(fork.hash);) {
           const parent = this.mustIndex(e.prevHash);
           disconnected.push({ block: this.store.applyDisconnect(e, parent), entry: e });
@@ -311,12 +342,11 @@ export class Chain {
           if (!block) throw new StoreError(`side block ${entry.hash.toString("hex")} body is missing`);
           try {
             const checked = checkBlockSanity(block, entry.size);
-            const registry = this.store.getRegistryByRoot(parent.mnRoot);
-            if (!registry) throw new StoreError(`registry at ${parent.hash.toString("hex")} is unknown`);
             const ctx = this.contextFor(parent, registry);
             checkHeaderContext(checked, ctx);
             const changes = connectTransactions(checked, ctx, this.store);
             this.store.applyConnect(entry, changes, checked.txids);
+            registry = changes.registry ?? registry;
           } catch (e) {
             if (e instanceof BlockError) {
               failedAt = i;

@@ -11,7 +11,10 @@
  *   h ‖ u32be height       -> hash of the main-chain block at that height
  *   u ‖ txid ‖ u32be index -> unspent output (UtxoEntry encoding)
  *   d ‖ hash               -> undo data of a connected block: its txids and the outputs it spent
- *   g ‖ mnRoot             -> masternode registry snapshot with that root (content-addressed)
+ *   g ‖ mnRoot             -> masternode registry snapshot with that root (content-addressed).
+ *                             Written for every stored block whose registry is new: when a block
+ *                             is connected, and when a side block is stored, so the mnRoot of
+ *                             every stored block resolves. Never deleted (a reorg needs them).
  *   R                      -> root of the registry at the tip
  *   x ‖ txid               -> main-chain block hash (32) ‖ u32le position of the tx in it
  *
@@ -31,6 +34,7 @@ import { decodeUtxoEntry, encodeUtxoEntry, outpointBytes, type UtxoEntry, type U
 import type { BlockChanges, SpentOutput } from "./validation.js";
 
 export const SCHEMA_VERSION = 1;
+
 
 const K_VERSION = Buffer.from("V");
 const K_NETWORK = Buffer.from("N");
@@ -220,7 +224,14 @@ export class ChainStore implements UtxoView {
 
   /** Runs `fn` in one write transaction; if it throws, nothing it wrote is kept. */
   atomically<T>(fn: () => T): T {
+    // Durable: returns once the commit is on disk. Called inside another atomically() it runs as
+    // a child transaction, so a batch of blocks shares one commit and each still rolls back alone.
     return this.db.transactionSync(fn);
+  }
+
+  /** Resolves when every commit so far is on disk; called at shutdown. */
+  async flushed(): Promise<void> {
+    await this.db.flushed;
   }
 
   // ---- reads ----
@@ -273,7 +284,7 @@ export class ChainStore implements UtxoView {
     return Buffer.from(v);
   }
 
-  /** The registry snapshot with this root, if it was ever the registry after a connected block. */
+  /** The registry snapshot with this root, if it was ever the registry after a stored block. */
   getRegistryByRoot(root: Uint8Array): Registry | undefined {
     const hex = Buffer.from(root).toString("hex");
     if (this.registryCache?.root === hex) return this.registryCache.reg;
@@ -332,6 +343,7 @@ export class ChainStore implements UtxoView {
     this.db.putSync(key(P_INDEX, entry.hash), writeIndex(entry));
   }
 
+  /** Stores a registry snapshot under its root (idempotent); returns the root. */
   putRegistrySnapshot(reg: Registry): Buffer {
     const root = registryRoot(reg);
     const k = key(P_REGISTRY, root);
@@ -445,6 +457,7 @@ export class ChainStore implements UtxoView {
   }
 
   async close(): Promise<void> {
+    await this.db.flushed;
     await this.db.close();
   }
 }

@@ -38,7 +38,27 @@ export type BlockErrorCode =
   | "OUTPUTS_EXCEED_INPUTS"
   | "BAD_COINBASE_AMOUNT"
   | "BAD_COINBASE_SPLIT"
-  | "BAD_MASTERNODE_TX";
+  // masternode registry (src/consensus/registryTx.ts states the rules R1–R17)
+  /** A registry transaction's payload does not decode, or a field is malformed (R1–R3). */
+  | "BAD_MASTERNODE_TX"
+  /** Registration: the operator's consent signature does not verify (R6). */
+  | "MN_BAD_OPERATOR_SIG"
+  /** No input signed by the entry's owner (or, for a genesis entry, its operator key) (R7, R15). */
+  | "MN_UNAUTHORISED"
+  /** Registration of an operator key that is already registered (R8). */
+  | "MN_DUPLICATE_OPERATOR"
+  /** Update or deregistration of an operator key that is not registered (R14). */
+  | "MN_UNKNOWN"
+  /** Collateral of the wrong amount or owner, present on Free, absent otherwise, or spent by the registration itself (R4, R5, R12, R13). */
+  | "MN_BAD_COLLATERAL"
+  /** The collateral outpoint is not an unspent output (R11). */
+  | "MN_COLLATERAL_MISSING"
+  /** The collateral outpoint already backs another masternode (R9). */
+  | "MN_COLLATERAL_IN_USE"
+  /** The registry already holds MAX_REGISTRY_SIZE entries (R10). */
+  | "MN_REGISTRY_FULL"
+  /** The block's transactions would leave the registry empty (R16). */
+  | "REGISTRY_EMPTY";
 
 /**
  * A block or transaction broke a rule. `banScore` is how much the peer that sent it is penalised

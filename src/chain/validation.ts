@@ -1,6 +1,12 @@
 import { ADDRESS_HASH_LEN, pubkeyHash } from "../crypto/address.js";
 import { verifySignature } from "../crypto/ed25519.js";
 import { registryRoot, type Registry } from "../consensus/registry.js";
+import {
+  RegistryBuilder,
+  checkRegistryTxSanity,
+  isRegistryTxKind,
+  registryAfterTxs,
+} from "../consensus/registryTx.js";
 import { coinbaseOutputs } from "../consensus/rewards.js";
 import { scheduledProducer, slotStart } from "../consensus/schedule.js";
 import { blockHash, blockSigMessage, encodeBlock, merkleRoot, type Block } from "./block.js";
@@ -51,11 +57,15 @@ export interface BlockChanges {
   registry: Registry | null;
 }
 
-/** Context-free checks of one transaction (also used by the mempool). */
+/**
+ * Context-free checks of one transaction (also used by the mempool). Masternode registry kinds
+ * follow the transfer rules, and their payload must pass checkRegistryTxSanity (rules R1–R5 in
+ * src/consensus/registryTx.ts).
+ */
 export function checkTxSanity(tx: Tx): void {
   if (tx.version !== TX_VERSION)
     throw new BlockError("BAD_TX_VERSION", `unsupported tx version ${tx.version}`);
-  if (tx.kind !== TxKind.Transfer && tx.kind !== TxKind.Coinbase) {
+  if (tx.kind !== TxKind.Transfer && tx.kind !== TxKind.Coinbase && !isRegistryTxKind(tx.kind)) {
     throw new BlockError("UNSUPPORTED_TX_KIND", `transaction kind ${tx.kind} is not active`);
   }
   if (txSize(tx) > MAX_TX_SIZE)
@@ -72,13 +82,15 @@ export function checkTxSanity(tx: Tx): void {
   if (tx.kind === TxKind.Coinbase) return;
   if (tx.inputs.length === 0) throw new BlockError("TX_NO_INPUTS", "transaction has no inputs");
   if (tx.outputs.length === 0) throw new BlockError("TX_NO_OUTPUTS", "transaction has no outputs");
-  if (tx.payload.length !== 0) throw new BlockError("BAD_TX_PAYLOAD", "transfer payload must be empty");
+  if (tx.kind === TxKind.Transfer && tx.payload.length !== 0)
+    throw new BlockError("BAD_TX_PAYLOAD", "transfer payload must be empty");
   const seen = new Set<string>();
   for (const i of tx.inputs) {
     const k = outpointKey(i.prevout);
     if (seen.has(k)) throw new BlockError("DUPLICATE_INPUT", `input ${k} spent twice in one transaction`);
     seen.add(k);
   }
+  if (tx.kind !== TxKind.Transfer) checkRegistryTxSanity(tx);
 }
 
 /**
@@ -163,10 +175,12 @@ export function checkHeaderContext(checked: CheckedBlock, ctx: BlockContext): vo
 
 /**
  * The body rules that need no UTXO set: every input signature (each signs its own txid with the
- * key it names) and the registry root. Side blocks pass these before they are stored (see
- * Chain.processBlock); connectTransactions checks the same rules again in context.
+ * key it names), the registry rules that need no UTXO set, and the registry root. Side blocks
+ * pass these before they are stored (see Chain.processBlock); connectTransactions checks the same
+ * rules again in context. Returns the registry after the block (the parent's when unchanged), so
+ * the caller can store its snapshot.
  */
-export function checkBodyWithoutUtxos(checked: CheckedBlock, ctx: BlockContext): void {
+export function checkBodyWithoutUtxos(checked: CheckedBlock, ctx: BlockContext): Registry {
   const { block, txids } = checked;
   for (let i = 1; i < block.txs.length; i++) {
     const tx = block.txs[i]!;
@@ -181,15 +195,19 @@ export function checkBodyWithoutUtxos(checked: CheckedBlock, ctx: BlockContext):
       verified.add(pair);
     }
   }
-  checkRegistryRoot(checked, registryAfterBlock(checked, ctx.registry));
+  const after = registryAfterBlock(checked, ctx.registry);
+  checkRegistryRoot(checked, after);
+  return after;
 }
 
 /**
- * The registry after a block. Step 1 activates no registry-changing transaction kind
- * (checkTxSanity rejects them), so the registry carries over unchanged.
+ * The registry after a block, from the registry after its parent and the block's transactions,
+ * with every registry rule except the collateral's UTXO checks (R11–R13), which need the UTXO set
+ * and run in connectTransactions. Returns `registry` itself when the block changes nothing.
+ * Throws BlockError for a registry rule broken.
  */
-export function registryAfterBlock(_checked: CheckedBlock, registry: Registry): Registry {
-  return registry;
+export function registryAfterBlock(checked: CheckedBlock, registry: Registry): Registry {
+  return registryAfterTxs(registry, checked.block.txs, checked.block.header.height);
 }
 
 function checkRegistryRoot(checked: CheckedBlock, after: Registry): void {
@@ -270,6 +288,7 @@ export function connectTransactions(checked: CheckedBlock, ctx: BlockContext, vi
     },
   };
   const spent: SpentOutput[] = [];
+  const registry = new RegistryBuilder(ctx.registry);
   let fees = 0n;
   for (let i = 1; i < block.txs.length; i++) {
     const tx = block.txs[i]!;
@@ -282,6 +301,8 @@ export function connectTransactions(checked: CheckedBlock, ctx: BlockContext, vi
       }
     }
     const r = checkTxInputs(tx, txids[i]!, overlay, height, ctx.params);
+    // Registry action and collateral removals, against the outputs as this transaction sees them.
+    registry.apply(tx, height, overlay);
     fees += r.fee;
     for (const s of r.spent) {
       const k = outpointBytes(s.outpoint).toString("latin1");
@@ -310,9 +331,9 @@ export function connectTransactions(checked: CheckedBlock, ctx: BlockContext, vi
     throw new BlockError("BAD_COINBASE_SPLIT", "coinbase does not split the reward as the reward rule says");
   addOutputs(created, coinbase, txids[0]!, height, true);
 
-  const after = registryAfterBlock(checked, ctx.registry);
+  const after = registry.finish();
   checkRegistryRoot(checked, after);
-  return { spent, created: [...created.values()], fees, registry: after === ctx.registry ? null : after };
+  return { spent, created: [...created.values()], fees, registry: registry.changed ? after : null };
 }
 
 function addOutputs(

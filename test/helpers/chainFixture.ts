@@ -18,7 +18,7 @@ import { TxKind, txSigMessage, txid, type OutPoint, type Tx } from "../../src/ch
 import { addressFromPubkey, pubkeyHash } from "../../src/crypto/address.js";
 import { KeyPair } from "../../src/crypto/ed25519.js";
 import { sha256 } from "../../src/crypto/hash.js";
-import { findByOperator, type Registry } from "../../src/consensus/registry.js";
+import { encodeRegistry, findByOperator, type Registry } from "../../src/consensus/registry.js";
 import { scheduledProducer, slotStart } from "../../src/consensus/schedule.js";
 import { ManualClock } from "../../src/util/clock.js";
 
@@ -87,20 +87,24 @@ export interface Coin {
 
 /**
  * Drives a Chain from a test: builds blocks for whichever masternode the schedule names, moving a
- * ManualClock so timestamps are valid. `producers` must hold every genesis masternode key.
+ * ManualClock so timestamps are valid. `producers` must hold every genesis masternode key; keys of
+ * masternodes registered later are added with addProducer (the harness keeps its own copy of the
+ * list, so harnesses sharing one array do not learn each other's keys).
  */
 export class ChainHarness {
   readonly clock: ManualClock;
   readonly chain: Chain;
   readonly dir: string;
+  readonly producers: KeyPair[];
   private readonly cleanupDir: () => void;
 
   constructor(
     readonly genesis: GenesisSpec,
-    readonly producers: KeyPair[],
+    producers: KeyPair[],
     dir?: string,
     opts: ChainOptions = {},
   ) {
+    this.producers = [...producers];
     this.clock = new ManualClock(genesis.timestamp);
     if (dir) {
       this.dir = dir;
@@ -111,6 +115,12 @@ export class ChainHarness {
       this.cleanupDir = t.cleanup;
     }
     this.chain = Chain.open(this.dir, genesis, { clock: this.clock }, opts);
+  }
+
+  /** Teaches the harness operator keys (e.g. of masternodes registered on chain). */
+  addProducer(...keys: KeyPair[]): void {
+    for (const k of keys)
+      if (!this.producers.some((p) => p.publicKey.equals(k.publicKey))) this.producers.push(k);
   }
 
   keyFor(pubkey: Buffer): KeyPair {
@@ -129,7 +139,7 @@ export class ChainHarness {
 
   /**
    * Builds a block on a parent block this node need not store (e.g. a block it rejected), using
-   * `registry` (default: the tip's registry, which step 1 never changes) as the parent's registry.
+   * `registry` (default: the tip's registry) as the registry after the parent.
    */
   makeBlockOn(
     parent: Block,
@@ -179,6 +189,7 @@ export class ChainHarness {
       storedTip: s.getTipHash().toString("hex"),
       stats: s.getStats(),
       registryRoot: s.getRegistryRoot().toString("hex"),
+      registry: encodeRegistry(this.chain.getRegistry()).toString("hex"),
       // The main-chain height index, one past the tip (which must be empty).
       heightIndex: Array.from(
         { length: this.chain.height + 2 },
@@ -227,6 +238,8 @@ export interface ChainSnapshot {
   storedTip: string;
   stats: UtxoStats;
   registryRoot: string;
+  /** The tip's registry, canonically encoded (hex). */
+  registry: string;
   heightIndex: string[];
   utxos: string[];
 }

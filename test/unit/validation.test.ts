@@ -208,10 +208,20 @@ describe("structure rules", () => {
       );
     }));
 
-  test("UNSUPPORTED_TX_KIND (masternode kinds are not active yet, so BAD_MASTERNODE_TX cannot trip)", () =>
+  test("UNSUPPORTED_TX_KIND (a kind no rule defines; the codec refuses it on the wire)", () =>
+    withChain((h, coins) => {
+      expectReject(
+        h,
+        h.makeBlock({ txs: [rawTransfer({ kind: 5 as TxKind }, coins[0]!)] }),
+        "UNSUPPORTED_TX_KIND",
+      );
+      h.mine();
+    }));
+
+  test("BAD_MASTERNODE_TX (masternode kinds are active: an empty payload does not decode)", () =>
     withChain((h, coins) => {
       for (const kind of [TxKind.MasternodeRegister, TxKind.MasternodeUpdate, TxKind.MasternodeDeregister]) {
-        expectReject(h, h.makeBlock({ txs: [rawTransfer({ kind }, coins[0]!)] }), "UNSUPPORTED_TX_KIND");
+        expectReject(h, h.makeBlock({ txs: [rawTransfer({ kind }, coins[0]!)] }), "BAD_MASTERNODE_TX");
       }
       h.mine();
     }));

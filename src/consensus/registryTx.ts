@@ -1,0 +1,626 @@
+/**
+ * Masternode registry transactions: payload codec, consensus rules, the registry state machine
+ * used by block validation and the mempool, and helpers that build the transactions.
+ *
+ * ===================================== CONSENSUS RULES =====================================
+ * (docs/CONSENSUS.md copies this block; the code below is the reference.)
+ *
+ * PAYLOADS. Canonical codec: little-endian integers, u32 length prefix on strings. A payload must
+ * decode exactly (no trailing bytes), else BAD_MASTERNODE_TX.
+ *   Register   (kind 2): operatorPubkey bytes[32] | address string<255> | tier u8 |
+ *                        rewardAddress bytes[20] | hasCollateral u8 (0 or 1)
+ *                        [ collateralTxid bytes[32] | collateralIndex u32 ]  (only if 1) |
+ *                        ownerPubkey bytes[32] | operatorSig bytes[64]
+ *   Update     (kind 3): operatorPubkey bytes[32] | address string<255> | rewardAddress bytes[20]
+ *   Deregister (kind 4): operatorPubkey bytes[32]
+ *   operatorSig = ed25519 by operatorPubkey over "TIME/mn-reg/v1" ‖ (every payload byte before
+ *   operatorSig). The operator consents, so nobody can register someone else's operator key.
+ *
+ * CONTEXT-FREE RULES (checkTxSanity, i.e. checkBlockSanity and mempool admission), after the rules
+ * every non-coinbase transaction follows (TX_VERSION, ≥ 1 input, ≥ 1 output, output amounts,
+ * no duplicate input):
+ *   R1 BAD_MASTERNODE_TX  the payload decodes exactly for its kind.
+ *   R2 BAD_MASTERNODE_TX  tier ∈ {0 Free, 1 Bronze, 2 Silver, 3 Gold}.
+ *   R3 BAD_MASTERNODE_TX  address (Register, Update) is "host:port": host = 1+ printable ASCII
+ *                         characters (0x21–0x7E), port = 1–5 decimal digits with value 1–65535;
+ *                         at most 255 bytes in all.
+ *   R4 MN_BAD_COLLATERAL  (Register) tier Free has hasCollateral = 0; Bronze, Silver and Gold
+ *                         have hasCollateral = 1.
+ *   R5 MN_BAD_COLLATERAL  (Register) no input of the transaction spends the collateral outpoint.
+ *
+ * STATE RULES. The registry R is updated by the block's transactions in block order, starting
+ * from the registry after the parent. For each non-coinbase transaction T, in order:
+ *   (a) If T is a registry kind, its action is checked against R as it stands after the earlier
+ *       transactions of the block, then applied:
+ *       Register:
+ *         R6  MN_BAD_OPERATOR_SIG   operatorSig verifies under operatorPubkey.
+ *         R7  MN_UNAUTHORISED       some input of T has pubkey = ownerPubkey. (Inputs are signed
+ *                                   over the txid, which covers the payload, so the owner signed
+ *                                   the registration.)
+ *         R8  MN_DUPLICATE_OPERATOR operatorPubkey is not in R.
+ *         R9  MN_COLLATERAL_IN_USE  the collateral outpoint is not the collateral of an entry of R.
+ *         R10 MN_REGISTRY_FULL      |R| < MAX_REGISTRY_SIZE (20,000).
+ *         R11 MN_COLLATERAL_MISSING the collateral outpoint is unspent: in the UTXO set or created
+ *                                   by an earlier transaction of the same block, and not spent by
+ *                                   an earlier transaction of the block.
+ *         R12 MN_BAD_COLLATERAL     its amount = TIER_COLLATERAL[tier] exactly (1,000 / 10,000 /
+ *                                   100,000 TIME).
+ *         R13 MN_BAD_COLLATERAL     its address = pubkeyHash(ownerPubkey).
+ *         Then R gains { operatorPubkey, address, tier, rewardAddress, collateral (or none),
+ *         ownerPubkey, registeredHeight = this block's height }.
+ *       Update / Deregister:
+ *         R14 MN_UNKNOWN            operatorPubkey is in R.
+ *         R15 MN_UNAUTHORISED       some input of T has pubkey = the entry's ownerPubkey, or, for
+ *                                   an entry with no owner (a genesis entry), = operatorPubkey.
+ *         Update replaces the entry's address and rewardAddress (tier, collateral, owner and
+ *         registeredHeight stay). Deregister removes the entry.
+ *   (b) Then, for each input of T (of ANY kind, in input order): if its outpoint is the collateral
+ *       of an entry of R, that entry is removed. Spending the collateral deregisters.
+ * After the last transaction:
+ *   R16 REGISTRY_EMPTY   |R| ≥ 1. No block may leave the chain without masternodes.
+ *   R17 BAD_MN_ROOT      header.mnRoot = registryRoot(R).
+ * All these codes have ban score 100, and each verdict is permanent for the block hash (every
+ * byte the rules read is covered by the txids, hence by the merkle root and the block hash).
+ *
+ * Order of checks inside a block (connectTransactions): per transaction, the input rules
+ * (DOUBLE_SPEND, MISSING_INPUT ... OUTPUTS_EXCEED_INPUTS) run before (a) and (b); after the loop
+ * come the coinbase rules (BAD_COINBASE_AMOUNT, BAD_COINBASE_SPLIT), then R16, then R17.
+ *
+ * TIMING. The producer schedule and the reward split of block h use the registry after block
+ * h − 1 (its parent). So a masternode registered in block h is scheduled and paid from block
+ * h + 1; one deregistered (or whose collateral is spent) in block h is still paid in block h and
+ * no longer from block h + 1.
+ *
+ * SIDE BRANCHES. A block that does not extend the tip is checked, before it is stored, with
+ * every state rule except R11–R13 (they need the UTXO set at its parent); the registry after it
+ * depends only on the parent's registry and the block's transactions, so it is computed and
+ * stored too (snapshots are content-addressed by mnRoot). R11–R13 run when the branch is
+ * connected during a reorg.
+ * ===========================================================================================
+ */
+import { CodecError, Writer, decodeExact, type Reader } from "../codec/index.js";
+import { ADDRESS_HASH_LEN, pubkeyHash } from "../crypto/address.js";
+import { PUBKEY_LEN, SIGNATURE_LEN, verifySignature, type KeyPair } from "../crypto/ed25519.js";
+import { TX_VERSION } from "../chain/constants.js";
+import { BlockError } from "../chain/errors.js";
+import { TxKind, outpointKey, txSigMessage, txid, type OutPoint, type Tx, type TxOut } from "../chain/tx.js";
+import { outpointBytes, type UtxoView } from "../chain/utxo.js";
+import {
+  MAX_REGISTRY_SIZE,
+  MAX_SERVICE_ADDRESS_LEN,
+  type MasternodeEntry,
+  type Registry,
+} from "./registry.js";
+import { TIER_COLLATERAL, Tier, isTier, tierName } from "./tier.js";
+
+/** Domain tag of the operator's consent signature on a registration. */
+export const SIG_DOMAIN_MN_REG = Buffer.from("TIME/mn-reg/v1", "utf8");
+
+export interface RegisterPayload {
+  operatorPubkey: Buffer;
+  /** Service address "host:port". */
+  address: string;
+  tier: Tier;
+  /** 20-byte pubkey hash that receives the masternode's reward share. */
+  rewardAddress: Buffer;
+  /** null exactly for tier Free. */
+  collateral: OutPoint | null;
+  /** The key that owns the collateral and may later update or deregister the masternode. */
+  ownerPubkey: Buffer;
+  /** ed25519 by operatorPubkey over registerSigMessage(the fields above). */
+  operatorSig: Buffer;
+}
+
+export type RegisterBody = Omit<RegisterPayload, "operatorSig">;
+
+export interface UpdatePayload {
+  operatorPubkey: Buffer;
+  address: string;
+  rewardAddress: Buffer;
+}
+
+export interface DeregisterPayload {
+  operatorPubkey: Buffer;
+}
+
+export type RegistryTxPayload =
+  | ({ kind: TxKind.MasternodeRegister } & RegisterPayload)
+  | ({ kind: TxKind.MasternodeUpdate } & UpdatePayload)
+  | ({ kind: TxKind.MasternodeDeregister } & DeregisterPayload);
+
+export function isRegistryTxKind(kind: TxKind): boolean {
+  return (
+    kind === TxKind.MasternodeRegister ||
+    kind === TxKind.MasternodeUpdate ||
+    kind === TxKind.MasternodeDeregister
+  );
+}
+
+// ---- codec ----
+
+function writeRegisterBody(w: Writer, p: RegisterBody): void {
+  w.fixed(p.operatorPubkey, PUBKEY_LEN).string(p.address, MAX_SERVICE_ADDRESS_LEN).u8(p.tier);
+  w.fixed(p.rewardAddress, ADDRESS_HASH_LEN);
+  if (p.collateral) w.u8(1).fixed(p.collateral.txid, 32).u32(p.collateral.index);
+  else w.u8(0);
+  w.fixed(p.ownerPubkey, PUBKEY_LEN);
+}
+
+/** The bytes the operator signs: "TIME/mn-reg/v1" ‖ the payload without operatorSig. */
+export function registerSigMessage(p: RegisterBody): Buffer {
+  const w = new Writer(200 + p.address.length);
+  w.raw(SIG_DOMAIN_MN_REG);
+  writeRegisterBody(w, p);
+  return w.toBuffer();
+}
+
+export function encodeRegisterPayload(p: RegisterPayload): Buffer {
+  const w = new Writer(256 + p.address.length);
+  writeRegisterBody(w, p);
+  w.fixed(p.operatorSig, SIGNATURE_LEN);
+  return w.toBuffer();
+}
+
+export function encodeUpdatePayload(p: UpdatePayload): Buffer {
+  const w = new Writer(96 + p.address.length);
+  w.fixed(p.operatorPubkey, PUBKEY_LEN).string(p.address, MAX_SERVICE_ADDRESS_LEN);
+  w.fixed(p.rewardAddress, ADDRESS_HASH_LEN);
+  return w.toBuffer();
+}
+
+export function encodeDeregisterPayload(p: DeregisterPayload): Buffer {
+  return new Writer(PUBKEY_LEN).fixed(p.operatorPubkey, PUBKEY_LEN).toBuffer();
+}
+
+/** Decodes a Register payload; throws CodecError. The tier byte is returned as read (see R2). */
+export function decodeRegisterPayload(buf: Uint8Array): RegisterPayload {
+  return decodeExact(buf, (r: Reader) => {
+    const operatorPubkey = r.fixed(PUBKEY_LEN);
+    const address = r.string(MAX_SERVICE_ADDRESS_LEN);
+    const tier = r.u8() as Tier;
+    const rewardAddress = r.fixed(ADDRESS_HASH_LEN);
+    const collateral = r.bool() ? { txid: r.fixed(32), index: r.u32() } : null;
+    const ownerPubkey = r.fixed(PUBKEY_LEN);
+    const operatorSig = r.fixed(SIGNATURE_LEN);
+    return { operatorPubkey, address, tier, rewardAddress, collateral, ownerPubkey, operatorSig };
+  });
+}
+
+export function decodeUpdatePayload(buf: Uint8Array): UpdatePayload {
+  return decodeExact(buf, (r: Reader) => ({
+    operatorPubkey: r.fixed(PUBKEY_LEN),
+    address: r.string(MAX_SERVICE_ADDRESS_LEN),
+    rewardAddress: r.fixed(ADDRESS_HASH_LEN),
+  }));
+}
+
+export function decodeDeregisterPayload(buf: Uint8Array): DeregisterPayload {
+  return decodeExact(buf, (r: Reader) => ({ operatorPubkey: r.fixed(PUBKEY_LEN) }));
+}
+
+const SERVICE_ADDRESS = /^[\x21-\x7e]+:([0-9]{1,5})$/;
+
+/** Rule R3: "host:port" with a printable-ASCII host and a port in 1–65535, ≤ 255 bytes. */
+export function isServiceAddress(s: string): boolean {
+  if (typeof s !== "string" || s.length > MAX_SERVICE_ADDRESS_LEN) return false;
+  const m = SERVICE_ADDRESS.exec(s);
+  if (!m) return false;
+  const port = Number(m[1]);
+  return port >= 1 && port <= 65535;
+}
+
+function malformed(tx: Tx, msg: string): BlockError {
+  return new BlockError("BAD_MASTERNODE_TX", `${TxKind[tx.kind]} transaction: ${msg}`);
+}
+
+function decodePayloadOf(tx: Tx): RegistryTxPayload {
+  try {
+    switch (tx.kind) {
+      case TxKind.MasternodeRegister:
+        return { kind: tx.kind, ...decodeRegisterPayload(tx.payload) };
+      case TxKind.MasternodeUpdate:
+        return { kind: tx.kind, ...decodeUpdatePayload(tx.payload) };
+      case TxKind.MasternodeDeregister:
+        return { kind: tx.kind, ...decodeDeregisterPayload(tx.payload) };
+      default:
+        throw malformed(tx, "not a masternode transaction kind");
+    }
+  } catch (e) {
+    if (e instanceof CodecError) throw malformed(tx, `payload does not decode: ${e.message}`);
+    throw e;
+  }
+}
+
+/**
+ * Context-free rules R1–R5 of a registry transaction. Returns the decoded payload. Called by
+ * checkTxSanity; the transaction's generic rules (inputs, outputs, version) are checked there.
+ */
+export function checkRegistryTxSanity(tx: Tx): RegistryTxPayload {
+  const p = decodePayloadOf(tx);
+  if (p.kind === TxKind.MasternodeDeregister) return p;
+  if (p.kind === TxKind.MasternodeRegister && !isTier(p.tier)) {
+    throw malformed(tx, `unknown tier ${p.tier as number}`);
+  }
+  if (!isServiceAddress(p.address)) {
+    throw malformed(tx, `service address ${JSON.stringify(p.address)} is not host:port`);
+  }
+  if (p.kind !== TxKind.MasternodeRegister) return p;
+  if (p.tier === Tier.Free && p.collateral) {
+    throw new BlockError("MN_BAD_COLLATERAL", "tier free must not name a collateral");
+  }
+  if (p.tier !== Tier.Free && !p.collateral) {
+    throw new BlockError("MN_BAD_COLLATERAL", `tier ${tierName(p.tier)} needs a collateral outpoint`);
+  }
+  if (p.collateral) {
+    const c = p.collateral;
+    if (tx.inputs.some((i) => i.prevout.index === c.index && i.prevout.txid.equals(c.txid))) {
+      throw new BlockError(
+        "MN_BAD_COLLATERAL",
+        `the registration spends its own collateral ${outpointKey(c)}`,
+      );
+    }
+  }
+  return p;
+}
+
+// ---- the registry state machine ----
+
+const collateralIndexCache = new WeakMap<Registry, Map<string, Buffer>>();
+
+function collateralKey(o: OutPoint): string {
+  return outpointBytes(o).toString("latin1");
+}
+
+/** outpoint → operator key of every entry with a collateral; cached per (immutable) registry. */
+function collateralIndex(reg: Registry): Map<string, Buffer> {
+  let idx = collateralIndexCache.get(reg);
+  if (!idx) {
+    idx = new Map();
+    for (const e of reg) if (e.collateral) idx.set(collateralKey(e.collateral), e.operatorPubkey);
+    collateralIndexCache.set(reg, idx);
+  }
+  return idx;
+}
+
+function searchOperator(reg: Registry, key: Buffer): { found: boolean; index: number } {
+  let lo = 0;
+  let hi = reg.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const c = Buffer.compare(reg[mid]!.operatorPubkey, key);
+    if (c === 0) return { found: true, index: mid };
+    if (c < 0) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return { found: false, index: lo };
+}
+
+function hasInputBy(tx: Tx, pubkey: Buffer): boolean {
+  return tx.inputs.some((i) => i.pubkey.equals(pubkey));
+}
+
+/**
+ * The registry as a block's transactions change it, copy-on-write: the starting registry (which
+ * may be a shared, cached snapshot) is never mutated. Apply transactions in block order with
+ * `apply`, then call `finish` for the final registry (rule R16).
+ */
+export class RegistryBuilder {
+  private entries: MasternodeEntry[] | null = null;
+  private collaterals: Map<string, Buffer> | null = null;
+
+  constructor(private readonly base: Registry) {}
+
+  /** The registry as it stands now (the starting one if nothing changed). */
+  get registry(): Registry {
+    return this.entries ?? this.base;
+  }
+
+  /** Whether any transaction changed the registry (it may still have the same root). */
+  get changed(): boolean {
+    return this.entries !== null;
+  }
+
+  find(operatorPubkey: Buffer): MasternodeEntry | undefined {
+    const reg = this.registry;
+    const s = searchOperator(reg, operatorPubkey);
+    return s.found ? reg[s.index] : undefined;
+  }
+
+  /** Operator key of the entry whose collateral is `o`, if any. */
+  collateralHolder(o: OutPoint): Buffer | undefined {
+    return (this.collaterals ?? collateralIndex(this.base)).get(collateralKey(o));
+  }
+
+  private mutable(): { entries: MasternodeEntry[]; collaterals: Map<string, Buffer> } {
+    if (!this.entries || !this.collaterals) {
+      this.entries = this.base.slice();
+      this.collaterals = new Map(collateralIndex(this.base));
+    }
+    return { entries: this.entries, collaterals: this.collaterals };
+  }
+
+  private insert(e: MasternodeEntry): void {
+    const m = this.mutable();
+    const s = searchOperator(m.entries, e.operatorPubkey);
+    m.entries.splice(s.index, 0, e);
+    if (e.collateral) m.collaterals.set(collateralKey(e.collateral), e.operatorPubkey);
+  }
+
+  private replace(e: MasternodeEntry): void {
+    const m = this.mutable();
+    const s = searchOperator(m.entries, e.operatorPubkey);
+    m.entries[s.index] = e;
+  }
+
+  private remove(operatorPubkey: Buffer): void {
+    const m = this.mutable();
+    const s = searchOperator(m.entries, operatorPubkey);
+    if (!s.found) return;
+    const [gone] = m.entries.splice(s.index, 1);
+    if (gone?.collateral) m.collaterals.delete(collateralKey(gone.collateral));
+  }
+
+  /**
+   * Applies one non-coinbase transaction of a block at `height`: step (a), the registry action of
+   * a registry kind (rules R6–R15), then step (b), removal of every entry whose collateral it
+   * spends. With `view` (the UTXO set as the transaction sees it: earlier transactions of the
+   * block applied), R11–R13 are checked too; without it they are skipped (side blocks).
+   * Throws BlockError; a throw leaves the builder in an unspecified state, so discard it.
+   */
+  apply(tx: Tx, height: number, view?: UtxoView): void {
+    if (tx.kind === TxKind.Coinbase) return;
+    if (isRegistryTxKind(tx.kind)) this.applyAction(tx, checkRegistryTxSanity(tx), height, view);
+    const idx = this.collaterals ?? collateralIndex(this.base);
+    if (idx.size === 0) return;
+    for (const input of tx.inputs) {
+      const holder = this.collateralHolder(input.prevout);
+      if (holder) this.remove(holder);
+    }
+  }
+
+  private applyAction(tx: Tx, p: RegistryTxPayload, height: number, view: UtxoView | undefined): void {
+    const opHex = p.operatorPubkey.toString("hex");
+    if (p.kind === TxKind.MasternodeRegister) {
+      if (!verifySignature(p.operatorPubkey, registerSigMessage(p), p.operatorSig)) {
+        throw new BlockError("MN_BAD_OPERATOR_SIG", `operator signature of ${opHex} does not verify`);
+      }
+      if (!hasInputBy(tx, p.ownerPubkey)) {
+        throw new BlockError(
+          "MN_UNAUTHORISED",
+          `registration of ${opHex} has no input signed by its owner ${p.ownerPubkey.toString("hex")}`,
+        );
+      }
+      if (this.find(p.operatorPubkey)) {
+        throw new BlockError("MN_DUPLICATE_OPERATOR", `operator ${opHex} is already registered`);
+      }
+      if (p.collateral) {
+        const holder = this.collateralHolder(p.collateral);
+        if (holder) {
+          throw new BlockError(
+            "MN_COLLATERAL_IN_USE",
+            `collateral ${outpointKey(p.collateral)} already backs masternode ${holder.toString("hex")}`,
+          );
+        }
+      }
+      if (this.registry.length >= MAX_REGISTRY_SIZE) {
+        throw new BlockError("MN_REGISTRY_FULL", `the registry already holds ${MAX_REGISTRY_SIZE} entries`);
+      }
+      if (view && p.collateral) {
+        const c = p.collateral;
+        const utxo = view.getUtxo(c);
+        if (!utxo) {
+          throw new BlockError(
+            "MN_COLLATERAL_MISSING",
+            `collateral ${outpointKey(c)} is not an unspent output`,
+          );
+        }
+        const want = TIER_COLLATERAL[p.tier];
+        if (utxo.amount !== want) {
+          throw new BlockError(
+            "MN_BAD_COLLATERAL",
+            `collateral ${outpointKey(c)} holds ${utxo.amount} units; tier ${tierName(p.tier)} needs exactly ${want}`,
+          );
+        }
+        if (!utxo.address.equals(pubkeyHash(p.ownerPubkey))) {
+          throw new BlockError(
+            "MN_BAD_COLLATERAL",
+            `collateral ${outpointKey(c)} is not owned by the owner key`,
+          );
+        }
+      }
+      this.insert({
+        operatorPubkey: p.operatorPubkey,
+        address: p.address,
+        tier: p.tier,
+        rewardAddress: p.rewardAddress,
+        collateral: p.collateral,
+        ownerPubkey: p.ownerPubkey,
+        registeredHeight: height,
+      });
+      return;
+    }
+    const entry = this.find(p.operatorPubkey);
+    if (!entry) throw new BlockError("MN_UNKNOWN", `operator ${opHex} is not registered`);
+    const authority = entry.ownerPubkey ?? entry.operatorPubkey;
+    if (!hasInputBy(tx, authority)) {
+      throw new BlockError(
+        "MN_UNAUTHORISED",
+        `${TxKind[tx.kind]} of ${opHex} has no input signed by ${entry.ownerPubkey ? "its owner" : "its operator key"}`,
+      );
+    }
+    if (p.kind === TxKind.MasternodeUpdate) {
+      this.replace({ ...entry, address: p.address, rewardAddress: p.rewardAddress });
+    } else {
+      this.remove(entry.operatorPubkey);
+    }
+  }
+
+  /** The registry after every applied transaction; rule R16 (never empty). */
+  finish(): Registry {
+    const reg = this.registry;
+    if (reg.length === 0) {
+      throw new BlockError("REGISTRY_EMPTY", "the block's transactions would leave no masternode registered");
+    }
+    return reg;
+  }
+}
+
+/**
+ * The registry after `txs` (a block's transactions, in order; a coinbase is skipped) are applied
+ * to `registry` at `height`, with every state rule except R11–R13, which need the UTXO set.
+ * Returns `registry` itself when nothing changed. Throws BlockError.
+ */
+export function registryAfterTxs(registry: Registry, txs: readonly Tx[], height: number): Registry {
+  const b = new RegistryBuilder(registry);
+  for (const tx of txs) b.apply(tx, height);
+  return b.finish();
+}
+
+export interface RegistryTxCheck {
+  /** The decoded payload, or null for a transaction that is not a registry kind. */
+  payload: RegistryTxPayload | null;
+  /** The registry as it would be after this transaction alone. */
+  registry: Registry;
+  /** Operator keys of the masternodes this transaction removes by spending their collateral. */
+  releasedCollateralOf: Buffer[];
+}
+
+/**
+ * Mempool admission: checks one transaction against the current registry and UTXO view with
+ * every registry rule (R1–R16). Works for any non-coinbase kind: for a transfer it reports the
+ * masternodes whose collateral it spends (and rejects it with REGISTRY_EMPTY if it would remove
+ * the last one). Call it after checkTxSanity and checkTxInputs (R7/R15 rely on the inputs'
+ * signatures having been verified there). `height` is the height the transaction would be mined
+ * at (only used as the new entry's registeredHeight in the returned registry).
+ *
+ * Conflicts between pooled transactions (two registrations of one operator or one collateral)
+ * are the mempool's to resolve: each is checked here against chain state only.
+ */
+export function checkRegistryTx(
+  tx: Tx,
+  registry: Registry,
+  view: UtxoView,
+  opts: { height?: number } = {},
+): RegistryTxCheck {
+  if (tx.kind === TxKind.Coinbase) throw new BlockError("BAD_MASTERNODE_TX", "a coinbase is not admitted");
+  const payload = isRegistryTxKind(tx.kind) ? checkRegistryTxSanity(tx) : null;
+  const b = new RegistryBuilder(registry);
+  b.apply(tx, opts.height ?? 0, view);
+  const after = b.finish();
+  const released: Buffer[] = [];
+  const idx = collateralIndex(registry);
+  if (idx.size > 0) {
+    for (const i of tx.inputs) {
+      const holder = idx.get(collateralKey(i.prevout));
+      if (holder) released.push(holder);
+    }
+  }
+  return { payload, registry: after, releasedCollateralOf: released };
+}
+
+// ---- builders (RPC, wallets, tests) ----
+
+/** An input to sign: a bare outpoint is signed by the transaction's default key. */
+export type InputSpec = OutPoint | { prevout: OutPoint; key: KeyPair };
+
+/**
+ * Builds a transaction of `kind` with `payload`, spending `inputs` and paying `outputs`, and signs
+ * every input over its txid (bare outpoints with `defaultKey`). The fee is Σ inputs − Σ outputs.
+ */
+export function buildSignedTx(
+  kind: TxKind,
+  payload: Buffer,
+  inputs: readonly InputSpec[],
+  outputs: readonly TxOut[],
+  defaultKey: KeyPair,
+): Tx {
+  const specs = inputs.map((i) =>
+    "prevout" in i ? { prevout: i.prevout, key: i.key } : { prevout: i, key: defaultKey },
+  );
+  const tx: Tx = {
+    version: TX_VERSION,
+    kind,
+    inputs: specs.map((s) => ({ prevout: s.prevout, pubkey: s.key.publicKey, signature: Buffer.alloc(64) })),
+    outputs: outputs.map((o) => ({ amount: o.amount, address: o.address })),
+    payload,
+  };
+  const msg = txSigMessage(txid(tx));
+  const sigs = new Map<string, Buffer>();
+  tx.inputs.forEach((input, i) => {
+    const key = specs[i]!.key;
+    const id = key.publicKey.toString("hex");
+    let sig = sigs.get(id);
+    if (!sig) {
+      sig = key.sign(msg);
+      sigs.set(id, sig);
+    }
+    input.signature = sig;
+  });
+  return tx;
+}
+
+/** The signed Register payload: the operator key consents to this owner, tier and collateral. */
+export function makeRegisterPayload(
+  operatorKey: KeyPair,
+  body: Omit<RegisterBody, "operatorPubkey">,
+): Buffer {
+  const full: RegisterBody = { ...body, operatorPubkey: operatorKey.publicKey };
+  return encodeRegisterPayload({ ...full, operatorSig: operatorKey.sign(registerSigMessage(full)) });
+}
+
+export interface MakeRegisterTxOptions {
+  /** Owns the collateral; signs the bare-outpoint inputs (at least one input must be its). */
+  ownerKey: KeyPair;
+  /** The masternode's operator key; signs its consent. */
+  operatorKey: KeyPair;
+  address: string;
+  tier: Tier;
+  rewardAddress: Buffer;
+  /** Required for Bronze, Silver and Gold; null for Free. Not spent by this transaction. */
+  collateral: OutPoint | null;
+  inputs: readonly InputSpec[];
+  outputs: readonly TxOut[];
+}
+
+export function makeRegisterTx(o: MakeRegisterTxOptions): Tx {
+  const payload = makeRegisterPayload(o.operatorKey, {
+    address: o.address,
+    tier: o.tier,
+    rewardAddress: o.rewardAddress,
+    collateral: o.collateral,
+    ownerPubkey: o.ownerKey.publicKey,
+  });
+  return buildSignedTx(TxKind.MasternodeRegister, payload, o.inputs, o.outputs, o.ownerKey);
+}
+
+export interface MakeUpdateTxOptions {
+  /** The entry's owner key (for a genesis entry: its operator key); signs bare-outpoint inputs. */
+  ownerKey: KeyPair;
+  operatorPubkey: Buffer;
+  address: string;
+  rewardAddress: Buffer;
+  inputs: readonly InputSpec[];
+  outputs: readonly TxOut[];
+}
+
+export function makeUpdateTx(o: MakeUpdateTxOptions): Tx {
+  const payload = encodeUpdatePayload({
+    operatorPubkey: o.operatorPubkey,
+    address: o.address,
+    rewardAddress: o.rewardAddress,
+  });
+  return buildSignedTx(TxKind.MasternodeUpdate, payload, o.inputs, o.outputs, o.ownerKey);
+}
+
+export interface MakeDeregisterTxOptions {
+  /** The entry's owner key (for a genesis entry: its operator key); signs bare-outpoint inputs. */
+  ownerKey: KeyPair;
+  operatorPubkey: Buffer;
+  inputs: readonly InputSpec[];
+  outputs: readonly TxOut[];
+}
+
+export function makeDeregisterTx(o: MakeDeregisterTxOptions): Tx {
+  const payload = encodeDeregisterPayload({ operatorPubkey: o.operatorPubkey });
+  return buildSignedTx(TxKind.MasternodeDeregister, payload, o.inputs, o.outputs, o.ownerKey);
+}
