@@ -35,7 +35,6 @@ import type { BlockChanges, SpentOutput } from "./validation.js";
 
 export const SCHEMA_VERSION = 1;
 
-
 const K_VERSION = Buffer.from("V");
 const K_NETWORK = Buffer.from("N");
 const K_TIP = Buffer.from("T");

@@ -153,6 +153,16 @@ export function checkHeaderContext(checked: CheckedBlock, ctx: BlockContext): vo
       `timestamp ${h.timestamp} is before the slot of round ${h.round} (${slot})`,
     );
   }
+  const slotEnd = slotStart(ctx.params, ctx.parentTimestamp, h.round + 1);
+  if (h.timestamp >= slotEnd) {
+    // A round's block must be stamped inside its own slot: a producer that missed its turn cannot
+    // come back later with an early-round block that outweighs the fallback already accepted.
+    throw new BlockError(
+      "TIME_AFTER_SLOT",
+      `timestamp ${h.timestamp} is after the slot of round ${h.round} (ends ${slotEnd})`,
+      20,
+    );
+  }
   if (h.timestamp > ctx.now + ctx.params.maxFutureDriftMs) {
     // Not proof of malice (clocks drift); the block may become valid later, so a small penalty.
     throw new BlockError(

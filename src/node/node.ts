@@ -13,7 +13,7 @@ import type { Random } from "../util/random.js";
 import { TypedEmitter } from "../util/typedEmitter.js";
 import { findByOperator } from "../consensus/registry.js";
 import { SERVICE_BLOCKS, SERVICE_MASTERNODE } from "../p2p/constants.js";
-import { goodbyeReasonName, MsgType } from "../p2p/messages.js";
+import { MsgType } from "../p2p/messages.js";
 import { peerManagerOptionsFromConfig } from "../p2p/options.js";
 import type { LocalInfo } from "../p2p/peer.js";
 import { PeerManager } from "../p2p/peerManager.js";
@@ -139,25 +139,15 @@ export class TimeNode {
 
   /** One handler for every peer, inbound or outbound alike. */
   private wirePeers(): void {
-    const log = this.modules.logger.child({ module: "p2p" });
+    const log = this.modules.logger;
     const ev = this.peers.events;
     ev.on("message", ({ peer, msg }) => {
       if (this.blockServer.handle(peer, msg)) return;
       if (this.relay.handle(peer, msg)) return;
       log.debug("Unhandled message", { peer: peer.addr, type: MsgType[msg.type] });
     });
-    ev.on("peerReady", (peer) => {
-      log.info("Peer connected", {
-        peer: peer.addr,
-        nodeId: peer.nodeIdHex.slice(0, 16),
-        direction: peer.direction,
-        height: peer.height,
-      });
-      this.relay.onPeerReady(peer);
-    });
-    ev.on("peerClosed", ({ peer, reason, message, byUs }) => {
-      log.info("Peer disconnected", { peer: peer.addr, reason: goodbyeReasonName(reason), message, byUs });
-    });
+    // PeerManager logs connects and disconnects itself.
+    ev.on("peerReady", (peer) => this.relay.onPeerReady(peer));
     ev.on("peerState", (peer) => this.relay.onPeerState(peer));
     ev.onListenerError = (event, err) => log.error("Peer event handler failed", { event }, err);
     // Masternodes from the registry are dialled forever (with their faster backoff).

@@ -168,6 +168,49 @@ export class BlockRelay {
     }
   }
 
+  /**
+   * Decodes and processes a downloaded batch in one write transaction (one fsync per batch).
+   * Stops at the first bad block, penalising the peer; blocks before it stay connected.
+   */
+  processBatch(peer: Peer, raws: Buffer[]): { ok: boolean; progressed: boolean } {
+    const items: Array<{ block: Block; size: number }> = [];
+    for (const raw of raws) {
+      try {
+        items.push({ block: decodeBlock(raw), size: raw.length });
+      } catch (e) {
+        if (!(e instanceof CodecError)) throw e;
+        this.modules.network.misbehaving(peer, 100, `undecodable block: ${e.message}`);
+        break;
+      }
+    }
+    for (const it of items) peer.markKnown(blockHash(it.block.header));
+    let res: ReturnType<Chain["processBlocks"]>;
+    try {
+      res = this.modules.chain.processBlocks(items);
+    } catch (e) {
+      this.modules.logger.error("Block batch commit failed", { peer: peer.addr }, e);
+      return { ok: false, progressed: false };
+    }
+    const progressed = res.results.some((r) => r.status !== "duplicate");
+    if (res.error !== undefined) {
+      const e = res.error;
+      if (e instanceof BlockError) {
+        const bad = items[res.results.length];
+        this.modules.logger.warn("Invalid block from peer", {
+          peer: peer.addr,
+          hash: bad ? blockHash(bad.block.header).toString("hex") : undefined,
+          code: e.code,
+          reason: e.message,
+        });
+        if (e.banScore > 0) this.modules.network.misbehaving(peer, e.banScore, `invalid block: ${e.code}`);
+      } else {
+        this.modules.logger.error("Block processing failed", { peer: peer.addr }, e);
+      }
+      return { ok: false, progressed };
+    }
+    return { ok: items.length === raws.length, progressed };
+  }
+
   /** Starts a catch-up from the best peer that is ahead, unless one is running. */
   maybeSync(): void {
     if (this.syncing || this.stopped) return;
@@ -230,11 +273,9 @@ export class BlockRelay {
           this.opts.requestTimeoutMs,
         );
         if (got.blocks.length === 0) return;
-        for (const raw of got.blocks) {
-          const r = this.processRaw(peer, raw);
-          if (!r) return; // bad data: stop trusting this peer for this catch-up
-          if (r.status !== "duplicate") progressed = true;
-        }
+        const r = this.processBatch(peer, got.blocks);
+        if (r.progressed) progressed = true;
+        if (!r.ok) return; // bad data: stop trusting this peer for this catch-up
         i += got.blocks.length;
       }
       if (!progressed) break;

@@ -366,6 +366,16 @@ describe("header context rules", () => {
       expectReject(h, h.makeBlock({ round: 1, timestamp: slot1 - 1 }), "TIME_BEFORE_SLOT", h.makeBlock());
     }));
 
+  test("TIME_AFTER_SLOT (a round's block stamped after its own slot has ended)", () =>
+    withChain((h) => {
+      const slot1 = slotStart(h.chain.params, h.chain.tip.timestamp, 1);
+      h.clock.set(slot1 + 5_000);
+      // Round 0 stamped when round 1 is already open: too late, even though it is not in the future.
+      expectReject(h, h.makeBlock({ round: 0, timestamp: slot1 }), "TIME_AFTER_SLOT");
+      // The last millisecond of round 0's slot is still fine.
+      assert.equal(h.chain.processBlock(h.makeBlock({ round: 0, timestamp: slot1 - 1 })).status, "connected");
+    }));
+
   test("TIME_TOO_FAR_IN_FUTURE uses the injected clock and is not remembered as invalid", () =>
     withChain((h) => {
       const slot = slotStart(h.chain.params, h.chain.tip.timestamp, 0);
