@@ -21,7 +21,7 @@ const files = args.length > 0 ? args : [...collect("test/unit"), ...collect("tes
 const concurrency = process.env.TEST_CONCURRENCY ?? "2";
 const res = spawnSync(
   process.execPath,
-  ["--import", "tsx", "--test", `--test-concurrency=${concurrency}`, "--test-reporter=spec", ...files],
+  ["--import", "tsx", "--test", `--test-concurrency=${concurrency}`, "--test-timeout=300000", "--test-reporter=spec", ...files],
   { stdio: "inherit" },
 );
 process.exit(res.status ?? 1);

@@ -1,0 +1,769 @@
+/**
+ * The mempool against a real Chain (ChainHarness, LMDB in a temp dir): admission rules, conflicts,
+ * chained spends, block connection, reorgs, expiry, caps and eviction under a flood, block
+ * selection; and the transaction relay over a fake network made of plain functions.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { blockHash, type Block } from "../../src/chain/block.js";
+import { MAX_BLOCK_SIZE } from "../../src/chain/constants.js";
+import { TxKind, txSize, txid, type OutPoint, type Tx } from "../../src/chain/tx.js";
+import { pubkeyHash } from "../../src/crypto/address.js";
+import type { KeyPair } from "../../src/crypto/ed25519.js";
+import { slotStart } from "../../src/consensus/schedule.js";
+import { nullLogger } from "../../src/logging/index.js";
+import { ManualClock } from "../../src/util/clock.js";
+import { MempoolError } from "../../src/mempool/errors.js";
+import { Mempool, type MempoolEvents } from "../../src/mempool/mempool.js";
+import type { MempoolOptions } from "../../src/mempool/options.js";
+import { TxRelay, type TxRelayNetwork } from "../../src/mempool/txRelay.js";
+import {
+  ChainHarness,
+  COIN,
+  makeTransfer,
+  testGenesis,
+  testKey,
+  testKeys,
+  type Coin,
+} from "../helpers/chainFixture.js";
+
+const mns = testKeys("mn", 3);
+const alice = testKey("alice", 0);
+const bob = testKey("bob", 0);
+const carol = testKey("carol", 0);
+const BOB = pubkeyHash(bob.publicKey);
+const CAROL = pubkeyHash(carol.publicKey);
+const genesis = testGenesis({ masternodes: mns, funded: [{ key: alice, amount: 10n * COIN, count: 8 }] });
+
+/** 1 input, 1 output: 177 bytes. */
+const SIMPLE_SIZE = 177;
+
+interface Ctx {
+  h: ChainHarness;
+  mp: Mempool;
+  coins: Coin[];
+  added: Array<MempoolEvents["txAdded"]>;
+  removed: Array<{ txid: string; reason: string }>;
+}
+
+function hexId(tx: Tx): string {
+  return txid(tx).toString("hex");
+}
+
+async function withMempool(
+  fn: (c: Ctx) => void | Promise<void>,
+  opts: Partial<MempoolOptions> = {},
+  g = genesis,
+): Promise<void> {
+  const h = new ChainHarness(g, mns);
+  const mp = new Mempool(opts, { chain: h.chain, clock: h.clock, logger: nullLogger });
+  const added: Ctx["added"] = [];
+  const removed: Ctx["removed"] = [];
+  mp.events.on("txAdded", (e) => added.push(e));
+  mp.events.on("txRemoved", (e) => removed.push({ txid: e.txid.toString("hex"), reason: e.reason }));
+  mp.start();
+  try {
+    await fn({ h, mp, coins: h.genesisCoins(alice), added, removed });
+  } finally {
+    mp.stop();
+    await h.close();
+  }
+}
+
+/** Pays `amount` to `to` from one coin, leaving `fee`; the rest (if any) back to the owner. */
+function pay(coin: Coin | { outpoint: OutPoint; amount: bigint; key: KeyPair }, to: Buffer, fee: bigint): Tx {
+  return makeTransfer(coin.key, [coin.outpoint], [{ to, amount: coin.amount - fee }]);
+}
+
+function rejection(fn: () => unknown): MempoolError {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof MempoolError, `expected a MempoolError, got ${String(e)}`);
+    return e;
+  }
+  assert.fail("expected a rejection");
+}
+
+/** Mines the given transactions into the next block (fees from the mempool, or given). */
+function mineTxs(h: ChainHarness, txs: Tx[], fees: bigint, parentHash?: Buffer): Block {
+  return h.mine({ txs, fees, ...(parentHash ? { parentHash } : {}) });
+}
+
+describe("Mempool admission", () => {
+  it("accepts a valid transfer and reports it", () =>
+    withMempool(({ mp, coins, added }) => {
+      const tx = pay(coins[0]!, BOB, 1_000n);
+      const r = mp.accept(tx);
+      assert.deepEqual(r.txid, txid(tx));
+      assert.equal(r.fee, 1_000n);
+      assert.ok(mp.has(r.txid), "mp.has(r.txid)");
+      assert.ok(mp.has(r.txid.toString("hex")), 'mp.has(r.txid.toString("hex"))');
+      assert.equal(mp.get(r.txid), tx);
+      assert.deepEqual(
+        mp.txids().map((t) => t.toString("hex")),
+        [hexId(tx)],
+      );
+      assert.equal(added.length, 1);
+      assert.equal(added[0]!.fee, 1_000n);
+      const info = mp.info();
+      assert.equal(info.size, 1);
+      assert.equal(info.bytes, SIMPLE_SIZE);
+      assert.ok(info.usage > info.bytes, "info.usage > info.bytes");
+      assert.equal(info.minrelaytxfee, "0.00001000");
+      assert.equal(info.minrelayfeerate, 1n);
+      const [e] = mp.entries();
+      assert.equal(e!.size, SIMPLE_SIZE);
+      assert.deepEqual(e!.depends, []);
+      assert.deepEqual(mp.spentBy(coins[0]!.outpoint), r.txid);
+      assert.equal(mp.spentBy(coins[1]!.outpoint), undefined);
+    }));
+
+  it("rejects a bad signature as INVALID with the rule and its ban score", () =>
+    withMempool(({ mp, coins }) => {
+      const tx = pay(coins[0]!, BOB, 1_000n);
+      tx.inputs[0]!.signature = Buffer.from(tx.inputs[0]!.signature);
+      tx.inputs[0]!.signature[5]! ^= 1;
+      const e = rejection(() => mp.accept(tx));
+      assert.equal(e.code, "INVALID");
+      assert.equal(e.ruleCode, "BAD_TX_SIGNATURE");
+      assert.equal(e.banScore, 100);
+      assert.match(e.message, /bad signature on input [0-9a-f]{64}:0/);
+      assert.equal(mp.size, 0);
+    }));
+
+  it("rejects a key that does not own the input", () =>
+    withMempool(({ mp, coins }) => {
+      const tx = makeTransfer(bob, [coins[0]!.outpoint], [{ to: BOB, amount: 9n * COIN }]);
+      const e = rejection(() => mp.accept(tx));
+      assert.equal(e.ruleCode, "INPUT_KEY_MISMATCH");
+      assert.equal(e.banScore, 100);
+    }));
+
+  it("rejects a missing input without penalty (it may be an orphan)", () =>
+    withMempool(({ mp }) => {
+      const ghost = { outpoint: { txid: Buffer.alloc(32, 0xab), index: 1 }, amount: COIN, key: alice };
+      const e = rejection(() => mp.accept(pay(ghost, BOB, 1_000n)));
+      assert.equal(e.code, "INVALID");
+      assert.equal(e.ruleCode, "MISSING_INPUT");
+      assert.equal(e.banScore, 0);
+      assert.equal(e.message, `input ${"ab".repeat(32)}:1 is not an unspent output`);
+    }));
+
+  it("rejects outputs above inputs, with both amounts in TIME", () =>
+    withMempool(({ mp, coins }) => {
+      const tx = makeTransfer(alice, [coins[0]!.outpoint], [{ to: BOB, amount: 10n * COIN + 1n }]);
+      const e = rejection(() => mp.accept(tx));
+      assert.equal(e.ruleCode, "OUTPUTS_EXCEED_INPUTS");
+      assert.equal(e.message, "outputs 10.00000001 exceed inputs 10.00000000");
+      assert.equal(e.banScore, 100);
+    }));
+
+  it("rejects a double spend as CONFLICT naming the outpoint and the mempool transaction", () =>
+    withMempool(({ mp, coins }) => {
+      const first = pay(coins[0]!, BOB, 1_000n);
+      mp.accept(first);
+      const second = pay(coins[0]!, CAROL, 5_000n);
+      const e = rejection(() => mp.accept(second));
+      assert.equal(e.code, "CONFLICT");
+      assert.equal(e.banScore, 0);
+      const outpoint = `${coins[0]!.outpoint.txid.toString("hex")}:${coins[0]!.outpoint.index}`;
+      assert.equal(e.message, `input ${outpoint} is already spent by mempool transaction ${hexId(first)}`);
+      assert.equal(mp.size, 1);
+    }));
+
+  it("rejects a fee under the minimum relay fee rate", () =>
+    withMempool(({ mp, coins }) => {
+      const e = rejection(() => mp.accept(pay(coins[0]!, BOB, 176n)));
+      assert.equal(e.code, "LOW_FEE");
+      assert.equal(
+        e.message,
+        "fee 0.00000176 is below the minimum relay fee 0.00000177 (1 units/byte × 177 bytes)",
+      );
+      // Exactly the minimum is enough.
+      mp.accept(pay(coins[1]!, BOB, 177n));
+      assert.equal(mp.size, 1);
+    }));
+
+  it("rejects a coinbase, an unsupported kind, a duplicate, and an oversized transaction", () =>
+    withMempool(
+      ({ h, mp, coins }) => {
+        const cb: Tx = {
+          version: 1,
+          kind: TxKind.Coinbase,
+          inputs: [],
+          outputs: [{ amount: COIN, address: BOB }],
+          payload: Buffer.from([1, 0, 0, 0]),
+        };
+        const e1 = rejection(() => mp.accept(cb));
+        assert.equal(e1.code, "COINBASE");
+        assert.equal(e1.banScore, 100);
+
+        const reg = { ...pay(coins[0]!, BOB, 1_000n), kind: TxKind.MasternodeRegister };
+        const e0 = rejection(() => mp.accept(reg));
+        assert.equal(e0.code, "INVALID");
+        assert.equal(e0.ruleCode, "UNSUPPORTED_TX_KIND");
+        assert.equal(e0.banScore, 0);
+        assert.match(e0.message, /kind 2 \(MasternodeRegister\) is not admitted/);
+
+        const tx = pay(coins[0]!, BOB, 1_000n);
+        mp.accept(tx);
+        const dup = rejection(() => mp.accept(tx));
+        assert.equal(dup.code, "ALREADY_KNOWN");
+        assert.match(dup.message, /already in the mempool/);
+
+        // Two inputs: 17 + 2×132 + 28 = 309 bytes, over the 300-byte cap of this mempool.
+        const big = makeTransfer(
+          alice,
+          [coins[1]!.outpoint, coins[2]!.outpoint],
+          [{ to: BOB, amount: COIN }],
+        );
+        const e2 = rejection(() => mp.accept(big));
+        assert.equal(e2.code, "TOO_LARGE");
+        assert.equal(e2.message, "transaction is 309 bytes, over the relay limit of 300 bytes");
+
+        // A transaction already in a block is known too.
+        const mined = pay(coins[3]!, BOB, 1_000n);
+        mineTxs(h, [mined], 1_000n);
+        const e3 = rejection(() => mp.accept(mined));
+        assert.equal(e3.code, "ALREADY_KNOWN");
+        assert.match(e3.message, /already in block [0-9a-f]{64}/);
+      },
+      { maxTxSize: 300 },
+    ));
+
+  it("accepts a chain of unconfirmed spends and records the dependencies", () =>
+    withMempool(({ mp, coins }) => {
+      const parent = makeTransfer(
+        alice,
+        [coins[0]!.outpoint],
+        [
+          { to: BOB, amount: 4n * COIN },
+          { to: pubkeyHash(alice.publicKey), amount: 6n * COIN - 1_000n },
+        ],
+      );
+      mp.accept(parent);
+      const child = makeTransfer(
+        bob,
+        [{ txid: txid(parent), index: 0 }],
+        [{ to: CAROL, amount: 4n * COIN - 500n }],
+      );
+      const grandchild = makeTransfer(
+        carol,
+        [{ txid: txid(child), index: 0 }],
+        [{ to: BOB, amount: 4n * COIN - 1_000n }],
+      );
+      assert.equal(mp.accept(child).fee, 500n);
+      assert.equal(mp.accept(grandchild).fee, 500n);
+      const entries = new Map(mp.entries().map((e) => [e.txid.toString("hex"), e]));
+      assert.deepEqual(
+        entries.get(hexId(child))!.depends.map((d) => d.toString("hex")),
+        [hexId(parent)],
+      );
+      assert.deepEqual(
+        entries.get(hexId(parent))!.spentBy.map((d) => d.toString("hex")),
+        [hexId(child)],
+      );
+      // Spending an output the parent does not have is a missing input.
+      const bad = makeTransfer(bob, [{ txid: txid(parent), index: 7 }], [{ to: CAROL, amount: 1n }]);
+      assert.equal(rejection(() => mp.accept(bad)).ruleCode, "MISSING_INPUT");
+      // A double spend of an unconfirmed output conflicts like any other.
+      const twin = makeTransfer(bob, [{ txid: txid(parent), index: 0 }], [{ to: BOB, amount: COIN }]);
+      assert.equal(rejection(() => mp.accept(twin)).code, "CONFLICT");
+    }));
+
+  it("limits chains of unconfirmed spends to maxAncestors", () =>
+    withMempool(
+      ({ mp, coins }) => {
+        let prev = pay(coins[0]!, BOB, 1_000n);
+        mp.accept(prev);
+        let amount = 10n * COIN - 1_000n;
+        for (let depth = 1; depth <= 3; depth++) {
+          amount -= 1_000n;
+          const next = makeTransfer(bob, [{ txid: txid(prev), index: 0 }], [{ to: BOB, amount }]);
+          if (depth <= 2) {
+            mp.accept(next);
+            prev = next;
+          } else {
+            const e = rejection(() => mp.accept(next));
+            assert.equal(e.code, "TOO_MANY_ANCESTORS");
+            assert.equal(e.banScore, 0);
+            assert.match(e.message, /more than 2 unconfirmed ancestors/);
+          }
+        }
+        assert.equal(mp.size, 3);
+      },
+      { maxAncestors: 2 },
+    ));
+
+  it("refuses to spend an immature coinbase output, and accepts it once mature", () =>
+    withMempool(({ h, mp }) => {
+      const b1 = h.mine();
+      const cb = b1.txs[0]!;
+      const index = cb.outputs.findIndex((o) => o.address.equals(pubkeyHash(mns[0]!.publicKey)));
+      const coin = { outpoint: { txid: txid(cb), index }, amount: cb.outputs[index]!.amount, key: mns[0]! };
+      const tx = pay(coin, BOB, 1_000n);
+      const e = rejection(() => mp.accept(tx));
+      assert.equal(e.ruleCode, "IMMATURE_COINBASE_SPEND");
+      assert.equal(e.banScore, 0);
+      // Maturity 5 on devnet: spendable in the block at height 6, so once the tip is 5.
+      for (let i = 0; i < 4; i++) h.mine();
+      assert.equal(h.chain.height, 5);
+      mp.accept(tx);
+      assert.ok(mp.has(txid(tx)), "mp.has(txid(tx))");
+    }));
+});
+
+describe("Mempool and the chain", () => {
+  it("a connected block removes its transactions and those that now conflict, with descendants", () =>
+    withMempool(({ h, mp, coins, removed }) => {
+      const a = pay(coins[0]!, BOB, 1_000n);
+      const b = makeTransfer(alice, [coins[1]!.outpoint], [{ to: BOB, amount: 10n * COIN - 1_000n }]);
+      const bChild = makeTransfer(
+        bob,
+        [{ txid: txid(b), index: 0 }],
+        [{ to: CAROL, amount: 10n * COIN - 2_000n }],
+      );
+      const p = pay(coins[2]!, BOB, 1_000n);
+      const pChild = makeTransfer(
+        bob,
+        [{ txid: txid(p), index: 0 }],
+        [{ to: CAROL, amount: 10n * COIN - 2_000n }],
+      );
+      const untouched = pay(coins[3]!, BOB, 1_000n);
+      for (const tx of [a, b, bChild, p, pChild, untouched]) mp.accept(tx);
+      assert.equal(mp.size, 6);
+
+      // The block includes a and p, and a different spend of b's coin.
+      const bTwin = pay(coins[1]!, CAROL, 3_000n);
+      mineTxs(h, [a, p, bTwin], 5_000n);
+
+      assert.deepEqual(
+        new Set(mp.txids().map((t) => t.toString("hex"))),
+        new Set([hexId(pChild), hexId(untouched)]),
+      );
+      const reasons = Object.fromEntries(removed.map((r) => [r.txid, r.reason]));
+      assert.equal(reasons[hexId(a)], "block");
+      assert.equal(reasons[hexId(p)], "block");
+      assert.equal(reasons[hexId(b)], "conflict");
+      assert.equal(reasons[hexId(bChild)], "conflict");
+      // pChild now spends a confirmed output: no more in-mempool parent.
+      assert.deepEqual(mp.getEntry(txid(pChild))!.depends, []);
+      assert.equal(mp.bytes, 2 * SIMPLE_SIZE);
+      // The spent outpoints are free of mempool spenders, so nothing stale is left behind.
+      assert.equal(mp.spentBy(coins[1]!.outpoint), undefined);
+    }));
+
+  it("after a reorg, the losing branch's transactions come back unless they conflict with the winner", () =>
+    withMempool(({ h, mp, coins, removed, added }) => {
+      const g = h.chain.tip.hash;
+      const t1 = pay(coins[0]!, BOB, 1_000n); // only on the losing branch: comes back
+      const t2 = pay(coins[1]!, BOB, 1_000n); // double-spent on the winning branch: dropped
+      const t3 = pay(coins[2]!, BOB, 1_000n); // on both branches: stays confirmed
+      for (const tx of [t1, t2, t3]) mp.accept(tx);
+      const a1 = mineTxs(h, [t1, t2, t3], 3_000n);
+      assert.equal(mp.size, 0);
+
+      // A mempool child of a block transaction, and an unrelated one.
+      const t1Child = makeTransfer(
+        bob,
+        [{ txid: txid(t1), index: 0 }],
+        [{ to: CAROL, amount: 10n * COIN - 2_000n }],
+      );
+      const loose = pay(coins[4]!, CAROL, 1_000n);
+      mp.accept(t1Child);
+      mp.accept(loose);
+
+      // The winning branch, built from genesis: two blocks, the first differs in time from a1.
+      const t2Twin = pay(coins[1]!, CAROL, 2_000n);
+      const ts = slotStart(h.chain.params, h.chain.getIndex(g)!.timestamp, 0) + 1;
+      const b1 = h.makeBlock({ txs: [t2Twin, t3], fees: 3_000n, parentHash: g, timestamp: ts });
+      h.feed(b1);
+      const b2 = h.makeBlock({ parentHash: blockHash(b1.header) });
+      h.feed(b2);
+      assert.ok(h.chain.tip.hash.equals(blockHash(b2.header)), "the two-block branch won");
+      assert.ok(
+        !h.chain.isMain(h.chain.getIndex(blockHash(a1.header))!),
+        "!h.chain.isMain(h.chain.getIndex(blockHash(a1.header))!)",
+      );
+
+      const ids = new Set(mp.txids().map((t) => t.toString("hex")));
+      assert.deepEqual(ids, new Set([hexId(t1), hexId(t1Child), hexId(loose)]));
+      // The child follows its parent again.
+      assert.deepEqual(
+        mp.getEntry(txid(t1Child))!.depends.map((d) => d.toString("hex")),
+        [hexId(t1)],
+      );
+      assert.equal(added.filter((a) => a.txid.equals(txid(t1))).length, 2, "t1 added again");
+      assert.ok(!removed.some((r) => r.txid === hexId(loose)), "unrelated entry untouched");
+      // The mempool is consistent with the new tip: a block of everything it selects connects.
+      const sel = mp.selectForBlock(MAX_BLOCK_SIZE);
+      assert.equal(sel.txs.length, 3);
+      h.mine({ txs: sel.txs, fees: sel.fees });
+      assert.equal(mp.size, 0);
+    }));
+
+  it("a plain disconnect of the tip puts its transactions back and drops spends of its coinbase", () =>
+    withMempool(({ h, mp, coins, removed }) => {
+      for (let i = 0; i < 5; i++) h.mine();
+      const tx = pay(coins[0]!, BOB, 1_000n);
+      mp.accept(tx);
+      const b = mineTxs(h, [tx], 1_000n);
+      // Spend a coinbase output of block 1, mature at height 6.
+      const cb1 = h.chain.getBlock(h.chain.getHashAtHeight(1)!)!.txs[0]!;
+      const idx = cb1.outputs.findIndex((o) => o.address.equals(pubkeyHash(mns[1]!.publicKey)));
+      const cbSpend = pay(
+        { outpoint: { txid: txid(cb1), index: idx }, amount: cb1.outputs[idx]!.amount, key: mns[1]! },
+        BOB,
+        1_000n,
+      );
+      mp.accept(cbSpend);
+      assert.equal(mp.size, 1);
+
+      h.chain.disconnectTip();
+      assert.ok(
+        !h.chain.isMain(h.chain.getIndex(blockHash(b.header))!),
+        "!h.chain.isMain(h.chain.getIndex(blockHash(b.header))!)",
+      );
+      assert.ok(mp.has(txid(tx)), "the block's transaction is back");
+      // At the new tip (5) the next height is 6: the coinbase of block 1 is still mature.
+      assert.ok(mp.has(txid(cbSpend)), "mp.has(txid(cbSpend))");
+      // Disconnect once more: now the spend would be in block 5, too early.
+      h.chain.disconnectTip();
+      assert.ok(!mp.has(txid(cbSpend)), "!mp.has(txid(cbSpend))");
+      assert.ok(
+        removed.some((r) => r.txid === hexId(cbSpend) && r.reason === "reorg"),
+        'removed.some((r) => r.txid === hexId(cbSpend) && r.reason === "reorg")',
+      );
+      assert.ok(mp.has(txid(tx)), "mp.has(txid(tx))");
+    }));
+
+  it("expires transactions older than expiryMs, with their descendants", () =>
+    withMempool(
+      ({ h, mp, coins, removed }) => {
+        const old = pay(coins[0]!, BOB, 1_000n);
+        mp.accept(old);
+        h.clock.advance(30_000);
+        const child = makeTransfer(bob, [{ txid: txid(old), index: 0 }], [{ to: CAROL, amount: 9n * COIN }]);
+        const young = pay(coins[1]!, BOB, 1_000n);
+        mp.accept(child);
+        mp.accept(young);
+        h.clock.advance(60_000 - 30_000 - 1_000); // old is 59 s old
+        assert.equal(mp.size, 3);
+        h.clock.advance(2_000); // old is 61 s old: the sweep at 60 s removes it and its child
+        assert.deepEqual(mp.txids(), [txid(young)]);
+        assert.deepEqual(
+          removed.map((r) => r.reason),
+          ["expired", "expired"],
+        );
+        h.clock.advance(60_000);
+        assert.equal(mp.size, 0);
+      },
+      { expiryMs: 60_000, sweepIntervalMs: 1_000 },
+    ));
+});
+
+describe("Mempool caps and block selection", () => {
+  const floodKey = testKey("flood", 0);
+  const N = 10_000;
+  const floodGenesis = testGenesis({ masternodes: mns, funded: [{ key: floodKey, amount: COIN, count: N }] });
+  let floodTxs: Tx[] = [];
+  let fees: bigint[] = [];
+  const h0: { h: ChainHarness | null } = { h: null };
+
+  before(() => {
+    h0.h = new ChainHarness(floodGenesis, mns);
+    const coins = h0.h.genesisCoins(floodKey);
+    assert.equal(coins.length, N);
+    // Fees are a permutation of 1,000..10,999 units (7,919 is coprime to 10,000), so arrival order
+    // and fee order differ and every fee rate is distinct.
+    fees = coins.map((_, i) => 1_000n + BigInt((i * 7_919) % N));
+    floodTxs = coins.map((c, i) => pay(c, BOB, fees[i]!));
+  });
+  after(async () => {
+    await h0.h?.close();
+  });
+
+  function flood(opts: Partial<MempoolOptions>): {
+    mp: Mempool;
+    outcome: Record<string, number>;
+    evicted: number;
+  } {
+    const h = h0.h!;
+    const mp = new Mempool(opts, { chain: h.chain, clock: h.clock, logger: nullLogger });
+    let evicted = 0;
+    mp.events.on("txRemoved", (e) => {
+      assert.equal(e.reason, "evicted");
+      evicted++;
+    });
+    const outcome: Record<string, number> = {};
+    for (const tx of floodTxs) {
+      let k = "accepted";
+      try {
+        mp.accept(tx);
+      } catch (e) {
+        assert.ok(e instanceof MempoolError, "e instanceof MempoolError");
+        k = e.code;
+      }
+      outcome[k] = (outcome[k] ?? 0) + 1;
+      assert.ok(mp.size <= (opts.maxCount ?? Infinity), "mp.size <= (opts.maxCount ?? Infinity)");
+      assert.ok(mp.bytes <= (opts.maxBytes ?? Infinity), "mp.bytes <= (opts.maxBytes ?? Infinity)");
+    }
+    return { mp, outcome, evicted };
+  }
+
+  function topFees(k: number): Set<bigint> {
+    return new Set([...fees].sort((a, b) => (a > b ? -1 : a < b ? 1 : 0)).slice(0, k));
+  }
+
+  it("a flood of 10,000 transactions under a byte cap keeps the highest fee rates", () => {
+    const keep = 1_500;
+    const { mp, outcome, evicted } = flood({ maxBytes: SIMPLE_SIZE * keep, maxCount: 50_000 });
+    assert.equal(mp.size, keep);
+    assert.equal(mp.bytes, SIMPLE_SIZE * keep);
+    assert.equal(outcome.accepted! + (outcome.MEMPOOL_FULL ?? 0), N);
+    assert.equal(outcome.accepted! - evicted, keep);
+    const kept = new Set(mp.entries().map((e) => e.fee));
+    assert.deepEqual(kept, topFees(keep));
+    // Full: the minimum fee is now the lowest kept rate, 9,500 / 177 = 53.7, rounded up to 54
+    // units per byte, shown in TIME per 1,000 bytes.
+    assert.equal(mp.info().mempoolminfee, "0.00054000");
+  });
+
+  it("a flood of 10,000 transactions under a count cap keeps the highest fee rates", () => {
+    const keep = 1_000;
+    const { mp, outcome } = flood({ maxCount: keep });
+    assert.equal(mp.size, keep);
+    assert.ok(outcome.MEMPOOL_FULL! > 0, "outcome.MEMPOOL_FULL! > 0");
+    assert.deepEqual(new Set(mp.entries().map((e) => e.fee)), topFees(keep));
+    // A newcomer that does not beat the lowest kept fee rate is refused with the reason.
+    const probe = flood({ maxCount: 1 }).mp;
+    const e = rejection(() => probe.accept(floodTxs[0]!));
+    assert.equal(e.code, "MEMPOOL_FULL");
+  });
+
+  it("eviction takes descendants along and never evicts the newcomer's own parent", () =>
+    withMempool(
+      ({ mp, coins, removed }) => {
+        const low = pay(coins[0]!, BOB, 200n);
+        const lowChild = makeTransfer(
+          bob,
+          [{ txid: txid(low), index: 0 }],
+          [{ to: CAROL, amount: 10n * COIN - 5_000n }],
+        );
+        mp.accept(low);
+        mp.accept(lowChild); // fee rate ~27, but its parent's is ~1.1
+        // Full (2 entries). A fee rate of 10 beats low but not lowChild, which would go with it.
+        const mid = pay(coins[1]!, BOB, 1_770n);
+        assert.equal(rejection(() => mp.accept(mid)).code, "MEMPOOL_FULL");
+        // 30 units/byte beats both: both go.
+        const high = pay(coins[2]!, BOB, 5_310n);
+        mp.accept(high);
+        assert.deepEqual(mp.txids(), [txid(high)]);
+        assert.deepEqual(
+          removed.map((r) => [r.txid, r.reason]),
+          [
+            [hexId(lowChild), "evicted"],
+            [hexId(low), "evicted"],
+          ],
+        );
+        // Full again. A child of `high` would need `high` (the lowest rate now) evicted: refused.
+        mp.accept(pay(coins[3]!, BOB, 8_000n));
+        const highChild = makeTransfer(
+          bob,
+          [{ txid: txid(high), index: 0 }],
+          [{ to: CAROL, amount: 9n * COIN }],
+        );
+        const e = rejection(() => mp.accept(highChild));
+        assert.equal(e.code, "MEMPOOL_FULL");
+        assert.match(e.message, /own parent/);
+      },
+      { maxCount: 2 },
+    ));
+
+  it("selectForBlock: highest fee rate first, parents before children, within the byte cap", () =>
+    withMempool(({ h, mp, coins }) => {
+      const parent = pay(coins[0]!, BOB, 200n); // lowest rate
+      const child = makeTransfer(
+        bob,
+        [{ txid: txid(parent), index: 0 }],
+        [{ to: CAROL, amount: 10n * COIN - 20_000n }],
+      );
+      const mid = pay(coins[1]!, BOB, 5_000n);
+      const high = pay(coins[2]!, BOB, 9_000n);
+      for (const tx of [parent, child, mid, high]) mp.accept(tx);
+
+      const all = mp.selectForBlock(MAX_BLOCK_SIZE);
+      assert.deepEqual(all.txs.map(hexId), [high, mid, parent, child].map(hexId));
+      assert.equal(all.fees, 200n + 19_800n + 5_000n + 9_000n);
+
+      // Room for two: the two best independent ones; the child never without its parent.
+      const two = mp.selectForBlock(2 * SIMPLE_SIZE);
+      assert.deepEqual(two.txs.map(hexId), [high, mid].map(hexId));
+      assert.equal(two.fees, 14_000n);
+      const three = mp.selectForBlock(3 * SIMPLE_SIZE + 10);
+      assert.deepEqual(three.txs.map(hexId), [high, mid, parent].map(hexId));
+      assert.ok(
+        three.txs.reduce((s, t) => s + txSize(t), 0) <= 3 * SIMPLE_SIZE + 10,
+        "three.txs.reduce((s, t) => s + txSize(t), 0) <= 3 * SIMPLE_SIZE + 10",
+      );
+      assert.deepEqual(mp.selectForBlock(SIMPLE_SIZE - 1).txs, []);
+
+      // What it selects is a valid block.
+      h.mine({ txs: all.txs, fees: all.fees });
+      assert.equal(mp.size, 0);
+    }));
+
+  it("selectForBlock waits for every in-mempool parent of a child", () =>
+    withMempool(({ h, mp, coins }) => {
+      const p1 = pay(coins[0]!, BOB, 200n);
+      const p2 = pay(coins[1]!, BOB, 5_000n);
+      const child = makeTransfer(
+        bob,
+        [
+          { txid: txid(p1), index: 0 },
+          { txid: txid(p2), index: 0 },
+        ],
+        [{ to: CAROL, amount: 20n * COIN - 5_200n - 50_000n }],
+      );
+      for (const tx of [p1, p2, child]) mp.accept(tx);
+      const sel = mp.selectForBlock(MAX_BLOCK_SIZE);
+      assert.deepEqual(sel.txs.map(hexId), [p2, p1, child].map(hexId));
+      h.mine({ txs: sel.txs, fees: sel.fees });
+      assert.equal(mp.size, 0);
+    }));
+});
+
+/** A fake network: plain functions that record what the relay asks of it. */
+function fakeNetwork(serve: (peer: unknown, ids: Buffer[]) => Tx[]) {
+  const calls = {
+    broadcasts: [] as Array<{ txids: string[]; except: unknown }>,
+    requests: [] as Array<{ peer: unknown; txids: string[] }>,
+    penalties: [] as Array<{ peer: unknown; score: number; reason: string }>,
+  };
+  const network: TxRelayNetwork = {
+    broadcastTxInv: (txids, except) =>
+      calls.broadcasts.push({ txids: txids.map((t) => t.toString("hex")), except }),
+    requestTxs: (peer, txids) => {
+      calls.requests.push({ peer, txids: txids.map((t) => t.toString("hex")) });
+      return Promise.resolve(serve(peer, txids));
+    },
+    misbehaving: (peer, score, reason) => calls.penalties.push({ peer, score, reason }),
+  };
+  return { network, calls };
+}
+
+describe("TxRelay", () => {
+  function withRelay(
+    fn: (
+      c: Ctx & { relay: TxRelay; calls: ReturnType<typeof fakeNetwork>["calls"]; offer: Map<string, Tx> },
+    ) => Promise<void>,
+  ): Promise<void> {
+    return withMempool(async (c) => {
+      const offer = new Map<string, Tx>();
+      const { network, calls } = fakeNetwork((_peer, ids) =>
+        ids.map((id) => offer.get(id.toString("hex"))).filter((t): t is Tx => t !== undefined),
+      );
+      const relay = new TxRelay(
+        {},
+        { mempool: c.mp, network, clock: c.h.clock, logger: nullLogger, chain: c.h.chain },
+      );
+      relay.start();
+      try {
+        await fn({ ...c, relay, calls, offer });
+      } finally {
+        relay.stop();
+      }
+    });
+  }
+  const peerA = { name: "A" };
+  const peerB = { name: "B" };
+
+  it("fetches announced transactions, accepts them, and announces them to everyone but the sender", () =>
+    withRelay(async ({ mp, coins, relay, calls, offer }) => {
+      const t1 = pay(coins[0]!, BOB, 1_000n);
+      const t2 = pay(coins[1]!, BOB, 1_000n);
+      for (const t of [t1, t2]) offer.set(hexId(t), t);
+      await relay.onTxInv(peerA, [txid(t1), txid(t2), txid(t1)]);
+      assert.deepEqual(calls.requests, [{ peer: peerA, txids: [hexId(t1), hexId(t2)] }]);
+      assert.ok(mp.has(txid(t1)) && mp.has(txid(t2)), "mp.has(txid(t1)) && mp.has(txid(t2))");
+      assert.deepEqual(calls.broadcasts, [{ txids: [hexId(t1), hexId(t2)], except: peerA }]);
+      assert.ok(relay.knows(peerA, txid(t1)), "relay.knows(peerA, txid(t1))");
+      // Announced again, by anyone: nothing is fetched twice.
+      await relay.onTxInv(peerB, [txid(t1)]);
+      assert.equal(calls.requests.length, 1);
+      // The network filters per peer through the relay: A already knows both.
+      assert.deepEqual(relay.filterUnknown(peerA, [txid(t1), txid(t2)]), []);
+      assert.deepEqual(
+        relay.filterUnknown(peerB, [txid(t1), txid(t2)]).map((t) => t.toString("hex")),
+        [hexId(t2)],
+      );
+      assert.deepEqual(relay.filterUnknown(peerB, [txid(t2)]), []);
+      // GetTxs is served from the mempool.
+      assert.deepEqual(relay.onGetTxs([txid(t2), Buffer.alloc(32)], peerB), [t2]);
+    }));
+
+  it("an invalid transaction costs its sender the rule's ban score; a policy rejection costs nothing", () =>
+    withRelay(async ({ coins, relay, calls, offer }) => {
+      const bad = pay(coins[0]!, BOB, 1_000n);
+      bad.inputs[0]!.signature = Buffer.alloc(64, 7);
+      const cheap = pay(coins[1]!, BOB, 10n);
+      for (const t of [bad, cheap]) offer.set(hexId(t), t);
+      await relay.onTxInv(peerA, [txid(bad), txid(cheap)]);
+      assert.equal(calls.penalties.length, 1);
+      assert.equal(calls.penalties[0]!.score, 100);
+      assert.match(calls.penalties[0]!.reason, /bad signature/);
+      assert.deepEqual(calls.broadcasts, []);
+      // The low-fee one is remembered as rejected and not fetched again; the bad-signature one is
+      // not (a tampered copy shares the genuine transaction's txid).
+      assert.ok(relay.isRejected(txid(cheap)), "relay.isRejected(txid(cheap))");
+      assert.ok(!relay.isRejected(txid(bad)), "!relay.isRejected(txid(bad))");
+      await relay.onTxInv(peerB, [txid(cheap), txid(bad)]);
+      assert.deepEqual(calls.requests.at(-1)!.txids, [hexId(bad)]);
+    }));
+
+  it("rate-limits each peer to 50 tx/s after a burst of 100, dropping the excess with a small penalty", () =>
+    withRelay(async ({ h, relay, calls }) => {
+      const ids = Array.from({ length: 130 }, (_, i) => Buffer.alloc(32, i + 1));
+      await relay.onTxInv(peerA, ids);
+      assert.equal(calls.requests[0]!.txids.length, 100);
+      assert.equal(calls.penalties.length, 1);
+      assert.equal(calls.penalties[0]!.score, 1);
+      assert.match(calls.penalties[0]!.reason, /30 txids dropped/);
+      // Another peer has its own bucket.
+      await relay.onTxInv(peerB, [Buffer.alloc(32, 200)]);
+      assert.equal(calls.requests[1]!.txids.length, 1);
+      // One second later, 50 more tokens.
+      h.clock.advance(1_000);
+      const more = Array.from({ length: 60 }, (_, i) => Buffer.alloc(32, 140 + i));
+      await relay.onTxInv(peerA, more);
+      assert.equal(calls.requests[2]!.txids.length, 50);
+      assert.equal(calls.penalties.length, 2);
+    }));
+
+  it("submitLocal accepts and announces to every peer; a failed fetch is survived", () =>
+    withRelay(async ({ mp, coins, relay, calls }) => {
+      const tx = pay(coins[0]!, BOB, 1_000n);
+      relay.submitLocal(tx);
+      assert.ok(mp.has(txid(tx)), "mp.has(txid(tx))");
+      assert.deepEqual(calls.broadcasts, [{ txids: [hexId(tx)], except: undefined }]);
+      const e = rejection(() => relay.submitLocal(pay(coins[0]!, CAROL, 2_000n)));
+      assert.equal(e.code, "CONFLICT");
+
+      const failing = new TxRelay(
+        {},
+        {
+          mempool: mp,
+          network: {
+            broadcastTxInv: () => undefined,
+            requestTxs: () => Promise.reject(new Error("peer went away")),
+            misbehaving: () => assert.fail("no penalty for a failed fetch"),
+          },
+          clock: new ManualClock(),
+          logger: nullLogger,
+        },
+      );
+      await failing.onTxInv(peerA, [Buffer.alloc(32, 9)]);
+      assert.equal(failing.stats().inFlight, 0);
+    }));
+});
