@@ -235,7 +235,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program
     .command("devnet")
     .description("run a local devnet of masternodes on loopback until Ctrl-C")
-    .option("--nodes <n>", "number of masternodes", "1")
+    .option("--nodes <n>", "number of masternodes", "4")
     .option("--dir <dir>", "directory for the devnet (default: a fresh temporary directory)")
     .option("--block-time <seconds>", "block interval in seconds", "2")
     .option("--full-nodes <k>", "extra non-masternode nodes", "0")

@@ -15,11 +15,18 @@ export interface NetworkDefaults {
   blockTimeSeconds: number;
   coordinatorIntervalSeconds: number;
   pingIntervalSeconds: number;
+  /** [masternode] heartbeat_interval: the liveness window is 5 of these. */
+  heartbeatIntervalSeconds: number;
+  /** [masternode] announce_interval. */
+  announceIntervalSeconds: number;
 }
 
 // Ports as in the original (mainnet 24000/24001, testnet 24100/24101); devnet takes the next
 // hundred (INTERFACE.md). 600 s blocks as in the original; the devnet runs 2 s blocks, so its
 // sync coordinator and pings run faster too, or a node would sit out many blocks between checks.
+// Heartbeats every 60 s as in the original (so a masternode goes inactive after 5 × 60 = 300 s of
+// silence, the original's offline mark); a devnet heartbeats every second so liveness settles in
+// seconds. Announcements are re-sent every 600 s (30 s on a devnet, the shortest allowed).
 export const NETWORK_DEFAULTS: Readonly<Record<NetworkName, Readonly<NetworkDefaults>>> = {
   mainnet: {
     p2pPort: 24000,
@@ -28,6 +35,8 @@ export const NETWORK_DEFAULTS: Readonly<Record<NetworkName, Readonly<NetworkDefa
     blockTimeSeconds: 600,
     coordinatorIntervalSeconds: 30,
     pingIntervalSeconds: 30,
+    heartbeatIntervalSeconds: 60,
+    announceIntervalSeconds: 600,
   },
   testnet: {
     p2pPort: 24100,
@@ -36,6 +45,8 @@ export const NETWORK_DEFAULTS: Readonly<Record<NetworkName, Readonly<NetworkDefa
     blockTimeSeconds: 600,
     coordinatorIntervalSeconds: 30,
     pingIntervalSeconds: 30,
+    heartbeatIntervalSeconds: 60,
+    announceIntervalSeconds: 600,
   },
   devnet: {
     p2pPort: 24200,
@@ -44,6 +55,8 @@ export const NETWORK_DEFAULTS: Readonly<Record<NetworkName, Readonly<NetworkDefa
     blockTimeSeconds: 2,
     coordinatorIntervalSeconds: 5,
     pingIntervalSeconds: 2,
+    heartbeatIntervalSeconds: 1,
+    announceIntervalSeconds: 30,
   },
 };
 
@@ -72,7 +85,14 @@ export function fileDefaults(network: NetworkName, dataDir: string): NodeConfig 
     },
     // RPC listens only on loopback unless the config says otherwise (INTERFACE.md).
     rpc: { enabled: true, listen_address: `127.0.0.1:${n.rpcPort}` },
-    masternode: { enabled: false, operator_key_file: "operator.key", tier: "free", reward_address: "" },
+    masternode: {
+      enabled: false,
+      operator_key_file: "operator.key",
+      tier: "free",
+      reward_address: "",
+      heartbeat_interval: n.heartbeatIntervalSeconds,
+      announce_interval: n.announceIntervalSeconds,
+    },
     // Production needs 3 active masternodes (DESIGN.md, consensus constraint 5).
     consensus: { min_masternodes: 3, block_time_seconds: n.blockTimeSeconds },
     // The seeds' [sync] values, which the original silently ignored.

@@ -70,6 +70,13 @@ export interface MasternodeSection {
   tier: MasternodeTier;
   /** "" = derive the address from the operator key. */
   reward_address: string;
+  /**
+   * Seconds between heartbeats; may be fractional. A masternode counts as active while its last
+   * heartbeat is at most 5 intervals old (300 s on mainnet, as in the original).
+   */
+  heartbeat_interval: number;
+  /** Seconds between re-sent announcements to each peer; at least 30 (the receiver allows 3/min). */
+  announce_interval: number;
 }
 
 export interface ConsensusSection {
@@ -188,6 +195,10 @@ export const MasternodeSectionSchema = z.strictObject({
   tier: z.enum(MASTERNODE_TIERS).describe(oneOf(MASTERNODE_TIERS)),
   // Checked against the network's address prefix once the network is known (config.ts).
   reward_address: z.string().describe('a TIME address, or "" to derive it from the operator key'),
+  heartbeat_interval: z.number().min(0.1).max(3_600).describe("a number of seconds from 0.1 to 3600"),
+  // With the announcement sent on connect, one every 30 s or slower never exceeds the
+  // receiver's limit of 3 per minute (p2p/rateLimits.ts).
+  announce_interval: z.number().min(30).max(86_400).describe("a number of seconds from 30 to 86400"),
 });
 
 export const ConsensusSectionSchema = z.strictObject({
@@ -198,9 +209,12 @@ export const ConsensusSectionSchema = z.strictObject({
     .number()
     .min(0.1)
     .max(86_400)
-    .refine((v) => Number.isInteger(Math.round(v * 1000)) && Math.abs(v * 1000 - Math.round(v * 1000)) < 1e-6, {
-      message: "at most millisecond precision",
-    })
+    .refine(
+      (v) => Number.isInteger(Math.round(v * 1000)) && Math.abs(v * 1000 - Math.round(v * 1000)) < 1e-6,
+      {
+        message: "at most millisecond precision",
+      },
+    )
     .describe("a number of seconds from 0.1 to 86400 (millisecond precision)"),
 });
 

@@ -69,6 +69,10 @@ const KEY_DOCS: KeyDocs = {
     operator_key_file: "The operator key file. A relative path is taken from data_dir.",
     tier: `The masternode tier (${MASTERNODE_TIERS.join(", ")}).`,
     reward_address: 'Where block rewards go. "" means the address of the operator key.',
+    heartbeat_interval:
+      "Seconds between this masternode's signed heartbeats (fractions allowed). Every node counts a masternode as active while its last heartbeat is at most 5 intervals old: 300 s with the 60 s default, the original's offline mark.",
+    announce_interval:
+      "Seconds between the announcements (service address and node id) a masternode re-sends to each peer; it also sends one on every new connection. At least 30, so peers never see more than their limit of 3 per minute.",
   },
   consensus: {
     min_masternodes:

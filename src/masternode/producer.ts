@@ -29,6 +29,8 @@ export interface ProducerModules {
   /** Transactions to include, chosen by fee rate and fitting the block; empty until the mempool exists. */
   selectTransactions?: (maxBytes: number) => { txs: Tx[]; fees: bigint };
   onProduced?: (hash: Buffer, height: number, round: number) => void;
+  /** Our own block was rejected: the transactions it carried are dropped so the next try is clean. */
+  onBlockRejected?: (txs: Tx[]) => void;
 }
 
 /** Never wake less often than this, so a new tip or a new round is noticed promptly. */
@@ -146,6 +148,7 @@ export class BlockProducer {
         { height, round, code: e instanceof BlockError ? e.code : undefined },
         e,
       );
+      if (picked.txs.length > 0) this.modules.onBlockRejected?.(picked.txs);
     }
   }
 

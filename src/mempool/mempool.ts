@@ -6,6 +6,7 @@ import { BlockError } from "../chain/errors.js";
 import { TxKind, outpointKey, txSize, txid as txidOf, type OutPoint, type Tx } from "../chain/tx.js";
 import type { UtxoEntry, UtxoView } from "../chain/utxo.js";
 import { checkTxInputs, checkTxSanity } from "../chain/validation.js";
+import { checkRegistryTx, checkRegistryTxSanity, isRegistryTxKind } from "../consensus/registryTx.js";
 import type { Logger } from "../logging/index.js";
 import type { Clock, TimerHandle } from "../util/clock.js";
 import { TypedEmitter } from "../util/typedEmitter.js";
@@ -70,6 +71,8 @@ interface Entry {
   /** Hex txids of in-mempool parents and children. */
   parents: Set<string>;
   children: Set<string>;
+  /** Registry claims (operator, collateral) of a registry transaction. */
+  claims?: string[];
 }
 
 /**
@@ -119,6 +122,12 @@ export class Mempool {
   private pool = new Map<string, Entry>();
   /** outpointKey → hex txid of the mempool transaction spending it. */
   private spends = new Map<string, string>();
+  /**
+   * Registry claims of pooled transactions: "op:<operator hex>" and "col:<outpoint>" → txid hex.
+   * At most one pooled registry transaction per operator and per collateral, so two pooled
+   * registrations can never make the producer build an invalid block.
+   */
+  private mnClaims = new Map<string, string>();
   /** Every entry, ascending by fee rate: the eviction order. */
   private byRate: Entry[] = [];
   private totalBytes = 0;
@@ -325,16 +334,11 @@ export class Mempool {
         { banScore: 100 },
       );
     }
-    if (tx.kind !== TxKind.Transfer) {
-      // Registry kinds also need the registry rules and conflict rules between pooled
-      // registrations; until the mempool checks those, admitting them could make the producer
-      // build invalid blocks. Not the sender's fault: no penalty.
-      throw new MempoolError(
-        "INVALID",
-        `transaction kind ${tx.kind} (${TxKind[tx.kind] ?? "unknown"}) is not admitted to the mempool: ` +
-          "only transfers are relayed",
-        { ruleCode: "UNSUPPORTED_TX_KIND", banScore: 0 },
-      );
+    if (tx.kind !== TxKind.Transfer && !isRegistryTxKind(tx.kind)) {
+      throw new MempoolError("INVALID", `transaction kind ${tx.kind} is not admitted to the mempool`, {
+        ruleCode: "UNSUPPORTED_TX_KIND",
+        banScore: 0,
+      });
     }
     const size = txSize(tx);
     if (mode === "relay" && size > this.opts.maxTxSize) {
@@ -416,12 +420,28 @@ export class Mempool {
         );
       }
     }
+    const claims = this.claimsOf(tx);
+    for (const c of claims) {
+      const holder = this.mnClaims.get(c);
+      if (holder !== undefined) {
+        throw new MempoolError(
+          "CONFLICT",
+          `masternode ${c} is already claimed by mempool transaction ${holder}`,
+          {
+            context: { claim: c, conflict: holder },
+          },
+        );
+      }
+    }
     const evict = mode === "relay" ? this.planEviction(entry) : [];
     try {
       checkTxInputs(tx, id, this.view, this.chain.height + 1, this.chain.params);
+      // Registry rules (and transfers that spend a collateral) against the tip's registry.
+      checkRegistryTx(tx, this.chain.getRegistry(), this.view, { height: this.chain.height + 1 });
     } catch (e) {
       throw fromBlockError(e);
     }
+    entry.claims = claims;
     for (const h of evict) {
       if (this.pool.has(h)) this.removeWithDescendants(h, "evicted");
     }
@@ -503,8 +523,37 @@ export class Mempool {
     return out;
   }
 
+  /** The registry claims a transaction makes (none for a transfer). */
+  private claimsOf(tx: Tx): string[] {
+    if (!isRegistryTxKind(tx.kind)) return [];
+    let p;
+    try {
+      p = checkRegistryTxSanity(tx);
+    } catch (e) {
+      throw fromBlockError(e);
+    }
+    const out = [`op:${p.operatorPubkey.toString("hex")}`];
+    if ("collateral" in p && p.collateral) out.push(`col:${outpointKey(p.collateral)}`);
+    return out;
+  }
+
+  /** Drops pooled registry transactions a new block made invalid (e.g. the operator got registered). */
+  private revalidateRegistryTxs(): number {
+    let dropped = 0;
+    for (const e of [...this.pool.values()]) {
+      if (!isRegistryTxKind(e.tx.kind) || !this.pool.has(e.hex)) continue;
+      try {
+        checkRegistryTx(e.tx, this.chain.getRegistry(), this.view, { height: this.chain.height + 1 });
+      } catch {
+        dropped += this.removeWithDescendants(e.hex, "conflict");
+      }
+    }
+    return dropped;
+  }
+
   private insert(e: Entry): void {
     this.pool.set(e.hex, e);
+    for (const c of e.claims ?? []) this.mnClaims.set(c, e.hex);
     for (const input of e.tx.inputs) this.spends.set(outpointKey(input.prevout), e.hex);
     for (const p of e.parents) this.pool.get(p)?.children.add(e.hex);
     this.byRate.splice(this.rateIndex(e), 0, e);
@@ -523,11 +572,20 @@ export class Mempool {
     return lo;
   }
 
+  /** Removes transactions (with their descendants), e.g. ones in a block of ours that was rejected. */
+  evict(txids: readonly Buffer[], reason: RemovalReason = "conflict"): number {
+    let n = 0;
+    for (const id of txids)
+      if (this.pool.has(id.toString("hex"))) n += this.removeWithDescendants(id.toString("hex"), reason);
+    return n;
+  }
+
   /** Removes one entry; its children stay (their inputs are now chain outputs, or they go next). */
   private removeEntry(hex: string, reason: RemovalReason): Entry | undefined {
     const e = this.pool.get(hex);
     if (!e) return undefined;
     this.pool.delete(hex);
+    for (const c of e.claims ?? []) if (this.mnClaims.get(c) === hex) this.mnClaims.delete(c);
     for (const input of e.tx.inputs) {
       const k = outpointKey(input.prevout);
       if (this.spends.get(k) === hex) this.spends.delete(k);
@@ -564,6 +622,7 @@ export class Mempool {
         if (spender !== undefined) conflicts += this.removeWithDescendants(spender, "conflict");
       }
     }
+    conflicts += this.revalidateRegistryTxs();
     if (included + conflicts > 0) {
       this.logger.debug("Mempool updated for a connected block", {
         height: block.header.height,
@@ -602,6 +661,7 @@ export class Mempool {
     const old = [...this.pool.values()];
     this.pool = new Map();
     this.spends = new Map();
+    this.mnClaims = new Map();
     this.byRate = [];
     this.totalBytes = 0;
 

@@ -44,11 +44,6 @@ export async function runDevnet(o: DevnetOptions): Promise<number> {
     throw new Error("--full-nodes must be an integer from 0 to 200");
   if (!Number.isFinite(o.blockTime) || o.blockTime < 0.1)
     throw new Error("--block-time must be at least 0.1 seconds");
-  if (o.nodes > 1 || o.fullNodes > 0) {
-    throw new Error(
-      "this build runs a one-masternode devnet only (--nodes 1); nodes find each other once P2P lands",
-    );
-  }
   const clock = new SystemClock();
   const tempRoot = o.dir === undefined;
   const dir = tempRoot ? mkdtempSync(join(tmpdir(), "timed-devnet-")) : resolve(o.dir!);
@@ -135,7 +130,8 @@ export async function runDevnet(o: DevnetOptions): Promise<number> {
   const every = (o.statusEvery ?? 3) * 1000;
   const timer = clock.setInterval(() => {
     const parts = nodes.map(
-      (n, i) => `${infos[i]!.name} h=${n.chain.height}${n.producer ? ` [${n.producer.status.reason}]` : ""}`,
+      (n, i) =>
+        `${infos[i]!.name} h=${n.chain.height} ${n.chain.tip.hash.toString("hex").slice(0, 8)} peers=${n.peers.connectionCounts().total} mn=${n.liveness.activeCount()}/${n.chain.getRegistry().length}`,
     );
     say(`${new Date(clock.now()).toISOString().slice(11, 19)}  ${parts.join("  |  ")}`);
   }, every);

@@ -21,6 +21,19 @@ import { TcpTransport, type Transport } from "../p2p/transport.js";
 import { registerNetMethods } from "../rpc/netMethods.js";
 import { BlockRelay } from "../sync/blockRelay.js";
 import { BlockServer } from "../sync/blockServer.js";
+import { join } from "node:path";
+import { decodeTx, encodeTx, type Tx } from "../chain/tx.js";
+import { CodecError } from "../codec/index.js";
+import { Mempool } from "../mempool/mempool.js";
+import { TxRelay, type TxRelayNetwork } from "../mempool/txRelay.js";
+import type { Peer } from "../p2p/peer.js";
+import { registerTxMethods } from "../rpc/txMethods.js";
+import { registerWalletMethods } from "../rpc/walletMethods.js";
+import { Wallet, WALLET_FILE } from "../wallet/wallet.js";
+import { HeartbeatService } from "../masternode/heartbeatService.js";
+import { livenessOptions, MasternodeLiveness } from "../masternode/liveness.js";
+import { registerMasternodeMethods } from "../rpc/masternodeMethods.js";
+import { txid as txidOf } from "../chain/tx.js";
 import { dataDirPaths } from "./dataDir.js";
 import { acquireLock } from "./lockFile.js";
 
@@ -60,6 +73,11 @@ export class TimeNode {
   readonly rpc: RpcServer | null;
   readonly peers: PeerManager;
   readonly relay: BlockRelay;
+  readonly mempool: Mempool;
+  readonly txRelay: TxRelay;
+  readonly wallet: Wallet;
+  readonly liveness: MasternodeLiveness;
+  readonly heartbeats: HeartbeatService;
   private readonly blockServer: BlockServer;
   private readonly startedAt: number;
   private statusTimer: TimerHandle | null = null;
@@ -77,6 +95,18 @@ export class TimeNode {
     this.operatorKey = parts.operatorKey;
     this.startedAt = modules.clock.monotonic();
     const log = modules.logger;
+    this.mempool = new Mempool(
+      {},
+      { chain: this.chain, clock: modules.clock, logger: log.child({ module: "mempool" }) },
+    );
+    const hbMs = Math.round(config.masternode.heartbeat_interval * 1000);
+    const annMs = Math.round(config.masternode.announce_interval * 1000);
+    this.liveness = new MasternodeLiveness(livenessOptions(hbMs, annMs), {
+      clock: modules.clock,
+      logger: log.child({ module: "liveness" }),
+      registry: () => this.chain.getRegistry(),
+      selfOperator: this.operatorKey?.publicKey ?? null,
+    });
     this.producer = this.operatorKey
       ? new BlockProducer(
           { minMasternodes: config.consensus.min_masternodes, operatorKey: this.operatorKey },
@@ -84,8 +114,10 @@ export class TimeNode {
             chain: this.chain,
             clock: modules.clock,
             logger: log.child({ module: "producer" }),
-            // Until masternodes gossip liveness (P2P), the only active masternode a node can see is itself.
-            activeMasternodes: () => 1,
+            // Counted from signed heartbeats checked against the registered keys (itself included).
+            activeMasternodes: () => this.liveness.activeCount(),
+            onBlockRejected: (txs) => this.mempool.evict(txs.map((t) => txidOf(t))),
+            selectTransactions: (maxBytes) => this.mempool.selectForBlock(maxBytes),
           },
         )
       : null;
@@ -102,6 +134,53 @@ export class TimeNode {
         network: this.peers,
         clock: modules.clock,
         logger: log.child({ module: "relay" }),
+      },
+    );
+    this.txRelay = new TxRelay(
+      {},
+      {
+        mempool: this.mempool,
+        network: this.txNetwork(),
+        clock: modules.clock,
+        logger: log.child({ module: "txrelay" }),
+        chain: this.chain,
+      },
+    );
+    this.wallet = new Wallet(
+      {
+        file: join(config.node.data_dir, WALLET_FILE),
+        network: this.chain.params.network,
+        // A masternode's rewards are paid to its operator key's address: make them spendable.
+        ...(this.operatorKey ? { extraKeys: [this.operatorKey] } : {}),
+      },
+      {
+        chain: this.chain,
+        mempool: this.mempool,
+        relay: this.txRelay,
+        clock: modules.clock,
+        random: modules.random,
+        logger: log.child({ module: "wallet" }),
+      },
+    );
+    this.heartbeats = new HeartbeatService(
+      { heartbeatIntervalMs: hbMs, announceIntervalMs: annMs },
+      {
+        clock: modules.clock,
+        logger: log.child({ module: "heartbeat" }),
+        liveness: this.liveness,
+        network: this.peers,
+        operatorKey: this.operatorKey,
+        nodeId: this.nodeKey.publicKey,
+        serviceAddress: () => config.network.external_address ?? this.peers.localAddress ?? "",
+        tip: () => ({ height: this.chain.tip.height, hash: this.chain.tip.hash }),
+        // An announcement names where a masternode listens: dial it.
+        onAnnounced: (address, nodeId) =>
+          this.peers.addressBook.add({
+            address,
+            nodeId,
+            services: SERVICE_BLOCKS | SERVICE_MASTERNODE,
+            source: "peers",
+          }),
       },
     );
     this.wirePeers();
@@ -137,6 +216,38 @@ export class TimeNode {
     );
   }
 
+  /** TxRelay's view of the peer layer: announce, fetch and penalise over PeerManager. */
+  private txNetwork(): TxRelayNetwork {
+    return {
+      broadcastTxInv: (txids, except) => {
+        for (const p of this.peers.peers()) {
+          if (p === except) continue;
+          const fresh = this.txRelay.filterUnknown(p, txids);
+          if (fresh.length > 0) p.send({ type: MsgType.TxInv, txids: fresh });
+        }
+      },
+      requestTxs: async (peer, txids) => {
+        const res = await (peer as Peer).request(
+          (reqId) => ({ type: MsgType.GetTxs, reqId, txids }),
+          [MsgType.Txs],
+          15_000,
+        );
+        const out: Tx[] = [];
+        for (const raw of res.txs) {
+          try {
+            out.push(decodeTx(raw));
+          } catch (e) {
+            if (!(e instanceof CodecError)) throw e;
+            this.peers.misbehaving(peer as Peer, 100, `undecodable transaction: ${e.message}`);
+            break;
+          }
+        }
+        return out;
+      },
+      misbehaving: (peer, score, reason) => this.peers.misbehaving(peer as Peer, score, reason),
+    };
+  }
+
   /** One handler for every peer, inbound or outbound alike. */
   private wirePeers(): void {
     const log = this.modules.logger;
@@ -144,10 +255,23 @@ export class TimeNode {
     ev.on("message", ({ peer, msg }) => {
       if (this.blockServer.handle(peer, msg)) return;
       if (this.relay.handle(peer, msg)) return;
+      if (this.heartbeats.handle(peer, msg)) return;
+      if (msg.type === MsgType.TxInv) {
+        void this.txRelay.onTxInv(peer, msg.txids);
+        return;
+      }
+      if (msg.type === MsgType.GetTxs) {
+        const txs = this.txRelay.onGetTxs(msg.txids, peer);
+        peer.send({ type: MsgType.Txs, reqId: msg.reqId, txs: txs.map(encodeTx) });
+        return;
+      }
       log.debug("Unhandled message", { peer: peer.addr, type: MsgType[msg.type] });
     });
     // PeerManager logs connects and disconnects itself.
-    ev.on("peerReady", (peer) => this.relay.onPeerReady(peer));
+    ev.on("peerReady", (peer) => {
+      this.relay.onPeerReady(peer);
+      this.heartbeats.onPeerReady(peer);
+    });
     ev.on("peerState", (peer) => this.relay.onPeerState(peer));
     ev.onListenerError = (event, err) => log.error("Peer event handler failed", { event }, err);
     // Masternodes from the registry are dialled forever (with their faster backoff).
@@ -187,6 +311,16 @@ export class TimeNode {
       },
     );
     registerNetMethods(rpc, { chain: this.chain, peers: this.peers, nodeId: this.nodeKey.publicKey });
+    registerMasternodeMethods(rpc, {
+      chain: this.chain,
+      liveness: this.liveness,
+      producer: this.producer,
+      operatorKey: this.operatorKey,
+      minMasternodes: this.config.consensus.min_masternodes,
+      network: this.peers,
+    });
+    registerTxMethods(rpc, { chain: this.chain, mempool: this.mempool, relay: this.txRelay });
+    registerWalletMethods(rpc, { wallet: this.wallet, network: this.chain.params.network });
     registerChainMethods(rpc, {
       chain: this.chain,
       uptime: () => (this.modules.clock.monotonic() - this.startedAt) / 1000,
@@ -241,6 +375,10 @@ export class TimeNode {
       nodeId: this.nodeKey.publicKey.toString("hex"),
     });
     this.relay.start();
+    this.mempool.start();
+    this.txRelay.start();
+    this.wallet.start();
+    this.heartbeats.start();
     if (this.rpc) {
       const addr = await this.rpc.start();
       log.info("RPC listening", { url: `http://${addr.host}:${addr.port}/` });
@@ -260,6 +398,7 @@ export class TimeNode {
       height: tip.height,
       tip: tip.hash.toString("hex").slice(0, 16),
       peers: this.peers.connectionCounts().total,
+      activeMasternodes: this.liveness.activeCount(),
       producer: this.producer?.status.reason ?? "not a masternode",
       produced: this.producer?.blocksProduced ?? 0,
     });
@@ -272,6 +411,10 @@ export class TimeNode {
     this.producer?.stop();
     if (this.rpc) await this.rpc.stop();
     this.relay.stop();
+    this.heartbeats.stop();
+    this.wallet.stop();
+    this.txRelay.stop();
+    this.mempool.stop();
     await this.peers.stop();
     await this.chain.close();
     this.releaseLock();

@@ -1,6 +1,7 @@
 import { CodecError, Reader, Writer } from "../codec/index.js";
 import { HEADER_SIZE, readHeader, writeHeader, type BlockHeader } from "../chain/block.js";
 import { MAX_BLOCK_SIZE } from "../chain/constants.js";
+import { MAX_REGISTRY_SIZE } from "../consensus/registry.js";
 import { MAX_FRAME_PAYLOAD } from "./constants.js";
 
 /**
@@ -21,6 +22,16 @@ export enum MsgType {
   GetHeaders = 0x0033,
   Headers = 0x0034,
   NotFound = 0x0035,
+  GetHashes = 0x0036,
+  Hashes = 0x0037,
+  TxInv = 0x0040,
+  GetTxs = 0x0041,
+  Txs = 0x0042,
+  Heartbeat = 0x0050,
+  Attestation = 0x0051,
+  MnAnnounce = 0x0052,
+  GetMnList = 0x0053,
+  MnList = 0x0054,
 }
 
 export enum GoodbyeReason {
@@ -57,6 +68,19 @@ export const MAX_LOCATOR = 64;
 export const MAX_HEADERS_PER_MESSAGE = 2_000;
 /** At most 500 blocks per request: the sync batch cap (max_sync_batch_size). */
 export const MAX_BLOCKS_PER_MESSAGE = 500;
+/** Heights per GetHashes: one bisection step of the ancestor search asks at most this many. */
+export const MAX_HASHES_PER_MESSAGE = 64;
+/** An MnList carries at most one announcement and one heartbeat per registered masternode. */
+export const MAX_MN_LIST_ENTRIES = MAX_REGISTRY_SIZE;
+/**
+ * A node records, and relays, at most this many witness attestations per heartbeat. Evidence
+ * from 32 masternodes is plenty, and the cap keeps attestation traffic at O(masternodes × 32)
+ * per heartbeat interval instead of O(masternodes²).
+ */
+export const MAX_WITNESSES_PER_HEARTBEAT = 32;
+/** Encoded sizes of the fixed-size liveness messages. */
+export const HEARTBEAT_SIZE = 32 + 8 + 8 + 4 + 32 + 64;
+export const ATTESTATION_SIZE = 32 + 32 + 8 + 32 + 8 + 64;
 
 export interface HelloMsg {
   type: MsgType.Hello;
@@ -156,10 +180,112 @@ export interface HeadersMsg {
   headers: BlockHeader[];
 }
 
+/** At most 1,000 transaction ids per announcement or request. */
+export const MAX_TXS_PER_MESSAGE = 1_000;
+
+export interface TxInvMsg {
+  type: MsgType.TxInv;
+  txids: Buffer[];
+}
+
+export interface GetTxsMsg {
+  type: MsgType.GetTxs;
+  reqId: number;
+  txids: Buffer[];
+}
+
+export interface TxsMsg {
+  type: MsgType.Txs;
+  reqId: number;
+  /** Each transaction in its canonical encoding. */
+  txs: Buffer[];
+}
+
 export interface NotFoundMsg {
   type: MsgType.NotFound;
   reqId: number;
   message: string;
+}
+
+/** Asks for the sender's main-chain block hashes at the given heights (sync's ancestor search). */
+export interface GetHashesMsg {
+  type: MsgType.GetHashes;
+  reqId: number;
+  heights: number[];
+}
+
+/** One hash per requested height, in request order; all zeros for a height above the tip. */
+export interface HashesMsg {
+  type: MsgType.Hashes;
+  reqId: number;
+  hashes: Buffer[];
+}
+
+/**
+ * A masternode's signed "I am alive" (docs/PROTOCOL.md). The operator key signs
+ * "TIME/heartbeat/v1" ‖ every byte before the signature. `seq` only ever increases per operator.
+ */
+export interface Heartbeat {
+  operatorPubkey: Buffer;
+  seq: number;
+  /** Sender's clock, ms since the epoch. */
+  timestamp: number;
+  height: number;
+  tipHash: Buffer;
+  signature: Buffer;
+}
+
+/**
+ * A masternode (the witness) vouching that it received another masternode's heartbeat. The
+ * witness's operator key signs "TIME/attest/v1" ‖ every byte before the signature.
+ */
+export interface Attestation {
+  /** SHA-256d of the attested heartbeat's full encoding. */
+  heartbeatHash: Buffer;
+  /** The attested masternode. */
+  operatorPubkey: Buffer;
+  seq: number;
+  witnessPubkey: Buffer;
+  timestamp: number;
+  signature: Buffer;
+}
+
+/**
+ * A masternode telling its direct peers where it listens and which node id it runs under. The
+ * operator key signs "TIME/mn-announce/v1" ‖ every byte before the signature. Never relayed.
+ */
+export interface MnAnnounce {
+  operatorPubkey: Buffer;
+  nodeId: Buffer;
+  /** "host:port" where the masternode accepts P2P connections. */
+  address: string;
+  timestamp: number;
+  signature: Buffer;
+}
+
+export interface HeartbeatMsg extends Heartbeat {
+  type: MsgType.Heartbeat;
+}
+
+export interface AttestationMsg extends Attestation {
+  type: MsgType.Attestation;
+}
+
+export interface MnAnnounceMsg extends MnAnnounce {
+  type: MsgType.MnAnnounce;
+}
+
+export interface GetMnListMsg {
+  type: MsgType.GetMnList;
+  reqId: number;
+}
+
+/** The answer to GetMnList: the latest announcement and heartbeat the sender holds per masternode. */
+export interface MnListMsg {
+  type: MsgType.MnList;
+  reqId: number;
+  announces: MnAnnounce[];
+  heartbeats: Heartbeat[];
 }
 
 export type Message =
@@ -175,7 +301,17 @@ export type Message =
   | BlocksMsg
   | GetHeadersMsg
   | HeadersMsg
-  | NotFoundMsg;
+  | NotFoundMsg
+  | GetHashesMsg
+  | HashesMsg
+  | TxInvMsg
+  | GetTxsMsg
+  | TxsMsg
+  | HeartbeatMsg
+  | AttestationMsg
+  | MnAnnounceMsg
+  | GetMnListMsg
+  | MnListMsg;
 
 export type MessageOf<T extends MsgType> = Extract<Message, { type: T }>;
 
@@ -187,6 +323,87 @@ interface MsgCodec<T extends MsgType> {
 }
 
 const hash = (r: Reader): Buffer => r.fixed(32);
+
+// Liveness messages: each is "body ‖ signature", and the signature covers a domain ‖ the body.
+
+function writeHeartbeatBody(w: Writer, h: Heartbeat): void {
+  w.fixed(h.operatorPubkey, 32).u64n(h.seq).u64n(h.timestamp).u32(h.height).fixed(h.tipHash, 32);
+}
+
+function writeHeartbeat(w: Writer, h: Heartbeat): void {
+  writeHeartbeatBody(w, h);
+  w.fixed(h.signature, 64);
+}
+
+function readHeartbeat(r: Reader): Heartbeat {
+  return {
+    operatorPubkey: hash(r),
+    seq: r.u64n(),
+    timestamp: r.u64n(),
+    height: r.u32(),
+    tipHash: hash(r),
+    signature: r.fixed(64),
+  };
+}
+
+function writeAttestationBody(w: Writer, a: Attestation): void {
+  w.fixed(a.heartbeatHash, 32).fixed(a.operatorPubkey, 32).u64n(a.seq);
+  w.fixed(a.witnessPubkey, 32).u64n(a.timestamp);
+}
+
+function writeAttestation(w: Writer, a: Attestation): void {
+  writeAttestationBody(w, a);
+  w.fixed(a.signature, 64);
+}
+
+function readAttestation(r: Reader): Attestation {
+  return {
+    heartbeatHash: hash(r),
+    operatorPubkey: hash(r),
+    seq: r.u64n(),
+    witnessPubkey: hash(r),
+    timestamp: r.u64n(),
+    signature: r.fixed(64),
+  };
+}
+
+function writeMnAnnounceBody(w: Writer, a: MnAnnounce): void {
+  w.fixed(a.operatorPubkey, 32).fixed(a.nodeId, 32).string(a.address, MAX_STRING).u64n(a.timestamp);
+}
+
+function writeMnAnnounce(w: Writer, a: MnAnnounce): void {
+  writeMnAnnounceBody(w, a);
+  w.fixed(a.signature, 64);
+}
+
+function readMnAnnounce(r: Reader): MnAnnounce {
+  return {
+    operatorPubkey: hash(r),
+    nodeId: hash(r),
+    address: r.string(MAX_STRING),
+    timestamp: r.u64n(),
+    signature: r.fixed(64),
+  };
+}
+
+function bytesOf<T>(write: (w: Writer, v: T) => void, v: T, size: number): Buffer {
+  const w = new Writer(size);
+  write(w, v);
+  return w.toBuffer();
+}
+
+/** The bytes a heartbeat's signature covers (after its domain): everything before the signature. */
+export const heartbeatBody = (h: Heartbeat): Buffer => bytesOf(writeHeartbeatBody, h, HEARTBEAT_SIZE);
+/** A heartbeat's full encoding, as in a Heartbeat payload; its hash is SHA-256d of these bytes. */
+export const encodeHeartbeat = (h: Heartbeat): Buffer => bytesOf(writeHeartbeat, h, HEARTBEAT_SIZE);
+export const attestationBody = (a: Attestation): Buffer => bytesOf(writeAttestationBody, a, ATTESTATION_SIZE);
+export const encodeAttestation = (a: Attestation): Buffer => bytesOf(writeAttestation, a, ATTESTATION_SIZE);
+export const mnAnnounceBody = (a: MnAnnounce): Buffer => bytesOf(writeMnAnnounceBody, a, 128);
+export const encodeMnAnnounce = (a: MnAnnounce): Buffer => bytesOf(writeMnAnnounce, a, 192);
+/** Encoded size of an announcement, for budgeting an MnList. */
+export function mnAnnounceSize(a: MnAnnounce): number {
+  return 32 + 32 + 4 + Buffer.byteLength(a.address, "utf8") + 8 + 64;
+}
 
 const CODECS: { [T in MsgType]: MsgCodec<T> } = {
   [MsgType.Hello]: {
@@ -305,6 +522,68 @@ const CODECS: { [T in MsgType]: MsgCodec<T> } = {
     write: (w, m) => void w.u32(m.reqId).string(m.message, MAX_STRING),
     read: (r) => ({ reqId: r.u32(), message: r.string(MAX_STRING) }),
   },
+  [MsgType.GetHashes]: {
+    cap: 64 + 4 * MAX_HASHES_PER_MESSAGE,
+    write: (w, m) => void w.u32(m.reqId).array(m.heights, MAX_HASHES_PER_MESSAGE, (w, h) => void w.u32(h)),
+    read: (r) => ({ reqId: r.u32(), heights: r.array(MAX_HASHES_PER_MESSAGE, (r) => r.u32()) }),
+  },
+  [MsgType.Hashes]: {
+    cap: 64 + 32 * MAX_HASHES_PER_MESSAGE,
+    write: (w, m) => void w.u32(m.reqId).array(m.hashes, MAX_HASHES_PER_MESSAGE, (w, h) => void w.fixed(h, 32)),
+    read: (r) => ({ reqId: r.u32(), hashes: r.array(MAX_HASHES_PER_MESSAGE, hash) }),
+  },
+  [MsgType.TxInv]: {
+    cap: 64 + 32 * MAX_TXS_PER_MESSAGE,
+    write: (w, m) => void w.array(m.txids, MAX_TXS_PER_MESSAGE, (w, h) => void w.fixed(h, 32)),
+    read: (r) => ({ txids: r.array(MAX_TXS_PER_MESSAGE, hash) }),
+  },
+  [MsgType.GetTxs]: {
+    cap: 64 + 32 * MAX_TXS_PER_MESSAGE,
+    write: (w, m) => void w.u32(m.reqId).array(m.txids, MAX_TXS_PER_MESSAGE, (w, h) => void w.fixed(h, 32)),
+    read: (r) => ({ reqId: r.u32(), txids: r.array(MAX_TXS_PER_MESSAGE, hash) }),
+  },
+  [MsgType.Txs]: {
+    cap: MAX_FRAME_PAYLOAD,
+    write: (w, m) =>
+      void w.u32(m.reqId).array(m.txs, MAX_TXS_PER_MESSAGE, (w, t) => void w.varBytes(t, MAX_BLOCK_SIZE)),
+    read: (r) => ({ reqId: r.u32(), txs: r.array(MAX_TXS_PER_MESSAGE, (r) => r.varBytes(MAX_BLOCK_SIZE)) }),
+  },
+  // Liveness caps leave room for fields added later at the end (each fixed part is far smaller).
+  [MsgType.Heartbeat]: {
+    cap: 512,
+    write: writeHeartbeat,
+    read: readHeartbeat,
+  },
+  [MsgType.Attestation]: {
+    cap: 512,
+    write: writeAttestation,
+    read: readAttestation,
+  },
+  [MsgType.MnAnnounce]: {
+    cap: 1_024,
+    write: writeMnAnnounce,
+    read: readMnAnnounce,
+  },
+  [MsgType.GetMnList]: {
+    cap: 64,
+    write: (w, m) => void w.u32(m.reqId),
+    read: (r) => ({ reqId: r.u32() }),
+  },
+  // 20,000 announcements with the longest addresses plus 20,000 heartbeats would exceed the
+  // frame cap, so the sender trims its answer to fit (HeartbeatService); typical entries fit.
+  [MsgType.MnList]: {
+    cap: MAX_FRAME_PAYLOAD,
+    write: (w, m) => {
+      w.u32(m.reqId);
+      w.array(m.announces, MAX_MN_LIST_ENTRIES, writeMnAnnounce);
+      w.array(m.heartbeats, MAX_MN_LIST_ENTRIES, writeHeartbeat);
+    },
+    read: (r) => ({
+      reqId: r.u32(),
+      announces: r.array(MAX_MN_LIST_ENTRIES, readMnAnnounce),
+      heartbeats: r.array(MAX_MN_LIST_ENTRIES, readHeartbeat),
+    }),
+  },
 };
 
 /** Payload cap for a known type, or undefined for a type this node does not know (skipped). */
@@ -340,6 +619,9 @@ export function responseReqId(m: Message): number | null {
     case MsgType.Blocks:
     case MsgType.Headers:
     case MsgType.NotFound:
+    case MsgType.Hashes:
+    case MsgType.Txs:
+    case MsgType.MnList:
       return m.reqId;
     default:
       return null;

@@ -305,11 +305,13 @@ export class Peer {
       frames = this.decoder.push(chunk);
     } catch (e) {
       if (e instanceof FrameError) {
-        this.misbehave("PROTOCOL_VIOLATION", 100, e.message);
+        // Close first, so the Goodbye and the reason counter say why; the score (and any ban) follows.
         this.close(
           e.code === "WRONG_MAGIC" ? GoodbyeReason.WRONG_MAGIC : GoodbyeReason.PROTOCOL_VIOLATION,
           e.message,
         );
+        // Another network's node (a wrong magic) is a configuration mistake, not an attack: no ban.
+        if (e.code !== "WRONG_MAGIC") this.misbehave("PROTOCOL_VIOLATION", 100, e.message);
         return;
       }
       this.modules.logger.error("Frame decoder failed", { peer: this.addr }, e);
@@ -323,8 +325,8 @@ export class Peer {
         msg = decodeMessage(f.type as MsgType, f.payload);
       } catch (e) {
         const detail = `undecodable ${MsgType[f.type] ?? f.type}: ${e instanceof CodecError ? e.message : String(e)}`;
-        this.misbehave("UNDECODABLE", 100, detail);
         this.close(GoodbyeReason.PROTOCOL_VIOLATION, detail);
+        this.misbehave("UNDECODABLE", 100, detail);
         return;
       }
       this.lastMessageAt = this.modules.clock.now();
@@ -432,8 +434,8 @@ export class Peer {
   private handleHandshake(msg: Message): void {
     if (msg.type === MsgType.Hello) {
       if (this.hello) {
-        this.misbehave("PROTOCOL_VIOLATION", 100, "second Hello");
         this.close(GoodbyeReason.PROTOCOL_VIOLATION, "second Hello");
+        this.misbehave("PROTOCOL_VIOLATION", 100, "second Hello");
         return;
       }
       if (msg.version < MIN_PROTOCOL_VERSION) {
@@ -479,8 +481,8 @@ export class Peer {
     }
     if (msg.type === MsgType.Auth) {
       if (!this.hello || this.gotAuth) {
-        this.misbehave("PROTOCOL_VIOLATION", 100, "Auth before Hello");
         this.close(GoodbyeReason.PROTOCOL_VIOLATION, "Auth before Hello");
+        this.misbehave("PROTOCOL_VIOLATION", 100, "Auth before Hello");
         return;
       }
       const them = this.hello.nodeId;
@@ -518,8 +520,8 @@ export class Peer {
       this.maybeReady();
       return;
     }
-    this.misbehave("PROTOCOL_VIOLATION", 100, `${MsgType[msg.type]} before the handshake finished`);
     this.close(GoodbyeReason.PROTOCOL_VIOLATION, "message before handshake");
+    this.misbehave("PROTOCOL_VIOLATION", 100, `${MsgType[msg.type]} before the handshake finished`);
   }
 
   private maybeReady(): void {
@@ -546,8 +548,9 @@ export class Peer {
       this.close(GoodbyeReason.PING_TIMEOUT, `${missed} pongs missed`);
       return;
     }
-    // Keep at most maxMissed + 1 pings outstanding; the oldest are what count as missed.
-    if (this.pings.size > maxMissed) {
+    // Keep enough unanswered pings for maxMissed of them to age past timeoutMs (the oldest are
+    // what count as missed); keeping only maxMissed + 1 meant a silent peer was never dropped.
+    if (this.pings.size > maxMissed + Math.ceil(timeoutMs / this.opts.pingIntervalMs)) {
       const oldest = this.pings.keys().next();
       if (!oldest.done) this.pings.delete(oldest.value);
     }

@@ -1,4 +1,4 @@
-import { MsgType } from "./messages.js";
+import { MAX_WITNESSES_PER_HEARTBEAT, MsgType } from "./messages.js";
 
 /** [tokens per second, burst]: the shape Peer's token buckets take (PeerOptions.rateLimits). */
 export type RateLimit = [perSecond: number, burst: number];
@@ -13,14 +13,20 @@ export const PING_RATE_SLACK = 3;
  * its limit as misbehaviour RATE_LIMITED (score 10), so ten violations within an hour get the IP
  * banned while every other peer is still served.
  *
- * Types not listed are unlimited: Hello/Auth/Goodbye belong to the handshake, and Headers and
- * NotFound only answer our own requests (an unsolicited one is already scored by Peer).
+ * Types not listed are unlimited: Hello/Auth/Goodbye belong to the handshake, and Headers,
+ * NotFound and MnList only answer our own requests (an unsolicited one is already scored by Peer).
  *
- * Reserved for later message types, same source:
- * - transactions: 50/s (burst 100);
- * - masternode announcements: 3 per minute (burst 3).
+ * Transactions are limited at 50/s per peer (the original's figure) by TxRelay, per txid; the
+ * message limits below only bound how many announcements and requests carry them.
+ *
+ * Heartbeats and attestations are relayed, so what one peer may send grows with the number of
+ * registered masternodes; see livenessRateLimits. Without a `liveness` context the table
+ * assumes DEFAULT_LIVENESS_RATE_CONTEXT.
  */
-export function rateLimitsFor(pingIntervalMs: number): RateLimitTable {
+export function rateLimitsFor(
+  pingIntervalMs: number,
+  liveness: LivenessRateContext = DEFAULT_LIVENESS_RATE_CONTEXT,
+): RateLimitTable {
   // The original allowed 2 pings per 10 s with 30 s pings, i.e. 0.2/s. Ping intervals are
   // configurable (devnets ping every 0.1–2 s), so allow PING_RATE_SLACK times the configured
   // rate, and never less than the original's 0.2/s. The burst covers a few seconds' worth, so
@@ -39,10 +45,59 @@ export function rateLimitsFor(pingIntervalMs: number): RateLimitTable {
     // GetBlocks 100 per 10 s in the original; GetHeaders costs the same to serve.
     [MsgType.GetBlocks]: [100 / 10, 100],
     [MsgType.GetHeaders]: [100 / 10, 100],
+    // Up to 1,000 txids per message: 10 messages/s leaves TxRelay's 50 tx/s as the real limit.
+    [MsgType.TxInv]: [10, 50],
+    [MsgType.GetTxs]: [10, 50],
+    [MsgType.Txs]: [10, 50],
     // GetPeers 5 per minute in the original.
     [MsgType.GetPeers]: [5 / 60, 5],
     // Peers 10 per minute: a GetPeers answer plus relayed new addresses.
     [MsgType.Peers]: [10 / 60, 10],
+    ...livenessRateLimits(liveness),
+    // Masternode announcements 3 per minute in the original. They are not relayed: a peer only
+    // ever sends its own, on connect and then at most every 30 s (announce_interval >= 30 s).
+    [MsgType.MnAnnounce]: [3 / 60, 3],
+    // Asking for the masternode list costs the answerer as much as GetPeers: 5 per minute.
+    [MsgType.GetMnList]: [5 / 60, 5],
+  };
+}
+
+/** What the heartbeat and attestation limits are scaled by. */
+export interface LivenessRateContext {
+  /** Registered masternodes: each sends one heartbeat per interval. */
+  registrySize: number;
+  heartbeatIntervalMs: number;
+}
+
+/**
+ * Used when the caller gives no context. Generous on purpose: 1,000 masternodes at the mainnet
+ * heartbeat interval of 60 s, which also covers a devnet of up to 15 masternodes heartbeating
+ * every second. A node that knows its registry passes the real figures.
+ */
+export const DEFAULT_LIVENESS_RATE_CONTEXT: LivenessRateContext = {
+  registrySize: 1_000,
+  heartbeatIntervalMs: 60_000,
+};
+
+/** Each registered masternode may show up this many times per interval on one link. */
+export const LIVENESS_RATE_SLACK = 4;
+/** Small registries still get the limits of this many masternodes (the registry grows at runtime). */
+export const MIN_LIVENESS_REGISTRY = 16;
+
+/**
+ * Per link and heartbeat interval, an honest peer sends each masternode's heartbeat at most once
+ * (relay dedup), and at most MAX_WITNESSES_PER_HEARTBEAT attestations of it. Allow
+ * LIVENESS_RATE_SLACK times that, so late timers, restarts (a new seq) and relays from both
+ * directions never trip it, with a burst of one such interval's worth.
+ */
+export function livenessRateLimits(ctx: LivenessRateContext): RateLimitTable {
+  const masternodes = Math.max(MIN_LIVENESS_REGISTRY, Math.ceil(ctx.registrySize));
+  const intervalS = Math.max(0.001, ctx.heartbeatIntervalMs / 1000);
+  const heartbeats = LIVENESS_RATE_SLACK * masternodes;
+  const attestations = heartbeats * Math.min(masternodes, MAX_WITNESSES_PER_HEARTBEAT);
+  return {
+    [MsgType.Heartbeat]: [heartbeats / intervalS, heartbeats],
+    [MsgType.Attestation]: [attestations / intervalS, attestations],
   };
 }
 

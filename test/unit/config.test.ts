@@ -102,6 +102,8 @@ describe("config defaults", () => {
       operator_key_file: join(DATA, "operator.key"),
       tier: "free",
       reward_address: "",
+      heartbeat_interval: 60,
+      announce_interval: 600,
     });
     assert.deepEqual(cfg.rpc, { enabled: true, listen_address: "127.0.0.1:24001" });
   });

@@ -199,12 +199,18 @@ describe("Mempool admission", () => {
         assert.equal(e1.code, "COINBASE");
         assert.equal(e1.banScore, 100);
 
+        // A registry transaction whose payload does not decode is malformed, and costs the sender.
         const reg = { ...pay(coins[0]!, BOB, 1_000n), kind: TxKind.MasternodeRegister };
         const e0 = rejection(() => mp.accept(reg));
         assert.equal(e0.code, "INVALID");
-        assert.equal(e0.ruleCode, "UNSUPPORTED_TX_KIND");
-        assert.equal(e0.banScore, 0);
-        assert.match(e0.message, /kind 2 \(MasternodeRegister\) is not admitted/);
+        assert.equal(e0.ruleCode, "BAD_MASTERNODE_TX");
+        assert.ok(e0.banScore > 0, "a malformed registration is penalised");
+        // A kind the protocol does not know is refused without penalty.
+        const unknown = { ...pay(coins[0]!, BOB, 1_000n), kind: 9 as TxKind };
+        const e9 = rejection(() => mp.accept(unknown));
+        assert.equal(e9.code, "INVALID");
+        assert.equal(e9.ruleCode, "UNSUPPORTED_TX_KIND");
+        assert.equal(e9.banScore, 0);
 
         const tx = pay(coins[0]!, BOB, 1_000n);
         mp.accept(tx);

@@ -1,0 +1,469 @@
+import { checkHostPort } from "../config/hostPort.js";
+import type { KeyPair } from "../crypto/ed25519.js";
+import type { Logger } from "../logging/index.js";
+import { isUnspecifiedHost } from "../p2p/addressBook.js";
+import { MAX_FRAME_PAYLOAD } from "../p2p/constants.js";
+import {
+  HEARTBEAT_SIZE,
+  mnAnnounceSize,
+  MsgType,
+  type AttestationMsg,
+  type HeartbeatMsg,
+  type Message,
+  type MnAnnounceMsg,
+  type MnListMsg,
+} from "../p2p/messages.js";
+import type { Peer } from "../p2p/peer.js";
+import type { Clock, TimerHandle } from "../util/clock.js";
+import type { LivenessVerdict, MasternodeLiveness } from "./liveness.js";
+import {
+  attestationHash,
+  heartbeatHash,
+  signAttestation,
+  signHeartbeat,
+  signMnAnnounce,
+} from "./livenessMessages.js";
+
+export interface HeartbeatServiceOptions {
+  /** How often a masternode signs and broadcasts a heartbeat. */
+  heartbeatIntervalMs: number;
+  /**
+   * How often a masternode re-sends its announcement to each peer. At least
+   * MIN_ANNOUNCE_INTERVAL_MS (30 s): with the one sent on connect, that is at most 3 per minute
+   * per peer, so it can never trip the receiver's limit of 3 per minute (rateLimits.ts).
+   */
+  announceIntervalMs: number;
+}
+
+/** The network as the service sees it: PeerManager fits this structurally. */
+export interface HeartbeatNetwork {
+  broadcast(msg: Message, filter?: (p: Peer) => boolean): number;
+  peers(): Peer[];
+  misbehaving(peer: Peer, score: number, reason: string): void;
+}
+
+export interface HeartbeatServiceModules {
+  clock: Clock;
+  logger: Logger;
+  liveness: MasternodeLiveness;
+  network: HeartbeatNetwork;
+  /** Our operator key when this node runs a masternode, else null. */
+  operatorKey: KeyPair | null;
+  /** Our node id (node key), which our announcement binds to the operator key. */
+  nodeId: Buffer;
+  /** "host:port" peers should dial; when unusable, the registered service address is announced. */
+  serviceAddress: () => string;
+  tip: () => { height: number; hash: Buffer };
+  /** A masternode announced where it listens (new, verified): feed the address book. */
+  onAnnounced?: (address: string, nodeId: Buffer) => void;
+}
+
+/** The receiver allows 3 announcements per minute; one on connect plus one per 30 s fits. */
+export const MIN_ANNOUNCE_INTERVAL_MS = 30_000;
+
+/**
+ * Misbehaviour score per verdict. Forged signatures are never honest (100: banned at once);
+ * unknown keys and replays can come from an honest peer whose chain is a block apart or whose
+ * delivery was reordered, so they cost 20 (five within the ban window ban the IP); clock skew
+ * costs 5. Duplicates, stale and unmatched evidence are normal in gossip and cost nothing.
+ */
+export const VERDICT_PENALTY: Record<LivenessVerdict, number> = {
+  new: 0,
+  duplicate: 0,
+  stale: 0,
+  "unknown-heartbeat": 0,
+  full: 0,
+  "unknown-operator": 20,
+  "bad-signature": 100,
+  replay: 20,
+  future: 5,
+  invalid: 20,
+  mismatch: 20,
+};
+
+/** MnList answers are trimmed to this many bytes so they always fit in one frame. */
+const MN_LIST_BYTE_BUDGET = MAX_FRAME_PAYLOAD - 1_024;
+/** At most this many GetMnList requests in flight at once. */
+const MAX_LIST_REQUESTS_IN_FLIGHT = 2;
+/** Lists wanted per liveness window: enough to fill a newcomer's view from independent peers. */
+const LIST_ANSWERS_WANTED = 3;
+/** How long to wait for an MnList. */
+const LIST_TIMEOUT_MS = 30_000;
+
+/** Counters for status and metrics. Keys are verdicts and message kinds: a fixed, small set. */
+export interface HeartbeatStats {
+  heartbeatsSent: number;
+  attestationsSent: number;
+  announcesSent: number;
+  listsServed: number;
+  listsReceived: number;
+  /** "heartbeat:new", "attestation:duplicate", "announce:mismatch", … */
+  verdicts: Map<string, number>;
+}
+
+type Kind = "heartbeat" | "attestation" | "announce" | "list";
+
+/**
+ * Liveness gossip over P2P. As a masternode it heartbeats every interval and announces itself to
+ * each peer on connect and then every announce interval; it attests other masternodes'
+ * heartbeats. For every node it checks incoming heartbeats, attestations and announcements
+ * through MasternodeLiveness, relays new heartbeats and attestations once (per-peer known sets),
+ * penalises senders of bad evidence, and serves and asks for the masternode list.
+ */
+export class HeartbeatService {
+  readonly stats: HeartbeatStats = {
+    heartbeatsSent: 0,
+    attestationsSent: 0,
+    announcesSent: 0,
+    listsServed: 0,
+    listsReceived: 0,
+    verdicts: new Map(),
+  };
+  private readonly announceIntervalMs: number;
+  private timers: TimerHandle[] = [];
+  private lastSeq = -1;
+  /** When we last sent each peer our announcement (a WeakMap: it goes with the peer). */
+  private readonly announcedTo = new WeakMap<Peer, number>();
+  private listsInFlight = 0;
+  /** Local times of recent MnList answers; at most LIST_ANSWERS_WANTED kept. */
+  private listAnswers: number[] = [];
+  private warnedAddress = false;
+  private started = false;
+
+  constructor(
+    private readonly opts: HeartbeatServiceOptions,
+    private readonly modules: HeartbeatServiceModules,
+  ) {
+    this.announceIntervalMs = Math.max(MIN_ANNOUNCE_INTERVAL_MS, opts.announceIntervalMs);
+  }
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    const { clock } = this.modules;
+    this.timers.push(clock.setInterval(() => this.heartbeatTick(), this.opts.heartbeatIntervalMs));
+    if (this.modules.operatorKey) {
+      this.timers.push(clock.setInterval(() => this.announceTick(), this.announceIntervalMs));
+    }
+    // Heartbeat at once, so this masternode counts itself active from the start.
+    this.heartbeatTick();
+  }
+
+  stop(): void {
+    for (const t of this.timers) t.cancel();
+    this.timers = [];
+    this.started = false;
+  }
+
+  /** Sign and broadcast a heartbeat now (when we are a registered masternode). Returns whether it did. */
+  sendHeartbeat(): boolean {
+    const key = this.modules.operatorKey;
+    const { liveness, network, clock } = this.modules;
+    if (!key || !liveness.isRegistered(key.publicKey)) return false;
+    const now = clock.now();
+    // seq keeps increasing across restarts without stored state: it starts from the clock, and
+    // never falls below anything already seen from us (an older run's heartbeat, say).
+    const seq = Math.max(this.lastSeq + 1, now, liveness.lastSeq(key.publicKey) + 1);
+    this.lastSeq = seq;
+    const tip = this.modules.tip();
+    const hb = signHeartbeat(key, { seq, timestamp: now, height: tip.height, tipHash: tip.hash });
+    liveness.recordOwnHeartbeat(hb);
+    const hash = heartbeatHash(hb);
+    network.broadcast({ type: MsgType.Heartbeat, ...hb }, (p) => this.markFor(p, hash));
+    this.stats.heartbeatsSent++;
+    return true;
+  }
+
+  /** Send our announcement to every ready peer not announced to in the last half interval. */
+  sendAnnouncements(): number {
+    const ann = this.makeAnnounce();
+    if (!ann) return 0;
+    const now = this.modules.clock.now();
+    let n = 0;
+    for (const p of this.modules.network.peers()) {
+      const last = this.announcedTo.get(p);
+      if (last !== undefined && now - last < this.announceIntervalMs / 2) continue;
+      if (this.sendAnnounce(p, ann)) n++;
+    }
+    return n;
+  }
+
+  /** A peer finished its handshake: announce ourselves to it, and ask it for the masternode list. */
+  onPeerReady(peer: Peer): void {
+    try {
+      const ann = this.makeAnnounce();
+      if (ann) this.sendAnnounce(peer, ann);
+      if (this.wantList()) this.requestList(peer);
+    } catch (e) {
+      this.modules.logger.error("Liveness: handling a new peer failed", { peer: peer.addr }, e);
+    }
+  }
+
+  /** Handles the liveness messages; returns false for any other type. */
+  handle(peer: Peer, msg: Message): boolean {
+    try {
+      switch (msg.type) {
+        case MsgType.Heartbeat:
+          this.onHeartbeat(peer, msg);
+          return true;
+        case MsgType.Attestation:
+          this.onAttestation(peer, msg);
+          return true;
+        case MsgType.MnAnnounce:
+          this.onAnnounce(peer, msg);
+          return true;
+        case MsgType.GetMnList:
+          this.serveList(peer, msg.reqId);
+          return true;
+        case MsgType.MnList:
+          this.processList(peer, msg);
+          return true;
+        default:
+          return false;
+      }
+    } catch (e) {
+      this.modules.logger.error(
+        "Liveness: handling a message failed",
+        { peer: peer.addr, type: MsgType[msg.type] },
+        e,
+      );
+      return true;
+    }
+  }
+
+  // --- incoming --------------------------------------------------------------------------
+
+  private onHeartbeat(peer: Peer, msg: HeartbeatMsg): void {
+    const hash = heartbeatHash(msg);
+    peer.markKnown(hash);
+    const verdict = this.modules.liveness.onHeartbeat(msg, "gossip");
+    this.count("heartbeat", verdict);
+    if (verdict !== "new") {
+      this.penalise(peer, "heartbeat", verdict);
+      return;
+    }
+    this.modules.network.broadcast(msg, (p) => p !== peer && this.markFor(p, hash));
+    this.attest(msg, hash);
+  }
+
+  private onAttestation(peer: Peer, msg: AttestationMsg): void {
+    const hash = attestationHash(msg);
+    peer.markKnown(hash);
+    const verdict = this.modules.liveness.onAttestation(msg);
+    this.count("attestation", verdict);
+    if (verdict !== "new") {
+      this.penalise(peer, "attestation", verdict);
+      return;
+    }
+    this.modules.network.broadcast(msg, (p) => p !== peer && this.markFor(p, hash));
+  }
+
+  private onAnnounce(peer: Peer, msg: MnAnnounceMsg): void {
+    const r = this.modules.liveness.onAnnounce(msg, {
+      operatorPubkey: peer.operatorPubkey,
+      nodeId: peer.nodeId,
+    });
+    this.count("announce", r.verdict);
+    if (r.verdict !== "new" || r.address === null || r.nodeId === null) {
+      this.penalise(peer, "announce", r.verdict);
+      return;
+    }
+    this.modules.logger.debug("Received masternode announcement", {
+      peer: peer.addr,
+      operator: msg.operatorPubkey.toString("hex").slice(0, 16),
+      address: r.address,
+    });
+    this.announced(r.address, r.nodeId);
+  }
+
+  /** An MnList is history: every entry goes through the same checks, without relay or attestation. */
+  private processList(peer: Peer, msg: MnListMsg): void {
+    const { liveness } = this.modules;
+    let forged = 0;
+    let fresh = 0;
+    for (const ann of msg.announces) {
+      const r = liveness.onAnnounce(ann);
+      this.count("list", r.verdict);
+      if (r.verdict === "bad-signature") forged++;
+      if (r.verdict === "new" && r.address !== null && r.nodeId !== null) {
+        fresh++;
+        this.announced(r.address, r.nodeId);
+      }
+    }
+    for (const hb of msg.heartbeats) {
+      const v = liveness.onHeartbeat(hb, "list");
+      this.count("list", v);
+      if (v === "bad-signature") forged++;
+      if (v === "new") fresh++;
+    }
+    this.stats.listsReceived++;
+    // The sender's registry or timing may differ from ours, so unknown keys, replays and stale
+    // entries are not held against it; only a forged signature is.
+    if (forged > 0) {
+      this.modules.network.misbehaving(
+        peer,
+        VERDICT_PENALTY["bad-signature"],
+        `MnList: ${forged} forged entries`,
+      );
+    }
+    this.modules.logger.debug("Masternode list received", {
+      peer: peer.addr,
+      announces: msg.announces.length,
+      heartbeats: msg.heartbeats.length,
+      fresh,
+    });
+  }
+
+  private serveList(peer: Peer, reqId: number): void {
+    // A fresh announcement of our own goes into the answer (makeAnnounce records it).
+    this.makeAnnounce();
+    const snap = this.modules.liveness.snapshot();
+    let budget = MN_LIST_BYTE_BUDGET;
+    const heartbeats = [];
+    for (const hb of snap.heartbeats) {
+      if (budget < HEARTBEAT_SIZE) break;
+      budget -= HEARTBEAT_SIZE;
+      heartbeats.push(hb);
+    }
+    const announces = [];
+    for (const a of snap.announces) {
+      const size = mnAnnounceSize(a);
+      if (budget < size) break;
+      budget -= size;
+      announces.push(a);
+    }
+    peer.send({ type: MsgType.MnList, reqId, announces, heartbeats });
+    this.stats.listsServed++;
+  }
+
+  // --- outgoing --------------------------------------------------------------------------
+
+  private heartbeatTick(): void {
+    try {
+      this.modules.liveness.prune();
+      this.sendHeartbeat();
+    } catch (e) {
+      this.modules.logger.error("Liveness: heartbeat tick failed", {}, e);
+    }
+  }
+
+  private announceTick(): void {
+    try {
+      this.sendAnnouncements();
+    } catch (e) {
+      this.modules.logger.error("Liveness: announce tick failed", {}, e);
+    }
+  }
+
+  /** As a registered masternode, witness another masternode's new heartbeat. */
+  private attest(hb: HeartbeatMsg, hash: Buffer): void {
+    const key = this.modules.operatorKey;
+    const { liveness, clock, network } = this.modules;
+    if (!key || hb.operatorPubkey.equals(key.publicKey) || !liveness.isRegistered(key.publicKey)) return;
+    const att = signAttestation(key, {
+      heartbeatHash: hash,
+      operatorPubkey: hb.operatorPubkey,
+      seq: hb.seq,
+      timestamp: clock.now(),
+    });
+    // Record our own witness first: it dedups the echoes, and a full heartbeat needs no more.
+    if (liveness.onAttestation(att) !== "new") return;
+    const attHash = attestationHash(att);
+    network.broadcast({ type: MsgType.Attestation, ...att }, (p) => this.markFor(p, attHash));
+    this.stats.attestationsSent++;
+  }
+
+  /** Our signed announcement, or null when we are not a registered masternode with an address. */
+  private makeAnnounce(): MnAnnounceMsg | null {
+    const key = this.modules.operatorKey;
+    const { liveness, clock } = this.modules;
+    if (!key) return null;
+    const entry = liveness.entryFor(key.publicKey);
+    if (!entry) return null;
+    const address = usableAddress(this.modules.serviceAddress()) ?? usableAddress(entry.address);
+    if (address === null) {
+      if (!this.warnedAddress) {
+        this.modules.logger.warn("Not announcing: no dialable service address", {
+          serviceAddress: this.modules.serviceAddress(),
+          registered: entry.address,
+        });
+        this.warnedAddress = true;
+      }
+      return null;
+    }
+    const ann = signMnAnnounce(key, { nodeId: this.modules.nodeId, address, timestamp: clock.now() });
+    liveness.recordOwnAnnounce(ann);
+    return { type: MsgType.MnAnnounce, ...ann };
+  }
+
+  private sendAnnounce(peer: Peer, ann: MnAnnounceMsg): boolean {
+    if (peer.state !== "ready") return false;
+    peer.send(ann);
+    this.announcedTo.set(peer, this.modules.clock.now());
+    this.stats.announcesSent++;
+    return true;
+  }
+
+  /** Ask for the list while we have had fewer than LIST_ANSWERS_WANTED answers this window. */
+  private wantList(): boolean {
+    const since = this.modules.clock.now() - this.modules.liveness.windowMs;
+    this.listAnswers = this.listAnswers.filter((t) => t >= since);
+    return (
+      this.listsInFlight < MAX_LIST_REQUESTS_IN_FLIGHT &&
+      this.listAnswers.length + this.listsInFlight < LIST_ANSWERS_WANTED
+    );
+  }
+
+  private requestList(peer: Peer): void {
+    this.listsInFlight++;
+    void peer
+      .request((reqId) => ({ type: MsgType.GetMnList, reqId }), [MsgType.MnList], LIST_TIMEOUT_MS)
+      .then((m) => {
+        this.listAnswers.push(this.modules.clock.now());
+        if (this.listAnswers.length > LIST_ANSWERS_WANTED) this.listAnswers.shift();
+        this.processList(peer, m);
+      })
+      .catch((e: unknown) => {
+        this.modules.logger.debug("Masternode list request failed", {
+          peer: peer.addr,
+          error: e instanceof Error ? e.message : String(e),
+        });
+      })
+      .finally(() => {
+        this.listsInFlight--;
+      });
+  }
+
+  private announced(address: string, nodeId: Buffer): void {
+    try {
+      this.modules.onAnnounced?.(address, nodeId);
+    } catch (e) {
+      this.modules.logger.error("Liveness: onAnnounced hook failed", { address }, e);
+    }
+  }
+
+  // --- helpers ---------------------------------------------------------------------------
+
+  /** Broadcast filter: send to a peer only if it is not known to have `hash`, and remember it. */
+  private markFor(p: Peer, hash: Buffer): boolean {
+    if (p.knows(hash)) return false;
+    p.markKnown(hash);
+    return true;
+  }
+
+  private penalise(peer: Peer, kind: Kind, verdict: LivenessVerdict): void {
+    const score = VERDICT_PENALTY[verdict];
+    if (score > 0) this.modules.network.misbehaving(peer, score, `${kind} ${verdict}`);
+  }
+
+  private count(kind: Kind, verdict: LivenessVerdict): void {
+    const key = `${kind}:${verdict}`;
+    this.stats.verdicts.set(key, (this.stats.verdicts.get(key) ?? 0) + 1);
+  }
+}
+
+/** `s` as an announceable "host:port": well formed, a real port, not an unspecified host. */
+function usableAddress(s: string): string | null {
+  const hp = checkHostPort(s);
+  return hp.ok && !isUnspecifiedHost(hp.value.host) ? s : null;
+}
