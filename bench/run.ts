@@ -9,9 +9,19 @@
 import { codecBench } from "./codec.js";
 import { importBench } from "./import.js";
 import { TempDirs, type BenchContext, type BenchGroup, type Figure } from "./lib.js";
+import { masternodeBench } from "./masternode.js";
+import { mempoolBench } from "./mempool.js";
+import { p2pBench } from "./p2p.js";
 import { sigVerifyBench } from "./sigVerify.js";
 
-const GROUPS: readonly BenchGroup[] = [sigVerifyBench, codecBench, importBench];
+const GROUPS: readonly BenchGroup[] = [
+  sigVerifyBench,
+  codecBench,
+  importBench,
+  p2pBench,
+  mempoolBench,
+  masternodeBench,
+];
 
 interface Options {
   json: boolean;
