@@ -199,6 +199,9 @@ export function parseCliValue(text: string): unknown {
   }
   // An integer beyond 2^53 would arrive rounded; send its digits (e.g. a digits-only hash).
   if (typeof value === "number" && !Number.isSafeInteger(value) && /^\s*-?\d+\s*$/.test(text)) return text;
+  // A decimal (an amount such as 12345678901.12345678) would be rounded by a double: send its
+  // exact text; the node parses amounts from strings exactly.
+  if (typeof value === "number" && /[.eE]/.test(text)) return text.trim();
   return value;
 }
 
@@ -421,7 +424,14 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
         io.stdout(formatResult(result));
         return 0;
       } catch (err) {
-        if (!opts.rpcwait || !isRetryable(err)) throw err;
+        // A node that came up between our cookie read and the call answers 401: the cookie is
+        // there now, so under -rpcwait that is worth another try.
+        const noCookieYet =
+          err instanceof RpcTransportError &&
+          err.code === "UNAUTHORIZED" &&
+          resolved.source === "none" &&
+          opts.datadir !== undefined;
+        if (!opts.rpcwait || !(isRetryable(err) || noCookieYet)) throw err;
         const remaining = waitUntil - io.clock.monotonic();
         if (remaining <= 0) {
           const last = err instanceof Error ? err.message : String(err);

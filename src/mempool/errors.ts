@@ -47,12 +47,26 @@ export class MempoolError extends CodedError<MempoolErrorCode> {
  * - A bad signature is not part of the txid: a copy with a tampered signature has the genuine
  *   transaction's txid, so remembering it would let anyone block the real one.
  */
+/**
+ * Rules whose verdict depends on the chain state a peer happens to be at (one block apart, a
+ * valid transaction can look invalid): never penalised, never cached.
+ */
+export const STATE_DEPENDENT_RULES: ReadonlySet<string> = new Set([
+  "MISSING_INPUT",
+  "IMMATURE_COINBASE_SPEND",
+  "MN_UNKNOWN",
+  "MN_DUPLICATE_OPERATOR",
+  "MN_COLLATERAL_MISSING",
+  "MN_COLLATERAL_IN_USE",
+  "MN_REGISTRY_FULL",
+  "REGISTRY_EMPTY",
+]);
+
 export function isCacheableRejection(err: MempoolError): boolean {
   switch (err.code) {
     case "INVALID":
       return (
-        err.ruleCode !== "MISSING_INPUT" &&
-        err.ruleCode !== "IMMATURE_COINBASE_SPEND" &&
+        !(err.ruleCode !== undefined && STATE_DEPENDENT_RULES.has(err.ruleCode)) &&
         err.ruleCode !== "BAD_TX_SIGNATURE"
       );
     case "COINBASE":
