@@ -24,6 +24,7 @@ import { RpcServerError } from "../rpc/server.js";
 import { verifyChain } from "../node/verify.js";
 import { SystemClock } from "../util/clock.js";
 import { CryptoRandom } from "../util/random.js";
+import { dashboardFor } from "../dashboard/nodeDeps.js";
 
 /** An expected failure: printed as one line, no stack trace. */
 export class CliError extends Error {}
@@ -88,12 +89,13 @@ async function cmdStart(f: StartFlags): Promise<number> {
   const config = loadNodeConfig(dir, f.config, overrides);
   const genesis = loadGenesisOf(dir);
   const clock = new SystemClock();
+  const random = new CryptoRandom();
   const logger = createLogger({
     level: config.logging.level,
     format: config.logging.format,
     name: config.node.name,
   });
-  const node = TimeNode.open({ config, genesis }, { clock, random: new CryptoRandom(), logger });
+  const node = TimeNode.open({ config, genesis }, { clock, random, logger });
   // Listen for signals before starting, so a SIGTERM during start still shuts down cleanly.
   const stopped = new Promise<void>((resolveStop) => {
     const stop = (why: string): void => {
@@ -112,7 +114,14 @@ async function cmdStart(f: StartFlags): Promise<number> {
     throw e;
   }
   if (node.rpcUrl) out(`RPC ${node.rpcUrl} (cookie: ${dataDirPaths(dir).cookie})`);
+  const dashboard = dashboardFor(node, { clock, random, logger });
+  if (dashboard) {
+    out(
+      `Dashboard ${dashboard.loginUrl()} (one-click link: works once, for 10 minutes; \`time-cli dashboardurl\` makes a new one)`,
+    );
+  }
   await stopped;
+  dashboard?.stop();
   await node.stop();
   logger.flush();
   return 0;

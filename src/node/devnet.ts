@@ -11,6 +11,7 @@ import { CryptoRandom } from "../util/random.js";
 import { dataDirPaths } from "./dataDir.js";
 import { TimeNode } from "./node.js";
 import { initDataDir } from "./init.js";
+import { dashboardFor, devnetNodeView } from "../dashboard/nodeDeps.js";
 
 export interface DevnetOptions {
   nodes: number;
@@ -126,6 +127,13 @@ export async function runDevnet(o: DevnetOptions): Promise<number> {
     say(
       `  ${info.name}  p2p ${info.p2p}  rpc ${info.rpc}  (cookie ${join(info.datadir, ".cookie")})${info.masternode ? "  masternode" : ""}`,
     );
+  // node-1's dashboard also shows every devnet node side by side.
+  const dashboard = dashboardFor(nodes[0]!, { clock, random: new CryptoRandom() });
+  dashboard?.setDevnetNodes(() => nodes.map((n, i) => devnetNodeView(infos[i]!.name, n)));
+  if (dashboard)
+    say(
+      `Dashboard ${dashboard.loginUrl()} (one-click link: works once, for 10 minutes; \`time-cli dashboardurl\` makes a new one)`,
+    );
   say("Ctrl-C stops every node.");
   const every = (o.statusEvery ?? 3) * 1000;
   const timer = clock.setInterval(() => {
@@ -140,6 +148,7 @@ export async function runDevnet(o: DevnetOptions): Promise<number> {
     process.once("SIGTERM", () => res());
   });
   timer.cancel();
+  dashboard?.stop();
   say("stopping devnet…");
   for (const n of nodes) await n.stop();
   if (tempRoot) rmSync(dir, { recursive: true, force: true });

@@ -35,6 +35,9 @@ import { livenessOptions, MasternodeLiveness } from "../masternode/liveness.js";
 import { registerMasternodeMethods } from "../rpc/masternodeMethods.js";
 import { txid as txidOf } from "../chain/tx.js";
 import { dataDirPaths } from "./dataDir.js";
+import { mountDashboard, type Dashboard } from "../dashboard/dashboard.js";
+import { basicAuthChecker, rpcAuthFromConfig } from "../dashboard/basicAuth.js";
+import { dashboardDepsFor } from "../dashboard/nodeDeps.js";
 import { acquireLock } from "./lockFile.js";
 
 export interface TimeNodeOptions {
@@ -78,6 +81,7 @@ export class TimeNode {
   readonly wallet: Wallet;
   readonly liveness: MasternodeLiveness;
   readonly heartbeats: HeartbeatService;
+  readonly dashboard: Dashboard | null;
   private readonly blockServer: BlockServer;
   private readonly startedAt: number;
   private statusTimer: TimerHandle | null = null;
@@ -185,6 +189,20 @@ export class TimeNode {
     );
     this.wirePeers();
     this.rpc = config.rpc.enabled ? this.makeRpc() : null;
+    this.dashboard = this.rpc
+      ? mountDashboard(
+          this.rpc,
+          dashboardDepsFor(this, {
+            uptimeSeconds: () => (modules.clock.monotonic() - this.startedAt) / 1000,
+          }),
+          {
+            clock: modules.clock,
+            random: modules.random,
+            logger: log.child({ module: "dashboard" }),
+            checkBasicAuth: basicAuthChecker(rpcAuthFromConfig(config)),
+          },
+        )
+      : null;
   }
 
   private makePeerManager(): PeerManager {
@@ -294,15 +312,11 @@ export class TimeNode {
 
   private makeRpc(): RpcServer {
     const { host, port } = parseHostPort(this.config.rpc.listen_address, { allowPortZero: true });
-    const paths = dataDirPaths(this.config.node.data_dir);
     const rpc = new RpcServer(
       {
         host,
         port,
-        auth:
-          this.config.rpc.user !== undefined && this.config.rpc.password !== undefined
-            ? { kind: "userpass", user: this.config.rpc.user, password: this.config.rpc.password }
-            : { kind: "cookie", cookieFile: paths.cookie },
+        auth: rpcAuthFromConfig(this.config),
       },
       {
         logger: this.modules.logger.child({ module: "rpc" }),
@@ -318,6 +332,12 @@ export class TimeNode {
       operatorKey: this.operatorKey,
       minMasternodes: this.config.consensus.min_masternodes,
       network: this.peers,
+      registration: {
+        wallet: this.wallet,
+        relay: this.txRelay,
+        serviceAddress: () => this.config.network.external_address ?? this.peers.localAddress,
+        rewardAddress: this.config.masternode.reward_address,
+      },
     });
     registerTxMethods(rpc, { chain: this.chain, mempool: this.mempool, relay: this.txRelay });
     registerWalletMethods(rpc, { wallet: this.wallet, network: this.chain.params.network });
@@ -382,9 +402,15 @@ export class TimeNode {
     if (this.rpc) {
       const addr = await this.rpc.start();
       log.info("RPC listening", { url: `http://${addr.host}:${addr.port}/` });
+      this.dashboard?.start();
     }
     this.producer?.start();
     this.statusTimer = this.modules.clock.setInterval(() => this.logStatus(), STATUS_INTERVAL_MS);
+  }
+
+  /** A fresh one-click dashboard link (it holds a single-use login code), or null without RPC. */
+  dashboardLoginUrl(): string | null {
+    return this.dashboard?.loginUrl() ?? null;
   }
 
   get rpcUrl(): string | null {
@@ -409,6 +435,7 @@ export class TimeNode {
     this.stopped = true;
     this.statusTimer?.cancel();
     this.producer?.stop();
+    this.dashboard?.stop();
     if (this.rpc) await this.rpc.stop();
     this.relay.stop();
     this.heartbeats.stop();
