@@ -31,10 +31,12 @@ import {
  * has one.
  *
  * - new: accepted (relay heartbeats and attestations once);
- * - duplicate: already have exactly this; ignored, no penalty (relays cross all the time);
+ * - duplicate: already have exactly this (for a heartbeat: the masternode's latest); ignored,
+ *   no penalty (relays cross all the time);
  * - unknown-operator: the key is not in the chain's registry;
  * - bad-signature: does not verify under the registered key;
- * - replay: an older (or equal) seq / timestamp than one already accepted from that masternode;
+ * - replay: an older (or equal) seq / timestamp than one already accepted from that masternode,
+ *   including an exact copy of a heartbeat older than its latest;
  * - future: timestamped beyond our clock plus the allowed drift;
  * - stale: too old to say anything about liveness now; ignored;
  * - unknown-heartbeat: an attestation of a heartbeat we do not hold (yet); ignored;
@@ -245,8 +247,13 @@ export class MasternodeLiveness {
   onHeartbeat(hb: Heartbeat, source: EvidenceSource = "gossip"): HeartbeatVerdict {
     const hash = heartbeatHash(hb);
     const hashHex = hash.toString("hex");
-    // Before any signature work: relays deliver the same heartbeat many times over.
-    if (this.seenHeartbeats.has(hashHex)) return "duplicate";
+    // Before any signature work: relays deliver the same heartbeat many times over. The latest
+    // heartbeat of its masternode arriving again is such a relay crossing; a copy of an older one
+    // is a replay (an honest peer relays a heartbeat only while it is the newest it has).
+    if (this.seenHeartbeats.has(hashHex)) {
+      const state = this.states.get(hb.operatorPubkey.toString("hex"));
+      return state && hb.seq < state.lastSeq ? "replay" : "duplicate";
+    }
     const entry = findByOperator(this.modules.registry(), hb.operatorPubkey);
     if (!entry) return "unknown-operator";
     if (!verifyHeartbeat(hb, entry.operatorPubkey)) return "bad-signature";

@@ -10,7 +10,7 @@ import { checkRegistryTx, checkRegistryTxSanity, isRegistryTxKind } from "../con
 import type { Logger } from "../logging/index.js";
 import type { Clock, TimerHandle } from "../util/clock.js";
 import { TypedEmitter } from "../util/typedEmitter.js";
-import { MempoolError } from "./errors.js";
+import { MempoolError, STATE_DEPENDENT_RULES } from "./errors.js";
 import { defaultMempoolOptions, type MempoolOptions } from "./options.js";
 
 export type RemovalReason = "block" | "conflict" | "evicted" | "expired" | "reorg";
@@ -234,6 +234,18 @@ export class Mempool {
     return hex === undefined ? undefined : Buffer.from(hex, "hex");
   }
 
+  /** The pooled registry transaction (register, update or deregister) of this operator key, if any. */
+  operatorClaimedBy(operatorPubkey: Buffer): Buffer | undefined {
+    const hex = this.mnClaims.get(`op:${operatorPubkey.toString("hex")}`);
+    return hex === undefined ? undefined : Buffer.from(hex, "hex");
+  }
+
+  /** The pooled registration naming `outpoint` as its collateral, if any. */
+  collateralClaimedBy(outpoint: OutPoint): Buffer | undefined {
+    const hex = this.mnClaims.get(`col:${outpointKey(outpoint)}`);
+    return hex === undefined ? undefined : Buffer.from(hex, "hex");
+  }
+
   info(): MempoolInfo {
     const full = this.pool.size >= this.opts.maxCount || this.totalBytes + MIN_TX_SIZE > this.opts.maxBytes;
     let minRate = this.opts.minRelayFeeRate;
@@ -430,6 +442,28 @@ export class Mempool {
           {
             context: { claim: c, conflict: holder },
           },
+        );
+      }
+      // A registration whose collateral a pooled transaction spends could never be mined after it.
+      const spender = c.startsWith("col:") ? this.spends.get(c.slice(4)) : undefined;
+      if (spender !== undefined) {
+        throw new MempoolError(
+          "CONFLICT",
+          `collateral ${c.slice(4)} is already spent by mempool transaction ${spender}`,
+          { context: { claim: c, conflict: spender } },
+        );
+      }
+    }
+    // Spending the collateral of a pooled registration: a block holding both in that order would
+    // be invalid (R11), so the first one in keeps it.
+    for (const input of tx.inputs) {
+      const k = outpointKey(input.prevout);
+      const registration = this.mnClaims.get(`col:${k}`);
+      if (registration !== undefined) {
+        throw new MempoolError(
+          "CONFLICT",
+          `input ${k} is the collateral of the registration in mempool transaction ${registration}`,
+          { context: { outpoint: k, conflict: registration } },
         );
       }
     }
@@ -764,7 +798,7 @@ function hexOf(txid: Buffer | string): string {
  */
 function fromBlockError(e: unknown): unknown {
   if (!(e instanceof BlockError)) return e;
-  const lenient = e.code === "MISSING_INPUT" || e.code === "IMMATURE_COINBASE_SPEND";
+  const lenient = STATE_DEPENDENT_RULES.has(e.code);
   return new MempoolError("INVALID", e.message, {
     ruleCode: e.code,
     banScore: lenient ? 0 : e.banScore,

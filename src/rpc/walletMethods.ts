@@ -62,7 +62,7 @@ export function registerWalletMethods(rpc: RpcServer, deps: WalletMethodDeps): v
 
   rpc.register("getbalance", {
     description:
-      "Returns the wallet's spendable balance in TIME: confirmed, mature coins not already spent by a mempool transaction.",
+      "Returns the wallet's spendable balance in TIME: confirmed, mature coins not already spent by a mempool transaction, leaving out locked masternode collateral.",
     params: [],
     result: '"amount" (string, 8 decimals)',
     handler: () => formatAmount(wallet.getBalance()),
@@ -71,7 +71,7 @@ export function registerWalletMethods(rpc: RpcServer, deps: WalletMethodDeps): v
   rpc.register("listunspent", {
     description:
       "Lists the wallet's unspent outputs with at least minconf confirmations (default 1). " +
-      "Immature coinbase outputs are listed with spendable false.",
+      "Immature coinbase outputs, and locked masternode collateral (see spendcollateral), are listed with spendable false.",
     params: [
       {
         name: "minconf",
@@ -81,7 +81,7 @@ export function registerWalletMethods(rpc: RpcServer, deps: WalletMethodDeps): v
         description: "minimum confirmations (default 1)",
       },
     ],
-    result: "[{txid, vout, address, amount, confirmations, coinbase, spendable}, ...]",
+    result: "[{txid, vout, address, amount, confirmations, height, coinbase, locked, spendable}, ...]",
     handler: (p) =>
       wallet.listUnspent((p.minconf as number | undefined) ?? 1).map((c) => ({
         txid: c.outpoint.txid.toString("hex"),
@@ -91,6 +91,7 @@ export function registerWalletMethods(rpc: RpcServer, deps: WalletMethodDeps): v
         confirmations: c.confirmations,
         height: c.height,
         coinbase: c.coinbase,
+        locked: c.locked,
         spendable: c.spendable,
       })),
   });

@@ -10,6 +10,11 @@
  *
  * Coins are tracked from the chain: a scan of the UTXO set at start, then every connected block;
  * after a disconnect the set is rescanned (the simplest correct way to restore spent coins).
+ *
+ * Locked coins: the collateral of a masternode whose owner key is in this wallet (read from the
+ * chain's registry at the tip), and the collateral named by a registration waiting in the mempool,
+ * are never picked by coin selection, so an ordinary send cannot deregister a masternode by
+ * accident. Spending one takes a deliberate `sweep` (the `spendcollateral` RPC).
  */
 import {
   chmodSync,
@@ -37,6 +42,7 @@ import {
   type Tx,
 } from "../chain/tx.js";
 import type { UtxoEntry } from "../chain/utxo.js";
+import type { Registry } from "../consensus/registry.js";
 import { decodeAddress, encodeAddress, pubkeyHash, type NetworkName } from "../crypto/address.js";
 import { KeyPair, SEED_LEN } from "../crypto/ed25519.js";
 import type { Logger } from "../logging/index.js";
@@ -89,7 +95,15 @@ export interface WalletModules {
 }
 
 export type WalletErrorCode =
-  "CORRUPT_FILE" | "WRONG_NETWORK" | "IO" | "BAD_AMOUNT" | "DUST" | "BAD_FEE_RATE" | "INSUFFICIENT_FUNDS";
+  | "CORRUPT_FILE"
+  | "WRONG_NETWORK"
+  | "IO"
+  | "BAD_AMOUNT"
+  | "DUST"
+  | "BAD_FEE_RATE"
+  | "INSUFFICIENT_FUNDS"
+  /** sweep: an outpoint that is not an unspent, mature coin of this wallet, or already spent in the mempool. */
+  | "NOT_SPENDABLE";
 
 export class WalletError extends CodedError<WalletErrorCode> {}
 
@@ -103,7 +117,9 @@ export interface WalletCoin {
   coinbase: boolean;
   /** False for a coinbase output younger than the maturity. */
   mature: boolean;
-  /** Mature and not spent by a mempool transaction. */
+  /** The collateral of a registered (or pooled) masternode registration: coin selection skips it. */
+  locked: boolean;
+  /** Mature, not locked, and not spent by a mempool transaction. */
   spendable: boolean;
 }
 
@@ -112,6 +128,13 @@ export interface SendResult {
   tx: Tx;
   fee: bigint;
   change: bigint;
+}
+
+export interface SendOptions {
+  /** Units per byte; the wallet's fee rate by default. */
+  feeRate?: bigint;
+  /** Coins coin selection must not use (besides the locked ones). */
+  exclude?: readonly OutPoint[];
 }
 
 interface StoredKey {
@@ -141,6 +164,8 @@ export class Wallet {
   private coins = new Map<string, Coin>();
   private needsRescan = false;
   private unsubscribe: Array<() => void> = [];
+  /** Collateral outpoints (outpointKey) of registry entries owned by our keys, for one registry. */
+  private lockCache: { registry: Registry; keys: number; locked: Set<string> } | null = null;
 
   constructor(opts: WalletOptions, modules: WalletModules) {
     this.opts = {
@@ -205,25 +230,59 @@ export class Wallet {
     return encodeAddress(pubkeyHash(key.publicKey), this.opts.network);
   }
 
-  /** Confirmed, mature coins not spent by a mempool transaction. */
+  /** Confirmed, mature coins, neither locked (masternode collateral) nor spent by a mempool transaction. */
   getBalance(): bigint {
+    const locked = this.registryLocks();
     let total = 0n;
-    for (const c of this.coins.values()) if (this.isSpendable(c)) total += c.entry.amount;
+    for (const c of this.coins.values()) if (this.isSpendable(c, locked)) total += c.entry.amount;
     return total;
+  }
+
+  /** Fee rate (units per byte) the wallet pays by default. */
+  get feeRate(): bigint {
+    return this.opts.feeRate;
+  }
+
+  /** Smallest output the wallet creates. */
+  get dustThreshold(): bigint {
+    return this.opts.dustThreshold;
+  }
+
+  /** The key behind a 20-byte address hash, if the wallet holds it (for signing registrations). */
+  keyForAddress(hash: Buffer): KeyPair | undefined {
+    return this.keys.get(hash.toString("hex"));
+  }
+
+  /**
+   * Whether coin selection leaves this outpoint alone: it is the collateral of a registered
+   * masternode whose owner key is in this wallet, or of a registration waiting in the mempool.
+   */
+  isLocked(outpoint: OutPoint): boolean {
+    return this.isLockedIn(outpoint, this.registryLocks());
+  }
+
+  /** Every locked coin of this wallet (see isLocked), oldest first. */
+  lockedOutpoints(): OutPoint[] {
+    return this.listUnspent(0)
+      .filter((c) => c.locked)
+      .map((c) => c.outpoint);
   }
 
   /**
    * Our confirmed coins with at least `minconf` confirmations, oldest first, leaving out those a
-   * mempool transaction already spends. Immature coinbase outputs are listed with spendable false.
+   * mempool transaction already spends. Immature coinbase outputs and locked collateral are listed
+   * with spendable false.
    */
   listUnspent(minconf = 1): WalletCoin[] {
     const tip = this.chain.height;
+    const locks = this.registryLocks();
     const out: WalletCoin[] = [];
     for (const c of this.coins.values()) {
       if (this.mempool.spentBy(c.outpoint)) continue;
       const confirmations = tip - c.entry.height + 1;
       if (confirmations < minconf) continue;
       const mature = this.isMature(c);
+      const locked = this.isLockedIn(c.outpoint, locks);
       out.push({
         outpoint: c.outpoint,
         amount: c.entry.amount,
@@ -232,7 +291,8 @@ export class Wallet {
         confirmations,
         coinbase: c.entry.coinbase,
         mature,
-        spendable: mature,
+        locked,
+        spendable: mature && !locked,
       });
     }
     return out.sort((a, b) => a.height - b.height || cmp(outpointKey(a.outpoint), outpointKey(b.outpoint)));
@@ -244,12 +304,12 @@ export class Wallet {
    * Throws AddressError for a bad address, WalletError for a bad amount or insufficient funds,
    * and MempoolError if the mempool refuses the transaction.
    */
-  send(address: string, amount: bigint, opts: { feeRate?: bigint } = {}): Buffer {
+  send(address: string, amount: bigint, opts: SendOptions = {}): Buffer {
     return this.createAndSend(address, amount, opts).txid;
   }
 
-  /** As send, with the transaction, fee and change. */
-  createAndSend(address: string, amount: bigint, opts: { feeRate?: bigint } = {}): SendResult {
+  /** As send, with the transaction, fee and change. The payment is always output 0. */
+  createAndSend(address: string, amount: bigint, opts: SendOptions = {}): SendResult {
     const to = decodeAddress(address, this.opts.network);
     if (amount <= 0n) throw new WalletError("BAD_AMOUNT", "amount must be positive");
     if (amount > MAX_MONEY) throw new WalletError("BAD_AMOUNT", "amount is above the maximum supply");
@@ -263,7 +323,11 @@ export class Wallet {
     if (feeRate < 0n) throw new WalletError("BAD_FEE_RATE", "fee rate must not be negative");
     const feeFor = (inputs: number, withChange: boolean): bigint =>
       feeRate * BigInt(TX_BASE_SIZE + inputs * INPUT_SIZE + (withChange ? 2 : 1) * OUTPUT_SIZE);
-    const candidates = [...this.coins.values()].filter((c) => this.isSpendable(c));
+    const locked = this.registryLocks();
+    const excluded = new Set((opts.exclude ?? []).map(outpointKey));
+    const candidates = [...this.coins.values()].filter(
+      (c) => this.isSpendable(c, locked) && !excluded.has(c.key),
+    );
     const sel = selectCoins(candidates, { target: amount, feeFor, dust: this.opts.dustThreshold });
     if (!sel.ok) {
       throw new WalletError(
@@ -273,29 +337,8 @@ export class Wallet {
     }
     const outputs = [{ amount, address: to }];
     if (sel.change > 0n) outputs.push({ amount: sel.change, address: this.changeAddress() });
-    const tx: Tx = {
-      version: TX_VERSION,
-      kind: TxKind.Transfer,
-      inputs: sel.coins.map((c) => ({
-        prevout: c.outpoint,
-        pubkey: this.keys.get(c.entry.address.toString("hex"))!.publicKey,
-        signature: Buffer.alloc(64),
-      })),
-      outputs,
-      payload: Buffer.alloc(0),
-    };
+    const tx = this.signTransfer(sel.coins, outputs);
     const id = txidOf(tx);
-    const msg = txSigMessage(id);
-    const sigs = new Map<string, Buffer>();
-    for (const [i, c] of sel.coins.entries()) {
-      const h = c.entry.address.toString("hex");
-      let sig = sigs.get(h);
-      if (!sig) {
-        sig = this.keys.get(h)!.sign(msg);
-        sigs.set(h, sig);
-      }
-      tx.inputs[i]!.signature = sig;
-    }
     const size = txSize(tx);
     if (sel.change > 0n && sel.fee !== feeRate * BigInt(size)) {
       throw new Error(`wallet fee estimate ${sel.fee} does not match ${feeRate} × ${size} bytes`);
@@ -312,6 +355,78 @@ export class Wallet {
     return { txid: id, tx, fee: sel.fee, change: sel.change };
   }
 
+  /**
+   * Spends exactly `outpoints` (coins of this wallet, locked ones included: this is the deliberate
+   * way to spend a masternode collateral) to `address` in one output, less feeRate × size.
+   * Throws NOT_SPENDABLE for an outpoint that is not a mature wallet coin free in the mempool,
+   * DUST when the fee leaves less than the dust threshold, and MempoolError if refused.
+   */
+  sweep(outpoints: readonly OutPoint[], address: string, opts: { feeRate?: bigint } = {}): SendResult {
+    const to = decodeAddress(address, this.opts.network);
+    const feeRate = opts.feeRate ?? this.opts.feeRate;
+    if (feeRate < 0n) throw new WalletError("BAD_FEE_RATE", "fee rate must not be negative");
+    if (outpoints.length === 0) throw new WalletError("BAD_AMOUNT", "nothing to spend");
+    const coins: Coin[] = [];
+    for (const o of outpoints) {
+      const c = this.coins.get(outpointKey(o));
+      if (!c || !this.isMature(c) || this.mempool.spentBy(o) !== undefined) {
+        throw new WalletError(
+          "NOT_SPENDABLE",
+          `${outpointKey(o)} is not a confirmed, mature coin of this wallet free in the mempool`,
+        );
+      }
+      if (!coins.some((k) => k.key === c.key)) coins.push(c);
+    }
+    let total = 0n;
+    for (const c of coins) total += c.entry.amount;
+    const fee = feeRate * BigInt(TX_BASE_SIZE + coins.length * INPUT_SIZE + OUTPUT_SIZE);
+    if (total - fee < this.opts.dustThreshold) {
+      throw new WalletError(
+        "DUST",
+        `spending ${formatAmount(total)} leaves ${formatAmount(total - fee)} after the fee ${formatAmount(fee)}, below the dust threshold`,
+      );
+    }
+    const tx = this.signTransfer(coins, [{ amount: total - fee, address: to }]);
+    const id = txidOf(tx);
+    if (this.relay) this.relay.submitLocal(tx);
+    else this.mempool.accept(tx);
+    this.logger.info("Wallet swept coins", {
+      txid: id.toString("hex"),
+      to: address,
+      inputs: coins.length,
+      amount: formatAmount(total - fee),
+      fee: formatAmount(fee),
+    });
+    return { txid: id, tx, fee, change: 0n };
+  }
+
+  /** A transfer spending `coins` (ours) to `outputs`, every input signed with its key. */
+  private signTransfer(coins: readonly Coin[], outputs: Tx["outputs"]): Tx {
+    const tx: Tx = {
+      version: TX_VERSION,
+      kind: TxKind.Transfer,
+      inputs: coins.map((c) => ({
+        prevout: c.outpoint,
+        pubkey: this.keys.get(c.entry.address.toString("hex"))!.publicKey,
+        signature: Buffer.alloc(64),
+      })),
+      outputs,
+      payload: Buffer.alloc(0),
+    };
+    const msg = txSigMessage(txidOf(tx));
+    const sigs = new Map<string, Buffer>();
+    for (const [i, c] of coins.entries()) {
+      const h = c.entry.address.toString("hex");
+      let sig = sigs.get(h);
+      if (!sig) {
+        sig = this.keys.get(h)!.sign(msg);
+        sigs.set(h, sig);
+      }
+      tx.inputs[i]!.signature = sig;
+    }
+    return tx;
+  }
+
   // ---- coins ----
 
   private isMature(c: Coin): boolean {
@@ -319,8 +434,36 @@ export class Wallet {
     return this.chain.height + 1 - c.entry.height >= this.chain.params.coinbaseMaturity;
   }
 
-  private isSpendable(c: Coin): boolean {
-    return this.isMature(c) && this.mempool.spentBy(c.outpoint) === undefined;
+  private isSpendable(c: Coin, locked: Set<string>): boolean {
+    return (
+      this.isMature(c) &&
+      this.mempool.spentBy(c.outpoint) === undefined &&
+      !this.isLockedIn(c.outpoint, locked)
+    );
+  }
+
+  private isLockedIn(outpoint: OutPoint, registryLocked: Set<string>): boolean {
+    return (
+      registryLocked.has(outpointKey(outpoint)) || this.mempool.collateralClaimedBy(outpoint) !== undefined
+    );
+  }
+
+  /**
+   * Collateral outpoints of the tip's registry entries whose owner key is ours. Cached per
+   * registry snapshot (and key count: a new key may own an entry).
+   */
+  private registryLocks(): Set<string> {
+    const registry = this.chain.getRegistry();
+    const cached = this.lockCache;
+    if (cached && cached.registry === registry && cached.keys === this.keys.size) return cached.locked;
+    const locked = new Set<string>();
+    for (const e of registry) {
+      if (e.collateral && e.ownerPubkey && this.keys.has(pubkeyHash(e.ownerPubkey).toString("hex"))) {
+        locked.add(outpointKey(e.collateral));
+      }
+    }
+    this.lockCache = { registry, keys: this.keys.size, locked };
+    return locked;
   }
 
   private rescan(): void {

@@ -17,6 +17,9 @@ import { MempoolError } from "../../src/mempool/errors.js";
 import { Mempool, type MempoolEvents } from "../../src/mempool/mempool.js";
 import type { MempoolOptions } from "../../src/mempool/options.js";
 import { TxRelay, type TxRelayNetwork } from "../../src/mempool/txRelay.js";
+import { makeRegisterTx } from "../../src/consensus/registryTx.js";
+import { findByOperator } from "../../src/consensus/registry.js";
+import { TIER_COLLATERAL, Tier } from "../../src/consensus/tier.js";
 import {
   ChainHarness,
   COIN,
@@ -772,4 +775,177 @@ describe("TxRelay", () => {
       await failing.onTxInv(peerA, [Buffer.alloc(32, 9)]);
       assert.equal(failing.stats().inFlight, 0);
     }));
+});
+
+describe("Mempool and masternode registrations", () => {
+  // Alice holds two outputs of exactly the Bronze collateral, and small coins to sign and pay with.
+  const regGenesis = testGenesis({
+    masternodes: mns,
+    funded: [
+      { key: alice, amount: 10n * COIN, count: 4 },
+      { key: alice, amount: TIER_COLLATERAL[Tier.Bronze], count: 2 },
+    ],
+  });
+  const ops = testKeys("mp-op", 3);
+  const FEE = 10_000n;
+  const ALICE = pubkeyHash(alice.publicKey);
+
+  function split(coins: Coin[]): { small: Coin[]; big: Coin[] } {
+    return {
+      small: coins.filter((c) => c.amount === 10n * COIN),
+      big: coins.filter((c) => c.amount === TIER_COLLATERAL[Tier.Bronze]),
+    };
+  }
+
+  /** A registration owned by alice, signed with `fund` (an alice coin), paying FEE. */
+  function register(op: KeyPair, fund: Coin, collateral: OutPoint | null): Tx {
+    return makeRegisterTx({
+      ownerKey: alice,
+      operatorKey: op,
+      address: `mn-${op.publicKey.toString("hex").slice(0, 8)}.test:24200`,
+      tier: collateral ? Tier.Bronze : Tier.Free,
+      rewardAddress: pubkeyHash(op.publicKey),
+      collateral,
+      inputs: [fund.outpoint],
+      outputs: [{ amount: fund.amount - FEE, address: ALICE }],
+    });
+  }
+
+  it("admits a valid Register transaction and relays it: announced when submitted, fetched and passed on when announced", () =>
+    withMempool(
+      async ({ h, mp, coins }) => {
+        const { small, big } = split(coins);
+        const offer = new Map<string, Tx>();
+        const { network, calls } = fakeNetwork((_peer, ids) =>
+          ids.map((id) => offer.get(id.toString("hex"))).filter((t): t is Tx => t !== undefined),
+        );
+        const relay = new TxRelay(
+          {},
+          { mempool: mp, network, clock: h.clock, logger: nullLogger, chain: h.chain },
+        );
+        relay.start();
+        try {
+          const bronze = register(ops[0]!, small[0]!, big[0]!.outpoint);
+          const r = relay.submitLocal(bronze);
+          assert.equal(r.fee, FEE);
+          assert.ok(mp.has(txid(bronze)));
+          assert.deepEqual(calls.broadcasts, [{ txids: [hexId(bronze)], except: undefined }]);
+          assert.deepEqual(mp.collateralClaimedBy(big[0]!.outpoint), txid(bronze));
+          assert.equal(mp.spentBy(big[0]!.outpoint), undefined, "the collateral itself is not spent");
+
+          // A registration from a peer: fetched, admitted, announced to everyone but that peer.
+          const free = register(ops[1]!, small[1]!, null);
+          offer.set(hexId(free), free);
+          const peerA = { name: "A" };
+          await relay.onTxInv(peerA, [txid(free)]);
+          assert.ok(mp.has(txid(free)));
+          assert.deepEqual(calls.broadcasts.at(-1), { txids: [hexId(free)], except: peerA });
+          assert.deepEqual(calls.penalties, []);
+
+          // Both are mined into the next block and enter the registry.
+          const { txs, fees } = mp.selectForBlock(MAX_BLOCK_SIZE);
+          assert.equal(txs.length, 2);
+          mineTxs(h, txs, fees);
+          assert.equal(mp.size, 0);
+          assert.ok(findByOperator(h.chain.getRegistry(), ops[0]!.publicKey));
+          assert.ok(findByOperator(h.chain.getRegistry(), ops[1]!.publicKey));
+          assert.equal(mp.collateralClaimedBy(big[0]!.outpoint), undefined);
+        } finally {
+          relay.stop();
+        }
+      },
+      {},
+      regGenesis,
+    ));
+
+  it("a second pooled registration of the same operator, or of the same collateral, is refused as CONFLICT; so are spends of a pooled collateral", () =>
+    withMempool(
+      ({ mp, coins }) => {
+        const { small, big } = split(coins);
+        const first = register(ops[0]!, small[0]!, big[0]!.outpoint);
+        mp.accept(first);
+
+        const sameOperator = rejection(() => mp.accept(register(ops[0]!, small[1]!, null)));
+        assert.equal(sameOperator.code, "CONFLICT");
+        assert.equal(sameOperator.banScore, 0, "a race between honest registrations costs nothing");
+        assert.equal(
+          sameOperator.message,
+          `masternode op:${ops[0]!.publicKey.toString("hex")} is already claimed by mempool transaction ${hexId(first)}`,
+        );
+
+        const sameCollateral = rejection(() => mp.accept(register(ops[1]!, small[1]!, big[0]!.outpoint)));
+        assert.equal(sameCollateral.code, "CONFLICT");
+        const col = `${big[0]!.outpoint.txid.toString("hex")}:${big[0]!.outpoint.index}`;
+        assert.match(
+          sameCollateral.message,
+          new RegExp(`col:${col} is already claimed by mempool transaction ${hexId(first)}`),
+        );
+
+        // Spending the pooled registration's collateral would make a block holding both invalid.
+        const spend = rejection(() => mp.accept(pay(big[0]!, BOB, 1_000n)));
+        assert.equal(spend.code, "CONFLICT");
+        assert.equal(
+          spend.message,
+          `input ${col} is the collateral of the registration in mempool transaction ${hexId(first)}`,
+        );
+
+        // And the other way round: a registration naming a collateral a pooled transfer spends.
+        const transfer = pay(big[1]!, BOB, 1_000n);
+        mp.accept(transfer);
+        const spent = rejection(() => mp.accept(register(ops[2]!, small[2]!, big[1]!.outpoint)));
+        assert.equal(spent.code, "CONFLICT");
+        assert.match(spent.message, new RegExp(`is already spent by mempool transaction ${hexId(transfer)}`));
+
+        assert.deepEqual(
+          new Set(mp.txids().map((t) => t.toString("hex"))),
+          new Set([hexId(first), hexId(transfer)]),
+        );
+        // A registration of another operator with its own collateral and coin still gets in.
+        // (Every Bronze collateral is taken here, so a Free one.)
+        mp.accept(register(ops[2]!, small[2]!, null));
+        assert.equal(mp.size, 3);
+      },
+      {},
+      regGenesis,
+    ));
+
+  it("a pooled registration that a block makes invalid is dropped", () =>
+    withMempool(
+      ({ h, mp, coins, removed }) => {
+        const { small, big } = split(coins);
+        const bronze = register(ops[0]!, small[0]!, big[0]!.outpoint);
+        const free = register(ops[1]!, small[1]!, null);
+        const untouched = register(ops[2]!, small[3]!, big[1]!.outpoint);
+        for (const tx of [bronze, free, untouched]) mp.accept(tx);
+        assert.equal(mp.size, 3);
+
+        // Another node's block spends bronze's collateral and registers free's operator itself,
+        // each with other coins than the pooled ones: no input conflict, only registry ones.
+        const spendCollateral = pay(big[0]!, BOB, 1_000n);
+        const rival = register(ops[1]!, small[2]!, null);
+        mineTxs(h, [spendCollateral, rival], 1_000n + FEE);
+
+        assert.deepEqual(
+          mp.txids().map((t) => t.toString("hex")),
+          [hexId(untouched)],
+        );
+        const reasons = Object.fromEntries(removed.map((r) => [r.txid, r.reason]));
+        assert.equal(reasons[hexId(bronze)], "conflict", "its collateral is gone (MN_COLLATERAL_MISSING)");
+        assert.equal(
+          reasons[hexId(free)],
+          "conflict",
+          "its operator is registered now (MN_DUPLICATE_OPERATOR)",
+        );
+        // Their claims are released with them.
+        assert.equal(mp.collateralClaimedBy(big[0]!.outpoint), undefined);
+        assert.deepEqual(mp.collateralClaimedBy(big[1]!.outpoint), txid(untouched));
+        // The one still valid is mined next.
+        const { txs, fees } = mp.selectForBlock(MAX_BLOCK_SIZE);
+        mineTxs(h, txs, fees);
+        assert.ok(findByOperator(h.chain.getRegistry(), ops[2]!.publicKey));
+        assert.equal(mp.size, 0);
+      },
+      {},
+      regGenesis,
+    ));
 });

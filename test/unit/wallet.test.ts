@@ -16,6 +16,9 @@ import { Mempool } from "../../src/mempool/mempool.js";
 import { SeededRandom } from "../../src/util/random.js";
 import { selectCoins } from "../../src/wallet/coinSelection.js";
 import { Wallet, WalletError, type WalletModules, type WalletOptions } from "../../src/wallet/wallet.js";
+import { makeRegisterTx } from "../../src/consensus/registryTx.js";
+import { findByOperator } from "../../src/consensus/registry.js";
+import { Tier } from "../../src/consensus/tier.js";
 import { ChainHarness, COIN, tempDir, testGenesis, testKey, testKeys } from "../helpers/chainFixture.js";
 
 const mns = testKeys("mn", 3);
@@ -342,5 +345,86 @@ describe("coin selection", () => {
       available: 0n,
       needed: 1n + feeFor(1, false),
     });
+  });
+});
+
+describe("Wallet and masternode collateral", () => {
+  const rich = testGenesis({
+    masternodes: mns,
+    funded: [
+      { key: alice, amount: 1_000n * COIN },
+      { key: alice, amount: 10n * COIN, count: 2 },
+    ],
+  });
+
+  it("locks the collateral of a masternode it owns (pooled or registered) against coin selection; sweep spends it deliberately, and the masternode leaves", async () => {
+    const h = new ChainHarness(rich, mns);
+    const { dir, cleanup } = tempDir("timewallet-");
+    const mp = new Mempool({}, { chain: h.chain, clock: h.clock, logger: nullLogger });
+    mp.start();
+    const w = new Wallet(
+      { file: join(dir, "wallet.json"), network: "devnet", extraKeys: [alice] },
+      { chain: h.chain, mempool: mp, clock: h.clock, random: new SeededRandom(7), logger: nullLogger },
+    );
+    w.start();
+    try {
+      const coins = h.genesisCoins(alice);
+      const collateral = coins.find((c) => c.amount === 1_000n * COIN)!;
+      const fund = coins.find((c) => c.amount === 10n * COIN)!;
+      assert.equal(w.getBalance(), 1_020n * COIN);
+      assert.equal(w.isLocked(collateral.outpoint), false);
+      const op = testKey("wallet-op", 0);
+      const reg = makeRegisterTx({
+        ownerKey: alice,
+        operatorKey: op,
+        address: "127.0.9.9:24200",
+        tier: Tier.Bronze,
+        rewardAddress: pubkeyHash(op.publicKey),
+        collateral: collateral.outpoint,
+        inputs: [fund.outpoint],
+        outputs: [{ amount: fund.amount - 10_000n, address: pubkeyHash(alice.publicKey) }],
+      });
+      mp.accept(reg);
+      // Pooled: already locked, so a send cannot spend it from under the registration.
+      assert.equal(w.isLocked(collateral.outpoint), true);
+      assert.equal(w.getBalance(), 10n * COIN, "the other 10 TIME coin only");
+      h.mine({ txs: [reg], fees: 10_000n });
+      assert.ok(findByOperator(h.chain.getRegistry(), op.publicKey));
+      // Registered: locked through the registry (owner key in the wallet).
+      assert.deepEqual(
+        w.lockedOutpoints().map((o) => `${o.txid.toString("hex")}:${o.index}`),
+        [`${collateral.outpoint.txid.toString("hex")}:${collateral.outpoint.index}`],
+      );
+      const row = w.listUnspent().find((c) => c.amount === 1_000n * COIN)!;
+      assert.equal(row.locked, true);
+      assert.equal(row.spendable, false);
+      const balance = w.getBalance();
+      assert.equal(balance, 20n * COIN - 10_000n);
+      const e = thrown(() => w.send(BOB_ADDR, balance + COIN));
+      assert.ok(e instanceof WalletError && e.code === "INSUFFICIENT_FUNDS", String(e));
+
+      // Deliberately: one input, one output, feeRate × 177 bytes.
+      const swept = w.sweep([collateral.outpoint], BOB_ADDR);
+      assert.equal(swept.fee, 10n * 177n);
+      assert.equal(swept.tx.inputs.length, 1);
+      assert.deepEqual(swept.tx.outputs, [
+        { amount: 1_000n * COIN - 1_770n, address: pubkeyHash(bob.publicKey) },
+      ]);
+      assert.ok(mp.has(swept.txid));
+      const twice = thrown(() => w.sweep([collateral.outpoint], BOB_ADDR));
+      assert.ok(twice instanceof WalletError && twice.code === "NOT_SPENDABLE", String(twice));
+      h.mine({ txs: [swept.tx], fees: swept.fee });
+      assert.equal(
+        findByOperator(h.chain.getRegistry(), op.publicKey),
+        undefined,
+        "spending the collateral deregistered it",
+      );
+      assert.deepEqual(w.lockedOutpoints(), []);
+    } finally {
+      w.stop();
+      mp.stop();
+      await h.close();
+      cleanup();
+    }
   });
 });

@@ -50,6 +50,24 @@ describe("liveness: heartbeats", () => {
     assert.equal(liveness.onHeartbeat({ ...hb }), "duplicate");
   });
 
+  it("an exact copy of a heartbeat older than the masternode's latest is a replay, and refreshes nothing", () => {
+    const { clock, liveness } = livenessRig([a, b]);
+    const old = heartbeat(a, clock);
+    assert.equal(liveness.onHeartbeat(old), "new");
+    clock.advance(1_000);
+    const latest = heartbeat(a, clock);
+    assert.equal(liveness.onHeartbeat(latest), "new");
+    const seenAt = Math.floor(clock.now() / 1000);
+    clock.advance(2_000);
+    // The latest again is a relay crossing; the older one again is somebody replaying it.
+    assert.equal(liveness.onHeartbeat(latest), "duplicate");
+    assert.equal(liveness.onHeartbeat(old), "replay");
+    assert.equal(liveness.lastSeq(a.publicKey), latest.seq);
+    const row = liveness.list("devnet").find((r) => r.pubkey === a.publicKey.toString("hex"))!;
+    assert.equal(row.seq, latest.seq);
+    assert.equal(row.lastseen, seenAt, "neither copy counts as a new sign of life");
+  });
+
   it("a key that is not in the registry is an unknown operator, and counts for nothing", () => {
     const { clock, liveness } = livenessRig([a, b]);
     const stranger = opKey("hb-stranger", 0);

@@ -11,7 +11,12 @@ import { registerMasternodeMethods, type MasternodeMethodDeps } from "../../../s
 import { RpcServer } from "../../../src/rpc/server.js";
 import { SystemClock } from "../../../src/util/clock.js";
 import { CryptoRandom } from "../../../src/util/random.js";
-import { ChainHarness, testGenesis, testKeys } from "../../helpers/chainFixture.js";
+import { join } from "node:path";
+import { nullLogger } from "../../../src/logging/index.js";
+import { Mempool } from "../../../src/mempool/mempool.js";
+import { RpcCallError } from "../../../src/rpc/client.js";
+import { Wallet } from "../../../src/wallet/wallet.js";
+import { ChainHarness, tempDir, testGenesis, testKeys } from "../../helpers/chainFixture.js";
 import { heartbeat, opKey, TEST_OPTS } from "./helpers.js";
 
 const USER = "mn";
@@ -157,5 +162,70 @@ describe("masternode RPC", () => {
     assert.equal(status.tier, null);
     assert.match(String(status.reason), /not in the masternode registry/);
     assert.equal(status.masternodepeers, null);
+  });
+
+  it("registermasternode and spendcollateral refuse what they cannot do, with their documented codes", async () => {
+    const { dir, cleanup } = tempDir("mn-rpc-wallet-");
+    const mempool = new Mempool({}, { chain: h.chain, clock: h.clock, logger: nullLogger });
+    const wallet = new Wallet(
+      { file: join(dir, "wallet.json"), network: "devnet" },
+      { chain: h.chain, mempool, clock: h.clock, random: new CryptoRandom(), logger: nullLogger },
+    );
+    wallet.start();
+    try {
+      const stranger = opKey("mn-rpc-newcomer", 0);
+      const registration = (serviceAddress: string | null): MasternodeMethodDeps["registration"] => ({
+        wallet,
+        mempool,
+        relay: { submitLocal: (tx) => mempool.accept(tx) },
+        serviceAddress: () => serviceAddress,
+        rewardAddress: "",
+      });
+      const base = { chain: h.chain, liveness, producer: null, minMasternodes: 3, network: null };
+      const none = await serve({ ...base, operatorKey: null, registration: registration("127.0.9.1:24200") });
+      const mine = await serve({ ...base, operatorKey: me, registration: registration("127.0.9.1:24200") });
+      const fresh = await serve({
+        ...base,
+        operatorKey: stranger,
+        registration: registration("0.0.0.0:24200"),
+      });
+      servers.push(none.server, mine.server, fresh.server);
+      const code = async (c: RpcClient, method: string, params: unknown[]): Promise<[number, string]> => {
+        try {
+          await c.call(method, params);
+        } catch (e) {
+          assert.ok(e instanceof RpcCallError, String(e));
+          return [e.code, e.message];
+        }
+        return assert.fail(`${method} succeeded`);
+      };
+      const [c1, m1] = await code(none.client, "registermasternode", ["bronze"]);
+      assert.equal(c1, -1);
+      assert.match(m1, /not a masternode/);
+      assert.equal((await code(mine.client, "registermasternode", ["free"]))[0], -8, "already registered");
+      assert.equal((await code(fresh.client, "registermasternode", ["diamond"]))[0], -8, "unknown tier");
+      assert.equal((await code(fresh.client, "registermasternode", [1]))[0], -3, "a tier is a name");
+      const [c4, m4] = await code(fresh.client, "registermasternode", ["free"]);
+      assert.equal(c4, -8);
+      assert.match(m4, /not dialable/);
+      assert.equal((await code(fresh.client, "registermasternode", ["free", "nohost"]))[0], -8);
+      assert.equal(
+        (await code(fresh.client, "registermasternode", ["free", "127.0.9.9:24200", "TIME1xyz"]))[0],
+        -5,
+      );
+      const [c7, m7] = await code(fresh.client, "registermasternode", ["gold", "127.0.9.9:24200"]);
+      assert.equal(c7, -6);
+      assert.match(m7, /exactly 100000\.00000000 TIME/);
+      const [c8, m8] = await code(fresh.client, "registermasternode", ["free", "127.0.9.9:24200"]);
+      assert.equal(c8, -6, "an empty wallet cannot pay the fee");
+      assert.match(m8, /registration fee/);
+      const [c9, m9] = await code(mine.client, "spendcollateral", [wallet.getNewAddress()]);
+      assert.equal(c9, -8);
+      assert.match(m9, /owns the collateral of no registered masternode/);
+      assert.equal((await code(mine.client, "spendcollateral", ["TIME0nonsense"]))[0], -5);
+    } finally {
+      wallet.stop();
+      cleanup();
+    }
   });
 });
