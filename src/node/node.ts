@@ -335,6 +335,7 @@ export class TimeNode {
       registration: {
         wallet: this.wallet,
         relay: this.txRelay,
+        mempool: this.mempool,
         serviceAddress: () => this.config.network.external_address ?? this.peers.localAddress,
         rewardAddress: this.config.masternode.reward_address,
       },
