@@ -263,6 +263,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
 
 /** Entry point used by bin/timed.js; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  // `timed start | head`, or a log collector restarting, closes stdout: that must not kill a node.
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code !== "EPIPE") throw e;
+  });
   let code = 0;
   const program = buildProgram((c) => (code = c));
   try {

@@ -186,19 +186,38 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 const TOO_LARGE = Symbol("too large");
+const TOO_SLOW = Symbol("too slow");
+/** 10 s to send a request body: ample for 1 MiB over any link; a stalled body frees its slot. */
+const BODY_TIMEOUT_MS = 10_000;
+/** After a 413, the client may finish writing (discarded) for this long before we hang up. */
+const DRAIN_MS = 5_000;
 
 /**
  * Reads a body of at most `limit` bytes. A declared Content-Length over the limit is refused
  * before reading anything; a chunked body is refused as soon as it grows past the limit, and
  * the rest is discarded as it arrives, never buffered.
  */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | typeof TOO_LARGE> {
+function readBody(
+  req: IncomingMessage,
+  limit: number,
+  timeoutMs: number,
+  clock: Clock,
+): Promise<Buffer | typeof TOO_LARGE | typeof TOO_SLOW> {
   const declared = req.headers["content-length"];
   if (declared !== undefined && Number(declared) > limit) return Promise.resolve(TOO_LARGE);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     let settled = false;
+    // A body that never finishes must not hold a request slot (slowloris): give up on it.
+    const timer = clock.setTimeout(() => {
+      if (settled) return;
+      settled = true;
+      chunks.length = 0;
+      req.off("data", onData);
+      resolve(TOO_SLOW);
+    }, timeoutMs);
+    req.once("close", () => timer.cancel());
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > limit) {
@@ -213,6 +232,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | typeof 
     };
     req.on("data", onData);
     req.once("end", () => {
+      timer.cancel();
       if (settled) return;
       settled = true;
       resolve(Buffer.concat(chunks, size));
@@ -464,17 +484,30 @@ export class RpcServer {
     }
     this.rpcActive++;
     try {
-      let body: Buffer | typeof TOO_LARGE;
+      let body: Buffer | typeof TOO_LARGE | typeof TOO_SLOW;
       try {
-        body = await readBody(req, maxBodyBytes);
+        body = await readBody(req, maxBodyBytes, BODY_TIMEOUT_MS, this.clock);
       } catch {
         // The client went away mid-body: nobody to answer.
         res.destroy();
         return;
       }
+      if (body === TOO_SLOW) {
+        const message = `request body not received within ${BODY_TIMEOUT_MS / 1000} s`;
+        sendJson(res, 408, errorResponse(null, { code: INVALID_REQUEST, message }), { Connection: "close" });
+        res.once("finish", () => req.socket.destroy());
+        return;
+      }
       if (body === TOO_LARGE) {
         const message = `request body too large: limit ${maxBodyBytes} bytes`;
-        sendJson(res, 413, errorResponse(null, { code: INVALID_REQUEST, message }), { Connection: "close" });
+        // Let the client finish writing (discarded) so it can read the 413, then hang up; never
+        // for longer than DRAIN_MS. Closing at once made clients see EPIPE instead of the answer.
+        const socket = req.socket;
+        const t = this.clock.setTimeout(() => socket.destroy(), DRAIN_MS);
+        socket.once("close", () => t.cancel());
+        req.once("end", () => socket.end());
+        req.resume();
+        sendJson(res, 413, errorResponse(null, { code: INVALID_REQUEST, message }));
         return;
       }
       let payload: unknown;

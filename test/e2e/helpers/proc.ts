@@ -268,9 +268,15 @@ export interface FastDevnet {
  * genesis listing the same operator key is made with `timed genesis --block-time`, put in place
  * of the directory's genesis.json (the chain database does not exist until the first start),
  * and [consensus].block_time_seconds is set to match. The config takes whole seconds, so 1 s
- * is the shortest block time a node can run.
+ * is the shortest block time a node can run. `masternodeAddress` is the service address the genesis
+ * gives the masternode (start the node with `--listen` on it so peers reach it there).
  */
-export async function makeFastDevnet(dir: string, blockTimeSeconds = 1): Promise<FastDevnet> {
+export async function makeFastDevnet(
+  dir: string,
+  blockTimeSeconds = 1,
+  /** The masternode's service address in the genesis: where other nodes dial it. */
+  masternodeAddress = "127.0.0.1:24200",
+): Promise<FastDevnet> {
   const init = await runTimed(["init", "--datadir", dir, "--network", "devnet", "--masternode"]);
   if (init.code !== 0) throw new Error(`timed init failed: ${init.stderr}`);
   const pk = /^operator pubkey: ([0-9a-f]{64})$/m.exec(init.stdout)?.[1];
@@ -283,7 +289,7 @@ export async function makeFastDevnet(dir: string, blockTimeSeconds = 1): Promise
     "--out",
     genesisFile,
     "--masternode",
-    `${pk}@127.0.0.1:24200`,
+    `${pk}@${masternodeAddress}`,
     "--block-time",
     String(blockTimeSeconds),
   ]);
