@@ -34,6 +34,8 @@ import { HeartbeatService } from "../masternode/heartbeatService.js";
 import { livenessOptions, MasternodeLiveness } from "../masternode/liveness.js";
 import { registerMasternodeMethods } from "../rpc/masternodeMethods.js";
 import { txid as txidOf } from "../chain/tx.js";
+import { Metrics } from "../metrics/metrics.js";
+import { NodeMetrics } from "../metrics/nodeMetrics.js";
 import { dataDirPaths } from "./dataDir.js";
 import { mountDashboard, type Dashboard } from "../dashboard/dashboard.js";
 import { basicAuthChecker, rpcAuthFromConfig } from "../dashboard/basicAuth.js";
@@ -80,6 +82,9 @@ export class TimeNode {
   readonly txRelay: TxRelay;
   readonly wallet: Wallet;
   readonly liveness: MasternodeLiveness;
+  /** Every Prometheus metric, served at GET /metrics on the RPC listener. */
+  readonly metrics: Metrics;
+  private readonly nodeMetrics: NodeMetrics;
   readonly heartbeats: HeartbeatService;
   readonly dashboard: Dashboard | null;
   private readonly blockServer: BlockServer;
@@ -188,6 +193,14 @@ export class TimeNode {
       },
     );
     this.wirePeers();
+    this.metrics = new Metrics();
+    this.nodeMetrics = new NodeMetrics(this.metrics.registry, {
+      chain: this.chain,
+      peers: this.peers,
+      liveness: this.liveness,
+      mempool: this.mempool,
+      operatorKey: this.operatorKey?.publicKey ?? null,
+    });
     this.rpc = config.rpc.enabled ? this.makeRpc() : null;
     this.dashboard = this.rpc
       ? mountDashboard(
@@ -317,6 +330,11 @@ export class TimeNode {
         host,
         port,
         auth: rpcAuthFromConfig(this.config),
+        onCall: (method, durationMs, ok) =>
+          this.nodeMetrics.rpcRequestDuration.observe(
+            { method, result: ok ? "ok" : "error" },
+            durationMs / 1000,
+          ),
       },
       {
         logger: this.modules.logger.child({ module: "rpc" }),
@@ -324,6 +342,12 @@ export class TimeNode {
         random: this.modules.random,
       },
     );
+    // Prometheus text format; needs the same credentials as RPC (scrape with basic auth).
+    rpc.addRoute("GET", "/metrics", async (_req, res) => {
+      const body = await this.metrics.metrics();
+      res.writeHead(200, { "Content-Type": this.metrics.contentType });
+      res.end(body);
+    });
     registerNetMethods(rpc, { chain: this.chain, peers: this.peers, nodeId: this.nodeKey.publicKey });
     registerMasternodeMethods(rpc, {
       chain: this.chain,
@@ -440,6 +464,7 @@ export class TimeNode {
     if (this.rpc) await this.rpc.stop();
     this.relay.stop();
     this.heartbeats.stop();
+    this.nodeMetrics.stop();
     this.wallet.stop();
     this.txRelay.stop();
     this.mempool.stop();
