@@ -97,6 +97,24 @@ void describe("GET /metrics", () => {
       "the producer is an outbound masternode peer",
     );
 
+    // Every metric the shipped Grafana dashboard queries exists under that name.
+    const grafana = JSON.parse(readFileSync("docs/grafana-dashboard.json", "utf8")) as {
+      panels: Array<{ targets: Array<{ expr: string }> }>;
+    };
+    const queried = new Set<string>();
+    for (const panel of grafana.panels) {
+      for (const t of panel.targets) {
+        for (const m of t.expr.matchAll(/\b([a-z][a-z0-9_]*)(?=[[{\s)]|$)/g)) {
+          const name = m[1]!.replace(/_bucket$/, "");
+          if (name.includes("_") && !["histogram_quantile", "sum", "rate", "increase"].includes(name))
+            queried.add(name);
+        }
+      }
+    }
+    assert.ok(queried.size >= 15, `the dashboard queries many metrics (${queried.size})`);
+    for (const name of queried)
+      assert.match(body, new RegExp(`^# TYPE ${name} `, "m"), `grafana panel metric ${name} exists`);
+
     const check = spawnSync(promtool(), ["check", "metrics"], {
       input: body,
       encoding: "utf8",
