@@ -86,9 +86,10 @@ const KEY_DOCS: KeyDocs = {
       "Seconds between the coordinator's periodic checks (it also runs whenever a peer reports a higher height).",
     max_sync_batch_size: `Most blocks asked of one peer in one request, 1 to ${MAX_SYNC_BATCH_SIZE_CAP}.`,
     sync_threshold: "Sync when the network is more than this many blocks ahead of us.",
-    peer_sync_timeout: "Seconds to wait for a batch from an ordinary peer before retrying it with another.",
+    peer_sync_timeout:
+      "Seconds a whole sync may run before it stops (a new one may start at the next check).",
     masternode_sync_timeout:
-      "Seconds to wait for a batch from a masternode peer before retrying it with another.",
+      "Seconds a whole sync may run when it syncs from masternodes (more slack, as in the seeds).",
   },
   logging: {
     level: `Least severe level logged: ${LOG_LEVELS.join(", ")}.`,

@@ -21,6 +21,10 @@ import { TcpTransport, type Transport } from "../p2p/transport.js";
 import { registerNetMethods } from "../rpc/netMethods.js";
 import { BlockRelay } from "../sync/blockRelay.js";
 import { BlockServer } from "../sync/blockServer.js";
+import { registerSyncMethods, syncStatusToJson } from "../rpc/syncMethods.js";
+import { syncOptionsFromConfig } from "../sync/options.js";
+import { PeerStateView } from "../sync/peerStateView.js";
+import { SyncCoordinator } from "../sync/syncCoordinator.js";
 import { join } from "node:path";
 import { decodeTx, encodeTx, type Tx } from "../chain/tx.js";
 import { CodecError } from "../codec/index.js";
@@ -78,6 +82,10 @@ export class TimeNode {
   readonly rpc: RpcServer | null;
   readonly peers: PeerManager;
   readonly relay: BlockRelay;
+  /** The one place peer state for sync lives (heights, RTT, failures, genesis refusals). */
+  readonly syncView: PeerStateView;
+  /** Owns catch-up and fork resolution (getsyncstatus). */
+  readonly sync: SyncCoordinator;
   readonly mempool: Mempool;
   readonly txRelay: TxRelay;
   readonly wallet: Wallet;
@@ -132,17 +140,25 @@ export class TimeNode {
       : null;
     this.peers = this.makePeerManager();
     this.blockServer = new BlockServer(this.chain);
+    this.metrics = new Metrics();
+    this.syncView = new PeerStateView({}, { clock: modules.clock });
+    this.syncView.observe(this.peers);
+    this.sync = new SyncCoordinator(syncOptionsFromConfig(config.sync), {
+      chain: this.chain,
+      peers: this.peers,
+      view: this.syncView,
+      clock: modules.clock,
+      logger: log.child({ module: "sync" }),
+      metrics: this.metrics,
+    });
     this.relay = new BlockRelay(
-      {
-        batchSize: config.sync.max_sync_batch_size,
-        requestTimeoutMs: 30_000,
-        checkIntervalMs: Math.round(config.sync.coordinator_interval * 1000),
-      },
+      { requestTimeoutMs: 30_000 },
       {
         chain: this.chain,
         network: this.peers,
         clock: modules.clock,
         logger: log.child({ module: "relay" }),
+        sync: this.sync,
       },
     );
     this.txRelay = new TxRelay(
@@ -193,7 +209,6 @@ export class TimeNode {
       },
     );
     this.wirePeers();
-    this.metrics = new Metrics();
     this.nodeMetrics = new NodeMetrics(this.metrics.registry, {
       chain: this.chain,
       peers: this.peers,
@@ -207,6 +222,7 @@ export class TimeNode {
           this.rpc,
           dashboardDepsFor(this, {
             uptimeSeconds: () => (modules.clock.monotonic() - this.startedAt) / 1000,
+            syncStatus: () => syncStatusToJson(this.sync.status()),
           }),
           {
             clock: modules.clock,
@@ -349,6 +365,7 @@ export class TimeNode {
       res.end(body);
     });
     registerNetMethods(rpc, { chain: this.chain, peers: this.peers, nodeId: this.nodeKey.publicKey });
+    registerSyncMethods(rpc, { coordinator: this.sync });
     registerMasternodeMethods(rpc, {
       chain: this.chain,
       liveness: this.liveness,
@@ -420,6 +437,7 @@ export class TimeNode {
       nodeId: this.nodeKey.publicKey.toString("hex"),
     });
     this.relay.start();
+    this.sync.start();
     this.mempool.start();
     this.txRelay.start();
     this.wallet.start();
@@ -462,6 +480,8 @@ export class TimeNode {
     this.producer?.stop();
     this.dashboard?.stop();
     if (this.rpc) await this.rpc.stop();
+    this.sync.stop();
+    this.syncView.stop();
     this.relay.stop();
     this.heartbeats.stop();
     this.nodeMetrics.stop();

@@ -529,7 +529,8 @@ const CODECS: { [T in MsgType]: MsgCodec<T> } = {
   },
   [MsgType.Hashes]: {
     cap: 64 + 32 * MAX_HASHES_PER_MESSAGE,
-    write: (w, m) => void w.u32(m.reqId).array(m.hashes, MAX_HASHES_PER_MESSAGE, (w, h) => void w.fixed(h, 32)),
+    write: (w, m) =>
+      void w.u32(m.reqId).array(m.hashes, MAX_HASHES_PER_MESSAGE, (w, h) => void w.fixed(h, 32)),
     read: (r) => ({ reqId: r.u32(), hashes: r.array(MAX_HASHES_PER_MESSAGE, hash) }),
   },
   [MsgType.TxInv]: {

@@ -64,6 +64,20 @@ export interface PeerManagerEvents {
   message: { peer: Peer; msg: Message };
   /** A ready peer's height or tip changed. */
   peerState: Peer;
+  /**
+   * A connection ended before it became a peer: refused in its handshake (another genesis or
+   * network, a bad signature, …) or lost. `address` is the dialled "host:port" for an outbound
+   * connection and the remote IP for an inbound one. Sync counts WRONG_GENESIS refusals here.
+   */
+  handshakeFailed: HandshakeFailedEvent;
+}
+
+export interface HandshakeFailedEvent {
+  address: string;
+  direction: Direction;
+  reason: GoodbyeReason;
+  message: string;
+  byUs: boolean;
 }
 
 export type PeerManagerErrorCode =
@@ -825,6 +839,13 @@ export class PeerManager {
       this.events.emit("peerClosed", { peer, reason, message: e.message, byUs });
     } else {
       this.log.debug("Connection closed before it became a peer", ctx);
+      this.events.emit("handshakeFailed", {
+        address: meta.target?.key ?? peer.ip,
+        direction: peer.direction,
+        reason,
+        message: e.message,
+        byUs,
+      });
     }
     // A link that lasted proves its addresses good: their backoff starts over.
     const stable =

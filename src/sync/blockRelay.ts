@@ -1,14 +1,13 @@
 import { blockHash, decodeBlock, type Block } from "../chain/block.js";
 import type { Chain, ProcessResult } from "../chain/chain.js";
 import { BlockError } from "../chain/errors.js";
-import { buildLocator } from "../chain/locator.js";
 import { CodecError } from "../codec/index.js";
-import { ZERO_HASH } from "../crypto/hash.js";
 import type { Logger } from "../logging/index.js";
-import { MAX_BLOCKS_PER_MESSAGE, MAX_HEADERS_PER_MESSAGE, MsgType, type Message } from "../p2p/messages.js";
+import { MsgType, type Message } from "../p2p/messages.js";
 import type { Peer } from "../p2p/peer.js";
 import type { Clock, TimerHandle } from "../util/clock.js";
 import { blockHash as headerHash } from "../chain/block.js";
+import type { SyncTrigger } from "./interface.js";
 
 /** What relay needs from the peer layer; PeerManager provides it. */
 export interface PeerNetwork {
@@ -18,11 +17,7 @@ export interface PeerNetwork {
 }
 
 export interface BlockRelayOptions {
-  /** Blocks per GetBlocks request (sync.max_sync_batch_size, at most 500). */
-  batchSize: number;
   requestTimeoutMs: number;
-  /** How often to look for a peer that is ahead even without an announcement. */
-  checkIntervalMs: number;
 }
 
 export interface BlockRelayModules {
@@ -30,47 +25,56 @@ export interface BlockRelayModules {
   network: PeerNetwork;
   clock: Clock;
   logger: Logger;
+  /** The sync coordinator: told about peers ahead and orphans. Without it the relay only fetches announced blocks. */
+  sync?: SyncTrigger | null;
 }
 
-/** Round trips one catch-up may make before it yields; bounds a peer that keeps feeding headers. */
-const MAX_SYNC_ROUNDS = 10_000;
-
 /**
- * Announces every new tip to all peers (inbound and outbound alike), fetches announced blocks,
- * and catches up from a peer that is ahead with headers-first download driven by block
- * locators. One catch-up runs at a time.
+ * Announces every new tip to all peers (inbound and outbound alike) and fetches an announced block
+ * whose parent we have. Everything else — a peer ahead of us, an announcement or a block whose
+ * parent we lack — goes to the SyncCoordinator, which owns catching up and fork resolution.
  */
 export class BlockRelay {
   private announceTimer: TimerHandle | null = null;
-  private checkTimer: TimerHandle | null = null;
-  private syncing: Promise<void> | null = null;
   private stopped = false;
   private unsubscribe: (() => void) | null = null;
+  private sync: SyncTrigger | null;
 
   constructor(
     private readonly opts: BlockRelayOptions,
     private readonly modules: BlockRelayModules,
-  ) {}
+  ) {
+    this.sync = modules.sync ?? null;
+  }
+
+  /** Connects the coordinator after construction (when it is built after the relay). */
+  attachSync(sync: SyncTrigger | null): void {
+    this.sync = sync;
+  }
 
   start(): void {
     this.unsubscribe = this.modules.chain.events.on("tip", () => this.scheduleAnnounce());
-    this.checkTimer = this.modules.clock.setInterval(() => this.maybeSync(), this.opts.checkIntervalMs);
   }
 
   stop(): void {
     this.stopped = true;
     this.unsubscribe?.();
     this.announceTimer?.cancel();
-    this.checkTimer?.cancel();
   }
 
   get isSyncing(): boolean {
-    return this.syncing !== null;
+    return this.sync?.isSyncing ?? false;
+  }
+
+  /** Hands a peer that may have blocks we lack to the coordinator. */
+  private peerAhead(peer: Peer, orphan: boolean): void {
+    if (orphan) this.sync?.onOrphan(peer);
+    else this.sync?.onPeerAhead(peer);
   }
 
   /** Announce only the latest tip once per burst of connects (a catch-up connects many). */
   private scheduleAnnounce(): void {
-    if (this.announceTimer) return;
+    if (this.announceTimer || this.stopped) return;
     this.announceTimer = this.modules.clock.setTimeout(() => {
       this.announceTimer = null;
       this.announceTip();
@@ -90,12 +94,17 @@ export class BlockRelay {
     });
   }
 
+  /** A new peer: ahead of us, or at our height with a tip we do not know (maybe a better branch). */
   onPeerReady(peer: Peer): void {
-    if (peer.height > this.modules.chain.height) this.maybeSync();
+    const { chain } = this.modules;
+    const unknownTip = !chain.getIndex(peer.tipHash) && !chain.isKnownInvalid(peer.tipHash);
+    if (peer.height > chain.height || (peer.height === chain.height && unknownTip))
+      this.peerAhead(peer, false);
   }
 
+  /** Height from a ping, pong or announcement; one block ahead is left to the NewTip that follows. */
   onPeerState(peer: Peer): void {
-    if (peer.height > this.modules.chain.height + 1) this.maybeSync();
+    if (peer.height > this.modules.chain.height + 1) this.peerAhead(peer, false);
   }
 
   /** Handles NewTip; returns true if the message was one this relay handles. */
@@ -109,10 +118,10 @@ export class BlockRelay {
     peer.updateState(msg.height, msg.hash);
     const { chain } = this.modules;
     if (chain.getIndex(msg.hash) || chain.isKnownInvalid(msg.hash)) return true;
-    if (chain.getIndex(msg.header.prevHash) && !this.syncing) {
+    if (chain.getIndex(msg.header.prevHash) && !this.isSyncing) {
       void this.fetchOne(peer, msg.hash);
     } else {
-      this.maybeSync();
+      this.peerAhead(peer, true);
     }
     return true;
   }
@@ -146,7 +155,7 @@ export class BlockRelay {
     peer.markKnown(hash);
     try {
       const r = this.modules.chain.processBlock(block, raw.length);
-      if (r.status === "orphan") this.maybeSync();
+      if (r.status === "orphan") this.peerAhead(peer, true);
       return r;
     } catch (e) {
       if (e instanceof BlockError) {
@@ -166,121 +175,5 @@ export class BlockRelay {
       );
       return null;
     }
-  }
-
-  /**
-   * Decodes and processes a downloaded batch in one write transaction (one fsync per batch).
-   * Stops at the first bad block, penalising the peer; blocks before it stay connected.
-   */
-  processBatch(peer: Peer, raws: Buffer[]): { ok: boolean; progressed: boolean } {
-    const items: Array<{ block: Block; size: number }> = [];
-    for (const raw of raws) {
-      try {
-        items.push({ block: decodeBlock(raw), size: raw.length });
-      } catch (e) {
-        if (!(e instanceof CodecError)) throw e;
-        this.modules.network.misbehaving(peer, 100, `undecodable block: ${e.message}`);
-        break;
-      }
-    }
-    for (const it of items) peer.markKnown(blockHash(it.block.header));
-    let res: ReturnType<Chain["processBlocks"]>;
-    try {
-      res = this.modules.chain.processBlocks(items);
-    } catch (e) {
-      this.modules.logger.error("Block batch commit failed", { peer: peer.addr }, e);
-      return { ok: false, progressed: false };
-    }
-    const progressed = res.results.some((r) => r.status !== "duplicate");
-    if (res.error !== undefined) {
-      const e = res.error;
-      if (e instanceof BlockError) {
-        const bad = items[res.results.length];
-        this.modules.logger.warn("Invalid block from peer", {
-          peer: peer.addr,
-          hash: bad ? blockHash(bad.block.header).toString("hex") : undefined,
-          code: e.code,
-          reason: e.message,
-        });
-        if (e.banScore > 0) this.modules.network.misbehaving(peer, e.banScore, `invalid block: ${e.code}`);
-      } else {
-        this.modules.logger.error("Block processing failed", { peer: peer.addr }, e);
-      }
-      return { ok: false, progressed };
-    }
-    return { ok: items.length === raws.length, progressed };
-  }
-
-  /** Starts a catch-up from the best peer that is ahead, unless one is running. */
-  maybeSync(): void {
-    if (this.syncing || this.stopped) return;
-    const best = this.bestPeerAhead();
-    if (!best) return;
-    this.syncing = this.syncFrom(best)
-      .catch((e: unknown) =>
-        this.modules.logger.debug("Catch-up ended with an error", { peer: best.addr }, e),
-      )
-      .finally(() => {
-        this.syncing = null;
-        // Another peer may be further ahead, or new blocks arrived meanwhile.
-        if (!this.stopped && this.bestPeerAhead()) this.modules.clock.setTimeout(() => this.maybeSync(), 0);
-      });
-  }
-
-  private bestPeerAhead(): Peer | null {
-    const { chain } = this.modules;
-    let best: Peer | null = null;
-    for (const p of this.modules.network.peers()) {
-      if (p.state !== "ready") continue;
-      const ahead =
-        p.height > chain.height ||
-        (p.height === chain.height && !p.tipHash.equals(chain.tip.hash) && !chain.getIndex(p.tipHash));
-      if (!ahead) continue;
-      if (
-        !best ||
-        p.height > best.height ||
-        (p.height === best.height && (p.rttMs ?? 1e9) < (best.rttMs ?? 1e9))
-      )
-        best = p;
-    }
-    return best;
-  }
-
-  /** Headers-first catch-up from one peer: locator → headers → bodies in batches → process. */
-  async syncFrom(peer: Peer): Promise<void> {
-    const { chain, logger } = this.modules;
-    const start = chain.height;
-    for (let round = 0; round < MAX_SYNC_ROUNDS && !this.stopped && peer.state === "ready"; round++) {
-      const res = await peer.request(
-        (reqId) => ({
-          type: MsgType.GetHeaders,
-          reqId,
-          locator: buildLocator(chain),
-          stopHash: ZERO_HASH,
-          max: MAX_HEADERS_PER_MESSAGE,
-        }),
-        [MsgType.Headers],
-        this.opts.requestTimeoutMs,
-      );
-      const wanted = res.headers.map((h) => headerHash(h)).filter((h) => !chain.getIndex(h));
-      if (wanted.length === 0) break;
-      let progressed = false;
-      for (let i = 0; i < wanted.length;) {
-        const batch = wanted.slice(i, i + Math.min(this.opts.batchSize, MAX_BLOCKS_PER_MESSAGE));
-        const got = await peer.request(
-          (reqId) => ({ type: MsgType.GetBlocks, reqId, hashes: batch }),
-          [MsgType.Blocks],
-          this.opts.requestTimeoutMs,
-        );
-        if (got.blocks.length === 0) return;
-        const r = this.processBatch(peer, got.blocks);
-        if (r.progressed) progressed = true;
-        if (!r.ok) return; // bad data: stop trusting this peer for this catch-up
-        i += got.blocks.length;
-      }
-      if (!progressed) break;
-    }
-    if (chain.height !== start)
-      logger.info("Caught up from peer", { peer: peer.addr, from: start, to: chain.height });
   }
 }

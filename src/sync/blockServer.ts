@@ -1,6 +1,13 @@
 import type { Chain } from "../chain/chain.js";
 import { findLocatorFork } from "../chain/locator.js";
-import { MAX_HEADERS_PER_MESSAGE, MAX_BLOCKS_PER_MESSAGE, MsgType, type Message } from "../p2p/messages.js";
+import { ZERO_HASH } from "../crypto/hash.js";
+import {
+  MAX_BLOCKS_PER_MESSAGE,
+  MAX_HASHES_PER_MESSAGE,
+  MAX_HEADERS_PER_MESSAGE,
+  MsgType,
+  type Message,
+} from "../p2p/messages.js";
 import type { Peer } from "../p2p/peer.js";
 import { decodeHeader, HEADER_SIZE } from "../chain/block.js";
 
@@ -50,6 +57,15 @@ export class BlockServer {
             message: "none of the requested blocks are known",
           });
         else peer.send({ type: MsgType.Blocks, reqId: msg.reqId, blocks });
+        return true;
+      }
+      case MsgType.GetHashes: {
+        // Main-chain hashes at the asked heights, zero above the tip: one bisection step of a
+        // peer's common-ancestor search (src/sync/ancestor.ts).
+        const hashes = msg.heights
+          .slice(0, MAX_HASHES_PER_MESSAGE)
+          .map((h) => this.chain.getHashAtHeight(h) ?? ZERO_HASH);
+        peer.send({ type: MsgType.Hashes, reqId: msg.reqId, hashes });
         return true;
       }
       default:

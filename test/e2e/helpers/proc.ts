@@ -189,14 +189,20 @@ export class NodeProcess {
   }
 }
 
-/** Starts `timed start --datadir DIR --rpc 127.0.0.1:0 ...` (RPC on a free loopback port). */
+/**
+ * Starts `timed start --datadir DIR --rpc 127.0.0.1:0 ...` (RPC on a free loopback port). P2P
+ * also gets a free port unless `extra` names one: test files run in parallel, and two nodes on the
+ * devnet's default 127.0.0.1:24200 would collide.
+ */
 export function startNode(datadir: string, extra: readonly string[] = []): NodeProcess {
+  const listen = extra.includes("--listen") ? [] : ["--listen", "127.0.0.1:0"];
   return new NodeProcess([
     "start",
     "--datadir",
     datadir,
     "--rpc",
     "127.0.0.1:0",
+    ...listen,
     "--log-format",
     "json",
     ...extra,

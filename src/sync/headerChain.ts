@@ -1,0 +1,108 @@
+import { blockHash, type BlockHeader } from "../chain/block.js";
+import { blockWork } from "../chain/chainStore.js";
+import { BlockError } from "../chain/errors.js";
+import type { ChainParams } from "../chain/params.js";
+import { checkHeaderContext, type CheckedBlock } from "../chain/validation.js";
+import type { Registry } from "../consensus/registry.js";
+import { slotStart } from "../consensus/schedule.js";
+
+/** The block a run of headers builds on. */
+export interface HeaderParent {
+  hash: Buffer;
+  height: number;
+  timestamp: number;
+  mnRoot: Buffer;
+  /** Cumulative chain work up to and including this block. */
+  work: bigint;
+}
+
+export interface ValidatedHeader {
+  header: BlockHeader;
+  hash: Buffer;
+  /** Cumulative work of the branch up to this header (fork choice compares it). */
+  work: bigint;
+}
+
+export interface HeaderCheckContext {
+  params: ChainParams;
+  /** The registry snapshot with this root, if the node has it (content-addressed in the store). */
+  registryByRoot(root: Buffer): Registry | undefined;
+}
+
+/**
+ * Validates a run of headers before any body is downloaded: each links to the one before (prev
+ * hash, height + 1), its timestamp is after its parent's and inside its round's slot, and —
+ * whenever the registry after its parent is known (the parent's mnRoot names a snapshot we hold,
+ * which is always the case while no registration changes it) — the producer is the scheduled one
+ * for (height, round) and its signature verifies (checkHeaderContext). The future-timestamp rule
+ * is left to block processing (`now` is far in the future here): a header is not wrong for being
+ * early, and the caller stops the window at the first header ahead of the clock.
+ *
+ * Returns the valid prefix with its cumulative work, and the error of the first invalid header.
+ */
+export function validateHeaders(
+  headers: readonly BlockHeader[],
+  parent: HeaderParent,
+  ctx: HeaderCheckContext,
+  knownHashes?: readonly Buffer[],
+): { valid: ValidatedHeader[]; error: BlockError | null } {
+  const valid: ValidatedHeader[] = [];
+  let prev = parent;
+  let cachedRoot: Buffer | null = null;
+  let cachedRegistry: Registry | undefined;
+  for (let i = 0; i < headers.length; i++) {
+    const header = headers[i]!;
+    const hash = knownHashes?.[i] ?? blockHash(header);
+    try {
+      if (!cachedRoot || !cachedRoot.equals(prev.mnRoot)) {
+        cachedRoot = prev.mnRoot;
+        cachedRegistry = ctx.registryByRoot(prev.mnRoot);
+      }
+      if (cachedRegistry) {
+        const checked: CheckedBlock = { block: { header, txs: [] }, hash, txids: [], size: 0 };
+        checkHeaderContext(checked, {
+          params: ctx.params,
+          parentHash: prev.hash,
+          parentHeight: prev.height,
+          parentTimestamp: prev.timestamp,
+          registry: cachedRegistry,
+          now: Number.MAX_SAFE_INTEGER,
+        });
+      } else {
+        checkLinkAndTime(header, prev, ctx.params);
+      }
+    } catch (e) {
+      if (e instanceof BlockError) return { valid, error: e };
+      throw e;
+    }
+    const work = prev.work + blockWork(header.round);
+    valid.push({ header, hash, work });
+    prev = { hash, height: header.height, timestamp: header.timestamp, mnRoot: header.mnRoot, work };
+  }
+  return { valid, error: null };
+}
+
+/** The header rules that need no registry (the rest wait for the block body). */
+function checkLinkAndTime(h: BlockHeader, parent: HeaderParent, params: ChainParams): void {
+  if (!h.prevHash.equals(parent.hash))
+    throw new BlockError("BAD_PREV_HASH", "previous hash does not match the parent");
+  if (h.height !== parent.height + 1) {
+    throw new BlockError("BAD_HEIGHT", `height ${h.height} is not parent height ${parent.height} + 1`);
+  }
+  if (h.timestamp <= parent.timestamp) {
+    throw new BlockError("TIME_NOT_AFTER_PARENT", `timestamp ${h.timestamp} is not after the parent's`);
+  }
+  if (h.timestamp < slotStart(params, parent.timestamp, h.round)) {
+    throw new BlockError(
+      "TIME_BEFORE_SLOT",
+      `timestamp ${h.timestamp} is before the slot of round ${h.round}`,
+    );
+  }
+  if (h.timestamp >= slotStart(params, parent.timestamp, h.round + 1)) {
+    throw new BlockError(
+      "TIME_AFTER_SLOT",
+      `timestamp ${h.timestamp} is after the slot of round ${h.round}`,
+      20,
+    );
+  }
+}

@@ -1,0 +1,456 @@
+import { blockHash, decodeBlock, type Block, type BlockHeader } from "../chain/block.js";
+import { BlockError, isPermanentForHash } from "../chain/errors.js";
+import { CodecError } from "../codec/index.js";
+import type { Logger } from "../logging/index.js";
+import type { Metrics } from "../metrics/metrics.js";
+import type { BoundedMap } from "../util/boundedMap.js";
+import type { Clock, TimerHandle } from "../util/clock.js";
+import { penaltyFor, SyncError, toSyncError } from "./errors.js";
+import type { SyncFns } from "./interface.js";
+import { comparePeers, type RankedPeer } from "./target.js";
+
+/** One block to fetch: its validated header says what the body must be. */
+export interface RangeItem {
+  hash: Buffer;
+  height: number;
+  header: BlockHeader;
+}
+
+/** A peer that may serve batches, as the download sees it (re-read before each assignment). */
+export interface DownloadPeer extends RankedPeer {
+  addr: string;
+}
+
+/**
+ * A batch's life (Lodestar's range-sync batch): a discriminated union, and every transition
+ * states the status it leaves, so a transition from the wrong one throws WRONG_STATE.
+ */
+export type BatchState =
+  | { status: "AwaitingDownload" }
+  | { status: "Downloading"; peer: string }
+  | { status: "AwaitingProcessing"; peer: string; blocks: Array<{ block: Block; size: number }> }
+  | { status: "Processing"; peer: string }
+  | { status: "Done"; peer: string }
+  | { status: "Failed"; error: SyncError };
+
+export type BatchStatus = BatchState["status"];
+
+export interface Batch {
+  readonly id: number;
+  /** Indexes into the items: [start, end). A partial answer shrinks `end` and adds a batch after. */
+  readonly start: number;
+  end: number;
+  state: BatchState;
+  /** Failed downloads so far (timeouts, closes, NotFound, bad data). */
+  attempts: number;
+  /** Peers that failed this range or must not get it again. */
+  readonly tried: Set<string>;
+}
+
+export interface RangeDownloadOptions {
+  batchSize: number;
+  /** A batch fails after this many retries on other peers. */
+  maxRetries: number;
+  maxRequestsPerPeer: number;
+  /** Downloaded-but-unprocessed batches allowed beyond the head. */
+  maxBatchesAhead: number;
+  /** clock.monotonic() time at which the whole download stops with SYNC_TIMEOUT. */
+  deadline: number;
+  /** The peer the branch came from: it may serve every batch whatever height it reports. */
+  leadId: string | null;
+}
+
+export interface RangeDownloadModules {
+  fns: Pick<SyncFns, "getBlocks" | "reportPeer" | "processChainSegment">;
+  /** The peers that may serve this branch now (connected, fresh, not failing). */
+  peers(): DownloadPeer[];
+  clock: Clock;
+  logger: Logger;
+  metrics: Metrics | null;
+  /** Ranges already requested in this sync, as "peer/first-hash/count": never asked twice of one peer. */
+  requested: BoundedMap<string, true>;
+  /** Peer outcomes, for the peer-state view. */
+  onPeerResult?(peerId: string, ok: boolean): void;
+  /** Blocks applied (in order), with the peer that sent them. */
+  onApplied?(count: number, peerId: string): void;
+}
+
+export interface DownloadResult {
+  /** Blocks processed (connected, side, reorged or already known). */
+  processed: number;
+  error: SyncError | null;
+}
+
+/** A batch moves to `to` only from one of `from`; anything else is a bug (WRONG_STATE). */
+export function transitionBatch(b: Batch, from: readonly BatchStatus[], to: BatchState): void {
+  if (!from.includes(b.state.status)) {
+    throw new SyncError("WRONG_STATE", `batch ${b.id}: ${b.state.status} -> ${to.status}`, {
+      batch: b.id,
+      from: b.state.status,
+      to: to.status,
+    });
+  }
+  b.state = to;
+}
+
+/**
+ * Downloads the bodies of a validated header run in batches of at most `batchSize`, spread over
+ * several peers at once, and applies them strictly in order with one commit per batch.
+ *
+ * - Peers are ranked (whitelisted, masternode, height, RTT, failures); the least loaded of the
+ *   ranked peers gets the next batch, with at most `maxRequestsPerPeer` in flight each.
+ * - Every request has its own timeout (the seam's); a failed batch goes to a different peer, at
+ *   most `maxRetries` times; a range is never requested twice from one peer in one sync.
+ * - Bad data (undecodable, a block that is not the one its header names, an invalid block) costs
+ *   the sender its penalty, and its batch goes to another peer; the download goes on.
+ * - An invalid block stops its batch there: the blocks before it stay applied, nothing after it
+ *   is, and the rest of the batch is fetched again from another peer. A block invalid under its
+ *   hash (the branch itself is bad) ends the download.
+ */
+export class RangeDownload {
+  private readonly batches: Batch[] = [];
+  private readonly inFlight = new Map<string, number>();
+  /** Peers that sent bad data, lack the branch, or left: not asked again in this download. */
+  private readonly excluded = new Set<string>();
+  private nextId = 0;
+  private processed = 0;
+  private finished = false;
+  private resolve: ((r: DownloadResult) => void) | null = null;
+  private deadlineTimer: TimerHandle | null = null;
+
+  constructor(
+    private readonly items: readonly RangeItem[],
+    private readonly opts: RangeDownloadOptions,
+    private readonly modules: RangeDownloadModules,
+  ) {
+    const size = Math.max(1, opts.batchSize);
+    for (let s = 0; s < items.length; s += size)
+      this.batches.push(this.newBatch(s, Math.min(items.length, s + size)));
+  }
+
+  /** The batches, in order (for tests and status). */
+  get batchList(): readonly Batch[] {
+    return this.batches;
+  }
+
+  run(): Promise<DownloadResult> {
+    return new Promise((resolve) => {
+      this.resolve = resolve;
+      const left = this.opts.deadline - this.modules.clock.monotonic();
+      this.deadlineTimer = this.modules.clock.setTimeout(
+        () => this.finish(new SyncError("SYNC_TIMEOUT", "the sync ran out of time")),
+        Math.max(0, left),
+      );
+      this.pump();
+    });
+  }
+
+  /** Stops the download; answers still in flight are ignored. */
+  abort(reason = "aborted"): void {
+    this.finish(new SyncError("ABORTED", reason));
+  }
+
+  private newBatch(start: number, end: number, tried: Iterable<string> = [], attempts = 0): Batch {
+    return {
+      id: this.nextId++,
+      start,
+      end,
+      state: { status: "AwaitingDownload" },
+      attempts,
+      tried: new Set(tried),
+    };
+  }
+
+  private transition(b: Batch, from: readonly BatchStatus[], to: BatchState): void {
+    transitionBatch(b, from, to);
+  }
+
+  private finish(error: SyncError | null): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.deadlineTimer?.cancel();
+    this.resolve?.({ processed: this.processed, error });
+  }
+
+  /** Processes what is ready, then hands out downloads; called after every event. */
+  private pump(): void {
+    if (this.finished) return;
+    try {
+      this.processReady();
+      if (this.finished) return;
+      if (this.batches.every((b) => b.state.status === "Done")) {
+        this.finish(null);
+        return;
+      }
+      this.assign();
+    } catch (e) {
+      this.finish(toSyncError(e));
+    }
+  }
+
+  private processReady(): void {
+    for (;;) {
+      const head = this.batches.find((b) => b.state.status !== "Done");
+      if (!head || head.state.status !== "AwaitingProcessing") return;
+      this.process(head);
+      if (this.finished) return;
+    }
+  }
+
+  private process(b: Batch): void {
+    const st = b.state;
+    if (st.status !== "AwaitingProcessing") return;
+    const peer = st.peer;
+    this.transition(b, ["AwaitingProcessing"], { status: "Processing", peer });
+    let res: ReturnType<SyncFns["processChainSegment"]>;
+    try {
+      res = this.modules.fns.processChainSegment(st.blocks);
+    } catch (e) {
+      this.finish(new SyncError("INTERNAL", `block batch commit failed: ${(e as Error).message}`));
+      return;
+    }
+    const applied = res.results.length;
+    this.processed += applied;
+    if (applied > 0) this.modules.onApplied?.(applied, peer);
+    for (const r of res.results) {
+      if (r.status === "reorg-refused") {
+        this.finish(new SyncError("REORG_REFUSED", `reorg of depth ${r.depth} refused (max_reorg_depth)`));
+        return;
+      }
+      if (r.status === "orphan") {
+        this.finish(new SyncError("INTERNAL", `block ${r.hash.toString("hex")} has an unknown parent`));
+        return;
+      }
+    }
+    if (res.error === undefined) {
+      this.transition(b, ["Processing"], { status: "Done", peer });
+      return;
+    }
+    const e = res.error;
+    if (!(e instanceof BlockError)) {
+      this.finish(toSyncError(e));
+      return;
+    }
+    const bad = this.items[b.start + applied]!;
+    const ctx = { peer, height: bad.height, hash: bad.hash.toString("hex"), rule: e.code };
+    if (e.code === "TIME_TOO_FAR_IN_FUTURE") {
+      // Every peer would send the same block: wait for our clock to catch up instead.
+      this.penalise(peer, new SyncError("BLOCK_FROM_FUTURE", e.message, ctx, e));
+      this.finish(new SyncError("BLOCK_FROM_FUTURE", e.message, ctx, e));
+      return;
+    }
+    const err = new SyncError("INVALID_BLOCK", `invalid block at height ${bad.height}: ${e.message}`, ctx, e);
+    this.penalise(peer, err);
+    if (isPermanentForHash(e.code)) {
+      // The block is invalid under its hash: every copy is, so the branch ends here.
+      this.finish(new SyncError("INVALID_BRANCH", err.message, ctx, e));
+      return;
+    }
+    // A tampered copy (signatures are outside the hash): nothing past it was applied; the rest of
+    // the batch, the bad block first, comes from another peer.
+    const rest = this.newBatch(b.start + applied, b.end, [...b.tried, peer], b.attempts + 1);
+    b.end = b.start + applied;
+    this.transition(b, ["Processing"], { status: "Done", peer });
+    this.modules.metrics?.syncBatchRetriesTotal.inc({ cause: "invalid" });
+    if (b.end === b.start) this.batches.splice(this.batches.indexOf(b), 1, rest);
+    else this.batches.splice(this.batches.indexOf(b) + 1, 0, rest);
+    if (rest.attempts > this.opts.maxRetries) this.fail(rest, "MAX_RETRIES");
+  }
+
+  /** Hands AwaitingDownload batches (within the look-ahead) to the least loaded eligible peers. */
+  private assign(): void {
+    const headIdx = this.batches.findIndex((b) => b.state.status !== "Done");
+    if (headIdx < 0) return;
+    const limit = Math.min(this.batches.length, headIdx + 1 + this.opts.maxBatchesAhead);
+    const peers = this.modules.peers().filter((p) => !this.excluded.has(p.id));
+    peers.sort(comparePeers);
+    for (let i = headIdx; i < limit && !this.finished; i++) {
+      const b = this.batches[i]!;
+      if (b.state.status !== "AwaitingDownload") continue;
+      const candidates = peers.filter((p) => this.canServe(p, b));
+      const free = candidates.filter((p) => (this.inFlight.get(p.id) ?? 0) < this.opts.maxRequestsPerPeer);
+      if (free.length === 0) {
+        // Nobody may ever take it: fail now rather than wait for the deadline.
+        if (candidates.length === 0 && !this.anyInFlight()) this.fail(b, "NO_PEERS");
+        continue;
+      }
+      // Spread: the least loaded first, ties in rank order (the sort is stable).
+      let best = free[0]!;
+      for (const p of free) if ((this.inFlight.get(p.id) ?? 0) < (this.inFlight.get(best.id) ?? 0)) best = p;
+      this.startDownload(b, best);
+    }
+  }
+
+  private anyInFlight(): boolean {
+    for (const n of this.inFlight.values()) if (n > 0) return true;
+    return false;
+  }
+
+  private rangeKey(peerId: string, b: Batch): string {
+    return `${peerId}/${this.items[b.start]!.hash.toString("hex")}/${b.end - b.start}`;
+  }
+
+  private canServe(p: DownloadPeer, b: Batch): boolean {
+    if (b.tried.has(p.id)) return false;
+    if (this.modules.requested.has(this.rangeKey(p.id, b))) return false;
+    return p.id === this.opts.leadId || p.height >= this.items[b.end - 1]!.height;
+  }
+
+  private fail(b: Batch, code: "MAX_RETRIES" | "NO_PEERS"): void {
+    const first = this.items[b.start]!;
+    const error = new SyncError(
+      code,
+      code === "MAX_RETRIES"
+        ? `batch from height ${first.height} failed on ${b.attempts} peers`
+        : `no peer can serve the batch from height ${first.height}`,
+      { batch: b.id, height: first.height, attempts: b.attempts },
+    );
+    b.state = { status: "Failed", error };
+    this.finish(error);
+  }
+
+  private startDownload(b: Batch, peer: DownloadPeer): void {
+    const key = this.rangeKey(peer.id, b);
+    this.modules.requested.set(key, true);
+    this.inFlight.set(peer.id, (this.inFlight.get(peer.id) ?? 0) + 1);
+    this.transition(b, ["AwaitingDownload"], { status: "Downloading", peer: peer.id });
+    const hashes = this.items.slice(b.start, b.end).map((it) => it.hash);
+    this.modules.logger.debug("Requesting blocks", {
+      batch: b.id,
+      peer: peer.addr,
+      from: this.items[b.start]!.height,
+      count: hashes.length,
+      attempt: b.attempts,
+    });
+    void this.download(b, peer.id, key, hashes);
+  }
+
+  private async download(b: Batch, peerId: string, key: string, hashes: Buffer[]): Promise<void> {
+    let raws: Buffer[] | null = null;
+    let err: SyncError | null = null;
+    try {
+      raws = await this.modules.fns.getBlocks(peerId, hashes);
+    } catch (e) {
+      err = toSyncError(e);
+    }
+    this.inFlight.set(peerId, Math.max(0, (this.inFlight.get(peerId) ?? 1) - 1));
+    if (this.finished) return;
+    try {
+      if (err) this.onRequestError(b, peerId, key, err);
+      else this.onBlocks(b, peerId, raws ?? []);
+    } catch (e) {
+      this.finish(toSyncError(e));
+      return;
+    }
+    this.pump();
+  }
+
+  private onRequestError(b: Batch, peerId: string, key: string, err: SyncError): void {
+    switch (err.code) {
+      case "TOO_MANY_REQUESTS":
+        // Nothing was sent: the range may still go to this peer.
+        this.modules.requested.delete(key);
+        this.transition(b, ["Downloading"], { status: "AwaitingDownload" });
+        return;
+      case "PEER_CLOSED":
+      case "NOT_FOUND":
+        // Gone, or it does not have this branch: not asked again in this download.
+        this.excluded.add(peerId);
+        break;
+      default:
+        break;
+    }
+    this.retry(b, peerId, err);
+  }
+
+  private retry(b: Batch, peerId: string, err: SyncError): void {
+    this.modules.onPeerResult?.(peerId, false);
+    b.tried.add(peerId);
+    b.attempts++;
+    this.modules.metrics?.syncBatchRetriesTotal.inc({ cause: err.code.toLowerCase() });
+    this.modules.logger.debug("Batch download failed; retrying on another peer", {
+      batch: b.id,
+      peer: peerId.slice(0, 16),
+      attempt: b.attempts,
+      code: err.code,
+      reason: err.message,
+    });
+    this.transition(b, ["Downloading"], { status: "AwaitingDownload" });
+    if (b.attempts > this.opts.maxRetries) this.fail(b, "MAX_RETRIES");
+  }
+
+  private penalise(peerId: string, err: SyncError): void {
+    const score = penaltyFor(err);
+    this.excluded.add(peerId);
+    this.modules.metrics?.syncPeerPenaltiesTotal.inc({ code: err.code });
+    this.modules.logger.warn("Bad data from peer during sync", {
+      peer: peerId.slice(0, 16),
+      code: err.code,
+      score,
+      reason: err.message,
+      ...err.context,
+    });
+    if (score > 0)
+      this.modules.fns.reportPeer(peerId, score, `sync: ${err.code.toLowerCase()}: ${err.message}`);
+  }
+
+  private onBlocks(b: Batch, peerId: string, raws: Buffer[]): void {
+    if (raws.length === 0) {
+      this.onRequestError(b, peerId, "", new SyncError("NOT_FOUND", "empty Blocks answer"));
+      return;
+    }
+    const want = this.items.slice(b.start, b.end);
+    const blocks: Array<{ block: Block; size: number }> = [];
+    for (let i = 0; i < raws.length; i++) {
+      const raw = raws[i]!;
+      let block: Block;
+      try {
+        block = decodeBlock(raw);
+      } catch (e) {
+        if (!(e instanceof CodecError)) throw e;
+        this.badData(b, peerId, new SyncError("UNDECODABLE_BLOCK", `undecodable block: ${e.message}`));
+        return;
+      }
+      const hash = blockHash(block.header);
+      const expected = want[i];
+      if (expected && hash.equals(expected.hash)) {
+        if (!block.header.signature.equals(expected.header.signature)) {
+          this.badData(
+            b,
+            peerId,
+            new SyncError("WRONG_BLOCK", "block header differs from the validated header"),
+          );
+          return;
+        }
+        blocks.push({ block, size: raw.length });
+        continue;
+      }
+      // A later block of the batch: the peer skipped some it lacks. Keep the prefix, refetch the rest.
+      if (want.some((w, j) => j > i && w.hash.equals(hash))) break;
+      this.badData(
+        b,
+        peerId,
+        new SyncError("WRONG_BLOCK", `block ${hash.toString("hex")} was not requested`),
+      );
+      return;
+    }
+    if (blocks.length === 0) {
+      this.onRequestError(b, peerId, "", new SyncError("NOT_FOUND", "the first requested block is missing"));
+      return;
+    }
+    this.modules.onPeerResult?.(peerId, true);
+    this.modules.metrics?.syncBlocksReceivedTotal.inc(blocks.length);
+    if (blocks.length < b.end - b.start) {
+      // A partial answer (the 4 MiB cap): the rest is a new, different range.
+      const rest = this.newBatch(b.start + blocks.length, b.end);
+      b.end = b.start + blocks.length;
+      this.batches.splice(this.batches.indexOf(b) + 1, 0, rest);
+    }
+    this.transition(b, ["Downloading"], { status: "AwaitingProcessing", peer: peerId, blocks });
+  }
+
+  private badData(b: Batch, peerId: string, err: SyncError): void {
+    this.penalise(peerId, err);
+    this.retry(b, peerId, err);
+  }
+}

@@ -1,0 +1,580 @@
+// SyncCoordinator over in-process fake peers (each backed by a real Chain and the real
+// BlockServer), with a real local Chain: the code under test runs unchanged behind the SyncFns
+// seams (Lodestar style).
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import { blockHash, decodeBlock, encodeBlock, type Block } from "../../../src/chain/block.js";
+import type { Chain } from "../../../src/chain/chain.js";
+import { pubkeyHash } from "../../../src/crypto/address.js";
+import { LEAD_COOLDOWN_MS } from "../../../src/sync/constants.js";
+import { SyncError } from "../../../src/sync/errors.js";
+import { transitionBatch, type Batch } from "../../../src/sync/rangeDownload.js";
+import { nextSyncState } from "../../../src/sync/syncCoordinator.js";
+import {
+  ChainHarness,
+  GENESIS_TIME,
+  makeTransfer,
+  reseal,
+  testGenesis,
+  testKeys,
+  COIN,
+} from "../../helpers/chainFixture.js";
+import { extend, SyncBed, tamperTxSignature, type FakePeer } from "./helpers.js";
+
+const keys = testKeys("sync-coord", 1);
+const funder = testKeys("sync-funder", 1)[0]!;
+const genesis = testGenesis({
+  masternodes: keys,
+  funded: [{ key: funder, amount: 1_000n * COIN, count: 4 }],
+});
+/** Far enough after every test chain's last block: nothing is "from the future". */
+const NOW = GENESIS_TIME + 10_000_000;
+
+const open: Array<{ close(): Promise<void> }> = [];
+function track<T extends { close(): Promise<void> }>(x: T): T {
+  open.push(x);
+  return x;
+}
+after(async () => {
+  for (const x of open.splice(0)) await x.close();
+});
+
+/** A source chain with `n` blocks on the genesis. */
+function sourceChain(n: number): { src: ChainHarness; blocks: Block[] } {
+  const src = track(new ChainHarness(genesis, keys));
+  const blocks = extend(src, n);
+  return { src, blocks };
+}
+
+function bed(opts: ConstructorParameters<typeof SyncBed>[3] = {}): SyncBed {
+  return track(new SyncBed(genesis, keys, NOW, opts));
+}
+
+/** Every GetBlocks call as "peer/first-hash/count". */
+function blockCalls(peers: FakePeer[]): string[] {
+  const out: string[] = [];
+  for (const p of peers) {
+    for (const c of p.calls) {
+      if (c.kind !== "blocks") continue;
+      const hs = c.arg as Buffer[];
+      out.push(`${p.id}/${hs[0]!.toString("hex")}/${hs.length}`);
+    }
+  }
+  return out;
+}
+
+const tipOf = (c: Chain): string => c.tip.hash.toString("hex");
+
+describe("SyncCoordinator: catching up", () => {
+  it("catches up from several peers at once, applying batches in order, one commit per batch", async () => {
+    const { src } = sourceChain(1_200);
+    const b = bed();
+    const segments: Array<{ from: number; count: number }> = [];
+    const process = b.fns.processChainSegment.bind(b.fns);
+    b.fns.processChainSegment = (items) => {
+      segments.push({ from: items[0]!.block.header.height, count: items.length });
+      return process(items);
+    };
+    b.makeCoordinator();
+    const peers = ["p1", "p2", "p3"].map((id) => b.addPeer({ id }, src.chain));
+    await b.coordinator.check();
+    assert.equal(b.chain.height, 1_200);
+    assert.equal(tipOf(b.chain), tipOf(src.chain));
+    assert.ok(
+      segments.every((s) => s.count <= 100),
+      "batches of at most max_sync_batch_size",
+    );
+    for (let i = 1; i < segments.length; i++) {
+      assert.equal(segments[i]!.from, segments[i - 1]!.from + segments[i - 1]!.count, "strictly in order");
+    }
+    const served = peers.filter((p) => p.count("blocks") > 0).length;
+    assert.ok(served >= 2, `batches spread over ${served} peers`);
+    assert.equal(await b.metric("sync_coordinator_checks_total"), 1);
+    assert.equal(await b.metric("sync_coordinator_syncs_initiated_total"), 1);
+    assert.equal(await b.metric("masternode_sync_duration_seconds"), 1);
+    assert.equal(await b.metric("sync_blocks_received_total"), 1_200);
+    assert.equal(await b.metric("masternode_consensus_height"), 1_200);
+    const st = b.coordinator.status();
+    assert.equal(st.syncing, false);
+    assert.equal(st.lastSync?.ok, true);
+    assert.equal(st.lastSync?.to, 1_200);
+    assert.ok(b.logged("Behind the masternode consensus; requesting blocks"));
+    assert.ok(b.logged("In sync with the masternode consensus"));
+  });
+
+  it("a timed-out batch goes to a different peer; no range is ever asked twice of one peer", async () => {
+    const { src } = sourceChain(600);
+    const b = bed();
+    const slow = b.addPeer({ id: "slow", rttMs: 1, behaviour: { blocksTimeout: true } }, src.chain);
+    const ok = ["a", "b"].map((id) => b.addPeer({ id }, src.chain));
+    await b.coordinator.check();
+    assert.equal(b.chain.height, 600);
+    const calls = blockCalls([slow, ...ok]);
+    assert.equal(new Set(calls).size, calls.length, "a (peer, range) pair requested twice");
+    const slowRanges = calls.filter((c) => c.startsWith("slow/")).map((c) => c.split("/")[1]);
+    assert.ok(slowRanges.length >= 1);
+    for (const first of slowRanges) {
+      assert.ok(
+        calls.some((c) => !c.startsWith("slow/") && c.split("/")[1] === first),
+        "the timed-out range was fetched from another peer",
+      );
+    }
+    assert.ok(b.view.get("slow")!.consecutiveFailures >= 1);
+    assert.ok((await b.metric("sync_batch_retries_total")) >= 1);
+  });
+
+  it("a peer that disconnects mid-batch: the batch finishes from another peer", async () => {
+    const { src } = sourceChain(150);
+    const b = bed();
+    const gone = b.addPeer({ id: "gone", whitelisted: true, behaviour: { closeOnBlocks: true } }, src.chain);
+    const other = b.addPeer({ id: "other" }, src.chain);
+    await b.coordinator.check();
+    assert.equal(b.chain.height, 150);
+    assert.ok(gone.count("blocks") >= 1);
+    assert.ok(other.count("blocks") >= 1);
+  });
+
+  it("a partial answer (the 4 MiB cap) is kept and the rest is asked for as a new range", async () => {
+    const { src } = sourceChain(100);
+    const b = bed();
+    const half = b.addPeer(
+      {
+        id: "half",
+        whitelisted: true,
+        behaviour: { tamperBlocks: (rs) => rs.slice(0, Math.ceil(rs.length / 2)) },
+      },
+      src.chain,
+    );
+    await b.coordinator.check();
+    assert.equal(b.chain.height, 100);
+    assert.deepEqual(
+      blockCalls([half]).map((c) => c.split("/")[2]),
+      ["100", "50", "25", "12", "6", "3", "1"],
+    );
+  });
+
+  it("retries: at most 3 for ordinary peers, 10 when the lead is a whitelisted masternode", async () => {
+    const { src } = sourceChain(20);
+    for (const [priority, expected] of [
+      [false, 4],
+      [true, 11],
+    ] as const) {
+      const b = bed();
+      const peers = Array.from({ length: 12 }, (_, i) =>
+        b.addPeer(
+          {
+            id: `q${String(i).padStart(2, "0")}`,
+            behaviour: { blocksTimeout: true },
+            ...(i === 0 ? { whitelisted: priority, masternode: priority, rttMs: 1 } : {}),
+          },
+          src.chain,
+        ),
+      );
+      await b.coordinator.check();
+      assert.equal(b.chain.height, 0);
+      assert.equal(blockCalls(peers).length, expected, `priority=${priority}`);
+      assert.equal(b.coordinator.status().lastError?.code, "MAX_RETRIES");
+      assert.equal(await b.metric("masternode_sync_failures_total"), 1);
+    }
+  });
+});
+
+describe("SyncCoordinator: bad data", () => {
+  it("garbage, a block that was not asked for, or a tampered header signature: penalised, reassigned, sync goes on", async () => {
+    const { src } = sourceChain(120);
+    const other = track(new ChainHarness(genesis, keys));
+    const foreign = extend(other, 1, { round: 1 })[0]!;
+    const variants: Array<[string, (rs: Buffer[]) => Buffer[], string]> = [
+      ["garbage", (rs) => rs.map(() => Buffer.from("not a block")), "undecodable"],
+      ["foreign", (rs) => [encodeBlock(foreign), ...rs.slice(1)], "wrong_block"],
+      [
+        "tampered-sig",
+        (rs) =>
+          rs.map((r) => {
+            const blk = decodeBlock(r);
+            blk.header.signature[0] = blk.header.signature[0]! ^ 1;
+            return encodeBlock(blk);
+          }),
+        "wrong_block",
+      ],
+    ];
+    for (const [name, tamper, reason] of variants) {
+      const b = bed();
+      b.addPeer({ id: "liar", whitelisted: true, behaviour: { tamperBlocks: tamper } }, src.chain);
+      b.addPeer({ id: "honest" }, src.chain);
+      await b.coordinator.check();
+      assert.equal(b.chain.height, 120, name);
+      assert.equal(tipOf(b.chain), tipOf(src.chain), name);
+      assert.deepEqual(
+        b.fns.penalties.map((p) => [p.id, p.score]),
+        [["liar", 100]],
+        name,
+      );
+      assert.ok(b.fns.penalties[0]!.reason.includes(reason), `${name}: ${b.fns.penalties[0]!.reason}`);
+    }
+  });
+
+  it("an invalid block in a batch: nothing past it is applied, it comes from another peer, the offender is penalised", async () => {
+    const src = track(new ChainHarness(genesis, keys));
+    extend(src, 29);
+    const coin = src.genesisCoins(funder)[0]!;
+    const transfer = makeTransfer(
+      funder,
+      [coin.outpoint],
+      [{ to: pubkeyHash(keys[0]!.publicKey), amount: coin.amount }],
+    );
+    const b30 = src.mine({ txs: [transfer] });
+    extend(src, 30);
+    const badHash = blockHash(b30.header);
+    const b = bed();
+    const applied: Array<{ from: number; count: number; height: number; error?: string }> = [];
+    const process = b.fns.processChainSegment.bind(b.fns);
+    b.fns.processChainSegment = (items) => {
+      const r = process(items);
+      applied.push({
+        from: items[0]!.block.header.height,
+        count: items.length,
+        height: b.chain.height,
+        ...(r.error ? { error: (r.error as { code: string }).code } : {}),
+      });
+      return r;
+    };
+    b.makeCoordinator();
+    const offender = b.addPeer(
+      {
+        id: "offender",
+        whitelisted: true,
+        behaviour: {
+          tamperBlocks: (rs) =>
+            rs.map((r) =>
+              blockHash(decodeBlock(r).header).equals(badHash) ? tamperTxSignature(r, decodeBlock) : r,
+            ),
+        },
+      },
+      src.chain,
+    );
+    const honest = b.addPeer({ id: "honest" }, src.chain);
+    await b.coordinator.check();
+    assert.deepEqual(applied[0], { from: 1, count: 60, height: 29, error: "BAD_TX_SIGNATURE" });
+    assert.equal(applied[1]!.from, 30, "the rest starts at the invalid block");
+    assert.equal(b.chain.height, 60);
+    assert.equal(tipOf(b.chain), tipOf(src.chain));
+    assert.ok(b.chain.getIndex(badHash), "the genuine block 30 is in the chain");
+    const refetch = honest.calls.find((c) => c.kind === "blocks" && (c.arg as Buffer[])[0]!.equals(badHash));
+    assert.ok(refetch, "block 30 came from the other peer");
+    assert.equal(offender.count("blocks"), 1);
+    assert.deepEqual(
+      b.fns.penalties.map((p) => [p.id, p.score]),
+      [["offender", 100]],
+    );
+  });
+
+  it("an invalid branch (a validly signed header over an invalid body) is abandoned for the honest chain", async () => {
+    const { src } = sourceChain(60);
+    // The liar's branch: blocks 1–29 of the honest chain, then a block whose coinbase overpays
+    // (signed by the scheduled producer, so its header passes), then children of it.
+    const liarChain = track(new ChainHarness(genesis, keys));
+    const prefix = extend(liarChain, 29);
+    const bad = liarChain.makeBlock({ timestamp: prefix[28]!.header.timestamp + 1_000 });
+    bad.txs[0]!.outputs[0]!.amount += 1n;
+    reseal(bad, keys[0]!);
+    const branch = [bad];
+    for (let i = 0; i < 10; i++) branch.push(liarChain.makeBlockOn(branch[branch.length - 1]!));
+    const b = bed();
+    // Serves its own chain for heights <= 29, then the bad branch (answers built by hand).
+    const liar = b.addPeer(
+      { id: "liar", whitelisted: true, height: 39, tipHash: blockHash(branch[10]!.header) },
+      liarChain.chain,
+    );
+    const ownHeaders = liar.getHeaders.bind(liar);
+    liar.getHeaders = (locator, max) =>
+      [...ownHeaders(locator, max), ...branch.map((x) => x.header)].slice(0, max);
+    const ownBlocks = liar.getBlocks.bind(liar);
+    liar.getBlocks = (hashes) =>
+      hashes.map((h) => {
+        const x = branch.find((y) => blockHash(y.header).equals(h));
+        return x ? encodeBlock(x) : ownBlocks([h])[0]!;
+      });
+    b.addPeer({ id: "honest" }, src.chain);
+    await b.coordinator.check();
+    assert.equal(b.chain.height, 60);
+    assert.equal(tipOf(b.chain), tipOf(src.chain));
+    assert.ok(b.chain.isKnownInvalid(blockHash(bad.header)));
+    assert.deepEqual(
+      b.fns.penalties.map((p) => [p.id, p.score]),
+      [["liar", 100]],
+    );
+  });
+
+  it("a lead that never answers is cooled down and the next peer finishes the sync", async () => {
+    const { src } = sourceChain(80);
+    const b = bed();
+    const silent = b.addPeer({ id: "silent", whitelisted: true, behaviour: { silent: true } }, src.chain);
+    b.addPeer({ id: "honest" }, src.chain);
+    await b.coordinator.check();
+    assert.equal(b.chain.height, 80);
+    assert.equal(silent.count("headers"), 1);
+    assert.ok(b.logged("Sync from peer ended early"));
+  });
+
+  it("a peer claiming an impossible height is penalised once and ignored for the target", async () => {
+    const { src } = sourceChain(50);
+    const b = bed();
+    b.addPeer(
+      { id: "liar", height: 1_000_000, tipHash: Buffer.alloc(32, 3), behaviour: { silent: true } },
+      src.chain,
+    );
+    b.addPeer({ id: "h1" }, src.chain);
+    b.addPeer({ id: "h2" }, src.chain);
+    await b.coordinator.check();
+    await b.coordinator.check();
+    assert.equal(b.chain.height, 50);
+    assert.deepEqual(
+      b.fns.penalties.map((p) => [p.id, p.score]),
+      [["liar", 20]],
+    );
+    assert.equal(b.coordinator.status().consensusHeight, 50);
+  });
+});
+
+describe("SyncCoordinator: the consensus check (seed 001)", () => {
+  it("defers a far-ahead non-whitelisted minority peer until enough peers agree", async () => {
+    const { src } = sourceChain(120);
+    const b = bed();
+    const gTip = b.chain.tip.hash;
+    b.addPeer({ id: "n" }, src.chain);
+    for (const id of ["b", "c", "d"]) b.addPeer({ id, height: 0, tipHash: gTip }, src.chain);
+    b.coordinator.hint("n");
+    await b.coordinator.check();
+    assert.equal(b.chain.height, 0, "deferred");
+    assert.ok(b.logged("Deferring sync: peer is far ahead and not on the consensus chain"));
+    assert.ok((await b.metric("sync_deferred_total")) >= 1);
+    // Two more peers reach its height: 3 of 4 agree.
+    for (const id of ["b", "c"]) b.view.update(id, { height: 118, tipHash: src.chain.getHashAtHeight(118)! });
+    await b.coordinator.check();
+    assert.equal(b.chain.height, 120);
+  });
+
+  it("follows a whitelisted masternode far ahead at once (priority sync), even when most peers are behind", async () => {
+    const { src } = sourceChain(120);
+    const b = bed();
+    const gTip = b.chain.tip.hash;
+    b.addPeer({ id: "w", masternode: true, whitelisted: true }, src.chain);
+    for (const id of ["b", "c", "d"])
+      b.addPeer({ id, height: 0, tipHash: gTip, masternode: true }, src.chain);
+    await b.coordinator.check();
+    assert.equal(b.chain.height, 120);
+    assert.ok(b.logged("Priority sync from a whitelisted masternode"));
+    assert.equal(b.coordinator.status().consensusSource, "whitelisted-masternodes");
+  });
+
+  it("sync.enable_coordinator = false: heights are watched, nothing is synced", async () => {
+    const { src } = sourceChain(40);
+    const b = bed({ enableCoordinator: false });
+    b.addPeer({ id: "p" }, src.chain);
+    await b.coordinator.check();
+    assert.equal(b.chain.height, 0);
+    const st = b.coordinator.status();
+    assert.deepEqual([st.enabled, st.consensusHeight, st.behind], [false, 40, 40]);
+    assert.equal(await b.metric("sync_coordinator_checks_total"), 1);
+  });
+});
+
+describe("SyncCoordinator: forks", () => {
+  it("a fork deeper than 2,000 blocks is resolved only with a whitelisted masternode (10,000 deep)", async () => {
+    const src = track(new ChainHarness(genesis, keys));
+    const prefix = extend(src, 10);
+    extend(src, 2_600);
+    const b = bed();
+    b.importBlocks(prefix);
+    extend(b.local, 2_500, { round: 1 }); // our own branch: 2,500 blocks above the fork, less work
+    const ourTip = tipOf(b.chain);
+    const lead = b.addPeer({ id: "mn" }, src.chain);
+    await b.coordinator.check();
+    assert.equal(tipOf(b.chain), ourTip, "an ordinary peer may not take us 2,500 blocks back");
+    assert.equal(b.coordinator.status().lastError?.code, "FORK_TOO_DEEP");
+    assert.equal(lead.count("blocks"), 0);
+
+    b.view.update("mn", { masternode: true, whitelisted: true });
+    b.local.clock.advance(LEAD_COOLDOWN_MS + 1);
+    await b.coordinator.check();
+    assert.equal(tipOf(b.chain), tipOf(src.chain));
+    assert.ok(b.logged("Priority fork resolution"));
+    assert.equal(await b.metric("reorgs_total"), 1);
+    assert.equal(await b.metric("reorg_depth"), 1);
+  });
+
+  it("more than 100 blocks above consensus: logs a possible fork, counts it, and adopts a branch with more work", async () => {
+    const src = track(new ChainHarness(genesis, keys));
+    const prefix = extend(src, 10);
+    extend(src, 150); // round 0: full work per block
+    const b = bed();
+    b.importBlocks(prefix);
+    extend(b.local, 300, { round: 2 }); // 300 blocks of a third of the work each: taller, lighter
+    for (const id of ["p1", "p2", "p3"]) b.addPeer({ id }, src.chain);
+    await b.coordinator.check();
+    assert.ok(b.logged("possible fork or network partition"));
+    assert.equal(await b.metric("sync_possible_fork_total"), 1);
+    assert.equal(tipOf(b.chain), tipOf(src.chain), "switched to the branch with more work");
+    assert.equal(b.chain.height, 160);
+  });
+
+  it("a heavier but shorter branch is adopted when its peer announces it (work decides, not height)", async () => {
+    const src = track(new ChainHarness(genesis, keys));
+    const prefix = extend(src, 10);
+    extend(src, 15); // 15 blocks of full work
+    const b = bed();
+    b.importBlocks(prefix);
+    extend(b.local, 30, { round: 2 }); // 30 blocks of a third of the work each: taller, lighter
+    const ourTip = tipOf(b.chain);
+    b.addPeer({ id: "p" }, src.chain);
+    await b.coordinator.check();
+    assert.equal(tipOf(b.chain), ourTip, "a lower peer is not synced from without a reason");
+    b.coordinator.hint("p"); // it announced a block whose parent we lack
+    await b.coordinator.check();
+    assert.equal(tipOf(b.chain), tipOf(src.chain));
+    assert.equal(b.chain.height, 25);
+  });
+
+  it("a reorg that the answering peers do not confirm (2/3) is deferred and the mismatches counted", async () => {
+    const src = track(new ChainHarness(genesis, keys));
+    const prefix = extend(src, 10);
+    extend(src, 40);
+    const b = bed();
+    b.importBlocks(prefix);
+    extend(b.local, 20, { round: 1 });
+    const ourTip = tipOf(b.chain);
+    const gTip = b.chain.tip.hash;
+    b.addPeer({ id: "lead", whitelisted: true }, src.chain);
+    // Two peers with a third block at the target height.
+    const liars = ["q1", "q2"].map((id) =>
+      b.addPeer(
+        {
+          id,
+          height: 50,
+          tipHash: gTip,
+          behaviour: { tamperHashes: (hs) => hs.map((h, i) => (i === 2 ? Buffer.alloc(32, 5) : h)) },
+        },
+        src.chain,
+      ),
+    );
+    await b.coordinator.check();
+    assert.equal(tipOf(b.chain), ourTip);
+    assert.equal(b.coordinator.status().lastError?.code, "HASH_DISAGREEMENT");
+    assert.equal(await b.metric("sync_hash_mismatch_total"), 2);
+    assert.ok(b.logged("Block hash mismatch"));
+    // Once they answer with the branch's hash, the reorg goes ahead.
+    for (const l of liars) l.behaviour = {};
+    b.local.clock.advance(LEAD_COOLDOWN_MS + 1);
+    await b.coordinator.check();
+    assert.equal(tipOf(b.chain), tipOf(src.chain));
+  });
+
+  it("never stalls when the first 2,000 headers of the branch are already stored", async () => {
+    const src = track(new ChainHarness(genesis, keys));
+    const prefix = extend(src, 5);
+    const branch = extend(src, 3_000, { round: 1 }); // half the work per block: 1,500 blocks' worth
+    const b = bed();
+    b.importBlocks(prefix);
+    extend(b.local, 1_000); // our main chain: 1,000 blocks' worth of work
+    b.importBlocks(branch.slice(0, 1_900)); // stored as a side branch (950 < 1,000)
+    const ourTip = tipOf(b.chain);
+    assert.equal(b.chain.height, 1_005);
+    const peer = b.addPeer({ id: "p", whitelisted: true }, src.chain);
+    await b.coordinator.check();
+    assert.notEqual(tipOf(b.chain), ourTip);
+    assert.equal(
+      tipOf(b.chain),
+      tipOf(src.chain),
+      b.logger.records.map((r) => `${r.msg} ${JSON.stringify(r.ctx)}`).join("\n"),
+    );
+    assert.ok(peer.count("headers") <= 4, `${peer.count("headers")} header requests`);
+    const fetched = blockCalls([peer]).reduce((n, c) => n + Number(c.split("/")[2]), 0);
+    assert.equal(fetched, 1_100, "only the blocks we lacked were downloaded");
+  });
+});
+
+describe("SyncCoordinator: genesis, single flight, state machines", () => {
+  it("refuses to sync when the peers it can reach disagree on genesis, and says so", async () => {
+    const { src } = sourceChain(30);
+    const b = bed();
+    b.addPeer({ id: "p" }, src.chain);
+    for (const a of ["10.0.0.1:1", "10.0.0.2:1"]) b.view.recordGenesisRefusal(a);
+    await b.coordinator.check();
+    assert.equal(b.chain.height, 0);
+    assert.deepEqual(b.coordinator.status().genesisDisagreement, { refused: 2, agreeing: 1 });
+    assert.ok(b.logged("Peers disagree on the genesis block; refusing to sync"));
+    // One refusal against one agreeing peer is not a disagreement of "the peers we can reach".
+    b.local.clock.advance(5 * 60_000 + 1);
+    b.view.update("p", {});
+    b.view.recordGenesisRefusal("10.0.0.3:1");
+    await b.coordinator.check();
+    assert.equal(b.chain.height, 30);
+    assert.equal(b.coordinator.status().genesisDisagreement, null);
+  });
+
+  it("is single-flight: concurrent checks share one run, and the state is Syncing only inside it", async () => {
+    const { src } = sourceChain(300);
+    const b = bed();
+    const seen: string[] = [];
+    const getBlocks = b.fns.getBlocks.bind(b.fns);
+    b.fns.getBlocks = async (id, hs) => {
+      seen.push(b.coordinator.state.status);
+      return getBlocks(id, hs);
+    };
+    b.makeCoordinator();
+    b.addPeer({ id: "p" }, src.chain);
+    const first = b.coordinator.check();
+    const second = b.coordinator.check();
+    assert.equal(first, second);
+    assert.equal(b.coordinator.isSyncing || b.coordinator.state.status === "Checking", true);
+    await first;
+    assert.equal(b.chain.height, 300);
+    assert.ok(seen.length > 0 && seen.every((s) => s === "Syncing"));
+    assert.equal(b.coordinator.state.status, "Idle");
+    assert.equal(await b.metric("sync_coordinator_checks_total"), 1);
+    assert.equal(await b.metric("sync_coordinator_syncs_initiated_total"), 1);
+  });
+
+  it("logs a notifier line every few seconds while syncing: height/target, blocks/s, ETA, peers", async () => {
+    const { src } = sourceChain(400);
+    const b = bed({ notifierIntervalMs: 5_000 });
+    const getBlocks = b.fns.getBlocks.bind(b.fns);
+    b.fns.getBlocks = async (id, hs) => {
+      const r = await getBlocks(id, hs);
+      b.local.clock.advance(5_000); // time passes while batches arrive
+      return r;
+    };
+    b.makeCoordinator();
+    b.addPeer({ id: "p" }, src.chain);
+    b.addPeer({ id: "q" }, src.chain);
+    await b.coordinator.check();
+    assert.equal(b.chain.height, 400);
+    const lines = b.logger.records.filter((r) => r.msg.startsWith("Syncing — "));
+    assert.ok(lines.length >= 1, "no notifier line");
+    assert.match(
+      lines[lines.length - 1]!.msg,
+      /^Syncing — [\d,]+\/400 — [\d.]+ blocks\/s — .+ left — 2 peers$/,
+    );
+  });
+
+  it("transitions from the wrong state throw WRONG_STATE", () => {
+    assert.throws(
+      () => nextSyncState({ status: "Idle" }, ["Checking"], { status: "Idle" }),
+      (e: unknown) => e instanceof SyncError && e.code === "WRONG_STATE",
+    );
+    const batch: Batch = {
+      id: 1,
+      start: 0,
+      end: 1,
+      state: { status: "AwaitingDownload" },
+      attempts: 0,
+      tried: new Set(),
+    };
+    transitionBatch(batch, ["AwaitingDownload"], { status: "Downloading", peer: "p" });
+    assert.throws(
+      () => transitionBatch(batch, ["AwaitingProcessing"], { status: "Processing", peer: "p" }),
+      (e: unknown) => e instanceof SyncError && e.code === "WRONG_STATE",
+    );
+  });
+});
