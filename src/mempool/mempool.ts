@@ -19,6 +19,9 @@ export interface MempoolEvents {
   /** A transaction entered the mempool (accepted, or back from a disconnected block). */
   txAdded: { tx: Tx; txid: Buffer; fee: bigint };
   txRemoved: { txid: Buffer; reason: RemovalReason };
+  /** Transactions came back after a reorg; the txAdded events for them sit between these two. */
+  reconcileStart: void;
+  reconcileEnd: void;
 }
 
 export interface MempoolModules {
@@ -731,8 +734,13 @@ export class Mempool {
     }
     for (const e of lost) this.events.emit("txRemoved", { txid: e.txid, reason: "reorg" });
     const evicted = this.trimToCaps();
-    for (const e of added) {
-      if (this.pool.has(e.hex)) this.events.emit("txAdded", { tx: e.tx, txid: e.txid, fee: e.fee });
+    this.events.emit("reconcileStart", undefined);
+    try {
+      for (const e of added) {
+        if (this.pool.has(e.hex)) this.events.emit("txAdded", { tx: e.tx, txid: e.txid, fee: e.fee });
+      }
+    } finally {
+      this.events.emit("reconcileEnd", undefined);
     }
     this.logger.debug("Mempool reconciled after a reorg", {
       readded: added.length,

@@ -107,6 +107,12 @@ export class TxRelay {
 
   /** While a peer's transactions are being accepted: who sent them, and what was accepted. */
   private batch: { from: unknown; accepted: Buffer[] } | null = null;
+  /**
+   * Transactions a reorg returned to the mempool, announced together when it is done: one TxInv
+   * per 1,000, instead of one per transaction (which tripped peers' TxInv rate limit and got a
+   * node banned after any large reorg).
+   */
+  private reorgBatch: Buffer[] | null = null;
   /** Set by submitLocal so a resubmitted (already seen) transaction is announced again. */
   private forceAnnounce = false;
   private unsubscribe: Array<() => void> = [];
@@ -130,7 +136,11 @@ export class TxRelay {
 
   start(): void {
     if (this.unsubscribe.length > 0) return;
-    this.unsubscribe.push(this.mempool.events.on("txAdded", ({ txid }) => this.onTxAdded(txid)));
+    this.unsubscribe.push(
+      this.mempool.events.on("txAdded", ({ txid }) => this.onTxAdded(txid)),
+      this.mempool.events.on("reconcileStart", () => (this.reorgBatch = [])),
+      this.mempool.events.on("reconcileEnd", () => this.flushReorgBatch()),
+    );
     if (this.chain) this.unsubscribe.push(this.chain.events.on("tip", () => this.rejected.clear()));
   }
 
@@ -299,7 +309,23 @@ export class TxRelay {
       this.batch.accepted.push(txid);
       return;
     }
+    if (this.reorgBatch) {
+      if (fresh || this.forceAnnounce) this.reorgBatch.push(txid);
+      return;
+    }
     if (fresh || this.forceAnnounce) this.announce(txid);
+  }
+
+  /** Txids per announcement; the protocol's TxInv cap (MAX_TXS_PER_MESSAGE in p2p/messages.ts). */
+  private static readonly ANNOUNCE_CHUNK = 1_000;
+
+  private flushReorgBatch(): void {
+    const ids = this.reorgBatch ?? [];
+    this.reorgBatch = null;
+    const n = TxRelay.ANNOUNCE_CHUNK;
+    for (let i = 0; i < ids.length; i += n) {
+      this.network.broadcastTxInv(ids.slice(i, i + n));
+    }
   }
 
   private stateOf(peer: unknown): PeerRelayState {

@@ -688,6 +688,32 @@ describe("TxRelay", () => {
   const peerA = { name: "A" };
   const peerB = { name: "B" };
 
+  it("announces the transactions a reorg brings back in one TxInv, not one per transaction", () =>
+    withRelay(async ({ h, mp, coins, calls }) => {
+      const g = h.chain.tip.hash;
+      // 60 chained spends in one block (a block may hold chains the relay policy would not).
+      const chain: Tx[] = [];
+      let prev = { outpoint: coins[0]!.outpoint, amount: coins[0]!.amount };
+      for (let i = 0; i < 60; i++) {
+        const amount = prev.amount - 1_000n;
+        const tx = makeTransfer(alice, [prev.outpoint], [{ to: pubkeyHash(alice.publicKey), amount }]);
+        chain.push(tx);
+        prev = { outpoint: { txid: txid(tx), index: 0 }, amount };
+      }
+      mineTxs(h, chain, 60_000n);
+      assert.equal(mp.size, 0);
+      calls.broadcasts.length = 0;
+      // A heavier branch from genesis without them: they all come back to the mempool.
+      const ts = slotStart(h.chain.params, h.chain.getIndex(g)!.timestamp, 0) + 1;
+      const b1 = h.makeBlock({ parentHash: g, timestamp: ts });
+      h.feed(b1);
+      h.feed(h.makeBlock({ parentHash: blockHash(b1.header) }));
+      assert.equal(mp.size, 60, "every transaction of the losing block is back");
+      assert.equal(calls.broadcasts.length, 1, "one announcement for the whole reorg");
+      assert.deepEqual(new Set(calls.broadcasts[0]!.txids), new Set(chain.map(hexId)));
+      await Promise.resolve();
+    }));
+
   it("fetches announced transactions, accepts them, and announces them to everyone but the sender", () =>
     withRelay(async ({ mp, coins, relay, calls, offer }) => {
       const t1 = pay(coins[0]!, BOB, 1_000n);
