@@ -259,6 +259,10 @@ export class TimeNode {
         transport: modules.transport ?? new TcpTransport(),
         local,
         isRegisteredMasternode: (pk) => findByOperator(this.chain.getRegistry(), pk) !== undefined,
+        livenessRateContext: () => ({
+          registrySize: this.chain.getRegistry().length,
+          heartbeatIntervalMs: Math.round(config.masternode.heartbeat_interval * 1000),
+        }),
       },
     );
   }

@@ -34,7 +34,7 @@ import {
   type PeerManagerOptions,
 } from "./options.js";
 import { Peer, type Direction, type LocalInfo, type MisbehaviourKind } from "./peer.js";
-import { rateLimitsFor, sendBudget, type RateLimitTable } from "./rateLimits.js";
+import { rateLimitsFor, sendBudget, type LivenessRateContext, type RateLimitTable } from "./rateLimits.js";
 import { TokenBucket } from "./tokenBucket.js";
 import type { Connection, Listener, Transport } from "./transport.js";
 
@@ -46,6 +46,11 @@ export interface PeerManagerModules {
   local: LocalInfo;
   /** Whether an operator key belongs to a masternode registered on chain. */
   isRegisteredMasternode?: (operatorPubkey: Buffer) => boolean;
+  /**
+   * The registry size and heartbeat interval that size each new peer's heartbeat and attestation
+   * limits (they are relayed, so what one link carries grows with the registry).
+   */
+  livenessRateContext?: () => LivenessRateContext;
 }
 
 export interface PeerClosedEvent {
@@ -689,7 +694,9 @@ export class PeerManager {
       {
         direction,
         pingIntervalMs: this.opts.pingIntervalMs,
-        rateLimits: this.rateLimits,
+        rateLimits: this.modules.livenessRateContext
+          ? rateLimitsFor(this.opts.pingIntervalMs, this.modules.livenessRateContext())
+          : this.rateLimits,
         isPrivileged: () => this.isPrivileged(peer),
         handshakeTimeoutMs: this.opts.handshakeTimeoutMs,
       },
