@@ -7,14 +7,19 @@
 import { blockHash, decodeBlock, encodeBlock } from "../src/chain/block.js";
 import { buildBlock } from "../src/chain/blockBuilder.js";
 import { Chain } from "../src/chain/chain.js";
-import { buildGenesisBlock, genesisRegistry } from "../src/chain/genesis.js";
+import {
+  buildGenesisBlock,
+  genesisRegistry,
+  makeGenesisSpec,
+  type GenesisSpec,
+} from "../src/chain/genesis.js";
 import { chainParams } from "../src/chain/params.js";
 import { txid, type OutPoint, type Tx } from "../src/chain/tx.js";
-import { pubkeyHash } from "../src/crypto/address.js";
+import { addressFromPubkey, pubkeyHash } from "../src/crypto/address.js";
 import type { KeyPair } from "../src/crypto/ed25519.js";
 import { scheduledProducer, slotStart } from "../src/consensus/schedule.js";
 import { ManualClock } from "../src/util/clock.js";
-import { COIN, makeTransfer, testGenesis, testKeys } from "../test/helpers/chainFixture.js";
+import { COIN, GENESIS_TIME, makeTransfer, testKeys } from "../test/helpers/chainFixture.js";
 import { round, type BenchContext, type BenchGroup, type Figure } from "./lib.js";
 import { sigVerifyFigure } from "./sigVerify.js";
 
@@ -36,7 +41,9 @@ interface Coin {
 }
 
 export interface PrebuiltChain {
-  spec: ReturnType<typeof testGenesis>;
+  spec: GenesisSpec;
+  /** Operator keys of the genesis masternodes (they sign every block). */
+  masternodes: KeyPair[];
   /** Encoded blocks 1..BLOCKS, in order. */
   blocks: Buffer[];
   lastTimestamp: number;
@@ -44,18 +51,46 @@ export interface PrebuiltChain {
   sigsPerBlock: number;
 }
 
+/** What buildTransferChain builds: a genesis with funded owners, then blocks of transfers. */
+export interface TransferChainOptions {
+  /** Prefix of progress lines. */
+  label: string;
+  blocks: number;
+  txsPerBlock: number;
+  /**
+   * Where the genesis lists masternode `i` (default 127.0.1.{i+1}:24200, as testGenesis). Nodes
+   * dial genesis masternodes forever, so a benchmark running real nodes names a dead address.
+   */
+  masternodeAddress?: (i: number) => string;
+}
+
+/** The 1,000 x 50 chain import_blocks_per_s imports. */
+export function buildImportChain(ctx: BenchContext): PrebuiltChain {
+  return buildTransferChain(ctx, { label: "import", blocks: BLOCKS, txsPerBlock: TXS_PER_BLOCK });
+}
+
 /**
  * Builds the chain in memory without validating it (the timed import does that): genesis coins
  * are queued round-robin over owners, each transfer spends the oldest queued coin and queues its
- * two outputs, so from block 101 on blocks spend outputs of earlier blocks.
+ * two outputs, so once the genesis coins are used up blocks spend outputs of earlier blocks.
  */
-export function buildImportChain(ctx: BenchContext): PrebuiltChain {
-  ctx.log(`import: building ${BLOCKS} blocks x ${TXS_PER_BLOCK} transfers (not timed)`);
+export function buildTransferChain(ctx: BenchContext, opts: TransferChainOptions): PrebuiltChain {
+  const { label, blocks: count, txsPerBlock } = opts;
+  ctx.log(`${label}: building ${count} blocks x ${txsPerBlock} transfers (not timed)`);
   const mns = testKeys("bench-import-mn", MASTERNODES);
   const owners = testKeys("bench-import-owner", OWNERS);
-  const spec = testGenesis({
-    masternodes: mns,
-    funded: owners.map((key) => ({ key, amount: 1_000n * COIN, count: COINS_PER_OWNER })),
+  const mnAddress = opts.masternodeAddress ?? ((i: number) => `127.0.1.${i + 1}:24200`);
+  const spec = makeGenesisSpec({
+    network: "devnet",
+    timestamp: GENESIS_TIME,
+    blockTimeMs: 1000,
+    masternodes: mns.map((k, i) => ({ operatorPubkey: k.publicKey, address: mnAddress(i) })),
+    allocations: owners.flatMap((k) =>
+      Array.from({ length: COINS_PER_OWNER }, () => ({
+        address: addressFromPubkey(k.publicKey, "devnet"),
+        amount: 1_000n * COIN,
+      })),
+    ),
   });
   const params = chainParams(spec.network, spec.blockTimeMs);
   const registry = genesisRegistry(spec);
@@ -80,9 +115,9 @@ export function buildImportChain(ctx: BenchContext): PrebuiltChain {
   let parentHash = blockHash(genesis.header);
   let parentTs = genesis.header.timestamp;
   let nTx = 0;
-  for (let height = 1; height <= BLOCKS; height++) {
+  for (let height = 1; height <= count; height++) {
     const txs: Tx[] = [];
-    for (let t = 0; t < TXS_PER_BLOCK; t++) {
+    for (let t = 0; t < txsPerBlock; t++) {
       const coin = queue[head++]!;
       const to = (coin.owner * 7 + nTx++) % OWNERS;
       const half = (coin.amount - FEE) / 2n;
@@ -109,39 +144,45 @@ export function buildImportChain(ctx: BenchContext): PrebuiltChain {
       round: 0,
       timestamp,
       txs,
-      fees: FEE * BigInt(TXS_PER_BLOCK),
+      fees: FEE * BigInt(txsPerBlock),
     });
     blocks.push(encodeBlock(block));
     parentHash = blockHash(block.header);
     parentTs = timestamp;
-    if (height % 250 === 0) ctx.log(`import: built ${height}/${BLOCKS}`);
+    if (height % Math.max(250, Math.ceil(count / 4)) === 0) ctx.log(`${label}: built ${height}/${count}`);
   }
   // Each transfer has one input, so one signature; plus the producer's header signature.
-  return { spec, blocks, lastTimestamp: parentTs, sigsPerBlock: TXS_PER_BLOCK + 1 };
+  return { spec, masternodes: mns, blocks, lastTimestamp: parentTs, sigsPerBlock: txsPerBlock + 1 };
 }
 
 /**
- * Decodes and processes every block into a fresh Chain in a new directory. Returns the wall time
- * and the process CPU time (all threads), both in seconds: the gap is mostly waiting for the
- * LMDB commits to reach the disk.
+ * Blocks per write transaction during import. (Sync commits each downloaded batch, up to
+ * max_sync_batch_size = 500 blocks, in one transaction.)
  */
-/** Blocks per write transaction during import: the same batch size sync uses. */
 export const IMPORT_BATCH = 100;
 
+/**
+ * Decodes and processes blocks into a fresh Chain (in `opts.dir`, default a new temp directory),
+ * IMPORT_BATCH per write transaction, and closes it. Returns the wall time and the process CPU
+ * time (all threads), both in seconds: the gap is mostly waiting for the LMDB commits to reach
+ * the disk. `opts.count` imports only the first blocks.
+ */
 export async function importChain(
   ctx: BenchContext,
   chain: PrebuiltChain,
+  opts: { dir?: string; count?: number; label?: string } = {},
 ): Promise<{ seconds: number; cpuSeconds: number }> {
-  const dir = ctx.tempDir("timebench-import-");
+  const dir = opts.dir ?? ctx.tempDir("timebench-import-");
+  const blocks = chain.blocks.slice(0, opts.count ?? chain.blocks.length);
   const clock = new ManualClock(chain.lastTimestamp + 1);
   const target = Chain.open(dir, chain.spec, { clock });
   try {
-    ctx.log(`import: importing ${chain.blocks.length} blocks into a fresh chain (timed)`);
+    ctx.log(`${opts.label ?? "import"}: importing ${blocks.length} blocks into a fresh chain (timed)`);
     const cpu0 = process.cpuUsage();
     const start = performance.now();
     // Blocks are committed IMPORT_BATCH at a time (one fsync per batch), as sync does.
-    for (let i = 0; i < chain.blocks.length; i += IMPORT_BATCH) {
-      const items = chain.blocks
+    for (let i = 0; i < blocks.length; i += IMPORT_BATCH) {
+      const items = blocks
         .slice(i, i + IMPORT_BATCH)
         .map((buf) => ({ block: decodeBlock(buf), size: buf.length }));
       const r = target.processBlocks(items);
@@ -151,7 +192,7 @@ export async function importChain(
     }
     const seconds = (performance.now() - start) / 1000;
     const cpu = process.cpuUsage(cpu0);
-    if (target.height !== chain.blocks.length) throw new Error(`imported to height ${target.height}`);
+    if (target.height !== blocks.length) throw new Error(`imported to height ${target.height}`);
     return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
   } finally {
     await target.close();

@@ -13,6 +13,7 @@ import { masternodeBench } from "./masternode.js";
 import { mempoolBench } from "./mempool.js";
 import { p2pBench } from "./p2p.js";
 import { sigVerifyBench } from "./sigVerify.js";
+import { syncBench } from "./sync.js";
 
 const GROUPS: readonly BenchGroup[] = [
   sigVerifyBench,
@@ -21,6 +22,7 @@ const GROUPS: readonly BenchGroup[] = [
   p2pBench,
   mempoolBench,
   masternodeBench,
+  syncBench,
 ];
 
 interface Options {

@@ -1,0 +1,527 @@
+/**
+ * Sync and fork resolution, with real TimeNodes in this process (own data directory, LMDB and
+ * loopback IP each; TCP P2P; RPC off), on one prebuilt chain of 5,100 blocks of 20 transfers
+ * (bench/import.ts's builder; its genesis lists masternodes at a dead address, so nobody dials
+ * anything but the bootstrap peers).
+ *
+ * import (same run, same blocks): the first 5,000 blocks imported into a fresh Chain with
+ * processBlocks, IMPORT_BATCH per commit, timed; that chain becomes peer 1's, and copies of it
+ * peers 2 and 3's (not timed).
+ *
+ * sync_blocks_per_s: a fresh node X, bootstrapped to the three peers, syncs those 5,000 blocks:
+ * from X's start() until X's tip is the peers' tip (a "tip" event listener takes the time).
+ * sync_vs_import: that rate over the import rate above. The floor is 0.85. All four nodes share
+ * this process (and so one event loop): X's validation and the peers' serving compete for it.
+ * Sync commits max_sync_batch_size (500) blocks per transaction, the import 100.
+ *
+ * catchup_100_ms: X leaves the network (setNetworkActive(false)), the peers get blocks
+ * 5,001..5,100 (imported, as if produced), X rejoins (setNetworkActive(true)): from the rejoin
+ * until X's tip is the peers' tip. The floor is 3 s.
+ *
+ * reorg_1000_ms: a fourth node B holds a heavier branch (1,001 empty blocks on block 4,100 of the
+ * same chain; its data directory is prepared before it starts). The three peers stop (they would
+ * otherwise learn B's branch from B as well and reorg in this same process); then B dials X, which
+ * is on block 5,100 of branch A: from B's handshake with X until X's chain has connected B's tip
+ * (common ancestor, header validation, hash agreement, download, and the atomic 1,000-block
+ * reorg). The floor is 5 s. reorg_1000_settled_ms: the same, until X's "tip" event, which comes
+ * after the synchronous reorg listeners: the mempool taking back the 20,000 disconnected
+ * transfers, during which the node's event loop is blocked.
+ *
+ * ancestor_roundtrips_{10,100,1000,10000}: findCommonAncestor against a peer that answers through
+ * the real BlockServer from a real Chain of 10,050 empty blocks (test/unit/sync/helpers.ts's
+ * FakePeer), our main chain forking from it at height 10,000 and `depth` blocks tall; the figure
+ * is the number of requests (each one round trip). It must grow logarithmically.
+ */
+import { cpSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { blockHash, decodeBlock, type Block } from "../src/chain/block.js";
+import { buildBlock } from "../src/chain/blockBuilder.js";
+import { Chain } from "../src/chain/chain.js";
+import { genesisRegistry, type GenesisSpec } from "../src/chain/genesis.js";
+import { chainParams } from "../src/chain/params.js";
+import { loadConfig } from "../src/config/index.js";
+import { sha256 } from "../src/crypto/hash.js";
+import { scheduledProducer, slotStart } from "../src/consensus/schedule.js";
+import { createMemoryLogger, type MemoryLogger } from "../src/logging/index.js";
+import { dataDirPaths } from "../src/node/dataDir.js";
+import { initDataDir } from "../src/node/init.js";
+import { TimeNode } from "../src/node/node.js";
+import { findCommonAncestor, type LocalChainView } from "../src/sync/ancestor.js";
+import { ManualClock, SystemClock } from "../src/util/clock.js";
+import { CryptoRandom } from "../src/util/random.js";
+import { freePort } from "../test/e2e/helpers/nodes.js";
+import { extend } from "../test/helpers/chainBuild.js";
+import { ChainHarness, testGenesis, testKeys } from "../test/helpers/chainFixture.js";
+import { FakePeer, later } from "../test/unit/sync/helpers.js";
+import { buildTransferChain, IMPORT_BATCH, importChain, type PrebuiltChain } from "./import.js";
+import { round, type BenchContext, type BenchGroup, type Figure } from "./lib.js";
+
+export const SYNC_RATE = "sync_blocks_per_s";
+export const SYNC_VS_IMPORT = "sync_vs_import";
+export const CATCHUP_100 = "catchup_100_ms";
+export const REORG_1000 = "reorg_1000_ms";
+/** The same reorg until the node's "tip" event: its listeners (mempool) have run too. */
+export const REORG_SETTLED = "reorg_1000_settled_ms";
+export const ANCESTOR_DEPTHS = [10, 100, 1_000, 10_000] as const;
+export const ancestorFigure = (depth: number): string => `ancestor_roundtrips_${depth}`;
+
+export const SYNC_VS_IMPORT_FLOOR = 0.85;
+export const CATCHUP_FLOOR_MS = 3_000;
+export const REORG_FLOOR_MS = 5_000;
+
+const SYNC_BLOCKS = 5_000;
+const CATCHUP_BLOCKS = 100;
+const TXS_PER_BLOCK = 20;
+const PEERS = 3;
+const REORG_DEPTH = 1_000;
+/** Branch B forks here: X's tip after the catch-up is REORG_DEPTH blocks above it. */
+const FORK_HEIGHT = SYNC_BLOCKS + CATCHUP_BLOCKS - REORG_DEPTH;
+/** One block more than A above the fork (all round 0): B has more work. */
+const BRANCH_BLOCKS = REORG_DEPTH + 1;
+
+/** Loopback addresses of this group (other benches use 127.77.x.y, the tests 127.0.x.y). */
+const NET = "127.78.0";
+const PEER_HOST = (i: number): string => `${NET}.${i + 1}`;
+const X_HOST = `${NET}.10`;
+const B_HOST = `${NET}.20`;
+/** Where the genesis lists its masternodes: nothing listens there. */
+const DEAD_MASTERNODE = `${NET}.99:1`;
+/** min_masternodes no node here reaches: nobody produces. */
+const NEVER_PRODUCE = 1_000;
+
+const SYNC_TIMEOUT_MS = 300_000;
+const STEP_TIMEOUT_MS = 60_000;
+
+const ANCESTOR_FORK = 10_000;
+const ANCESTOR_CHAIN = ANCESTOR_FORK + 50;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function waitFor(cond: () => boolean, what: string, timeoutMs: number): Promise<void> {
+  const start = performance.now();
+  while (!cond()) {
+    if (performance.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
+    await sleep(10);
+  }
+}
+
+/** One TimeNode of the bench network: its data directory, address and in-memory log. */
+class BenchNode {
+  node: TimeNode | null = null;
+  readonly logger: MemoryLogger = createMemoryLogger({ level: "info" });
+
+  constructor(
+    readonly name: string,
+    readonly dir: string,
+    readonly host: string,
+    readonly port: number,
+    readonly nodeId: string,
+    private readonly genesis: GenesisSpec,
+  ) {}
+
+  static create(
+    root: string,
+    name: string,
+    host: string,
+    port: number,
+    genesis: GenesisSpec,
+    bootstrap: string[],
+  ): BenchNode {
+    const r = initDataDir({
+      dir: join(root, name),
+      network: "devnet",
+      masternode: false,
+      genesis,
+      now: Date.now(),
+      set: {
+        node: { name },
+        network: { listen_address: `${host}:${port}`, bootstrap_peers: bootstrap },
+        rpc: { enabled: false },
+        consensus: { min_masternodes: NEVER_PRODUCE },
+        logging: { level: "info", format: "json" },
+      },
+    });
+    return new BenchNode(name, r.dir, host, port, r.nodeId, genesis);
+  }
+
+  get p2p(): string {
+    return `${this.host}:${this.port}`;
+  }
+
+  get chainDir(): string {
+    return dataDirPaths(this.dir).chain;
+  }
+
+  get n(): TimeNode {
+    if (!this.node) throw new Error(`${this.name} is not running`);
+    return this.node;
+  }
+
+  /** Opens the data directory (TimeNode.open), as `timed start` does; start() is separate. */
+  open(): TimeNode {
+    const config = loadConfig({ file: dataDirPaths(this.dir).config, dataDir: this.dir });
+    this.node = TimeNode.open(
+      { config, genesis: this.genesis },
+      {
+        clock: new SystemClock(),
+        random: new CryptoRandom(),
+        logger: this.logger.child({ node: this.name }),
+      },
+    );
+    return this.node;
+  }
+
+  async start(): Promise<void> {
+    await (this.node ?? this.open()).start();
+  }
+
+  async stop(): Promise<void> {
+    const n = this.node;
+    this.node = null;
+    if (n) await n.stop();
+  }
+
+  describe(): string {
+    if (!this.node) return `${this.name}: stopped`;
+    const st = this.node.sync.status();
+    return `${this.name} h=${this.node.chain.height} peers=${this.node.peers.peers().length} sync=${st.state}${st.lastError ? ` lastError=${st.lastError.code}: ${st.lastError.message}` : ""}`;
+  }
+
+  recentLogs(n = 12): string {
+    return this.logger.records
+      .slice(-n)
+      .map((r) => `  ${r.level} ${r.msg} ${JSON.stringify(r.ctx)}`)
+      .join("\n");
+  }
+}
+
+/** Resolves with performance.now() when `node`'s tip is `hash` (at once if it already is). */
+function whenTip(node: TimeNode, hash: Buffer, what: string, timeoutMs: number, detail: () => string) {
+  return new Promise<number>((resolve, reject) => {
+    if (node.chain.tip.hash.equals(hash)) {
+      resolve(performance.now());
+      return;
+    }
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${detail()}`));
+    }, timeoutMs);
+    const off = node.chain.events.on("tip", (e) => {
+      if (!e.hash.equals(hash)) return;
+      off();
+      clearTimeout(timer);
+      resolve(performance.now());
+    });
+  });
+}
+
+/** Processes blocks into a chain in batches (not timed); every block must connect or reorg. */
+function feed(chain: Chain, blocks: readonly Block[], batch = 500): void {
+  for (let i = 0; i < blocks.length; i += batch) {
+    const r = chain.processBlocks(blocks.slice(i, i + batch).map((block) => ({ block })));
+    if (r.error !== undefined) throw r.error instanceof Error ? r.error : new Error("block import failed");
+  }
+}
+
+/** Branch B: `count` empty round-0 blocks on block `forkHeight` of the prebuilt chain. */
+function buildBranch(pre: PrebuiltChain, forkHeight: number, count: number): Block[] {
+  const registry = genesisRegistry(pre.spec);
+  const params = chainParams(pre.spec.network, pre.spec.blockTimeMs);
+  const keys = new Map(pre.masternodes.map((k) => [k.publicKey.toString("hex"), k]));
+  const forkHeader = decodeBlock(pre.blocks[forkHeight - 1]!).header;
+  let parentHash = blockHash(forkHeader);
+  let parentTs = forkHeader.timestamp;
+  const out: Block[] = [];
+  for (let height = forkHeight + 1; height <= forkHeight + count; height++) {
+    const producer = scheduledProducer(registry, parentHash, height, 0)!;
+    const timestamp = slotStart(params, parentTs, 0);
+    const b = buildBlock({
+      parentHash,
+      parentHeight: height - 1,
+      registry,
+      producer: keys.get(producer.operatorPubkey.toString("hex"))!,
+      round: 0,
+      timestamp,
+      txs: [],
+      fees: 0n,
+    });
+    out.push(b);
+    parentHash = blockHash(b.header);
+    parentTs = timestamp;
+  }
+  return out;
+}
+
+async function networkFigures(ctx: BenchContext): Promise<Figure[]> {
+  const wantSync = ctx.wants(SYNC_RATE) || ctx.wants(SYNC_VS_IMPORT);
+  const wantReorg = ctx.wants(REORG_1000) || ctx.wants(REORG_SETTLED);
+  const wantCatchup = ctx.wants(CATCHUP_100) || wantReorg;
+  const figures: Figure[] = [];
+  const add = (f: Figure): void => {
+    ctx.log(`${f.name}: ${f.value} ${f.unit}`);
+    figures.push(f);
+  };
+
+  const pre = buildTransferChain(ctx, {
+    label: "sync",
+    blocks: SYNC_BLOCKS + CATCHUP_BLOCKS,
+    txsPerBlock: TXS_PER_BLOCK,
+    masternodeAddress: () => DEAD_MASTERNODE,
+  });
+  const tipAt = (height: number): Buffer => blockHash(decodeBlock(pre.blocks[height - 1]!).header);
+  const syncTip = tipAt(SYNC_BLOCKS);
+  const catchupTip = tipAt(SYNC_BLOCKS + CATCHUP_BLOCKS);
+
+  const root = ctx.tempDir("timebench-sync-");
+  const nodes: BenchNode[] = [];
+  try {
+    const hosts = [...Array.from({ length: PEERS }, (_, i) => PEER_HOST(i)), X_HOST, B_HOST];
+    const ports = await Promise.all(hosts.map((h) => freePort(h)));
+    const peers = Array.from({ length: PEERS }, (_, i) =>
+      BenchNode.create(root, `peer-${i + 1}`, PEER_HOST(i), ports[i]!, pre.spec, []),
+    );
+    const x = BenchNode.create(
+      root,
+      "x",
+      X_HOST,
+      ports[PEERS]!,
+      pre.spec,
+      peers.map((p) => p.p2p),
+    );
+    const b = BenchNode.create(root, "b", B_HOST, ports[PEERS + 1]!, pre.spec, [x.p2p]);
+    nodes.push(...peers, x, b);
+    const describe = (): string =>
+      nodes.map((n) => n.describe()).join("\n") + `\nx's log:\n${x.recentLogs()}`;
+
+    // The import: timed, into peer 1's chain directory; the others get copies (not timed).
+    const imp = await importChain(ctx, pre, {
+      dir: peers[0]!.chainDir,
+      count: SYNC_BLOCKS,
+      label: "sync: import",
+    });
+    const importRate = SYNC_BLOCKS / imp.seconds;
+    ctx.log(`sync: import ${round(importRate, 1)} blocks/s; copying the chain to the other nodes`);
+    const copies = [...peers.slice(1), ...(wantSync ? [] : [x]), ...(wantReorg ? [b] : [])];
+    for (const n of copies) cpSync(peers[0]!.chainDir, n.chainDir, { recursive: true });
+    let branchTip: Buffer | null = null;
+    if (wantReorg) {
+      ctx.log(
+        `sync: node B gets branch B (${BRANCH_BLOCKS} empty blocks on block ${FORK_HEIGHT}; not timed)`,
+      );
+      const branch = buildBranch(pre, FORK_HEIGHT, BRANCH_BLOCKS);
+      branchTip = blockHash(branch[branch.length - 1]!.header);
+      const chain = Chain.open(b.chainDir, pre.spec, {
+        clock: new ManualClock(branch[branch.length - 1]!.header.timestamp + 1),
+      });
+      try {
+        feed(chain, branch);
+        if (!chain.tip.hash.equals(branchTip)) throw new Error("node B did not switch to branch B");
+      } finally {
+        await chain.close();
+      }
+    }
+
+    await Promise.all(peers.map((p) => p.start()));
+
+    // --- sync_blocks_per_s ------------------------------------------------------------------
+    const xn = x.open();
+    // Registered before start(), so before the mempool's listeners: the moment the chain has
+    // connected a block, before the node's reaction to it (mempool reconciliation) runs.
+    const connectedAt = new Map<string, number>();
+    xn.chain.events.on("blockConnected", ({ entry }) => {
+      if (branchTip?.equals(entry.hash)) connectedAt.set(entry.hash.toString("hex"), performance.now());
+    });
+    if (wantSync) {
+      ctx.log(`${SYNC_RATE}: fresh node syncing ${SYNC_BLOCKS} blocks from ${PEERS} peers (timed)`);
+      let firstSync: number | null = null;
+      const watch = setInterval(() => {
+        if (firstSync === null && xn.sync.isSyncing) firstSync = performance.now();
+      }, 2);
+      const progress = setInterval(
+        () => ctx.log(`${SYNC_RATE}: x at ${xn.chain.height}/${SYNC_BLOCKS}`),
+        5_000,
+      );
+      try {
+        const done = whenTip(xn, syncTip, `x at height ${SYNC_BLOCKS}`, SYNC_TIMEOUT_MS, describe);
+        const cpu0 = process.cpuUsage();
+        const t0 = performance.now();
+        await xn.start();
+        const t1 = await done;
+        const cpu = process.cpuUsage(cpu0);
+        const seconds = (t1 - t0) / 1000;
+        const rate = SYNC_BLOCKS / seconds;
+        const fromSync = firstSync === null ? null : (t1 - firstSync) / 1000;
+        add({
+          name: SYNC_RATE,
+          value: round(rate, 1),
+          unit: "blocks/s",
+          note: `${SYNC_BLOCKS} blocks x ${TXS_PER_BLOCK} transfers from ${PEERS} peers in ${round(seconds, 2)} s from start()${fromSync === null ? "" : ` (${round(fromSync, 2)} s from the first sync)`}, CPU ${round((((cpu.user + cpu.system) / 1e6) * 1000) / SYNC_BLOCKS, 1)} ms/block (all 4 nodes)`,
+        });
+        const ratio = rate / importRate;
+        add({
+          name: SYNC_VS_IMPORT,
+          value: round(ratio, 3),
+          unit: "ratio",
+          note: `floor ≥ ${SYNC_VS_IMPORT_FLOOR}${ratio < SYNC_VS_IMPORT_FLOOR ? " BELOW FLOOR" : ""}; import of the same blocks ${round(importRate, 1)} blocks/s (${IMPORT_BATCH}/commit, CPU ${round((imp.cpuSeconds * 1000) / SYNC_BLOCKS, 1)} ms/block)`,
+        });
+      } finally {
+        clearInterval(watch);
+        clearInterval(progress);
+      }
+    } else {
+      await xn.start();
+      await waitFor(() => xn.peers.peers().length >= PEERS, "x connected to the peers", STEP_TIMEOUT_MS);
+    }
+
+    // --- catchup_100_ms ---------------------------------------------------------------------
+    if (wantCatchup) {
+      ctx.log(`${CATCHUP_100}: x leaves; the peers move on ${CATCHUP_BLOCKS} blocks; x rejoins (timed)`);
+      xn.peers.setNetworkActive(false);
+      await waitFor(
+        () =>
+          xn.peers.peers().length === 0 &&
+          peers.every((p) => !p.n.peers.peers().some((q) => q.nodeIdHex === x.nodeId)),
+        "x disconnected from every peer",
+        STEP_TIMEOUT_MS,
+      );
+      const more = pre.blocks.slice(SYNC_BLOCKS, SYNC_BLOCKS + CATCHUP_BLOCKS).map((raw) => decodeBlock(raw));
+      for (const p of peers) feed(p.n.chain, more);
+      const done = whenTip(xn, catchupTip, `x back on the tip`, STEP_TIMEOUT_MS, describe);
+      const t0 = performance.now();
+      xn.peers.setNetworkActive(true);
+      const ms = (await done) - t0;
+      if (ctx.wants(CATCHUP_100)) {
+        add({
+          name: CATCHUP_100,
+          value: Math.round(ms),
+          unit: "ms",
+          note: `floor < ${CATCHUP_FLOOR_MS} ms${ms >= CATCHUP_FLOOR_MS ? " ABOVE FLOOR" : ""}; setNetworkActive(true) to ${CATCHUP_BLOCKS} blocks x ${TXS_PER_BLOCK} transfers applied (redial, handshake, sync)`,
+        });
+      }
+    }
+
+    // --- reorg_1000_ms ----------------------------------------------------------------------
+    if (wantReorg && branchTip) {
+      ctx.log(
+        `${REORG_1000}: the peers leave; node B offers a branch forking ${REORG_DEPTH} blocks back (timed)`,
+      );
+      // The peers on A go first: they would otherwise learn B's branch from B too and reorg
+      // alongside x, in this same process.
+      await Promise.all(peers.map((p) => p.stop()));
+      await waitFor(() => xn.peers.peers().length === 0, "x has no peers", STEP_TIMEOUT_MS);
+      const trips0 = await histogramSum(xn, "sync_ancestor_roundtrips");
+      const mempool0 = xn.mempool.size;
+      let offered: number | null = null;
+      const offReady = xn.peers.events.on("peerReady", (p) => {
+        if (p.nodeIdHex === b.nodeId && offered === null) offered = performance.now();
+      });
+      try {
+        const done = whenTip(xn, branchTip, "x on branch B", STEP_TIMEOUT_MS, describe);
+        const tStart = performance.now();
+        await b.start();
+        const t1 = await done;
+        if (offered === null) throw new Error("x switched branches before B's handshake");
+        const switched = connectedAt.get(branchTip.toString("hex"));
+        if (switched === undefined) throw new Error("x's chain never connected B's tip");
+        const ms = switched - offered;
+        const settled = t1 - offered;
+        const trips = (await histogramSum(xn, "sync_ancestor_roundtrips")) - trips0;
+        add({
+          name: REORG_1000,
+          value: Math.round(ms),
+          unit: "ms",
+          note: `floor < ${REORG_FLOOR_MS} ms${ms >= REORG_FLOOR_MS ? " ABOVE FLOOR" : ""}; B's handshake to x's chain tip on B (${BRANCH_BLOCKS} empty blocks replace ${REORG_DEPTH} of ${TXS_PER_BLOCK} transfers); ancestor in ${trips} round trip(s) over TCP; ${Math.round(t1 - tStart)} ms from B's start() to settled`,
+        });
+        add({
+          name: REORG_SETTLED,
+          value: Math.round(settled),
+          unit: "ms",
+          note: `${settled >= REORG_FLOOR_MS ? "ABOVE the 5 s floor; " : ""}to x's "tip" event: after the switch, the mempool took back ${xn.mempool.size - mempool0} disconnected txs (one synchronous reorg listener) for ${Math.round(t1 - switched)} ms`,
+        });
+      } finally {
+        offReady();
+      }
+    }
+    return figures;
+  } finally {
+    const results = await Promise.allSettled(nodes.map((n) => n.stop()));
+    const failed = results.filter((r) => r.status === "rejected").length;
+    if (failed > 0) ctx.log(`sync: ${failed} node(s) failed to stop`);
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+/** The sum of a histogram's observations in a node's metrics. */
+async function histogramSum(node: TimeNode, name: string): Promise<number> {
+  const m = await node.metrics.registry.getSingleMetric(name)?.get();
+  return m?.values.find((v) => (v as { metricName?: string }).metricName === `${name}_sum`)?.value ?? 0;
+}
+
+// --- ancestor_roundtrips -------------------------------------------------------------------
+
+async function ancestorFigures(ctx: BenchContext): Promise<Figure[]> {
+  ctx.log(`ancestor_roundtrips: building a real chain of ${ANCESTOR_CHAIN} empty blocks (not timed)`);
+  const keys = testKeys("bench-ancestor", 1);
+  const dir = ctx.tempDir("timebench-ancestor-");
+  const h = new ChainHarness(testGenesis({ masternodes: keys }), keys, dir);
+  try {
+    extend(h, ANCESTOR_CHAIN);
+    const peer = new FakePeer("peer", h.chain);
+    const asPeer = {
+      getHeaders: (loc: Buffer[], max: number) => later(() => peer.getHeaders(loc, max)),
+      getHashes: (hs: number[]) => later(() => peer.getHashes(hs)),
+    };
+    const figures: Figure[] = [];
+    for (const depth of ANCESTOR_DEPTHS) {
+      // Our main chain: the peer's blocks up to the fork, then `depth` blocks of our own.
+      const height = ANCESTOR_FORK + depth;
+      const local: LocalChainView = {
+        height,
+        hashAt: (x) => {
+          if (x > height) return undefined;
+          if (x <= ANCESTOR_FORK) return h.chain.getHashAtHeight(x);
+          return sha256(Buffer.from(`bench/ours/${depth}/${x}`));
+        },
+      };
+      peer.calls.length = 0;
+      const r = await findCommonAncestor(local, asPeer, { maxDepth: 10_000 });
+      if (r.fork?.height !== ANCESTOR_FORK || !r.fork.hash.equals(h.chain.getHashAtHeight(ANCESTOR_FORK)!))
+        throw new Error(`depth ${depth}: found the fork at ${r.fork?.height ?? "none"}`);
+      if (r.roundTrips !== peer.calls.length) throw new Error("round trips were not all counted");
+      const bound = 2 + Math.ceil(Math.log(depth) / Math.log(65));
+      const kinds = peer.calls.map((c) => c.kind).join(", ");
+      figures.push({
+        name: ancestorFigure(depth),
+        value: r.roundTrips,
+        unit: "round trips",
+        note: `fork ${depth} deep: ${kinds}; log bound 2 + ceil(log65 depth) = ${bound}${r.roundTrips > bound ? " ABOVE BOUND" : ""}`,
+      });
+    }
+    return figures;
+  } finally {
+    await h.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export const syncBench: BenchGroup = {
+  name: "sync",
+  figures: [
+    SYNC_RATE,
+    SYNC_VS_IMPORT,
+    CATCHUP_100,
+    REORG_1000,
+    REORG_SETTLED,
+    ...ANCESTOR_DEPTHS.map(ancestorFigure),
+  ],
+  async run(ctx) {
+    const figures: Figure[] = [];
+    if ([SYNC_RATE, SYNC_VS_IMPORT, CATCHUP_100, REORG_1000, REORG_SETTLED].some((f) => ctx.wants(f)))
+      figures.push(...(await networkFigures(ctx)));
+    if (ANCESTOR_DEPTHS.some((d) => ctx.wants(ancestorFigure(d))))
+      figures.push(...(await ancestorFigures(ctx)));
+    return figures;
+  },
+};
