@@ -472,7 +472,9 @@ export class Mempool {
     }
     const evict = mode === "relay" ? this.planEviction(entry) : [];
     try {
-      checkTxInputs(tx, id, this.view, this.chain.height + 1, this.chain.params);
+      // A disconnected block's transaction was verified when that block connected, byte for byte:
+      // re-verifying 20,000 signatures after a deep reorg would block the event loop for seconds.
+      checkTxInputs(tx, id, this.view, this.chain.height + 1, this.chain.params, mode !== "reorg");
       // Registry rules (and transfers that spend a collateral) against the tip's registry.
       checkRegistryTx(tx, this.chain.getRegistry(), this.view, { height: this.chain.height + 1 });
     } catch (e) {
