@@ -1,5 +1,4 @@
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
-import { dirname } from "node:path";
+import { readJsonState, writeFileAtomic } from "../util/stateFile.js";
 import { isIPv4, isIPv6 } from "node:net";
 import type { Logger } from "../logging/index.js";
 import type { Clock } from "../util/clock.js";
@@ -271,22 +270,8 @@ export class AddressBook {
   async load(): Promise<void> {
     const file = this.opts.file;
     if (!file) return;
-    let text: string;
-    try {
-      text = await readFile(file, "utf8");
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "ENOENT") {
-        this.modules.logger.warn("Cannot read the address book; starting empty", { file }, e);
-      }
-      return;
-    }
-    let data: unknown;
-    try {
-      data = JSON.parse(text);
-    } catch (e) {
-      this.modules.logger.warn("Address book file is corrupt; starting empty", { file }, e);
-      return;
-    }
+    const data = await readJsonState(file, "address book", this.modules.logger);
+    if (data === undefined) return;
     const entries = (data as { entries?: unknown } | null)?.entries;
     if (!Array.isArray(entries)) {
       this.modules.logger.warn("Address book file has an unexpected shape; starting empty", { file });
@@ -334,10 +319,7 @@ export class AddressBook {
     const text = JSON.stringify({ version: 1, entries: [...this.map.values()] });
     const run = async (): Promise<void> => {
       try {
-        await mkdir(dirname(file), { recursive: true });
-        const tmp = `${file}.tmp`;
-        await writeFile(tmp, text, "utf8");
-        await rename(tmp, file);
+        await writeFileAtomic(file, text);
       } catch (e) {
         this.dirtyFlag = true;
         this.modules.logger.warn("Cannot save the address book", { file }, e);

@@ -1,5 +1,4 @@
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
-import { dirname } from "node:path";
+import { readJsonState, writeFileAtomic } from "../util/stateFile.js";
 import { isIP } from "node:net";
 import type { Logger } from "../logging/index.js";
 import { BoundedMap } from "../util/boundedMap.js";
@@ -237,22 +236,8 @@ export class BanManager {
   async load(): Promise<void> {
     const file = this.opts.file;
     if (!file) return;
-    let text: string;
-    try {
-      text = await readFile(file, "utf8");
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "ENOENT") {
-        this.modules.logger.warn("Cannot read the ban list; starting without it", { file }, e);
-      }
-      return;
-    }
-    let data: unknown;
-    try {
-      data = JSON.parse(text);
-    } catch (e) {
-      this.modules.logger.warn("Ban list file is corrupt; starting without it", { file }, e);
-      return;
-    }
+    const data = await readJsonState(file, "ban list", this.modules.logger);
+    if (data === undefined) return;
     const f = data as Partial<BanFile> | null;
     if (!f || typeof f !== "object" || !Array.isArray(f.bans)) {
       this.modules.logger.warn("Ban list file has an unexpected shape; starting without it", { file });
@@ -305,10 +290,7 @@ export class BanManager {
     const text = JSON.stringify(data, null, 1);
     const run = async (): Promise<void> => {
       try {
-        await mkdir(dirname(file), { recursive: true });
-        const tmp = `${file}.tmp`;
-        await writeFile(tmp, text, "utf8");
-        await rename(tmp, file);
+        await writeFileAtomic(file, text);
       } catch (e) {
         this.dirtyFlag = true;
         this.modules.logger.warn("Cannot save the ban list", { file }, e);
