@@ -27,8 +27,16 @@ import { KeyPair } from "../../../src/crypto/ed25519.js";
 import { MasternodeLiveness } from "../../../src/masternode/liveness.js";
 import { BlockProducer } from "../../../src/masternode/producer.js";
 import { MsgType } from "../../../src/p2p/messages.js";
-import { initDataDir } from "../../../src/node/init.js";
-import { DEVNET, freePort, NodeHandle, sleep, waitUntil } from "./nodes.js";
+import {
+  DEVNET,
+  freePort,
+  initTestNode,
+  NodeHandle,
+  sleep,
+  startAllOrCleanup,
+  stopAllAndRemove,
+  waitUntil,
+} from "./nodes.js";
 import { RawPeer } from "./rawPeer.js";
 
 export interface MnNodeSpec {
@@ -104,43 +112,29 @@ export class MnDevnet {
       writeFileSync(join(dir, "genesis.json"), genesisToJson(genesis));
       const handles: NodeHandle[] = [];
       for (let i = 0; i < opts.nodes.length; i++) {
-        const name = `node-${i}`;
-        const operatorKey = keys[i] ?? null;
-        const r = initDataDir({
-          dir: join(dir, name),
-          network: "devnet",
-          masternode: operatorKey !== null,
-          genesis,
-          ...(operatorKey ? { operatorKey } : {}),
-          now: Date.now(),
-          set: {
-            node: { name },
-            network: {
-              listen_address: addr(i),
-              // As `timed devnet`: node 0 is the only bootstrap peer; the rest is discovery.
-              bootstrap_peers: i === 0 ? [] : [addr(0)],
-              ping_interval: opts.pingInterval ?? 0.2,
-            },
-            rpc: { listen_address: "127.0.0.1:0" },
-            masternode: { heartbeat_interval: hb },
-            consensus: { min_masternodes: opts.minMasternodes ?? 3 },
-            sync: { coordinator_interval: 1 },
-            logging: { level: "info", format: "json" },
-          },
-        });
         handles.push(
-          new NodeHandle(i, name, opts.nodes[i]!.host, ports[i]!, r.dir, r.nodeId, operatorKey, genesis),
+          initTestNode({
+            root: dir,
+            index: i,
+            host: opts.nodes[i]!.host,
+            port: ports[i]!,
+            genesis,
+            operatorKey: keys[i] ?? null,
+            set: {
+              network: {
+                // As `timed devnet`: node 0 is the only bootstrap peer; the rest is discovery.
+                bootstrap_peers: i === 0 ? [] : [addr(0)],
+                ping_interval: opts.pingInterval ?? 0.2,
+              },
+              masternode: { heartbeat_interval: hb },
+              consensus: { min_masternodes: opts.minMasternodes ?? 3 },
+              sync: { coordinator_interval: 1 },
+            },
+          }),
         );
       }
       const net = new MnDevnet(dir, genesis, handles, Math.round(hb * 1000));
-      if (opts.start ?? true) {
-        try {
-          await Promise.all(handles.map((h) => h.start()));
-        } catch (e) {
-          await net.cleanup();
-          throw e;
-        }
-      }
+      if (opts.start ?? true) await startAllOrCleanup(handles, () => net.cleanup());
       return net;
     } catch (e) {
       rmSync(dir, { recursive: true, force: true });
@@ -149,11 +143,8 @@ export class MnDevnet {
   }
 
   /** Stops every running node and removes the directory; throws if a node failed to stop. */
-  async cleanup(): Promise<void> {
-    const results = await Promise.allSettled(this.nodes.map((n) => n.stop()));
-    rmSync(this.dir, { recursive: true, force: true });
-    const failed = results.flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
-    if (failed.length > 0) throw new AggregateError(failed, `${failed.length} node(s) failed to stop`);
+  cleanup(): Promise<void> {
+    return stopAllAndRemove(this.nodes, this.dir);
   }
 
   /** One line per node: height, tip, peers, active masternodes as it sees them, producer state. */

@@ -18,7 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { genesisHash, genesisToJson, makeGenesisSpec, type GenesisSpec } from "../../../src/chain/genesis.js";
 import { NETWORKS } from "../../../src/chain/params.js";
-import { loadConfig, type NetworkSection } from "../../../src/config/index.js";
+import { loadConfig, type ConfigOverrides, type NetworkSection } from "../../../src/config/index.js";
 import { KeyPair } from "../../../src/crypto/ed25519.js";
 import { createMemoryLogger, type MemoryLogger } from "../../../src/logging/index.js";
 import { dataDirPaths } from "../../../src/node/dataDir.js";
@@ -217,6 +217,56 @@ export class NodeHandle {
   }
 }
 
+/**
+ * Initialises node `index` of a test devnet under `root` (listening on host:port, RPC on a free
+ * loopback port, JSON logs) and returns its handle, not started. `set` adds the caller's settings.
+ */
+export function initTestNode(o: {
+  root: string;
+  index: number;
+  host: string;
+  port: number;
+  genesis: GenesisSpec;
+  operatorKey: KeyPair | null;
+  set: ConfigOverrides;
+}): NodeHandle {
+  const name = `node-${o.index}`;
+  const r = initDataDir({
+    dir: join(o.root, name),
+    network: "devnet",
+    masternode: o.operatorKey !== null,
+    genesis: o.genesis,
+    ...(o.operatorKey ? { operatorKey: o.operatorKey } : {}),
+    now: Date.now(),
+    set: {
+      ...o.set,
+      node: { name },
+      network: { listen_address: `${o.host}:${o.port}`, ...o.set.network },
+      rpc: { listen_address: "127.0.0.1:0" },
+      logging: { level: "info", format: "json" },
+    },
+  });
+  return new NodeHandle(o.index, name, o.host, o.port, r.dir, r.nodeId, o.operatorKey, o.genesis);
+}
+
+/** Starts every node at once; if one fails, runs `cleanup` and rethrows. */
+export async function startAllOrCleanup(handles: NodeHandle[], cleanup: () => Promise<void>): Promise<void> {
+  try {
+    await Promise.all(handles.map((h) => h.start()));
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+}
+
+/** Stops every running node and removes `dir`; then throws if any node failed to stop. */
+export async function stopAllAndRemove(nodes: NodeHandle[], dir: string): Promise<void> {
+  const results = await Promise.allSettled(nodes.map((n) => n.stop()));
+  rmSync(dir, { recursive: true, force: true });
+  const failed = results.flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
+  if (failed.length > 0) throw new AggregateError(failed, `${failed.length} node(s) failed to stop`);
+}
+
 export class Devnet {
   private constructor(
     readonly dir: string,
@@ -274,40 +324,28 @@ export class Devnet {
       const handles: NodeHandle[] = [];
       for (let i = 0; i < opts.nodes.length; i++) {
         const spec = opts.nodes[i]!;
-        const name = `node-${i}`;
-        const operatorKey = operators[i] ?? null;
-        const r = initDataDir({
-          dir: join(dir, name),
-          network: "devnet",
-          masternode: operatorKey !== null,
-          genesis,
-          ...(operatorKey ? { operatorKey } : {}),
-          now: Date.now(),
-          set: {
-            node: { name },
-            network: {
-              listen_address: addr(i),
-              bootstrap_peers: (spec.bootstrap ?? []).map(addr),
-              ping_interval: opts.pingInterval ?? 0.2,
-              ...spec.network,
+        handles.push(
+          initTestNode({
+            root: dir,
+            index: i,
+            host: spec.host,
+            port: ports[i]!,
+            genesis,
+            operatorKey: operators[i] ?? null,
+            set: {
+              network: {
+                bootstrap_peers: (spec.bootstrap ?? []).map(addr),
+                ping_interval: opts.pingInterval ?? 0.2,
+                ...spec.network,
+              },
+              consensus: { min_masternodes: spec.produce ? 1 : NEVER_PRODUCE },
+              sync: { coordinator_interval: 1 },
             },
-            rpc: { listen_address: "127.0.0.1:0" },
-            consensus: { min_masternodes: spec.produce ? 1 : NEVER_PRODUCE },
-            sync: { coordinator_interval: 1 },
-            logging: { level: "info", format: "json" },
-          },
-        });
-        handles.push(new NodeHandle(i, name, spec.host, ports[i]!, r.dir, r.nodeId, operatorKey, genesis));
+          }),
+        );
       }
       const devnet = new Devnet(dir, genesis, handles);
-      if (opts.start ?? true) {
-        try {
-          await Promise.all(handles.map((h) => h.start()));
-        } catch (e) {
-          await devnet.cleanup();
-          throw e;
-        }
-      }
+      if (opts.start ?? true) await startAllOrCleanup(handles, () => devnet.cleanup());
       return devnet;
     } catch (e) {
       rmSync(dir, { recursive: true, force: true });
@@ -316,11 +354,8 @@ export class Devnet {
   }
 
   /** Stops every running node and removes the directory; then throws if any node failed to stop. */
-  async cleanup(): Promise<void> {
-    const results = await Promise.allSettled(this.nodes.map((n) => n.stop()));
-    rmSync(this.dir, { recursive: true, force: true });
-    const failed = results.flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
-    if (failed.length > 0) throw new AggregateError(failed, `${failed.length} node(s) failed to stop`);
+  cleanup(): Promise<void> {
+    return stopAllAndRemove(this.nodes, this.dir);
   }
 
   /** One line per node, for failure messages. */

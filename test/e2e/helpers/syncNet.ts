@@ -18,7 +18,6 @@ import { addressFromPubkey } from "../../../src/crypto/address.js";
 import { KeyPair } from "../../../src/crypto/ed25519.js";
 import type { Logger } from "../../../src/logging/index.js";
 import { Metrics } from "../../../src/metrics/metrics.js";
-import { initDataDir } from "../../../src/node/init.js";
 import type { TimeNode } from "../../../src/node/node.js";
 import { registerSyncMethods } from "../../../src/rpc/syncMethods.js";
 import { syncOptionsFromConfig } from "../../../src/sync/options.js";
@@ -26,7 +25,7 @@ import { PeerStateView } from "../../../src/sync/peerStateView.js";
 import { SyncCoordinator } from "../../../src/sync/syncCoordinator.js";
 import { SystemClock } from "../../../src/util/clock.js";
 import { COIN, ChainHarness } from "../../helpers/chainFixture.js";
-import { freePort, NodeHandle } from "./nodes.js";
+import { freePort, initTestNode, NodeHandle } from "./nodes.js";
 
 export interface SyncAttachment {
   coordinator: SyncCoordinator;
@@ -146,30 +145,25 @@ export class SyncNet {
       const handles: NodeHandle[] = [];
       for (let i = 0; i < opts.nodes.length; i++) {
         const spec = opts.nodes[i]!;
-        const name = `node-${i}`;
-        const operatorKey = operators[i] ?? null;
-        const r = initDataDir({
-          dir: join(dir, name),
-          network: "devnet",
-          masternode: operatorKey !== null,
-          genesis,
-          ...(operatorKey ? { operatorKey } : {}),
-          now: Date.now(),
-          set: {
-            node: { name },
-            network: {
-              listen_address: addr(i),
-              bootstrap_peers: (spec.bootstrap ?? []).map(addr),
-              ping_interval: opts.pingInterval ?? 0.2,
-              ...spec.network,
+        handles.push(
+          initTestNode({
+            root: dir,
+            index: i,
+            host: spec.host,
+            port: ports[i]!,
+            genesis,
+            operatorKey: operators[i] ?? null,
+            set: {
+              network: {
+                bootstrap_peers: (spec.bootstrap ?? []).map(addr),
+                ping_interval: opts.pingInterval ?? 0.2,
+                ...spec.network,
+              },
+              consensus: { min_masternodes: spec.produce ? 1 : 1_000 },
+              sync: { coordinator_interval: 0.5, ...spec.sync },
             },
-            rpc: { listen_address: "127.0.0.1:0" },
-            consensus: { min_masternodes: spec.produce ? 1 : 1_000 },
-            sync: { coordinator_interval: 0.5, ...spec.sync },
-            logging: { level: "info", format: "json" },
-          },
-        });
-        handles.push(new NodeHandle(i, name, spec.host, ports[i]!, r.dir, r.nodeId, operatorKey, genesis));
+          }),
+        );
       }
       const keys = [...operators.filter((k): k is KeyPair => k !== null), ...extras];
       return new SyncNet(dir, genesis, handles, keys, funder, opts.requestTimeoutMs ?? 5_000);
