@@ -130,6 +130,13 @@ export function checkBlockSanity(block: Block, encodedSize?: number): CheckedBlo
 }
 
 /**
+ * Ban score of the timestamp rules: 0. The block is refused, but a producer whose clock is off is
+ * a fault of the network, not proof of an attack, and the checks come before the producer's
+ * signature is verified, so the sender may not even be the producer.
+ */
+export const TIME_RULE_SCORE = 0;
+
+/**
  * Header rules that need the parent: linkage, height, timestamps against the parent, the slot
  * and the local clock, the producer's entitlement for (height, round), and its signature.
  */
@@ -144,6 +151,7 @@ export function checkHeaderContext(checked: CheckedBlock, ctx: BlockContext): vo
     throw new BlockError(
       "TIME_NOT_AFTER_PARENT",
       `timestamp ${h.timestamp} is not after the parent's ${ctx.parentTimestamp}`,
+      TIME_RULE_SCORE,
     );
   }
   const slot = slotStart(ctx.params, ctx.parentTimestamp, h.round);
@@ -151,6 +159,7 @@ export function checkHeaderContext(checked: CheckedBlock, ctx: BlockContext): vo
     throw new BlockError(
       "TIME_BEFORE_SLOT",
       `timestamp ${h.timestamp} is before the slot of round ${h.round} (${slot})`,
+      TIME_RULE_SCORE,
     );
   }
   const slotEnd = slotStart(ctx.params, ctx.parentTimestamp, h.round + 1);
@@ -160,15 +169,15 @@ export function checkHeaderContext(checked: CheckedBlock, ctx: BlockContext): vo
     throw new BlockError(
       "TIME_AFTER_SLOT",
       `timestamp ${h.timestamp} is after the slot of round ${h.round} (ends ${slotEnd})`,
-      20,
+      TIME_RULE_SCORE,
     );
   }
   if (h.timestamp > ctx.now + ctx.params.maxFutureDriftMs) {
-    // Not proof of malice (clocks drift); the block may become valid later, so a small penalty.
+    // Not proof of malice (clocks drift); the block may become valid later.
     throw new BlockError(
       "TIME_TOO_FAR_IN_FUTURE",
       `timestamp ${h.timestamp} is too far ahead of local time ${ctx.now}`,
-      5,
+      TIME_RULE_SCORE,
     );
   }
   const expected = scheduledProducer(ctx.registry, h.prevHash, h.height, h.round);

@@ -39,7 +39,7 @@ export interface HeartbeatServiceOptions {
 export interface HeartbeatNetwork {
   broadcast(msg: Message, filter?: (p: Peer) => boolean): number;
   peers(): Peer[];
-  misbehaving(peer: Peer, score: number, reason: string): void;
+  misbehaving(peer: Peer, score: number, reason: string, evidence?: string): void;
 }
 
 export interface HeartbeatServiceModules {
@@ -62,10 +62,12 @@ export interface HeartbeatServiceModules {
 export const MIN_ANNOUNCE_INTERVAL_MS = 30_000;
 
 /**
- * Misbehaviour score per verdict. Forged signatures are never honest (100: banned at once);
- * unknown keys and replays can come from an honest peer whose chain is a block apart or whose
- * delivery was reordered, so they cost 20 (five within the ban window ban the IP); clock skew
- * costs 5. Duplicates, stale and unmatched evidence are normal in gossip and cost nothing.
+ * Misbehaviour score per verdict. Only a forged signature is proof (100: a ban at once, with the
+ * message as evidence). Everything else is what honest gossip looks like on a real network, and
+ * costs nothing: a replay is a copy that lost a race against a fresher one (after a stall a link
+ * delivers minutes of them at once), an unknown operator comes from a peer whose chain is a
+ * block apart, a future timestamp from a skewed clock, a mismatched or invalid announcement from
+ * an implementation that differs from ours. They are dropped, never relayed.
  */
 export const VERDICT_PENALTY: Record<LivenessVerdict, number> = {
   new: 0,
@@ -73,12 +75,12 @@ export const VERDICT_PENALTY: Record<LivenessVerdict, number> = {
   stale: 0,
   "unknown-heartbeat": 0,
   full: 0,
-  "unknown-operator": 20,
+  "unknown-operator": 0,
   "bad-signature": 100,
-  replay: 20,
-  future: 5,
-  invalid: 20,
-  mismatch: 20,
+  replay: 0,
+  future: 0,
+  invalid: 0,
+  mismatch: 0,
 };
 
 /** MnList answers are trimmed to this many bytes so they always fit in one frame. */
@@ -239,7 +241,7 @@ export class HeartbeatService {
     const verdict = this.modules.liveness.onHeartbeat(msg, "gossip");
     this.count("heartbeat", verdict);
     if (verdict !== "new") {
-      this.penalise(peer, "heartbeat", verdict);
+      this.penalise(peer, "heartbeat", verdict, () => heartbeatEvidence(msg, hash));
       return;
     }
     this.modules.network.broadcast(msg, (p) => p !== peer && this.markFor(p, hash));
@@ -252,7 +254,13 @@ export class HeartbeatService {
     const verdict = this.modules.liveness.onAttestation(msg);
     this.count("attestation", verdict);
     if (verdict !== "new") {
-      this.penalise(peer, "attestation", verdict);
+      this.penalise(
+        peer,
+        "attestation",
+        verdict,
+        () =>
+          `attestation ${hash.toString("hex")} by ${msg.witnessPubkey.toString("hex")} of ${msg.operatorPubkey.toString("hex")} seq ${msg.seq}, signature ${msg.signature.toString("hex")}`,
+      );
       return;
     }
     this.modules.network.broadcast(msg, (p) => p !== peer && this.markFor(p, hash));
@@ -265,7 +273,13 @@ export class HeartbeatService {
     });
     this.count("announce", r.verdict);
     if (r.verdict !== "new" || r.address === null || r.nodeId === null) {
-      this.penalise(peer, "announce", r.verdict);
+      this.penalise(
+        peer,
+        "announce",
+        r.verdict,
+        () =>
+          `announcement of ${msg.operatorPubkey.toString("hex")} at ${msg.address} time ${msg.timestamp}, signature ${msg.signature.toString("hex")}`,
+      );
       return;
     }
     this.modules.logger.debug("Received masternode announcement", {
@@ -281,10 +295,13 @@ export class HeartbeatService {
     const { liveness } = this.modules;
     let forged = 0;
     let fresh = 0;
+    let firstForged = "";
     for (const ann of msg.announces) {
       const r = liveness.onAnnounce(ann);
       this.count("list", r.verdict);
-      if (r.verdict === "bad-signature") forged++;
+      if (r.verdict === "bad-signature" && forged++ === 0) {
+        firstForged = `announcement of ${ann.operatorPubkey.toString("hex")} at ${ann.address}, signature ${ann.signature.toString("hex")}`;
+      }
       if (r.verdict === "new" && r.address !== null && r.nodeId !== null) {
         fresh++;
         this.announced(r.address, r.nodeId);
@@ -293,7 +310,7 @@ export class HeartbeatService {
     for (const hb of msg.heartbeats) {
       const v = liveness.onHeartbeat(hb, "list");
       this.count("list", v);
-      if (v === "bad-signature") forged++;
+      if (v === "bad-signature" && forged++ === 0) firstForged = heartbeatEvidence(hb, heartbeatHash(hb));
       if (v === "new") fresh++;
     }
     this.stats.listsReceived++;
@@ -304,6 +321,7 @@ export class HeartbeatService {
         peer,
         VERDICT_PENALTY["bad-signature"],
         `MnList: ${forged} forged entries`,
+        `first forged entry: ${firstForged}`,
       );
     }
     this.modules.logger.debug("Masternode list received", {
@@ -451,15 +469,20 @@ export class HeartbeatService {
     return true;
   }
 
-  private penalise(peer: Peer, kind: Kind, verdict: LivenessVerdict): void {
+  private penalise(peer: Peer, kind: Kind, verdict: LivenessVerdict, evidence: () => string): void {
     const score = VERDICT_PENALTY[verdict];
-    if (score > 0) this.modules.network.misbehaving(peer, score, `${kind} ${verdict}`);
+    if (score > 0) this.modules.network.misbehaving(peer, score, `${kind} ${verdict}`, evidence());
   }
 
   private count(kind: Kind, verdict: LivenessVerdict): void {
     const key = `${kind}:${verdict}`;
     this.stats.verdicts.set(key, (this.stats.verdicts.get(key) ?? 0) + 1);
   }
+}
+
+/** A heartbeat as ban evidence: enough to re-check its signature against the registered key. */
+function heartbeatEvidence(hb: HeartbeatMsg | Omit<HeartbeatMsg, "type">, hash: Buffer): string {
+  return `heartbeat ${hash.toString("hex")} of ${hb.operatorPubkey.toString("hex")} seq ${hb.seq} time ${hb.timestamp} height ${hb.height}, signature ${hb.signature.toString("hex")}`;
 }
 
 /** `s` as an announceable "host:port": well formed, a real port, not an unspecified host. */

@@ -81,8 +81,11 @@ export const defaultTxRelayOptions: Readonly<TxRelayOptions> = {
   rateLimitPerSec: 50,
   /** 100: two seconds' worth, so a burst after a block does not trip the limit. */
   rateLimitBurst: 100,
-  /** 1 point: a peer must be over the limit a hundred times before a ban (score 100). */
-  overLimitScore: 1,
+  /**
+   * 0: txids over the relay limit are dropped, not scored. Announcements are gossip: a peer
+   * relaying a burst (after a stall, or a block's worth returning from a reorg) is not attacking.
+   */
+  overLimitScore: 0,
   /** 5,000: a hundred peers at the rate limit for one second, with room to spare. */
   maxInFlight: 5_000,
   /** 1,000: bounds the reply to one request; the rate limit keeps honest requests far smaller. */

@@ -17,7 +17,7 @@ export interface TxRelayNetwork {
   broadcastTxInv(txids: Buffer[], except?: unknown /* a peer */): void;
   /** GetTxs → Txs. Resolves with the transactions the peer had (possibly fewer, in any order). */
   requestTxs(peer: unknown, txids: Buffer[]): Promise<Tx[]>;
-  misbehaving(peer: unknown, score: number, reason: string): void;
+  misbehaving(peer: unknown, score: number, reason: string, evidence?: string): void;
 }
 
 export interface TxRelayModules {
@@ -195,11 +195,13 @@ export class TxRelay {
     if (allowed < wanted.length) {
       const dropped = wanted.length - allowed;
       for (const id of wanted.splice(allowed)) wantedHex.delete(id.toString("hex"));
-      this.network.misbehaving(
-        peer,
-        this.opts.overLimitScore,
-        `transaction relay over ${this.opts.rateLimitPerSec} tx/s: ${dropped} txids dropped`,
-      );
+      if (this.opts.overLimitScore > 0) {
+        this.network.misbehaving(
+          peer,
+          this.opts.overLimitScore,
+          `transaction relay over ${this.opts.rateLimitPerSec} tx/s: ${dropped} txids dropped`,
+        );
+      }
       if (wanted.length === 0) return;
     }
     for (const hex of wantedHex) this.inFlight.set(hex, true);
@@ -290,7 +292,12 @@ export class TxRelay {
     if (isCacheableRejection(e)) this.rejected.set(hex, e.code);
     const penalty = rejectionPenalty(e);
     if (penalty > 0) {
-      this.network.misbehaving(peer, penalty, `invalid transaction ${hex}: ${e.message}`);
+      this.network.misbehaving(
+        peer,
+        penalty,
+        `invalid transaction ${hex}: ${e.message}`,
+        `transaction ${hex} breaks ${e.ruleCode ?? e.code}: ${e.message}`,
+      );
     }
     this.logger.debug("Relayed transaction rejected", {
       txid: hex,

@@ -93,6 +93,22 @@ export class NodeMetrics {
         }
       },
     });
+    new Gauge({
+      name: "p2p_isolated",
+      help: "1 while the node is cut off from every peer, else 0",
+      registers,
+      collect() {
+        this.set(peers.isolation().isolated ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "p2p_masternode_links",
+      help: "Connected peers that proved a registered masternode's operator key",
+      registers,
+      collect() {
+        this.set(peers.masternodeLinks());
+      },
+    });
     this.disconnects = new Counter({
       name: "p2p_disconnects_total",
       help: "Peer disconnections by reason (the Goodbye reason; see docs/OPERATIONS.md)",
@@ -104,7 +120,7 @@ export class NodeMetrics {
     );
     this.bans = new Counter({
       name: "p2p_bans_total",
-      help: "Bans by reason (misbehaviour kind, or manual)",
+      help: "Bans by reason (the offence kind: MALFORMED_FRAME, UNDECODABLE, PROTOCOL_VIOLATION, INVALID_DATA, REQUEST_FLOOD; or manual)",
       labelNames: ["reason"],
       registers,
     });

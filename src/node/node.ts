@@ -259,6 +259,11 @@ export class TimeNode {
         transport: modules.transport ?? new TcpTransport(),
         local,
         isRegisteredMasternode: (pk) => findByOperator(this.chain.getRegistry(), pk) !== undefined,
+        registeredMasternodeCount: () => {
+          const registry = this.chain.getRegistry();
+          const me = this.operatorKey?.publicKey;
+          return me && findByOperator(registry, me) ? registry.length - 1 : registry.length;
+        },
         livenessRateContext: () => ({
           registrySize: this.chain.getRegistry().length,
           heartbeatIntervalMs: Math.round(config.masternode.heartbeat_interval * 1000),
@@ -289,13 +294,19 @@ export class TimeNode {
             out.push(decodeTx(raw));
           } catch (e) {
             if (!(e instanceof CodecError)) throw e;
-            this.peers.misbehaving(peer as Peer, 100, `undecodable transaction: ${e.message}`);
+            this.peers.misbehaving(
+              peer as Peer,
+              100,
+              `undecodable transaction: ${e.message}`,
+              `${raw.length} bytes, first bytes ${raw.subarray(0, 64).toString("hex")}: ${e.message}`,
+            );
             break;
           }
         }
         return out;
       },
-      misbehaving: (peer, score, reason) => this.peers.misbehaving(peer as Peer, score, reason),
+      misbehaving: (peer, score, reason, evidence) =>
+        this.peers.misbehaving(peer as Peer, score, reason, evidence),
     };
   }
 
@@ -467,10 +478,14 @@ export class TimeNode {
 
   private logStatus(): void {
     const tip = this.chain.tip;
+    const iso = this.peers.isolation();
     this.modules.logger.info("Status", {
       height: tip.height,
       tip: tip.hash.toString("hex").slice(0, 16),
       peers: this.peers.connectionCounts().total,
+      ...(iso.since !== null
+        ? { cutOffSeconds: Math.round((this.modules.clock.now() - iso.since) / 1000) }
+        : {}),
       activeMasternodes: this.liveness.activeCount(),
       producer: this.producer?.status.reason ?? "not a masternode",
       produced: this.producer?.blocksProduced ?? 0,

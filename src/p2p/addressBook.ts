@@ -245,6 +245,22 @@ export class AddressBook {
     this.dirtyFlag = true;
   }
 
+  /**
+   * Connectivity came back: every address that ever completed a handshake (but `except`) may be
+   * dialled again at once, from a fresh backoff. Returns how many entries changed.
+   */
+  resetBackoffOfKnownGood(except?: string): number {
+    let n = 0;
+    for (const e of this.map.values()) {
+      if (e.lastSuccess === 0 || (e.failures === 0 && e.retryAt === 0) || e.address === except) continue;
+      e.failures = 0;
+      e.retryAt = 0;
+      n++;
+    }
+    if (n > 0) this.dirtyFlag = true;
+    return n;
+  }
+
   /** Records a dial, and when it may next be tried. */
   markAttempt(key: string, failures: number, retryAt: number): void {
     const e = this.map.get(key);

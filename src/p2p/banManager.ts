@@ -5,8 +5,15 @@ import { BoundedMap } from "../util/boundedMap.js";
 import type { Clock } from "../util/clock.js";
 import { normaliseHost } from "./transport.js";
 
-/** Where a ban came from: a score that crossed the threshold, the operator, or the config blacklist. */
-export type BanSource = "misbehaviour" | "manual" | "config";
+/**
+ * Where a ban came from:
+ * - proof: the peer sent something no honest node sends (a bad signature, an invalid block, a
+ *   malformed frame); banned at once, for longer on each repeat;
+ * - flood: requests far beyond any honest need crossed the score threshold; a short ban that
+ *   never escalates;
+ * - manual: `setban`; config: the blacklist.
+ */
+export type BanSource = "proof" | "flood" | "manual" | "config";
 
 export interface BanEntry {
   /** An IP address, or a node id in lowercase hex (config blacklists may name either). */
@@ -14,8 +21,24 @@ export interface BanEntry {
   createdAt: number;
   /** Epoch ms when the ban ends, or null for a permanent ban. */
   until: number | null;
+  /** What the peer did, e.g. "INVALID_BLOCK: block 3f2a… breaks BAD_MERKLE_ROOT". */
   reason: string;
   source: BanSource;
+  /**
+   * The proof: what was received, in enough detail to check it (hashes, the rule, the first bytes
+   * of a bad frame in hex), or the offences that crossed a flood threshold. "" for manual and
+   * config bans.
+   */
+  evidence: string;
+  /** The offender's node id (hex), when it had completed a handshake; else null. */
+  nodeId: string | null;
+}
+
+/** How the caller describes one piece of proof. */
+export interface ProofReport {
+  reason: string;
+  evidence: string;
+  nodeId: string | null;
 }
 
 export interface BanManagerOptions {
@@ -23,15 +46,17 @@ export interface BanManagerOptions {
   file: string | null;
   /** At most this many bans, score tables and offence counters (each). */
   capacity: number;
-  /** A score total of at least this, within the window, bans the IP. */
+  /** A flood score total of at least this, within the window, bans the IP for floodBanMs. */
   scoreThreshold: number;
-  /** Misbehaviour older than this is forgotten. */
+  /** Flood scores older than this are forgotten. */
   scoreWindowMs: number;
   /**
-   * Ban lengths for the 1st, 2nd, … misbehaviour ban of one IP; any ban past the end of the
-   * list is permanent.
+   * Ban lengths for the 1st, 2nd, … proof ban of one IP; every ban past the end of the list
+   * lasts as long as the last one. Never permanent: addresses change hands.
    */
   escalationMs: readonly number[];
+  /** Length of a flood ban. It never escalates. */
+  floodBanMs: number;
   /** Length of a manual ban when the operator gives none. */
   manualBanMs: number;
 }
@@ -43,8 +68,11 @@ export const defaultBanManagerOptions: BanManagerOptions = {
   // 100 points within an hour, as in the original's "violations within an hour".
   scoreThreshold: 100,
   scoreWindowMs: 60 * 60 * 1000,
-  // The original escalated 5 min, then 1 h, then permanent.
-  escalationMs: [5 * 60 * 1000, 60 * 60 * 1000],
+  // Proof bans 10 min, then 1 h, then 24 h for every later one. The original's last step was
+  // permanent; an IP may be reassigned, and `setban` can still ban for longer by hand.
+  escalationMs: [10 * 60 * 1000, 60 * 60 * 1000, 24 * 60 * 60 * 1000],
+  // 5 min, the original's first step, and never more: a flood is not proof of malice.
+  floodBanMs: 5 * 60 * 1000,
   // 24 h, as Bitcoin's setban does by default.
   manualBanMs: 24 * 60 * 60 * 1000,
 };
@@ -68,25 +96,44 @@ export function banSubject(s: string): string | null {
 interface ScoreEvent {
   at: number;
   score: number;
+  reason: string;
+}
+
+/** Longest reason and evidence kept per ban (the file and the RPC answer stay bounded). */
+const MAX_REASON = 200;
+const MAX_EVIDENCE = 1_024;
+
+function clip(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
+}
+
+/** "12 × GetBlocks over its rate limit; 3 × GetHeaders …": what crossed a flood threshold. */
+function summariseEvents(events: readonly ScoreEvent[]): string {
+  const counts = new Map<string, number>();
+  for (const e of events) counts.set(e.reason, (counts.get(e.reason) ?? 0) + 1);
+  return [...counts].map(([r, n]) => `${n} × ${r}`).join("; ");
 }
 
 interface BanFile {
-  version: 1;
+  version: 1 | 2;
   bans: BanEntry[];
   offences: Array<[string, number]>;
 }
 
 /**
- * Bans per IP (and per node id, for config blacklists). Misbehaviour scores accumulate per IP
- * over a sliding hour; crossing the threshold bans the IP for 5 min, then 1 h, then for good.
- * Whitelists are the caller's business: the manager never asks this class about a whitelisted
- * peer. Every table is bounded; bans are saved to a JSON file when asked.
+ * Bans per IP (and per node id, for config blacklists and setban). Two paths lead to a ban:
+ * - proof (banForProof) bans at once: 10 min, then 1 h, then 24 h for each later offence;
+ * - flood scores (addFloodScore) add up per IP over a sliding hour; crossing the threshold bans
+ *   for 5 min and never escalates.
+ * Faults of the network (timeouts, late or stale gossip, bursts after a stall) reach neither.
+ * Whitelists and masternode exemptions are the caller's business. Every ban keeps its evidence.
+ * Every table is bounded; bans are saved to a JSON file when asked.
  */
 export class BanManager {
   readonly opts: BanManagerOptions;
   private readonly bans = new Map<string, BanEntry>();
   private readonly scores: BoundedMap<string, ScoreEvent[]>;
-  /** Misbehaviour bans so far, per IP: the escalation step of the next one. */
+  /** Proof bans so far, per IP: the escalation step of the next one. */
   private readonly offences: BoundedMap<string, number>;
   private dirtyFlag = false;
   private saving: Promise<void> = Promise.resolve();
@@ -133,40 +180,74 @@ export class BanManager {
     return this.liveEvents(key).reduce((s, e) => s + e.score, 0);
   }
 
-  /** Misbehaviour bans this IP has had. */
+  /** Proof bans this IP has had. */
   offenceCount(ip: string): number {
     const key = banSubject(ip);
     return key === null ? 0 : (this.offences.get(key) ?? 0);
   }
 
   /**
-   * Adds a misbehaviour score to an IP. Returns the ban this caused, or null. An IP already
-   * banned gets no further score (it is being disconnected).
+   * Adds a flood score to an IP (requests far beyond any honest need). At the threshold the IP is
+   * banned for floodBanMs, which never escalates, unless `exempt` (a registered masternode's
+   * address): then the score is reset and `crossed` tells the caller to disconnect instead.
+   * An IP already banned gets no further score (it is being disconnected).
    */
-  addScore(ip: string, score: number, reason: string): { total: number; ban: BanEntry | null } {
+  addFloodScore(
+    ip: string,
+    score: number,
+    reason: string,
+    opts: { exempt?: boolean; nodeId?: string | null } = {},
+  ): { total: number; crossed: boolean; ban: BanEntry | null } {
+    const none = { total: 0, crossed: false, ban: null };
     const key = banSubject(ip);
-    if (key === null || !(score > 0)) return { total: 0, ban: null };
-    if (this.isBanned(key)) return { total: 0, ban: null };
+    if (key === null || !(score > 0)) return none;
+    if (this.isBanned(key)) return none;
     const now = this.modules.clock.now();
     const events = this.liveEvents(key);
-    events.push({ at: now, score });
+    events.push({ at: now, score, reason });
     if (events.length > MAX_EVENTS_PER_IP) events.splice(0, events.length - MAX_EVENTS_PER_IP);
     this.scores.set(key, events);
     const total = events.reduce((s, e) => s + e.score, 0);
-    if (total < this.opts.scoreThreshold) return { total, ban: null };
+    if (total < this.opts.scoreThreshold) return { total, crossed: false, ban: null };
     this.scores.delete(key);
+    if (opts.exempt) return { total, crossed: true, ban: null };
+    const evidence = summariseEvents(events);
+    const ban = this.ban(key, this.opts.floodBanMs, reason, "flood", {
+      evidence,
+      nodeId: opts.nodeId ?? null,
+    });
+    return { total, crossed: true, ban };
+  }
+
+  /**
+   * Bans an IP (or node id) on proof. The 1st, 2nd, … proof ban of one subject lasts
+   * escalationMs[0], [1], …, then the last entry for every later one. A subject already banned
+   * keeps its ban.
+   */
+  banForProof(subject: string, proof: ProofReport): BanEntry {
+    const key = banSubject(subject);
+    if (key === null) throw new Error(`not an IP address or node id: ${subject}`);
+    const existing = this.banOf(key);
+    if (existing) return existing;
     const step = this.offences.get(key) ?? 0;
     this.offences.set(key, step + 1);
-    const duration = this.opts.escalationMs[step];
-    const ban = this.ban(key, duration === undefined ? null : duration, reason, "misbehaviour");
-    return { total, ban };
+    const steps = this.opts.escalationMs;
+    const duration = steps[Math.min(step, steps.length - 1)] ?? this.opts.floodBanMs;
+    this.scores.delete(key);
+    return this.ban(key, duration, proof.reason, "proof", { evidence: proof.evidence, nodeId: proof.nodeId });
   }
 
   /**
    * Bans `subject` for `durationMs` (null = permanently). Replaces any ban on it, except that
    * a config ban is never shortened. Throws on a subject that is neither an IP nor a node id.
    */
-  ban(subject: string, durationMs: number | null, reason: string, source: BanSource): BanEntry {
+  ban(
+    subject: string,
+    durationMs: number | null,
+    reason: string,
+    source: BanSource,
+    more: { evidence?: string; nodeId?: string | null } = {},
+  ): BanEntry {
     const key = banSubject(subject);
     if (key === null) throw new Error(`not an IP address or node id: ${subject}`);
     const now = this.modules.clock.now();
@@ -176,8 +257,10 @@ export class BanManager {
       subject: key,
       createdAt: now,
       until: durationMs === null ? null : now + Math.max(0, durationMs),
-      reason,
+      reason: clip(reason, MAX_REASON),
       source,
+      evidence: clip(more.evidence ?? "", MAX_EVIDENCE),
+      nodeId: more.nodeId ?? null,
     };
     if (!existing && this.bans.size >= this.opts.capacity) this.evictOne();
     this.bans.set(key, entry);
@@ -185,8 +268,9 @@ export class BanManager {
     this.modules.logger.info("Banned", {
       subject: key,
       until: entry.until === null ? "permanent" : new Date(entry.until).toISOString(),
-      reason,
+      reason: entry.reason,
       source,
+      ...(entry.evidence ? { evidence: entry.evidence } : {}),
     });
     return entry;
   }
@@ -252,14 +336,19 @@ export class BanManager {
       if (key === null || this.bans.has(key)) continue;
       const until = b.until === null ? null : Number(b.until);
       if (until !== null && (!Number.isFinite(until) || until <= now)) continue;
-      const source: BanSource = b.source === "misbehaviour" ? "misbehaviour" : "manual";
+      // Version 1 files called proof and flood bans alike "misbehaviour".
+      const raw2 = b as { source?: unknown };
+      const source: BanSource =
+        raw2.source === "flood" ? "flood" : raw2.source === "manual" ? "manual" : "proof";
       const createdAt = Number(b.createdAt);
       this.bans.set(key, {
         subject: key,
         createdAt: Number.isFinite(createdAt) ? createdAt : now,
         until,
-        reason: typeof b.reason === "string" ? b.reason.slice(0, 200) : "",
+        reason: typeof b.reason === "string" ? clip(b.reason, MAX_REASON) : "",
         source,
+        evidence: typeof b.evidence === "string" ? clip(b.evidence, MAX_EVIDENCE) : "",
+        nodeId: typeof b.nodeId === "string" && NODE_ID_RE.test(b.nodeId) ? b.nodeId : null,
       });
       loaded++;
     }
@@ -283,7 +372,7 @@ export class BanManager {
     }
     this.dirtyFlag = false;
     const data: BanFile = {
-      version: 1,
+      version: 2,
       bans: this.list().filter((b) => b.source !== "config"),
       offences: [...this.offences.entries()],
     };

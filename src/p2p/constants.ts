@@ -16,6 +16,28 @@ export const USER_AGENT = "timed-ts/0.1";
 
 /** Handshake must finish within this, or the connection is closed (HANDSHAKE_TIMEOUT). */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
+/**
+ * The remote's Hello (its first frame, a few hundred bytes) must be complete within this, or the
+ * connection is closed (HANDSHAKE_TIMEOUT). An honest node sends it the moment the connection
+ * opens; a connection that drips it holds a handshake slot, so it gets only this long.
+ */
+export const HELLO_TIMEOUT_MS = 3_000;
+/**
+ * A ready link on which nothing at all has arrived for this many ping intervals is stalled
+ * (a black-holed route, a dead host) and is closed with STALLED at the next ping tick, then
+ * redialled. Each side pings once per interval and answers the other's pings, so an honest
+ * peer sends at least two frames per interval: three silent intervals is six missing frames.
+ */
+export const STALL_PING_INTERVALS = 3;
+/** A score of 100 is proof (a bad signature, an invalid block, a malformed frame): a ban at once. */
+export const PROOF_SCORE = 100;
+/**
+ * Messages dropped over their rate limit that one peer may cause within one ping interval before
+ * the link is closed (RATE_LIMITED, never a ban). An honest burst after a stall carries a few
+ * intervals' worth of gossip; this is far beyond it, and only stops a peer from making us decode
+ * floods for ever.
+ */
+export const MAX_DROPPED_PER_INTERVAL = 10_000;
 /** Default per-request timeout for request/response messages. */
 export const REQUEST_TIMEOUT_MS = 30_000;
 /**

@@ -31,7 +31,7 @@ export class FrameDecoder {
   private chunks: Buffer[] = [];
   private buffered = 0;
   private skipRemaining = 0;
-  private header: { type: number; length: number; checksum: Buffer } | null = null;
+  private header: { type: number; length: number; checksum: Buffer; raw: Buffer } | null = null;
 
   constructor(
     private readonly magic: Buffer,
@@ -72,6 +72,7 @@ export class FrameDecoder {
           throw new FrameError(
             "FRAME_TOO_LARGE",
             `frame of ${length} bytes exceeds the ${MAX_FRAME_PAYLOAD}-byte cap`,
+            { header: h.toString("hex") },
           );
         }
         const cap = this.maxPayload(type);
@@ -84,9 +85,10 @@ export class FrameDecoder {
           throw new FrameError(
             "FRAME_TOO_LARGE",
             `message type 0x${type.toString(16)} of ${length} bytes exceeds its ${cap}-byte cap`,
+            { header: h.toString("hex") },
           );
         }
-        this.header = { type, length, checksum: Buffer.from(h.subarray(10, 14)) };
+        this.header = { type, length, checksum: Buffer.from(h.subarray(10, 14)), raw: Buffer.from(h) };
       }
       const hdr = this.header;
       const need = hdr.length - this.buffered;
@@ -100,7 +102,11 @@ export class FrameDecoder {
       const payload = this.drain(hdr.length);
       this.header = null;
       if (!sha256(payload).subarray(0, 4).equals(hdr.checksum)) {
-        throw new FrameError("BAD_CHECKSUM", `checksum mismatch on message type 0x${hdr.type.toString(16)}`);
+        throw new FrameError("BAD_CHECKSUM", `checksum mismatch on message type 0x${hdr.type.toString(16)}`, {
+          header: hdr.raw.toString("hex"),
+          payloadHead: payload.subarray(0, 64).toString("hex"),
+          payloadSha256: sha256(payload).toString("hex"),
+        });
       }
       frames.push({ type: hdr.type, payload });
     }

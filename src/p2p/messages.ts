@@ -55,6 +55,12 @@ export enum GoodbyeReason {
   TOO_MANY_FROM_IP = 18,
   RATE_LIMITED = 19,
   CONNECTION_LOST = 20,
+  /** Nothing arrived for STALL_PING_INTERVALS ping intervals: the link is black-holed or dead. */
+  STALLED = 21,
+  /** Too many ordinary inbound connections from one netgroup (/24 and /16; /48 and /32 for IPv6). */
+  TOO_MANY_FROM_NETGROUP = 22,
+  /** Closed to make room for a peer that ranks higher (a masternode, say). */
+  EVICTED = 23,
 }
 
 export function goodbyeReasonName(r: number): string {

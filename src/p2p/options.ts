@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import type { NetworkSection } from "../config/schema.js";
 import { parseHostPort } from "../config/hostPort.js";
-import { HANDSHAKE_TIMEOUT_MS } from "./constants.js";
+import { HANDSHAKE_TIMEOUT_MS, HELLO_TIMEOUT_MS } from "./constants.js";
 
 export interface BackoffPolicy {
   /** Delay before the first retry. */
@@ -39,8 +39,24 @@ export interface PeerManagerOptions {
   /** Period of the GetPeers sent to one random peer. */
   discoveryIntervalMs: number;
   handshakeTimeoutMs: number;
+  /** The remote's Hello must be complete this soon after a connection opens. */
+  helloTimeoutMs: number;
   /** Inbound connections allowed to be mid-handshake at once. */
   maxHandshaking: number;
+  /** Of those, at most this many from one IP (whitelisted IPs aside). */
+  maxHandshakingPerIp: number;
+  /** … and from one narrow netgroup (/24, /48) and one wide netgroup (/16, /32); see netgroup.ts. */
+  maxHandshakingPerNetgroup: number;
+  /** Ready ordinary inbound peers from one narrow netgroup; the wide netgroup gets twice this. */
+  maxInboundPerNetgroup: number;
+  /** Outbound peers from the address book in one wide netgroup (permanent targets aside). */
+  maxOutboundPerNetgroup: number;
+  /**
+   * The floor k of links to distinct registered masternodes: while fewer are connected, a
+   * masternode is never refused for want of a slot (the limits stretch to let it in), and no
+   * masternode link is ever evicted. docs/PROTOCOL.md "Masternode link floor".
+   */
+  masternodeLinkFloor: number;
   /** Period of the dial loop. */
   dialIntervalMs: number;
   /** New dials the loop starts per tick. */
@@ -58,11 +74,13 @@ export interface PeerManagerOptions {
   saveIntervalMs: number;
   /** Newly learned addresses are gathered this long before they are relayed in one Peers. */
   relayDelayMs: number;
-  /** A misbehaviour score total within banScoreWindowMs that bans an IP. */
+  /** A flood score total within banScoreWindowMs that bans an IP (for floodBanMs). */
   banScoreThreshold: number;
   banScoreWindowMs: number;
-  /** 1st, 2nd, … misbehaviour ban lengths; later ones are permanent. */
+  /** 1st, 2nd, … proof ban lengths; later ones last as long as the last entry. */
   banEscalationMs: number[];
+  /** Length of a flood ban (never escalates). */
+  floodBanMs: number;
   /** Length of a manual ban when none is given. */
   manualBanMs: number;
   banListCapacity: number;
@@ -92,9 +110,24 @@ export const defaultPeerManagerOptions: PeerManagerOptions = {
   discoveryIntervalMs: 60_000,
   // 10 s, the Peer's default: a handshake is two round trips and two signatures.
   handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
+  // 3 s for a Hello of a few hundred bytes, sent the moment the connection opens.
+  helloTimeoutMs: HELLO_TIMEOUT_MS,
   // 32: a handshake finishes in milliseconds; more than this at once is a flood, and each
   // pending one holds a socket.
   maxHandshaking: 32,
+  // 2 per IP and 4 per netgroup: an honest host has one handshake in flight (two behind a NAT),
+  // so 17 addresses in one /24 hold at most 4 of the 32 slots, not all of them.
+  maxHandshakingPerIp: 2,
+  maxHandshakingPerNetgroup: 4,
+  // 4 ordinary inbound peers per /24 and 8 per /16: one rented block cannot take the 50 ordinary
+  // inbound slots. Masternodes and whitelisted peers are exempt; local ranges are not grouped.
+  maxInboundPerNetgroup: 4,
+  // 2 outbound address-book peers per /16, so our view of the network does not come from one
+  // provider. Bootstrap peers, addnode and masternodes are exempt.
+  maxOutboundPerNetgroup: 2,
+  // 8 (or every other registered masternode when fewer): at least 4 as the issue asks, and
+  // enough that a third of them lying or silent still leaves a majority of honest ones.
+  masternodeLinkFloor: 8,
   // About once a second, as the dial loop is specified; reconnects are paced by the backoff.
   dialIntervalMs: 1_000,
   // 8 new dials per second at most, so a book full of dead addresses is worked through steadily
@@ -116,17 +149,29 @@ export const defaultPeerManagerOptions: PeerManagerOptions = {
   // 100 ms: joins that happen together are relayed in one Peers message, which keeps relays
   // inside the receiver's limit of 10 Peers per minute.
   relayDelayMs: 100,
-  // 100 points within an hour bans: ten rate-limit violations (10 each), or one protocol
-  // violation (100).
+  // 100 flood points within an hour ban: ten requests over their limits (10 each).
   banScoreThreshold: 100,
   banScoreWindowMs: 60 * 60 * 1000,
-  // Bans escalate 5 min, then 1 h, then permanent, as in the original.
-  banEscalationMs: [5 * 60 * 1000, 60 * 60 * 1000],
+  // Proof bans 10 min, then 1 h, then 24 h (never permanent: addresses change hands).
+  banEscalationMs: [10 * 60 * 1000, 60 * 60 * 1000, 24 * 60 * 60 * 1000],
+  // Flood bans 5 min, the original's first step, and never longer.
+  floodBanMs: 5 * 60 * 1000,
   // 24 h for `setban add` without a time, as in Bitcoin.
   manualBanMs: 24 * 60 * 60 * 1000,
   // 10,000 bans at most: the table is attacker-driven, so it is bounded.
   banListCapacity: 10_000,
 };
+
+/**
+ * The masternode redial backoff on a network pinging every `pingMs`: 2 s doubling to
+ * min(60 s, max(5 s, 5 pings)). Mainnet and testnet keep the original's 60 s ceiling; a devnet
+ * with 2 s pings retries a lost masternode at least every 10 s, so a healed partition does not
+ * wait a minute of 2 s blocks for the next dial. Connectivity coming back resets it anyway.
+ */
+export function masternodeBackoffFor(pingMs: number): BackoffPolicy {
+  const base = defaultPeerManagerOptions.masternodeBackoff;
+  return { ...base, maxMs: Math.min(base.maxMs, Math.max(5_000, 5 * pingMs)) };
+}
 
 /** File names in the data directory. */
 export const ADDRESS_BOOK_FILE = "peers.json";
@@ -142,6 +187,7 @@ export function peerManagerOptionsFromConfig(
   overrides: Partial<PeerManagerOptions> = {},
 ): PeerManagerOptions {
   const listen = parseHostPort(network.listen_address, { allowPortZero: true });
+  const pingMs = Math.max(1, Math.round(network.ping_interval * 1000));
   return {
     ...defaultPeerManagerOptions,
     listen: { host: listen.host, port: listen.port },
@@ -155,7 +201,8 @@ export function peerManagerOptionsFromConfig(
     reservedMasternodeSlots: network.reserved_masternode_slots,
     maxConnectionsPerIp: network.max_connections_per_ip,
     connectRatePerMinute: network.connect_rate_per_minute,
-    pingIntervalMs: Math.max(1, Math.round(network.ping_interval * 1000)),
+    pingIntervalMs: pingMs,
+    masternodeBackoff: masternodeBackoffFor(pingMs),
     addressBookFile: dataDir === null ? null : join(dataDir, ADDRESS_BOOK_FILE),
     banListFile: dataDir === null ? null : join(dataDir, BAN_LIST_FILE),
     ...overrides,

@@ -7,13 +7,17 @@ import type { Random } from "../util/random.js";
 import { TypedEmitter } from "../util/typedEmitter.js";
 import {
   HANDSHAKE_TIMEOUT_MS,
+  HELLO_TIMEOUT_MS,
   KNOWN_INVENTORY_PER_PEER,
+  MAX_DROPPED_PER_INTERVAL,
   MAX_PENDING_REQUESTS,
   MAX_SEND_QUEUE_BYTES,
   MIN_PROTOCOL_VERSION,
+  PROOF_SCORE,
   PROTOCOL_VERSION,
   REQUEST_TIMEOUT_MS,
   SERVICE_MASTERNODE,
+  STALL_PING_INTERVALS,
   USER_AGENT,
 } from "./constants.js";
 import { encodeFrame, FrameDecoder, FrameError } from "./frame.js";
@@ -29,6 +33,7 @@ import {
   type Message,
   type MessageOf,
 } from "./messages.js";
+import { FLOOD_SCORE, REQUEST_TYPES } from "./rateLimits.js";
 import { TokenBucket } from "./tokenBucket.js";
 import type { Connection } from "./transport.js";
 
@@ -59,6 +64,10 @@ export interface PeerOptions {
   /** Masternodes and whitelisted peers get more slack before a ping timeout (seeds). */
   isPrivileged?: () => boolean;
   handshakeTimeoutMs?: number;
+  /** The remote's Hello must be complete this soon after the connection opens (HELLO_TIMEOUT_MS). */
+  helloTimeoutMs?: number;
+  /** Silence that makes a ready link stalled; default STALL_PING_INTERVALS ping intervals. */
+  stallTimeoutMs?: number;
 }
 
 export interface PeerModules {
@@ -67,8 +76,13 @@ export interface PeerModules {
   logger: Logger;
 }
 
+/**
+ * What a peer did wrong. MALFORMED_FRAME, UNDECODABLE and PROTOCOL_VIOLATION are proof (score
+ * PROOF_SCORE); REQUEST_FLOOD is a soft offence (a flood score); INVALID_DATA is reported from
+ * above the P2P layer (a bad block, transaction or signature), with the score the caller gives.
+ */
 export type MisbehaviourKind =
-  "PROTOCOL_VIOLATION" | "UNDECODABLE" | "RATE_LIMITED" | "INVALID_DATA" | "UNSOLICITED";
+  "MALFORMED_FRAME" | "UNDECODABLE" | "PROTOCOL_VIOLATION" | "REQUEST_FLOOD" | "INVALID_DATA";
 
 export interface PeerEvents {
   /** Handshake complete and authenticated. */
@@ -76,7 +90,8 @@ export interface PeerEvents {
   message: { peer: Peer; msg: Message };
   /** The peer's height or tip changed (handshake, ping, pong, tip announcement). */
   state: Peer;
-  misbehaviour: { peer: Peer; kind: MisbehaviourKind; score: number; detail: string };
+  /** `evidence` is the proof as received (hex of the offending bytes, hashes, the rule). */
+  misbehaviour: { peer: Peer; kind: MisbehaviourKind; score: number; detail: string; evidence: string };
   closed: { peer: Peer; reason: GoodbyeReason; message: string; byUs: boolean };
 }
 
@@ -124,6 +139,14 @@ export class Peer {
   /** Last measured round-trip time in ms, or null before the first pong. */
   rttMs: number | null = null;
   lastMessageAt: number;
+  /** Monotonic time of the last bytes received (partial frames count: a large frame in transit is not a stall). */
+  private lastBytesAt: number;
+  /** Monotonic time of the last complete frame. */
+  private lastFrameMono: number;
+  /** Messages dropped over their rate limit (liveness gossip, answers): never scored. */
+  droppedOverLimit = 0;
+  private droppedThisInterval = 0;
+  private lastTickAt: number | null = null;
   bytesIn = 0;
   bytesOut = 0;
   state: "handshaking" | "ready" | "closed" = "handshaking";
@@ -134,6 +157,7 @@ export class Peer {
   private sentAuth = false;
   private gotAuth = false;
   private handshakeTimer: TimerHandle | null = null;
+  private helloTimer: TimerHandle | null = null;
   private pingTimer: TimerHandle | null = null;
   private readonly pings = new Map<number, number>();
   private readonly pending = new Map<number, Pending>();
@@ -152,6 +176,8 @@ export class Peer {
     this.port = conn.remotePort;
     this.connectedAt = modules.clock.now();
     this.lastMessageAt = this.connectedAt;
+    this.lastBytesAt = modules.clock.monotonic();
+    this.lastFrameMono = this.lastBytesAt;
     this.challenge = modules.random.bytes(32);
     this.decoder = new FrameDecoder(local.magic, payloadCap, (type, length) =>
       modules.logger.debug("Skipping unknown message type", { type, length }),
@@ -170,6 +196,11 @@ export class Peer {
       () => this.close(GoodbyeReason.HANDSHAKE_TIMEOUT, "handshake did not complete in time"),
       this.opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
     );
+    const helloMs = this.opts.helloTimeoutMs ?? HELLO_TIMEOUT_MS;
+    this.helloTimer = this.modules.clock.setTimeout(() => {
+      this.helloTimer = null;
+      if (!this.hello) this.close(GoodbyeReason.HANDSHAKE_TIMEOUT, `no complete Hello within ${helloMs} ms`);
+    }, helloMs);
     const tip = this.local.tip();
     this.send({
       type: MsgType.Hello,
@@ -208,6 +239,11 @@ export class Peer {
 
   get sendQueueBytes(): number {
     return this.conn.pendingBytes;
+  }
+
+  /** The remote has sent its whole Hello (a connection past this point is not a slow-drip slot holder). */
+  get helloReceived(): boolean {
+    return this.hello !== null;
   }
 
   markKnown(hash: Buffer): void {
@@ -280,6 +316,7 @@ export class Peer {
     this.state = "closed";
     this.closeReason = reason;
     this.handshakeTimer?.cancel();
+    this.helloTimer?.cancel();
     this.pingTimer?.cancel();
     for (const [, p] of this.pending) {
       p.timer.cancel();
@@ -293,13 +330,14 @@ export class Peer {
     if (this.state !== "closed") this.finish(GoodbyeReason.CONNECTION_LOST, "connection lost", false);
   }
 
-  private misbehave(kind: MisbehaviourKind, score: number, detail: string): void {
-    this.events.emit("misbehaviour", { peer: this, kind, score, detail });
+  private misbehave(kind: MisbehaviourKind, score: number, detail: string, evidence = detail): void {
+    this.events.emit("misbehaviour", { peer: this, kind, score, detail, evidence });
   }
 
   private onData(chunk: Buffer): void {
     if (this.state === "closed") return;
     this.bytesIn += chunk.length;
+    this.lastBytesAt = this.modules.clock.monotonic();
     let frames;
     try {
       frames = this.decoder.push(chunk);
@@ -311,7 +349,12 @@ export class Peer {
           e.message,
         );
         // Another network's node (a wrong magic) is a configuration mistake, not an attack: no ban.
-        if (e.code !== "WRONG_MAGIC") this.misbehave("PROTOCOL_VIOLATION", 100, e.message);
+        if (e.code !== "WRONG_MAGIC") {
+          const ctx = Object.entries(e.context)
+            .map(([k, v]) => `${k}=${String(v)}`)
+            .join(" ");
+          this.misbehave("MALFORMED_FRAME", PROOF_SCORE, e.message, `${e.code}: ${e.message}; ${ctx}`);
+        }
         return;
       }
       this.modules.logger.error("Frame decoder failed", { peer: this.addr }, e);
@@ -326,10 +369,14 @@ export class Peer {
       } catch (e) {
         const detail = `undecodable ${MsgType[f.type] ?? f.type}: ${e instanceof CodecError ? e.message : String(e)}`;
         this.close(GoodbyeReason.PROTOCOL_VIOLATION, detail);
-        this.misbehave("UNDECODABLE", 100, detail);
+        const evidence = `type 0x${f.type.toString(16)}, ${f.payload.length} bytes, first bytes ${f.payload
+          .subarray(0, 64)
+          .toString("hex")}: ${detail}`;
+        this.misbehave("UNDECODABLE", PROOF_SCORE, detail, evidence);
         return;
       }
       this.lastMessageAt = this.modules.clock.now();
+      this.lastFrameMono = this.modules.clock.monotonic();
       try {
         this.handle(msg);
       } catch (e) {
@@ -362,13 +409,13 @@ export class Peer {
     }
     const bucket = this.buckets.get(msg.type);
     if (bucket && !bucket.take(this.modules.clock.now())) {
-      this.misbehave("RATE_LIMITED", 10, `${MsgType[msg.type]} over its rate limit`);
+      this.overLimit(msg.type);
       return;
     }
     switch (msg.type) {
       case MsgType.Hello:
       case MsgType.Auth:
-        this.misbehave("PROTOCOL_VIOLATION", 20, "handshake message after the handshake");
+        this.misbehave("PROTOCOL_VIOLATION", PROOF_SCORE, `${MsgType[msg.type]} after the handshake`);
         return;
       case MsgType.Ping: {
         this.updateState(msg.height, msg.tipHash);
@@ -399,8 +446,8 @@ export class Peer {
     if (reqId !== null) {
       const p = this.pending.get(reqId);
       if (!p) {
-        // A late answer to a timed-out request is normal; a stream of them is not, but costs little.
-        this.misbehave("UNSOLICITED", 1, `unsolicited ${MsgType[msg.type]} ${reqId}`);
+        // A late answer to a timed-out request: normal after a stall (the whole backlog arrives at
+        // once), so it is dropped and never scored.
         return;
       }
       this.pending.delete(reqId);
@@ -414,7 +461,11 @@ export class Peer {
             `expected ${p.expect.map((t) => MsgType[t]).join("/")}, got ${MsgType[msg.type]}`,
           ),
         );
-        this.misbehave("PROTOCOL_VIOLATION", 20, "response of the wrong type");
+        this.misbehave(
+          "PROTOCOL_VIOLATION",
+          PROOF_SCORE,
+          `${MsgType[msg.type]} answering request ${reqId}, which expects ${p.expect.map((t) => MsgType[t]).join("/")}`,
+        );
       } else {
         p.resolve(msg);
       }
@@ -435,7 +486,7 @@ export class Peer {
     if (msg.type === MsgType.Hello) {
       if (this.hello) {
         this.close(GoodbyeReason.PROTOCOL_VIOLATION, "second Hello");
-        this.misbehave("PROTOCOL_VIOLATION", 100, "second Hello");
+        this.misbehave("PROTOCOL_VIOLATION", PROOF_SCORE, "second Hello in the handshake");
         return;
       }
       if (msg.version < MIN_PROTOCOL_VERSION) {
@@ -461,6 +512,8 @@ export class Peer {
         return;
       }
       this.hello = msg;
+      this.helloTimer?.cancel();
+      this.helloTimer = null;
       this.height = msg.height;
       this.tipHash = msg.tipHash;
       const me = this.local.nodeKey.publicKey;
@@ -482,7 +535,7 @@ export class Peer {
     if (msg.type === MsgType.Auth) {
       if (!this.hello || this.gotAuth) {
         this.close(GoodbyeReason.PROTOCOL_VIOLATION, "Auth before Hello");
-        this.misbehave("PROTOCOL_VIOLATION", 100, "Auth before Hello");
+        this.misbehave("PROTOCOL_VIOLATION", PROOF_SCORE, this.hello ? "second Auth" : "Auth before Hello");
         return;
       }
       const them = this.hello.nodeId;
@@ -521,7 +574,7 @@ export class Peer {
       return;
     }
     this.close(GoodbyeReason.PROTOCOL_VIOLATION, "message before handshake");
-    this.misbehave("PROTOCOL_VIOLATION", 100, `${MsgType[msg.type]} before the handshake finished`);
+    this.misbehave("PROTOCOL_VIOLATION", PROOF_SCORE, `${MsgType[msg.type]} before the handshake finished`);
   }
 
   private maybeReady(): void {
@@ -535,15 +588,48 @@ export class Peer {
     this.pingTick();
   }
 
+  /**
+   * A message over its rate limit. A request flood is a soft offence (scored toward a short ban);
+   * anything else (liveness gossip, announcements, answers) is dropped unscored: a burst of it is
+   * what a link delivers when it resumes after a stall. A peer that makes us drop more than
+   * MAX_DROPPED_PER_INTERVAL messages in one ping interval is disconnected, never banned.
+   */
+  private overLimit(type: MsgType): void {
+    if (REQUEST_TYPES.has(type)) {
+      this.misbehave("REQUEST_FLOOD", FLOOD_SCORE, `${MsgType[type]} over its rate limit`);
+      return;
+    }
+    this.droppedOverLimit++;
+    if (++this.droppedThisInterval > MAX_DROPPED_PER_INTERVAL) {
+      this.close(
+        GoodbyeReason.RATE_LIMITED,
+        `over ${MAX_DROPPED_PER_INTERVAL} messages over their rate limits within one ping interval`,
+      );
+    }
+  }
+
   private pingTick(): void {
     if (this.state !== "ready") return;
     const now = this.modules.clock.monotonic();
+    // A tick that comes late means our own event loop was blocked: bytes may be waiting unread,
+    // so silence measured across it proves nothing about the link.
+    const late = this.lastTickAt !== null && now - this.lastTickAt > 1.5 * this.opts.pingIntervalMs;
+    this.lastTickAt = now;
+    this.droppedThisInterval = 0;
+    const stallMs = this.opts.stallTimeoutMs ?? STALL_PING_INTERVALS * this.opts.pingIntervalMs;
+    if (!late && now - this.lastBytesAt > stallMs) {
+      this.close(GoodbyeReason.STALLED, `nothing received for ${Math.round(now - this.lastBytesAt)} ms`);
+      return;
+    }
     const { timeoutMs, maxMissed } = pingPolicy(
       this.opts.pingIntervalMs,
       this.opts.isPrivileged?.() ?? false,
     );
     let missed = 0;
-    for (const at of this.pings.values()) if (now - at > timeoutMs) missed++;
+    // A ping counts as missed only once a whole frame has arrived after it: when nothing has (the
+    // peer's pong may be queued behind a large frame still arriving), silence is the stall
+    // detector's business, not this one's.
+    for (const at of this.pings.values()) if (now - at > timeoutMs && this.lastFrameMono > at) missed++;
     if (missed >= maxMissed) {
       this.close(GoodbyeReason.PING_TIMEOUT, `${missed} pongs missed`);
       return;

@@ -17,6 +17,8 @@ import {
   type ParsedAddress,
 } from "./addressBook.js";
 import { BanManager, banSubject, type BanEntry } from "./banManager.js";
+import { PROOF_SCORE } from "./constants.js";
+import { netgroupsOf } from "./netgroup.js";
 import { encodeFrame } from "./frame.js";
 import {
   encodeMessage,
@@ -46,6 +48,8 @@ export interface PeerManagerModules {
   local: LocalInfo;
   /** Whether an operator key belongs to a masternode registered on chain. */
   isRegisteredMasternode?: (operatorPubkey: Buffer) => boolean;
+  /** How many masternodes the registry holds besides us (the link floor is min(k, this)). */
+  registeredMasternodeCount?: () => number;
   /**
    * The registry size and heartbeat interval that size each new peer's heartbeat and attestation
    * limits (they are relayed, so what one link carries grows with the registry).
@@ -75,6 +79,8 @@ export interface PeerManagerEvents {
    * connection and the remote IP for an inbound one. Sync counts WRONG_GENESIS refusals here.
    */
   handshakeFailed: HandshakeFailedEvent;
+  /** The node lost its last peer (true) or has one again after being cut off (false). */
+  isolation: { isolated: boolean; since: number };
 }
 
 export interface HandshakeFailedEvent {
@@ -83,6 +89,12 @@ export interface HandshakeFailedEvent {
   reason: GoodbyeReason;
   message: string;
   byUs: boolean;
+}
+
+/** Whether the node is cut off from every peer, and since when (epoch ms). */
+export interface IsolationStatus {
+  isolated: boolean;
+  since: number | null;
 }
 
 export type PeerManagerErrorCode =
@@ -200,12 +212,24 @@ const MAX_PERMANENT_TARGETS = 2_000;
 const MAX_WHITELIST = 10_000;
 /** Distinct reasons in the disconnect and ban counters. */
 const MAX_COUNTER_KEYS = 64;
-/** Misbehaviour score for a Peers message with malformed entries (garbage, but not an attack). */
-const GARBAGE_PEERS_SCORE = 5;
 /** Delay before an extra dial-loop tick when new addresses arrive or a peer leaves. */
 const SOON_TICK_MS = 20;
 /** Retry period for relays held back by the send budget. */
 const RELAY_RETRY_MS = 1_000;
+/**
+ * Connectivity coming back resets the redial backoff. "Coming back" is a new contact (an inbound
+ * connection, a successful dial) after at least this many ping intervals (and 5 s) without one,
+ * or while the node has no peer at all. On a healthy network contacts come and go without
+ * resetting anything, so an address that is really dead keeps its long backoff.
+ */
+const CONNECTIVITY_GAP_PING_INTERVALS = 2;
+const MIN_CONNECTIVITY_GAP_MS = 5_000;
+/**
+ * A node with no peer for this many ping intervals says so (a warning, then one every
+ * ISOLATION_LOG_REPEAT_MS); a restart or a brief gap between links is not worth a warning.
+ */
+const ISOLATION_WARN_PING_INTERVALS = 3;
+const ISOLATION_LOG_REPEAT_MS = 60_000;
 
 const NODE_ID_HEX = /^[0-9a-fA-F]{64}$/;
 
@@ -264,6 +288,8 @@ export class PeerManager {
   private readonly addrToNode = new BoundedMap<string, string>(MAX_ADDR_NODE_IDS);
   private readonly selfAddrs = new BoundedMap<string, true>(MAX_SELF_ADDRS);
   private readonly inboundRate = new BoundedMap<string, TokenBucket>(MAX_RATE_BUCKETS);
+  /** Addresses an operator disconnected: not dialled before the time stored (epoch ms). */
+  private readonly heldOff = new BoundedMap<string, number>(MAX_PERMANENT_TARGETS);
   private listener: Listener | null = null;
   private active = true;
   private started = false;
@@ -272,6 +298,11 @@ export class PeerManager {
   private timers: TimerHandle[] = [];
   private soonTimer: TimerHandle | null = null;
   private relayTimer: TimerHandle | null = null;
+  /** Monotonic time of the last new contact (inbound connection or successful dial). */
+  private lastContactAt = Number.NEGATIVE_INFINITY;
+  /** When the node last had no ready peer (epoch ms), or null while it has one. */
+  private isolatedSince: number | null = null;
+  private isolationWarnedAt: number | null = null;
 
   constructor(
     opts: Partial<PeerManagerOptions>,
@@ -311,6 +342,7 @@ export class PeerManager {
         scoreThreshold: this.opts.banScoreThreshold,
         scoreWindowMs: this.opts.banScoreWindowMs,
         escalationMs: this.opts.banEscalationMs,
+        floodBanMs: this.opts.floodBanMs,
         manualBanMs: this.opts.manualBanMs,
       },
       { clock: modules.clock, logger: this.log },
@@ -358,6 +390,7 @@ export class PeerManager {
       clock.setInterval(() => this.discoveryTick(), this.opts.discoveryIntervalMs),
       clock.setInterval(() => void this.saveIfDirty(), this.opts.saveIntervalMs),
     );
+    if (this.ready.size === 0) this.isolatedSince = clock.now();
     this.dialTick();
   }
 
@@ -393,6 +426,24 @@ export class PeerManager {
   /** Outbound dials whose TCP connect is still in flight. */
   get dialingCount(): number {
     return this.dialing.size;
+  }
+
+  /** Whether the node has no ready peer, and since when. */
+  isolation(): IsolationStatus {
+    return { isolated: this.isolatedSince !== null, since: this.isolatedSince };
+  }
+
+  /** Ready links to distinct registered masternodes (proven in the handshake). */
+  masternodeLinks(): number {
+    let n = 0;
+    for (const p of this.ready.values()) if (this.isMasternodePeer(p)) n++;
+    return n;
+  }
+
+  /** The link floor k in force: masternodeLinkFloor, or every other registered masternode when fewer. */
+  masternodeLinkFloor(): number {
+    const registered = this.modules.registeredMasternodeCount?.() ?? this.opts.masternodeLinkFloor;
+    return Math.max(0, Math.min(this.opts.masternodeLinkFloor, registered));
   }
 
   // --- operator API --------------------------------------------------------------------
@@ -590,9 +641,14 @@ export class PeerManager {
     this.scheduleSoonTick();
   }
 
-  /** Reports misbehaviour found above the P2P layer (a bad block, say). */
-  misbehaving(peer: Peer, score: number, reason: string): void {
-    this.onMisbehaviour(peer, "INVALID_DATA", score, reason, reason);
+  /**
+   * Reports misbehaviour found above the P2P layer. A score of PROOF_SCORE (100) is proof: a bad
+   * signature, an invalid block or transaction, garbage where a block was promised; `evidence`
+   * is kept with the ban. Below that it is a soft offence (flood score). Network faults (late,
+   * stale or duplicate gossip, timeouts) must not be reported at all.
+   */
+  misbehaving(peer: Peer, score: number, reason: string, evidence: string = reason): void {
+    this.onMisbehaviour(peer, "INVALID_DATA", score, reason, evidence);
   }
 
   /** Sends `msg` to every ready peer, inbound and outbound alike, that passes `filter`. */
@@ -642,18 +698,97 @@ export class PeerManager {
           );
         }
       }
-      let handshakingIn = 0;
-      for (const p of this.handshaking) if (p.direction === "inbound") handshakingIn++;
-      if (handshakingIn >= this.opts.maxHandshaking) {
-        return this.refuse(conn, GoodbyeReason.TOO_MANY_PEERS, "too many handshakes in progress");
-      }
-      if (this.connectionCounts().inbound >= this.opts.maxInbound || this.ready.size >= this.opts.maxPeers) {
+      // Connectivity is back (or never left): whatever we were waiting to redial is worth a try.
+      this.connectivityReturned();
+      const slot = this.handshakeSlotRefusal(ip, whitelisted);
+      if (slot) return this.refuse(conn, GoodbyeReason.TOO_MANY_PEERS, slot);
+      // Inbound slots full: a masternode may still be let in at its handshake (it may evict an
+      // ordinary peer, or the limits stretch below the masternode floor), so only refuse when
+      // even that cannot happen: no ordinary inbound peer to evict and the floor is met.
+      const counts = this.connectionCounts();
+      if (
+        (counts.inbound >= this.opts.maxInbound || this.ready.size >= this.opts.maxPeers) &&
+        this.evictionCandidate() === null &&
+        this.masternodeLinks() >= this.masternodeLinkFloor()
+      ) {
         return this.refuse(conn, GoodbyeReason.TOO_MANY_PEERS, "inbound slots are full");
       }
       this.attach(conn, "inbound", null);
     } catch (e) {
       this.log.error("Accepting a connection failed", { remote: conn.remoteHost }, e);
       conn.destroy();
+    }
+  }
+
+  /**
+   * Why an inbound connection gets no handshake slot, or null. Each IP may hold at most
+   * maxHandshakingPerIp slots and each narrow or wide netgroup maxHandshakingPerNetgroup (local
+   * ranges are not grouped). When all maxHandshaking slots are taken, the connection that has
+   * waited longest without completing its Hello is closed to make room: an honest handshake
+   * takes milliseconds, so only slot holders that drip their bytes are ever evicted.
+   */
+  private handshakeSlotRefusal(ip: string, whitelisted: boolean): string | null {
+    const inbound = [...this.handshaking].filter((p) => p.direction === "inbound");
+    if (!whitelisted) {
+      const groups = netgroupsOf(ip);
+      let sameIp = 0;
+      let sameNarrow = 0;
+      let sameWide = 0;
+      for (const p of inbound) {
+        if (p.ip === ip) sameIp++;
+        if (groups.local) continue;
+        const g = netgroupsOf(p.ip);
+        if (g.narrow === groups.narrow) sameNarrow++;
+        if (g.wide === groups.wide) sameWide++;
+      }
+      if (sameIp >= this.opts.maxHandshakingPerIp) {
+        return `at most ${this.opts.maxHandshakingPerIp} handshakes in progress per IP`;
+      }
+      if (
+        sameNarrow >= this.opts.maxHandshakingPerNetgroup ||
+        sameWide >= this.opts.maxHandshakingPerNetgroup
+      ) {
+        return `at most ${this.opts.maxHandshakingPerNetgroup} handshakes in progress per netgroup`;
+      }
+    }
+    if (inbound.length < this.opts.maxHandshaking) return null;
+    let victim: Peer | null = null;
+    for (const p of inbound) {
+      if (p.helloReceived) continue;
+      if (!victim || p.connectedAt < victim.connectedAt) victim = p;
+    }
+    if (!victim) return "too many handshakes in progress";
+    victim.close(
+      GoodbyeReason.HANDSHAKE_TIMEOUT,
+      "Hello too slow; its handshake slot went to a newer connection",
+    );
+    return null;
+  }
+
+  /**
+   * A new contact. When it ends a gap (CONNECTIVITY_GAP_PING_INTERVALS without one),
+   * connectivity has come back: every permanent target and every address that once worked is
+   * redialled at once, from a fresh backoff. `justDialled` keeps its own backoff: whether it
+   * works is decided by its handshake, and a node that accepts TCP and then refuses us must not
+   * be redialled in a loop.
+   */
+  private connectivityReturned(justDialled?: string): void {
+    const now = this.modules.clock.monotonic();
+    const gap = Math.max(MIN_CONNECTIVITY_GAP_MS, CONNECTIVITY_GAP_PING_INTERVALS * this.opts.pingIntervalMs);
+    const returned = now - this.lastContactAt >= gap;
+    this.lastContactAt = now;
+    if (!returned) return;
+    let reset = 0;
+    for (const t of this.permanent.values()) {
+      if ((t.failures === 0 && t.retryAt === 0) || t.key === justDialled) continue;
+      t.failures = 0;
+      t.retryAt = 0;
+      reset++;
+    }
+    reset += this.addressBook.resetBackoffOfKnownGood(justDialled);
+    if (reset > 0) {
+      this.log.debug("Connectivity is back: redialling without waiting for backoff", { addresses: reset });
+      this.scheduleSoonTick();
     }
   }
 
@@ -699,6 +834,7 @@ export class PeerManager {
           : this.rateLimits,
         isPrivileged: () => this.isPrivileged(peer),
         handshakeTimeoutMs: this.opts.handshakeTimeoutMs,
+        helloTimeoutMs: this.opts.helloTimeoutMs,
       },
       { clock: this.modules.clock, random: this.modules.random, logger: this.log },
     );
@@ -723,7 +859,7 @@ export class PeerManager {
     peer.events.on("state", (p) => {
       if (this.ready.get(p.nodeIdHex) === p) this.events.emit("peerState", p);
     });
-    peer.events.on("misbehaviour", (e) => this.onMisbehaviour(e.peer, e.kind, e.score, e.detail, e.kind));
+    peer.events.on("misbehaviour", (e) => this.onMisbehaviour(e.peer, e.kind, e.score, e.detail, e.evidence));
     peer.start();
   }
 
@@ -757,11 +893,23 @@ export class PeerManager {
       if (!keep) return peer.close(GoodbyeReason.DUPLICATE_CONNECTION, "already connected to this node");
     } else {
       const refusal = this.slotRefusal(peer);
-      if (refusal) return peer.close(GoodbyeReason.TOO_MANY_PEERS, refusal);
+      if (refusal) return peer.close(refusal.reason, refusal.message);
     }
 
     this.ready.set(id, peer);
     meta.readyAt = now;
+    if (this.isolatedSince !== null) {
+      const since = this.isolatedSince;
+      this.isolatedSince = null;
+      if (this.isolationWarnedAt !== null) {
+        this.log.info("Connected again after being cut off from every peer", {
+          seconds: Math.round((now - since) / 1000),
+          peer: peer.addr,
+        });
+      }
+      this.isolationWarnedAt = null;
+      this.events.emit("isolation", { isolated: false, since });
+    }
     // Closing the loser emits its peerClosed before this one's peerReady.
     existing?.close(GoodbyeReason.DUPLICATE_CONNECTION, "replaced by a newer connection");
     if (peer.state !== "ready" || this.ready.get(id) !== peer) return;
@@ -806,23 +954,99 @@ export class PeerManager {
     }
   }
 
-  /** Why a new ready peer does not fit, or null when it does. */
-  private slotRefusal(peer: Peer): string | null {
-    if (this.ready.size >= this.opts.maxPeers) return `at most ${this.opts.maxPeers} peers`;
+  /**
+   * Why a new ready peer does not fit, or null when it does (possibly after evicting an ordinary
+   * inbound peer to make room for a privileged one).
+   * - Below the masternode link floor, a registered masternode always fits: the limits stretch.
+   * - A privileged peer (masternode, whitelisted) that finds the inbound or total limit reached
+   *   evicts an ordinary inbound peer (evictionCandidate) when there is one.
+   * - An ordinary inbound peer also needs a free ordinary slot and room in its netgroups.
+   */
+  private slotRefusal(peer: Peer): { reason: GoodbyeReason; message: string } | null {
+    const full = (message: string): { reason: GoodbyeReason; message: string } => ({
+      reason: GoodbyeReason.TOO_MANY_PEERS,
+      message,
+    });
+    const masternode = this.isMasternodePeer(peer);
+    if (masternode && this.masternodeLinks() < this.masternodeLinkFloor()) return null;
+    const privileged = masternode || this.isWhitelisted(peer);
     const counts = this.connectionCounts();
+    const overTotal = this.ready.size >= this.opts.maxPeers;
     if (peer.direction === "outbound") {
+      if (overTotal && !(privileged && this.evict("a masternode or whitelisted peer needs the slot")))
+        return full(`at most ${this.opts.maxPeers} peers`);
       return counts.outbound >= this.opts.maxOutbound
-        ? `at most ${this.opts.maxOutbound} outbound peers`
+        ? full(`at most ${this.opts.maxOutbound} outbound peers`)
         : null;
     }
-    if (counts.inbound >= this.opts.maxInbound) return `at most ${this.opts.maxInbound} inbound peers`;
-    if (this.isPrivileged(peer)) return null;
+    if (counts.inbound >= this.opts.maxInbound || overTotal) {
+      if (privileged && this.evict("a masternode or whitelisted peer needs the slot")) return null;
+      return full(
+        overTotal ? `at most ${this.opts.maxPeers} peers` : `at most ${this.opts.maxInbound} inbound peers`,
+      );
+    }
+    if (privileged) return null;
     let ordinary = 0;
     for (const p of this.ready.values()) if (p.direction === "inbound" && !this.isPrivileged(p)) ordinary++;
     const ordinarySlots = Math.max(0, this.opts.maxInbound - this.opts.reservedMasternodeSlots);
-    return ordinary >= ordinarySlots
-      ? `ordinary inbound slots are full (${ordinarySlots}); the rest are kept for masternodes`
-      : null;
+    if (ordinary >= ordinarySlots)
+      return full(`ordinary inbound slots are full (${ordinarySlots}); the rest are kept for masternodes`);
+    const groups = netgroupsOf(peer.ip);
+    if (!groups.local) {
+      let narrow = 0;
+      let wide = 0;
+      for (const p of this.ready.values()) {
+        if (p.direction !== "inbound" || this.isPrivileged(p)) continue;
+        const g = netgroupsOf(p.ip);
+        if (g.narrow === groups.narrow) narrow++;
+        if (g.wide === groups.wide) wide++;
+      }
+      const maxNarrow = this.opts.maxInboundPerNetgroup;
+      if (narrow >= maxNarrow || wide >= 2 * maxNarrow) {
+        return {
+          reason: GoodbyeReason.TOO_MANY_FROM_NETGROUP,
+          message: `at most ${maxNarrow} ordinary inbound peers per ${groups.narrow.slice(3)} and ${2 * maxNarrow} per ${groups.wide.slice(3)}`,
+        };
+      }
+    }
+    return null;
+  }
+
+  /**
+   * The ordinary inbound peer to evict for a privileged one, or null: from the wide netgroup
+   * holding the most ordinary inbound peers, the newest (it has given us the least). Masternode,
+   * whitelisted and outbound peers are never evicted.
+   */
+  private evictionCandidate(): Peer | null {
+    const byGroup = new Map<string, Peer[]>();
+    for (const p of this.ready.values()) {
+      if (p.direction !== "inbound" || this.isPrivileged(p)) continue;
+      const g = netgroupsOf(p.ip).wide;
+      const list = byGroup.get(g) ?? [];
+      list.push(p);
+      byGroup.set(g, list);
+    }
+    let victim: Peer | null = null;
+    let victimRank: [number, number] = [-1, -1];
+    for (const list of byGroup.values()) {
+      for (const p of list) {
+        const rank: [number, number] = [list.length, this.meta.get(p)?.seq ?? 0];
+        if (rank[0] > victimRank[0] || (rank[0] === victimRank[0] && rank[1] > victimRank[1])) {
+          victim = p;
+          victimRank = rank;
+        }
+      }
+    }
+    return victim;
+  }
+
+  /** Evicts evictionCandidate(); returns whether one was evicted. */
+  private evict(why: string): boolean {
+    const victim = this.evictionCandidate();
+    if (!victim) return false;
+    this.log.info("Evicting an ordinary inbound peer", { peer: victim.addr, why });
+    victim.close(GoodbyeReason.EVICTED, why);
+    return true;
   }
 
   private onPeerClosed(e: { peer: Peer; reason: GoodbyeReason; message: string; byUs: boolean }): void {
@@ -834,6 +1058,10 @@ export class PeerManager {
     const id = peer.nodeIdHex;
     if (id && this.ready.get(id) === peer) this.ready.delete(id);
     increment(this.disconnects, goodbyeReasonName(reason));
+    if (meta.announced && this.ready.size === 0 && this.isolatedSince === null && !this.stopping) {
+      this.isolatedSince = this.modules.clock.now();
+      this.events.emit("isolation", { isolated: true, since: this.isolatedSince });
+    }
     const ctx = {
       peer: peer.addr,
       nodeId: id.slice(0, 16),
@@ -865,9 +1093,20 @@ export class PeerManager {
         if (t) t.failures = 0;
       }
     }
-    // Either operator asked for this link to end: leave the node alone for a while, whichever
-    // side dialled.
-    if (reason === GoodbyeReason.MANUAL_DISCONNECT) {
+    // A stalled link is replaced at once: redial its addresses now, whichever side dialled. If
+    // the route is still black-holed the dial fails and the backoff takes over.
+    if (reason === GoodbyeReason.STALLED && !this.stopping) {
+      for (const key of [meta.listen?.key, meta.target?.key]) {
+        const t = key === undefined ? undefined : this.permanent.get(key);
+        if (t) t.retryAt = 0;
+        if (key !== undefined && this.addressBook.get(key)) this.addressBook.resetFailures(key);
+      }
+      this.log.info("Link stalled; redialling", {
+        peer: peer.addr,
+        nodeId: id.slice(0, 16),
+        detail: e.message,
+      });
+    } else if (reason === GoodbyeReason.MANUAL_DISCONNECT) {
       if (meta.listen) this.holdOff(meta.listen.key);
       if (meta.target) this.holdOff(meta.target.key);
     } else if (meta.target && !this.stopping) {
@@ -887,6 +1126,7 @@ export class PeerManager {
         this.addressBook.remove(key);
         return;
       case GoodbyeReason.DUPLICATE_CONNECTION:
+      case GoodbyeReason.STALLED:
         return;
       case GoodbyeReason.SHUTDOWN:
       case GoodbyeReason.NETWORK_DISABLED:
@@ -918,15 +1158,25 @@ export class PeerManager {
     }
   }
 
+  /**
+   * Applies the peer policy (docs/PROTOCOL.md "Misbehaviour and bans"):
+   * - score >= PROOF_SCORE is proof: the IP is banned at once (10 min, 1 h, then 24 h), with the
+   *   evidence kept; a whitelisted peer is only disconnected;
+   * - a lower score is a soft offence (a request flood): it adds to the IP's flood score, whose
+   *   threshold bans for 5 min without escalation, or only disconnects when the peer is a
+   *   registered masternode or comes from a registered masternode's address.
+   */
   private onMisbehaviour(
     peer: Peer,
     kind: MisbehaviourKind,
     score: number,
     detail: string,
-    counterKey: string,
+    evidence: string,
   ): void {
     try {
       if (!(score > 0)) return;
+      const reason = `${kind}: ${detail}`;
+      const nodeId = peer.hello ? peer.nodeIdHex : null;
       if (this.isWhitelisted(peer)) {
         this.log.warn("Whitelisted peer misbehaved; it is never banned", {
           peer: peer.addr,
@@ -934,20 +1184,43 @@ export class PeerManager {
           score,
           detail,
         });
-        if (score >= this.opts.banScoreThreshold) peer.close(GoodbyeReason.MISBEHAVIOUR, detail);
+        if (score >= PROOF_SCORE) peer.close(GoodbyeReason.MISBEHAVIOUR, detail);
         return;
       }
-      const { total, ban } = this.banManager.addScore(peer.ip, score, `${kind}: ${detail}`);
-      this.log.debug("Peer misbehaved", { peer: peer.addr, kind, score, total, detail });
-      if (ban) {
-        increment(this.bans, counterKey);
-        this.log.warn("Banned a misbehaving IP", {
+      if (score >= PROOF_SCORE) {
+        const ban = this.banManager.banForProof(peer.ip, { reason, evidence, nodeId });
+        increment(this.bans, kind);
+        this.log.warn("Banned an IP on proof of misbehaviour", {
           ip: peer.ip,
+          nodeId: nodeId?.slice(0, 16),
           kind,
           detail,
+          evidence,
           until: ban.until === null ? "permanent" : new Date(ban.until).toISOString(),
         });
         this.disconnectSubject({ kind: "ip", value: ban.subject }, GoodbyeReason.BANNED, `banned: ${kind}`);
+        return;
+      }
+      const exempt = this.isMasternodePeer(peer) || this.isMasternodeIp(peer.ip);
+      const r = this.banManager.addFloodScore(peer.ip, score, reason, { exempt, nodeId });
+      this.log.debug("Peer flooded requests", { peer: peer.addr, kind, score, total: r.total, detail });
+      if (!r.crossed) return;
+      if (r.ban) {
+        increment(this.bans, kind);
+        this.log.warn("Banned a flooding IP for a short while", {
+          ip: peer.ip,
+          kind,
+          detail,
+          until: r.ban.until === null ? "permanent" : new Date(r.ban.until).toISOString(),
+        });
+        this.disconnectSubject({ kind: "ip", value: r.ban.subject }, GoodbyeReason.BANNED, `banned: ${kind}`);
+      } else {
+        this.log.warn("A masternode flooded requests; disconnecting it, never banning it", {
+          peer: peer.addr,
+          kind,
+          detail,
+        });
+        peer.close(GoodbyeReason.RATE_LIMITED, detail);
       }
     } catch (e) {
       this.log.error("Handling misbehaviour failed", { peer: peer.addr }, e);
@@ -985,15 +1258,9 @@ export class PeerManager {
         accepted++;
       }
     }
-    if (garbage > 0) {
-      this.onMisbehaviour(
-        peer,
-        "INVALID_DATA",
-        GARBAGE_PEERS_SCORE,
-        `${garbage} malformed addresses in Peers`,
-        "INVALID_DATA",
-      );
-    }
+    // Addresses are gossip: entries we cannot parse are skipped, never scored (another
+    // implementation may write hostnames we do not accept).
+    if (garbage > 0) this.log.debug("Skipped malformed addresses in Peers", { peer: peer.addr, garbage });
     if (accepted > 0) this.scheduleSoonTick();
   }
 
@@ -1094,30 +1361,42 @@ export class PeerManager {
     }, SOON_TICK_MS);
   }
 
-  /** Fills free outbound slots: permanent targets first, then the address book. */
+  /**
+   * Fills free outbound slots: permanent targets first, then the address book. Below the
+   * masternode link floor, registered masternodes are dialled even when the outbound slots are
+   * full (up to the floor's shortfall), so the floor never waits for an ordinary peer to leave.
+   */
   private dialTick(): void {
     if (!this.started || this.stopping || !this.active) return;
     try {
+      this.checkIsolation();
       let outboundInUse = this.dialing.size;
       for (const p of this.allPeers()) if (p.direction === "outbound") outboundInUse++;
       const total = this.ready.size + this.handshaking.size + this.dialing.size;
+      const shortfall = Math.max(0, this.masternodeLinkFloor() - this.masternodeLinks());
       const slots = Math.min(
         this.opts.maxOutbound - outboundInUse,
         this.opts.maxPeers - total,
         this.opts.maxDialsPerTick,
       );
-      if (slots <= 0) return;
+      const mnSlots = Math.min(Math.max(slots, shortfall), this.opts.maxDialsPerTick);
+      if (Math.max(slots, mnSlots) <= 0) return;
       const now = this.modules.clock.now();
       const busy = this.busyAddresses();
       const chosen: DialTarget[] = [];
-      for (const t of this.permanent.values()) {
-        if (chosen.length >= slots) break;
+      // Masternode targets first (up to mnSlots), then the other permanent targets.
+      const permanent = [...this.permanent.values()].sort(
+        (a, b) => Number(b.masternode) - Number(a.masternode),
+      );
+      for (const t of permanent) {
+        if (chosen.length >= (t.masternode ? mnSlots : slots)) continue;
         if (t.retryAt <= now && this.mayDial(t.key, t.host, busy)) {
           chosen.push({ key: t.key, host: t.host, port: t.port, oneTry: false });
           busy.add(t.key);
         }
       }
       if (chosen.length < slots) {
+        const perGroup = this.outboundPerWideNetgroup();
         const candidates = this.shuffle(
           this.addressBook
             .entries()
@@ -1138,6 +1417,10 @@ export class PeerManager {
         for (const e of candidates) {
           if (chosen.length >= slots) break;
           if (busy.has(e.address)) continue;
+          // Outbound diversity: at most maxOutboundPerNetgroup address-book peers per /16 (/32).
+          const g = netgroupsOf(e.host);
+          if (!g.local && (perGroup.get(g.wide) ?? 0) >= this.opts.maxOutboundPerNetgroup) continue;
+          perGroup.set(g.wide, (perGroup.get(g.wide) ?? 0) + 1);
           chosen.push({ key: e.address, host: e.host, port: e.port, oneTry: false });
           busy.add(e.address);
         }
@@ -1146,6 +1429,46 @@ export class PeerManager {
     } catch (e) {
       this.log.error("Dial loop failed", {}, e);
     }
+  }
+
+  /** Outbound address-book connections and dials (permanent targets aside) per wide netgroup. */
+  private outboundPerWideNetgroup(): Map<string, number> {
+    const out = new Map<string, number>();
+    const add = (key: string | undefined, host: string): void => {
+      if (key !== undefined && this.permanent.has(key)) return;
+      const g = netgroupsOf(host);
+      if (!g.local) out.set(g.wide, (out.get(g.wide) ?? 0) + 1);
+    };
+    for (const [p, m] of this.meta)
+      if (p.direction === "outbound") add(m.target?.key, m.target?.host ?? p.ip);
+    for (const key of this.dialing) {
+      const a = parseIpAddress(key);
+      if (a) add(key, a.host);
+    }
+    return out;
+  }
+
+  /** Says so when the node has been cut off from every peer for a while (then once a minute). */
+  private checkIsolation(): void {
+    const since = this.isolatedSince;
+    if (since === null) return;
+    const now = this.modules.clock.now();
+    if (now - since < ISOLATION_WARN_PING_INTERVALS * this.opts.pingIntervalMs) return;
+    if (this.isolationWarnedAt !== null && now - this.isolationWarnedAt < ISOLATION_LOG_REPEAT_MS) return;
+    this.isolationWarnedAt = now;
+    let nextRetry = Infinity;
+    for (const t of this.permanent.values()) nextRetry = Math.min(nextRetry, t.retryAt);
+    this.log.warn("Cut off from every peer", {
+      seconds: Math.round((now - since) / 1000),
+      permanentTargets: this.permanent.size,
+      knownAddresses: this.addressBook.size,
+      dialling: this.dialing.size,
+      handshaking: this.handshaking.size,
+      nextRetryInSeconds: Number.isFinite(nextRetry)
+        ? Math.max(0, Math.round((nextRetry - now) / 1000))
+        : null,
+      networkActive: this.active,
+    });
   }
 
   private dial(target: DialTarget): void {
@@ -1164,6 +1487,7 @@ export class PeerManager {
             conn.destroy();
             return;
           }
+          this.connectivityReturned(target.key);
           this.attach(conn, "outbound", target);
         },
         (err: unknown) => {
@@ -1194,6 +1518,11 @@ export class PeerManager {
 
   private mayDial(key: string, host: string, busy: Set<string>): boolean {
     if (busy.has(key) || this.selfAddrs.has(key) || this.isOwnAddress(key)) return false;
+    const held = this.heldOff.get(key);
+    if (held !== undefined) {
+      if (held > this.modules.clock.now()) return false;
+      this.heldOff.delete(key);
+    }
     if (isIP(host) !== 0 && !this.whitelistIps.has(host) && this.banManager.isBanned(host)) return false;
     const id = this.addrToNode.get(key);
     if (id !== undefined && !this.whitelistIds.has(id) && this.banManager.isBanned(id)) return false;
@@ -1239,13 +1568,12 @@ export class PeerManager {
     }
   }
 
-  /** A deliberate disconnect: leave the address alone for its class's longest backoff. */
+  /**
+   * A deliberate disconnect: leave the address alone for its class's longest backoff. Kept apart
+   * from the backoff, so connectivity coming back does not undo the operator's choice.
+   */
   private holdOff(key: string): void {
-    const until = this.modules.clock.now() + this.backoffPolicy(key).maxMs;
-    const t = this.permanent.get(key);
-    if (t) t.retryAt = until;
-    const e = this.addressBook.get(key);
-    if (e) this.addressBook.markAttempt(key, e.failures, until);
+    this.heldOff.set(key, this.modules.clock.now() + this.backoffPolicy(key).maxMs);
   }
 
   /**
@@ -1340,6 +1668,15 @@ export class PeerManager {
     if (p && this.whitelistIps.has(p.host)) return true;
     const id = this.addrToNode.get(key);
     return id !== undefined && this.whitelistIds.has(id);
+  }
+
+  /** `ip` is the host of a registered masternode's service address. */
+  private isMasternodeIp(ip: string): boolean {
+    for (const key of this.masternodeAddrs) {
+      const p = parseIpAddress(key);
+      if (p && banSubject(p.host) === banSubject(ip)) return true;
+    }
+    return false;
   }
 
   /** Proved an operator key that the on-chain registry accepts. */

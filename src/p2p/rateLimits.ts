@@ -4,17 +4,38 @@ import { MAX_WITNESSES_PER_HEARTBEAT, MsgType } from "./messages.js";
 export type RateLimit = [perSecond: number, burst: number];
 export type RateLimitTable = Partial<Record<MsgType, RateLimit>>;
 
-/** Pings may arrive at this many times the configured ping rate before they count as a flood. */
+/** Pings may arrive at this many times the configured ping rate before the excess is dropped. */
 export const PING_RATE_SLACK = 3;
 
 /**
+ * Requests: each one makes us do work (read blocks, headers, hashes, transactions, addresses, the
+ * masternode list). Over its limit a request is a flood: a soft offence scored FLOOD_SCORE toward
+ * a short ban. Every other type over its limit (liveness gossip, announcements, relayed tips and
+ * transaction ids, answers) is dropped unscored: a burst of it is what a TCP link delivers when
+ * it resumes after a stall, and honest peers produce it every day.
+ */
+export const REQUEST_TYPES: ReadonlySet<MsgType> = new Set([
+  MsgType.GetBlocks,
+  MsgType.GetHeaders,
+  MsgType.GetHashes,
+  MsgType.GetTxs,
+  MsgType.GetPeers,
+  MsgType.GetMnList,
+]);
+
+/**
+ * Score of one request over its limit: ten floods within the hour (beyond a burst no honest node
+ * sends, since it keeps at most 64 requests in flight per peer) reach a flood ban.
+ */
+export const FLOOD_SCORE = 10;
+
+/**
  * Per-peer, per-message-type limits on what a peer may send us, from the original's numbers
- * (ORIGINAL.md, "Rate limits"). Peer enforces them with token buckets and reports a message over
- * its limit as misbehaviour RATE_LIMITED (score 10), so ten violations within an hour get the IP
- * banned while every other peer is still served.
+ * (ORIGINAL.md, "Rate limits"). Peer enforces them with token buckets. A request over its limit is
+ * a REQUEST_FLOOD (FLOOD_SCORE); anything else over its limit is dropped unscored (REQUEST_TYPES).
  *
  * Types not listed are unlimited: Hello/Auth/Goodbye belong to the handshake, and Headers,
- * NotFound and MnList only answer our own requests (an unsolicited one is already scored by Peer).
+ * NotFound and MnList only answer our own requests (one nobody asked for is dropped by Peer).
  *
  * Transactions are limited at 50/s per peer (the original's figure) by TxRelay, per txid; the
  * message limits below only bound how many announcements and requests carry them.

@@ -41,6 +41,7 @@ export function registerNetMethods(rpc: RpcServer, deps: NetMethodDeps): void {
     result: "{nodeid, protocolversion, connections, localaddress, ...}",
     handler: () => {
       const c = peers.connectionCounts();
+      const iso = peers.isolation();
       return {
         nodeid: deps.nodeId.toString("hex"),
         version: PROTOCOL_VERSION,
@@ -52,6 +53,11 @@ export function registerNetMethods(rpc: RpcServer, deps: NetMethodDeps): void {
         connections_out: c.outbound,
         localaddress: peers.localAddress,
         networkactive: peers.networkActive,
+        // Cut off from every peer, and since when (seconds since the epoch).
+        isolated: iso.isolated,
+        isolatedsince: iso.since === null ? null : Math.floor(iso.since / 1000),
+        masternodelinks: peers.masternodeLinks(),
+        masternodelinkfloor: peers.masternodeLinkFloor(),
       };
     },
   });
@@ -136,7 +142,8 @@ export function registerNetMethods(rpc: RpcServer, deps: NetMethodDeps): void {
     },
   });
   rpc.register("listbanned", {
-    description: "Lists banned IPs and node ids with when the ban ends (null = permanent) and why.",
+    description:
+      "Lists banned IPs and node ids: since when, until when (null = permanent), why, where the ban came from (proof, flood, manual, config), the proof itself, and the offender's node id when known.",
     params: [],
     handler: () =>
       peers.listBanned().map((b) => ({
@@ -145,6 +152,8 @@ export function registerNetMethods(rpc: RpcServer, deps: NetMethodDeps): void {
         banned_until: b.until === null ? null : Math.floor(b.until / 1000),
         reason: b.reason,
         source: b.source,
+        evidence: b.evidence,
+        nodeid: b.nodeId,
       })),
   });
   rpc.register("clearbanned", {

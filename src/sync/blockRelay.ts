@@ -13,7 +13,7 @@ import type { SyncTrigger } from "./interface.js";
 export interface PeerNetwork {
   peers(): Peer[];
   broadcast(msg: Message, filter?: (p: Peer) => boolean): void;
-  misbehaving(peer: Peer, score: number, reason: string): void;
+  misbehaving(peer: Peer, score: number, reason: string, evidence?: string): void;
 }
 
 export interface BlockRelayOptions {
@@ -111,7 +111,13 @@ export class BlockRelay {
   handle(peer: Peer, msg: Message): boolean {
     if (msg.type !== MsgType.NewTip) return false;
     if (!headerHash(msg.header).equals(msg.hash) || msg.header.height !== msg.height) {
-      this.modules.network.misbehaving(peer, 20, "NewTip header does not match its hash or height");
+      // The message contradicts itself: no honest node sends it (proof).
+      this.modules.network.misbehaving(
+        peer,
+        100,
+        "NewTip header does not match its hash or height",
+        `NewTip hash ${msg.hash.toString("hex")} height ${msg.height}; its header hashes to ${headerHash(msg.header).toString("hex")} at height ${msg.header.height}`,
+      );
       return true;
     }
     peer.markKnown(msg.hash);
@@ -146,7 +152,12 @@ export class BlockRelay {
       block = decodeBlock(raw);
     } catch (e) {
       if (e instanceof CodecError) {
-        this.modules.network.misbehaving(peer, 100, `undecodable block: ${e.message}`);
+        this.modules.network.misbehaving(
+          peer,
+          100,
+          `undecodable block: ${e.message}`,
+          `${raw.length} bytes, first bytes ${raw.subarray(0, 64).toString("hex")}: ${e.message}`,
+        );
         return null;
       }
       throw e;
@@ -165,7 +176,13 @@ export class BlockRelay {
           code: e.code,
           reason: e.message,
         });
-        if (e.banScore > 0) this.modules.network.misbehaving(peer, e.banScore, `invalid block: ${e.code}`);
+        if (e.banScore > 0)
+          this.modules.network.misbehaving(
+            peer,
+            e.banScore,
+            `invalid block: ${e.code}`,
+            `block ${hash.toString("hex")} height ${block.header.height} by ${block.header.producer.toString("hex")} breaks ${e.code}: ${e.message}`,
+          );
         return null;
       }
       this.modules.logger.error(

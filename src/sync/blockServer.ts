@@ -42,7 +42,13 @@ export class BlockServer {
       case MsgType.GetBlocks: {
         const blocks: Buffer[] = [];
         let bytes = 0;
+        // Each block at most once, however often it is listed: a GetBlocks naming one hash 500
+        // times would otherwise be answered with 500 copies.
+        const unique = new Set<string>();
         for (const hash of msg.hashes.slice(0, MAX_BLOCKS_PER_MESSAGE)) {
+          const hex = hash.toString("hex");
+          if (unique.has(hex)) continue;
+          unique.add(hex);
           const b = this.chain.storage.getBlockBytes(hash);
           if (!b) continue;
           if (blocks.length > 0 && bytes + b.length > MAX_BLOCKS_RESPONSE_BYTES) break;

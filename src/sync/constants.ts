@@ -81,6 +81,21 @@ export const MAX_BATCHES_AHEAD = 8;
 /** A peer failing this many requests in a row is not used as a sync source until it answers again. */
 export const MAX_CONSECUTIVE_FAILURES = 3;
 
+/**
+ * A failure streak is forgotten this long after its last failure: requests that timed out while a
+ * link was stalled or partitioned say nothing about the peer once the network has healed.
+ */
+export const FAILURE_STREAK_TTL_MS = 60_000;
+
+/**
+ * A lead that claimed a tip above ours and then had nothing after our locator (EMPTY_CLAIM)
+ * loses, for this long, its standing as a sync lead and its say in the target: its claimed height
+ * no longer makes us "behind", and we stop asking it. Without this a peer claiming a few blocks
+ * more than it has kept us retrying after every cooldown at no cost to itself. It ends early
+ * when the peer's tip becomes a block we hold (someone else proved the claim).
+ */
+export const DISPROVEN_CLAIM_MS = 10 * 60_000;
+
 /** A lead peer that failed a sync is not picked as lead again for this long (doubling per failure). */
 export const LEAD_COOLDOWN_MS = 10_000;
 
@@ -99,9 +114,6 @@ export const NOTIFIER_INTERVAL_MS = 5_000;
  * blocks beyond it is impossible, not a clock skew.
  */
 export const IMPOSSIBLE_HEIGHT_SLACK = 10;
-
-/** Penalty for claiming an impossible height; five such claims within an hour reach a ban. */
-export const IMPOSSIBLE_HEIGHT_SCORE = 20;
 
 /** Re-checking one peer's unchanged tip for a fork waits at least this long. */
 export const FORK_RECHECK_MS = 60_000;

@@ -2,7 +2,6 @@ import { BlockError } from "../chain/errors.js";
 import { CodecError } from "../codec/index.js";
 import { PeerError } from "../p2p/peer.js";
 import { CodedError } from "../util/codedError.js";
-import { IMPOSSIBLE_HEIGHT_SCORE } from "./constants.js";
 
 /**
  * Why a sync request, batch, or whole sync failed. `penaltyFor` maps every code to the score the
@@ -85,15 +84,14 @@ export function penaltyFor(err: SyncError): number {
       // The rule's own score: 100 for most, less for time rules a clock skew can trip.
       return err.blockError?.banScore ?? 100;
     case "BAD_RESPONSE":
-      // Answers that contradict their request; an honest peer mid-reorg could at most give one.
-      return 50;
     case "IMPOSSIBLE_HEIGHT":
-      return IMPOSSIBLE_HEIGHT_SCORE;
     case "EMPTY_CLAIM":
-      // It announced a tip we lack and then had nothing after our locator: a small cost per lie.
-      return 10;
     case "BLOCK_FROM_FUTURE":
-      return err.blockError?.banScore ?? 5;
+      // Not proof: answers that contradict each other can come from a peer that reorganised
+      // between two requests; a claim it cannot back up, or an impossible height, costs it its
+      // standing as a sync lead and a say in the target (SyncCoordinator), not a ban; a block
+      // from the future is a clock fault.
+      return 0;
     case "TIMEOUT":
     case "PEER_CLOSED":
     case "NOT_FOUND":

@@ -2,7 +2,7 @@ import { blockHash, type BlockHeader } from "../chain/block.js";
 import { blockWork } from "../chain/chainStore.js";
 import { BlockError } from "../chain/errors.js";
 import type { ChainParams } from "../chain/params.js";
-import { checkHeaderContext, type CheckedBlock } from "../chain/validation.js";
+import { checkHeaderContext, TIME_RULE_SCORE, type CheckedBlock } from "../chain/validation.js";
 import type { Registry } from "../consensus/registry.js";
 import { slotStart } from "../consensus/schedule.js";
 
@@ -90,19 +90,24 @@ function checkLinkAndTime(h: BlockHeader, parent: HeaderParent, params: ChainPar
     throw new BlockError("BAD_HEIGHT", `height ${h.height} is not parent height ${parent.height} + 1`);
   }
   if (h.timestamp <= parent.timestamp) {
-    throw new BlockError("TIME_NOT_AFTER_PARENT", `timestamp ${h.timestamp} is not after the parent's`);
+    throw new BlockError(
+      "TIME_NOT_AFTER_PARENT",
+      `timestamp ${h.timestamp} is not after the parent's`,
+      TIME_RULE_SCORE,
+    );
   }
   if (h.timestamp < slotStart(params, parent.timestamp, h.round)) {
     throw new BlockError(
       "TIME_BEFORE_SLOT",
       `timestamp ${h.timestamp} is before the slot of round ${h.round}`,
+      TIME_RULE_SCORE,
     );
   }
   if (h.timestamp >= slotStart(params, parent.timestamp, h.round + 1)) {
     throw new BlockError(
       "TIME_AFTER_SLOT",
       `timestamp ${h.timestamp} is after the slot of round ${h.round}`,
-      20,
+      TIME_RULE_SCORE,
     );
   }
 }

@@ -3,6 +3,7 @@ import type { Peer } from "../p2p/peer.js";
 import { BoundedMap } from "../util/boundedMap.js";
 import type { Clock } from "../util/clock.js";
 import {
+  FAILURE_STREAK_TTL_MS,
   MAX_CONSECUTIVE_FAILURES,
   MAX_GENESIS_REFUSALS,
   MAX_PEER_STATES,
@@ -22,8 +23,10 @@ export interface PeerState {
   /** Genesis hash from its Hello (equal to ours: another genesis is refused at the handshake). */
   genesis: Buffer | null;
   rttMs: number | null;
-  /** Requests failed in a row (timeouts, closes); reset by a useful answer. */
+  /** Requests failed in a row (timeouts, closes); reset by a useful answer, forgotten after FAILURE_STREAK_TTL_MS. */
   consecutiveFailures: number;
+  /** When the last of those failures happened, or null. */
+  lastFailureAt: number | null;
   /** Last time it answered a sync request usefully, or null. */
   lastUsefulAt: number | null;
   /** Last time anything was heard about its state (handshake, ping, pong, announcement). */
@@ -167,7 +170,10 @@ export class PeerStateView {
   update(
     id: string,
     patch: Partial<
-      Omit<PeerState, "id" | "updatedAt" | "disconnectedAt" | "consecutiveFailures" | "lastUsefulAt">
+      Omit<
+        PeerState,
+        "id" | "updatedAt" | "disconnectedAt" | "consecutiveFailures" | "lastFailureAt" | "lastUsefulAt"
+      >
     >,
   ): PeerState {
     const now = this.modules.clock.now();
@@ -180,6 +186,7 @@ export class PeerStateView {
       genesis: null,
       rttMs: null,
       consecutiveFailures: 0,
+      lastFailureAt: null,
       lastUsefulAt: null,
       updatedAt: now,
       disconnectedAt: null,
@@ -210,7 +217,12 @@ export class PeerStateView {
 
   recordFailure(id: string): void {
     const e = this.entries.get(id);
-    if (e) e.consecutiveFailures++;
+    if (!e) return;
+    const now = this.modules.clock.now();
+    // A streak whose last failure is old is over: the link that timed out then has healed.
+    if (e.lastFailureAt !== null && now - e.lastFailureAt > FAILURE_STREAK_TTL_MS) e.consecutiveFailures = 0;
+    e.consecutiveFailures++;
+    e.lastFailureAt = now;
   }
 
   get(id: string): PeerState | undefined {
@@ -232,9 +244,18 @@ export class PeerStateView {
     return out;
   }
 
-  /** Fresh peers not failing repeatedly: the candidates for sync. */
+  /**
+   * Fresh peers not failing repeatedly: the candidates for sync. A failure streak ends
+   * FAILURE_STREAK_TTL_MS after its last failure, so a peer that timed out during a partition is
+   * used again once it heals, not only after it happens to answer.
+   */
   usable(): PeerState[] {
-    return this.fresh().filter((e) => e.consecutiveFailures < MAX_CONSECUTIVE_FAILURES);
+    const now = this.modules.clock.now();
+    return this.fresh().filter(
+      (e) =>
+        e.consecutiveFailures < MAX_CONSECUTIVE_FAILURES ||
+        (e.lastFailureAt !== null && now - e.lastFailureAt > FAILURE_STREAK_TTL_MS),
+    );
   }
 
   recordGenesisRefusal(address: string): void {

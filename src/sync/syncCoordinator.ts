@@ -11,6 +11,7 @@ import type { Clock, TimerHandle } from "../util/clock.js";
 import { findCommonAncestor, type AncestorResult, type ForkPoint, type LocalChainView } from "./ancestor.js";
 import {
   AHEAD_WARNING_BLOCKS,
+  DISPROVEN_CLAIM_MS,
   FORK_RECHECK_MS,
   LEAD_COOLDOWN_MS,
   LOG_REPEAT_MS,
@@ -177,8 +178,10 @@ export class SyncCoordinator implements SyncTrigger {
   );
   /** Peer tips found not better than ours: "id" → tip hex and when. */
   private readonly checkedTips = new BoundedMap<string, { tip: string; at: number }>(MAX_PEER_STATES);
-  /** Peers already penalised for an impossible height, with the height. */
+  /** Peers already logged for an impossible height, with the height. */
   private readonly impossible = new BoundedMap<string, number>(MAX_PEER_STATES);
+  /** Peers whose claimed tip turned out empty: no lead, no say in the target until the time stored. */
+  private readonly disproven = new BoundedMap<string, number>(MAX_PEER_STATES);
   /** Last time a repeated log line was written, by key. */
   private readonly logged = new BoundedMap<string, number>(MAX_PEER_STATES);
 
@@ -330,12 +333,21 @@ export class SyncCoordinator implements SyncTrigger {
     const reports = this.reports();
     const target = consensusTarget(reports);
     this.lastTarget = target;
-    this.lastStddev = stddev(reports.map((r) => r.height));
+    // The target needs proof: only masternode peers (an operator key proven in the handshake and
+    // listed in the registry) set the figures and the warning an operator alerts on. Heights from
+    // other peers still lead a sync when no masternode is around (a full node among full nodes),
+    // but two strangers reporting height 0 must not make us announce a fork.
+    const proven = target !== null && target.source !== "peers";
+    const spread = proven ? reports.filter((r) => r.masternode) : reports;
+    this.lastStddev = stddev(spread.map((r) => r.height));
     metrics?.peerHeightVariance.set(this.lastStddev);
-    if (target) {
+    if (target && proven) {
       metrics?.masternodeConsensusHeight.set(target.height);
       metrics?.syncCoordinatorHeightDiff.set(target.height - ours);
       metrics?.localHeightBehindConsensus.set(Math.max(0, target.height - ours));
+    } else {
+      metrics?.syncCoordinatorHeightDiff.set(0);
+      metrics?.localHeightBehindConsensus.set(0);
     }
 
     // Seed 002: never sync from a minority when the peers we can reach disagree on genesis.
@@ -359,7 +371,7 @@ export class SyncCoordinator implements SyncTrigger {
       return;
     }
 
-    this.lastPossibleFork = target !== null && ours > target.height + AHEAD_WARNING_BLOCKS;
+    this.lastPossibleFork = proven && ours > target.height + AHEAD_WARNING_BLOCKS;
     if (target && this.lastPossibleFork) {
       metrics?.syncPossibleForkTotal.inc();
       this.logRepeat(
@@ -401,19 +413,23 @@ export class SyncCoordinator implements SyncTrigger {
       chain.params.maxFutureDriftMs,
     );
     const out: Array<HeightReport & { state: PeerState }> = [];
+    const now = clock.monotonic();
     for (const e of this.modules.view.usable()) {
       if (e.height > maxHeight) {
         if (this.impossible.get(e.id) !== e.height) {
           this.impossible.set(e.id, e.height);
-          this.penalise(
-            e,
-            new SyncError(
-              "IMPOSSIBLE_HEIGHT",
-              `claims height ${e.height}; no valid chain can be above ${maxHeight} yet`,
-            ),
-          );
+          this.modules.logger.info("Ignoring a peer's impossible height", {
+            peer: e.addr,
+            height: e.height,
+            highestPossible: maxHeight,
+          });
         }
         continue;
+      }
+      const until = this.disproven.get(e.id);
+      if (until !== undefined) {
+        if (until > now && !chain.getIndex(e.tipHash)) continue;
+        this.disproven.delete(e.id);
       }
       out.push({
         id: e.id,
@@ -946,6 +962,17 @@ export class SyncCoordinator implements SyncTrigger {
       case "TIMEOUT":
       case "PEER_CLOSED":
         this.modules.view.recordFailure(lead.id);
+        break;
+      case "EMPTY_CLAIM":
+        // It could not back up its claim: no lead, and no say in the target, for a while.
+        this.disproven.set(lead.id, this.modules.clock.monotonic() + DISPROVEN_CLAIM_MS);
+        this.modules.metrics?.syncPeerPenaltiesTotal.inc({ code: err.code });
+        this.modules.logger.info("Peer did not deliver the tip it claimed; ignoring its height for a while", {
+          peer: lead.addr,
+          claimed: lead.height,
+          height: this.modules.chain.height,
+          seconds: DISPROVEN_CLAIM_MS / 1000,
+        });
         break;
       default:
         break;

@@ -33,9 +33,12 @@ function rawOpts(net: Devnet, node: NodeHandle, ip: string, answerPings = true) 
 
 interface BannedJson {
   address: string;
+  ban_created: number;
   banned_until: number | null;
   reason: string;
   source: string;
+  evidence: string;
+  nodeid: string | null;
 }
 
 const banned = async (n: NodeHandle): Promise<BannedJson[]> => n.rpc.call<BannedJson[]>("listbanned");
@@ -70,14 +73,30 @@ void describe("P2P limits, rate limits and bans (real nodes)", () => {
       await Promise.all(handshakes);
       const accepted = raws.filter((p) => !p.closed);
       const refused = raws.filter((p) => p.closed);
-      assert.equal(accepted.length, 3, "exactly the per-IP limit got in");
-      assert.equal(refused.length, 197);
+      // At most 3 connections from one IP, and at most 2 of them in their handshake at once (its
+      // share of the handshake slots): 2 or 3 get in, depending on how the attempts interleave.
+      assert.ok(accepted.length >= 2 && accepted.length <= 3, `${accepted.length} got in`);
+      assert.equal(refused.length, 200 - accepted.length);
       for (const p of refused) {
-        assert.equal(p.goodbyeReason, "too_many_from_ip");
+        assert.ok(
+          p.goodbyeReason === "too_many_from_ip" || p.goodbyeReason === "too_many_peers",
+          String(p.goodbyeReason),
+        );
         assert.equal(p.remoteHello, null, "refused before any handshake");
       }
-      assert.equal(await a.connectionCount(), 3);
-      assert.ok(a.disconnects("too_many_from_ip") >= 197, a.describe());
+      assert.equal(await a.connectionCount(), accepted.length);
+      assert.ok(
+        a.disconnects("too_many_from_ip") + a.disconnects("too_many_peers") >= refused.length,
+        a.describe(),
+      );
+      // Fill the third slot if the burst left it free, so the next step starts from 3.
+      if (accepted.length === 2) {
+        const third = RawPeer.start(rawOpts(net, a, "127.0.11.1"));
+        await third.waitUntil(() => third.remoteHello !== null || third.closed, "Hello or refusal");
+        await third.handshake();
+        accepted.push(third);
+        await waitUntil("three from the IP", () => pm.connectionCounts().total === 3, 5_000);
+      }
       // One leaves: its slot is free again, and the cap still holds for the next ones.
       accepted[0]!.destroy();
       await waitUntil("the node drops the closed one", () => pm.connectionCounts().total === 2, 5_000);
@@ -156,7 +175,7 @@ void describe("P2P limits, rate limits and bans (real nodes)", () => {
     assert.ok(!n.peerIds().includes(o2.nodeId));
   });
 
-  it("rate limits: a peer flooding GetPeers is penalised, then banned; it cannot reconnect until clearbanned", async () => {
+  it("rate limits: a peer flooding GetPeers is scored, then flood-banned; it cannot reconnect until clearbanned; a ping flood is only dropped", async () => {
     const net = await devnet({
       name: "ratelimit",
       nodes: [{ host: "127.0.10.6" }, { host: "127.0.10.7", bootstrap: [0] }],
@@ -192,9 +211,11 @@ void describe("P2P limits, rate limits and bans (real nodes)", () => {
     const list = await banned(a);
     assert.equal(list.length, 1);
     assert.equal(list[0]!.address, ip);
-    assert.equal(list[0]!.source, "misbehaviour");
-    assert.match(list[0]!.reason, /RATE_LIMITED/);
-    assert.equal(a.n.peers.bans.get("RATE_LIMITED"), 1);
+    assert.equal(list[0]!.source, "flood");
+    assert.match(list[0]!.reason, /REQUEST_FLOOD: GetPeers over its rate limit/);
+    assert.equal(list[0]!.banned_until! - list[0]!.ban_created, 300, "a flood ban lasts 5 minutes");
+    assert.match(list[0]!.evidence, /10 × REQUEST_FLOOD: GetPeers over its rate limit/);
+    assert.equal(a.n.peers.bans.get("REQUEST_FLOOD"), 1);
     // The node kept serving its real peer on the same connection, and RPC answers.
     assert.deepEqual(a.peerIds(), [r.nodeId]);
     assert.equal(await r.connectionCount(), 1);
@@ -209,7 +230,8 @@ void describe("P2P limits, rate limits and bans (real nodes)", () => {
     await z.handshake();
     await waitUntil("the cleared peer is listed", () => a.n.peers.connectionCounts().total === 2, 5_000);
     z.destroy();
-    // Pings are limited too (3× the ping rate, burst 2 s' worth): 100 at once get the sender banned.
+    // Pings are limited too (3× the ping rate, burst 2 s' worth), but liveness over its limit is
+    // dropped, never scored: 100 at once (what a link delivers when it resumes) cost nothing.
     const pingIp = "127.0.11.3";
     const f = await RawPeer.connect(rawOpts(net, a, pingIp));
     await f.handshake();
@@ -226,11 +248,14 @@ void describe("P2P limits, rate limits and bans (real nodes)", () => {
       }),
     );
     f.write(flood);
-    assert.equal(await f.waitClosed(), "banned");
-    assert.ok(f.received(MsgType.Pong).length >= 1, "pings within the limit were answered");
+    await f.waitUntil(() => f.received(MsgType.Pong).length >= 1, "pings within the limit answered");
+    await sleep(300);
     assert.ok(f.received(MsgType.Pong).length < 100, "pings over the limit were not");
-    assert.ok((await banned(a)).some((b) => b.address === pingIp && /RATE_LIMITED/.test(b.reason)));
-    assert.deepEqual(a.peerIds(), [r.nodeId]);
+    assert.equal(f.closed, false, "the link stays");
+    assert.equal(bans.score(pingIp), 0);
+    assert.ok(!(await banned(a)).some((b) => b.address === pingIp));
+    assert.equal(a.peerIds().length, 2);
+    f.destroy();
   });
 
   it("banned IPs: setban refuses the IP until the ban expires, or until clearbanned", async () => {

@@ -57,7 +57,7 @@ function fakePeer(i: number, operator: KeyPair | null = null): FakePeer {
 }
 
 class FakeNetwork implements HeartbeatNetwork {
-  readonly penalties: Array<{ peer: string; score: number; reason: string }> = [];
+  readonly penalties: Array<{ peer: string; score: number; reason: string; evidence?: string }> = [];
   constructor(readonly list: FakePeer[]) {}
   broadcast(msg: Message, filter?: (p: Peer) => boolean): number {
     let n = 0;
@@ -71,8 +71,8 @@ class FakeNetwork implements HeartbeatNetwork {
   peers(): Peer[] {
     return this.list as unknown as Peer[];
   }
-  misbehaving(peer: Peer, score: number, reason: string): void {
-    this.penalties.push({ peer: peer.addr, score, reason });
+  misbehaving(peer: Peer, score: number, reason: string, evidence?: string): void {
+    this.penalties.push({ peer: peer.addr, score, reason, ...(evidence !== undefined ? { evidence } : {}) });
   }
 }
 
@@ -220,7 +220,7 @@ describe("HeartbeatService: as a masternode", () => {
     assert.equal(rig.liveness.rowFor(b.publicKey, "devnet")?.witnesses, 2);
   });
 
-  it("penalises the sender per verdict", () => {
+  it("penalises only proof (a forged signature, with the heartbeat as evidence); stale, replayed, unknown and future gossip cost nothing", () => {
     const rig = livenessRig(keys, me);
     const peer = fakePeer(1);
     const net = new FakeNetwork([peer]);
@@ -245,15 +245,22 @@ describe("HeartbeatService: as a masternode", () => {
     });
     assert.deepEqual(
       net.penalties.map((p) => [p.score, p.reason]),
-      [
-        [20, "heartbeat unknown-operator"],
-        [100, "heartbeat bad-signature"],
-        [20, "heartbeat replay"],
-        [5, "heartbeat future"],
-      ],
+      [[100, "heartbeat bad-signature"]],
     );
-    assert.equal(VERDICT_PENALTY.stale, 0);
-    assert.equal(VERDICT_PENALTY.duplicate, 0);
+    assert.match(
+      net.penalties[0]!.evidence ?? "",
+      /^heartbeat [0-9a-f]{64} of [0-9a-f]{64} seq \d+ .*signature [0-9a-f]{128}$/,
+    );
+    for (const v of [
+      "stale",
+      "duplicate",
+      "replay",
+      "unknown-operator",
+      "future",
+      "invalid",
+      "mismatch",
+    ] as const)
+      assert.equal(VERDICT_PENALTY[v], 0, v);
   });
 
   it("answers GetMnList with its snapshot, and takes an MnList through the same checks", () => {

@@ -17,43 +17,87 @@ function make(clock = new ManualClock(), opts = {}): BanManager {
   return new BanManager(opts, { clock, logger: nullLogger });
 }
 
-test("bans: 100 points ban an IP; escalation is 5 min, then 1 h, then permanent", () => {
+const proof = (
+  reason: string,
+  evidence = "bytes 00ff",
+): { reason: string; evidence: string; nodeId: null } => ({
+  reason,
+  evidence,
+  nodeId: null,
+});
+
+test("bans: proof bans at once, 10 min, then 1 h, then 24 h for every later offence, with its evidence", () => {
   const clock = new ManualClock();
   const bans = make(clock);
   const ip = "10.0.0.1";
 
-  for (let i = 0; i < 9; i++) assert.equal(bans.addScore(ip, 10, "RATE_LIMITED").ban, null);
-  assert.equal(bans.score(ip), 90);
-  const first = bans.addScore(ip, 10, "RATE_LIMITED").ban;
-  assert.ok(first, "the tenth violation bans");
-  assert.equal(first.until, clock.now() + 5 * MIN);
-  assert.ok(bans.isBanned(ip));
-  clock.advance(5 * MIN - 1);
-  assert.ok(bans.isBanned(ip), "still banned just before 5 min");
+  const first = bans.banForProof(
+    ip,
+    proof("INVALID_BLOCK: bad merkle root", "block 12ab breaks BAD_MERKLE_ROOT"),
+  );
+  assert.equal(first.until, clock.now() + 10 * MIN);
+  assert.equal(first.source, "proof");
+  assert.equal(first.evidence, "block 12ab breaks BAD_MERKLE_ROOT");
+  assert.equal(first.createdAt, clock.now());
+  assert.equal(bans.banForProof(ip, proof("again")), first, "an IP already banned keeps its ban");
+  clock.advance(10 * MIN - 1);
+  assert.ok(bans.isBanned(ip), "still banned just before 10 min");
   clock.advance(1);
-  assert.ok(!bans.isBanned(ip), "free after 5 min");
+  assert.ok(!bans.isBanned(ip), "free after 10 min");
 
-  const second = bans.addScore(ip, 100, "PROTOCOL_VIOLATION").ban;
-  assert.ok(second);
+  const second = bans.banForProof(ip, proof("MALFORMED_FRAME: bad checksum"));
   assert.equal(second.until, clock.now() + HOUR);
   clock.advance(HOUR);
-  assert.ok(!bans.isBanned(ip));
-
-  const third = bans.addScore(ip, 100, "PROTOCOL_VIOLATION").ban;
-  assert.ok(third);
-  assert.equal(third.until, null, "third ban is permanent");
-  clock.advance(365 * 24 * HOUR);
-  assert.ok(bans.isBanned(ip));
-  assert.equal(bans.offenceCount(ip), 3);
+  const third = bans.banForProof(ip, proof("UNDECODABLE"));
+  assert.equal(third.until, clock.now() + 24 * HOUR);
+  clock.advance(24 * HOUR);
+  assert.ok(!bans.isBanned(ip), "never permanent: IPs change hands");
+  const fourth = bans.banForProof(ip, proof("UNDECODABLE"));
+  assert.equal(fourth.until, clock.now() + 24 * HOUR, "later offences stay at 24 h");
+  assert.equal(bans.offenceCount(ip), 4);
 });
 
-test("bans: misbehaviour older than the window is forgotten", () => {
+test("bans: flood scores ban for 5 min at 100 and never escalate; an exempt IP is only told to disconnect", () => {
   const clock = new ManualClock();
   const bans = make(clock);
-  bans.addScore("10.0.0.2", 60, "x");
+  const ip = "10.0.0.9";
+  for (let i = 0; i < 9; i++)
+    assert.equal(bans.addFloodScore(ip, 10, "GetBlocks over its rate limit").ban, null);
+  assert.equal(bans.score(ip), 90);
+  const r = bans.addFloodScore(ip, 10, "GetBlocks over its rate limit");
+  assert.ok(r.crossed && r.ban, "the tenth flood crosses the threshold");
+  assert.equal(r.ban.until, clock.now() + 5 * MIN);
+  assert.equal(r.ban.source, "flood");
+  assert.match(r.ban.evidence, /10 × GetBlocks over its rate limit/);
+  for (let round = 0; round < 3; round++) {
+    clock.advance(5 * MIN);
+    assert.ok(!bans.isBanned(ip));
+    let last = null;
+    for (let i = 0; i < 10; i++) last = bans.addFloodScore(ip, 10, "GetHeaders over its rate limit").ban;
+    assert.ok(last);
+    assert.equal(last.until, clock.now() + 5 * MIN, "a flood ban never grows");
+  }
+  assert.equal(bans.offenceCount(ip), 0, "floods do not count toward the proof escalation");
+
+  const mn = "10.0.0.10";
+  let crossed = false;
+  for (let i = 0; i < 10; i++) {
+    const x = bans.addFloodScore(mn, 10, "GetBlocks over its rate limit", { exempt: true });
+    assert.equal(x.ban, null, "a registered masternode's address is never banned for a flood");
+    crossed ||= x.crossed;
+  }
+  assert.ok(crossed, "the caller is told to disconnect it");
+  assert.equal(bans.score(mn), 0, "its score starts over");
+  assert.ok(!bans.isBanned(mn));
+});
+
+test("bans: flood scores older than the window are forgotten", () => {
+  const clock = new ManualClock();
+  const bans = make(clock);
+  bans.addFloodScore("10.0.0.2", 60, "x");
   clock.advance(HOUR + 1);
   assert.equal(bans.score("10.0.0.2"), 0);
-  assert.equal(bans.addScore("10.0.0.2", 60, "x").ban, null, "60 + 60 an hour apart does not ban");
+  assert.equal(bans.addFloodScore("10.0.0.2", 60, "x").ban, null, "60 + 60 an hour apart does not ban");
   assert.equal(bans.score("10.0.0.2"), 60);
 });
 
@@ -98,7 +142,7 @@ test("bans: the table is bounded and evicts the ban that ends soonest", () => {
   assert.equal(bans.size, 5);
   assert.ok(!bans.isBanned("10.0.1.0"), "the soonest-ending ban made room");
   assert.ok(bans.isBanned("10.0.1.99"));
-  for (let i = 0; i < 50; i++) bans.addScore(`10.0.2.${i}`, 1, "x");
+  for (let i = 0; i < 50; i++) bans.addFloodScore(`10.0.2.${i}`, 1, "x");
   assert.ok(bans.size <= 5);
 });
 
@@ -110,7 +154,11 @@ test("bans: saved atomically and reloaded; expired and garbage entries are dropp
     const a = make(clock, { file });
     a.ban("10.0.0.5", null, "manual", "manual");
     a.ban("10.0.0.6", MIN, "manual", "manual");
-    a.addScore("10.0.0.7", 100, "PROTOCOL_VIOLATION");
+    a.banForProof("10.0.0.7", {
+      reason: "PROTOCOL_VIOLATION: second Hello",
+      evidence: "Hello twice",
+      nodeId: "ab".repeat(32),
+    });
     a.ban("10.0.0.8", null, "config", "config");
     await a.save();
     const b = make(clock, { file });
@@ -123,6 +171,25 @@ test("bans: saved atomically and reloaded; expired and garbage entries are dropp
       ["10.0.0.5", "10.0.0.6", "10.0.0.7"],
     );
     assert.equal(b.offenceCount("10.0.0.7"), 1, "escalation survives a restart");
+    const kept = b.list().find((x) => x.subject === "10.0.0.7")!;
+    assert.equal(kept.source, "proof");
+    assert.equal(kept.evidence, "Hello twice", "the evidence survives a restart");
+    assert.equal(kept.nodeId, "ab".repeat(32));
+    // A version 1 file (before proof and flood were told apart) still loads.
+    await writeFile(
+      file,
+      JSON.stringify({
+        version: 1,
+        bans: [{ subject: "10.0.0.20", createdAt: 1, until: null, reason: "old", source: "misbehaviour" }],
+        offences: [["10.0.0.20", 2]],
+      }),
+    );
+    const v1 = make(clock, { file });
+    await v1.load();
+    assert.equal(v1.list()[0]?.source, "proof");
+    assert.equal(v1.list()[0]?.evidence, "");
+    assert.equal(v1.offenceCount("10.0.0.20"), 2);
+    await a.save();
     clock.advance(MIN);
     const c = make(clock, { file });
     await c.load();

@@ -45,7 +45,13 @@ test("per-IP limit: 200 connection attempts from one IP get at most maxConnectio
   let n2: TestNode | undefined;
   const raws: RawResult[] = [];
   try {
-    n = await startNode("127.0.4.1", { maxConnectionsPerIp: 3, connectRatePerMinute: 10 });
+    // Three handshakes at once from one IP, so the per-IP connection cap is what is measured here
+    // (the handshake share per IP has its own test below).
+    n = await startNode("127.0.4.1", {
+      maxConnectionsPerIp: 3,
+      connectRatePerMinute: 10,
+      maxHandshakingPerIp: 3,
+    });
     for (let i = 0; i < 200; i++) raws.push(rawConnect(n.addr, "127.0.4.50"));
     await waitFor(() => raws.every((r) => r.first !== null), "every attempt answered", 10_000);
     const accepted = raws.filter((r) => r.first === MsgType.Hello);
@@ -69,7 +75,11 @@ test("per-IP limit: 200 connection attempts from one IP get at most maxConnectio
     assert.equal(again.goodbye, GoodbyeReason.RATE_LIMITED);
 
     // With the rate limit out of the way, the concurrency cap alone holds at 3.
-    n2 = await startNode("127.0.4.9", { maxConnectionsPerIp: 3, connectRatePerMinute: 100_000 });
+    n2 = await startNode("127.0.4.9", {
+      maxConnectionsPerIp: 3,
+      connectRatePerMinute: 100_000,
+      maxHandshakingPerIp: 3,
+    });
     const burst: RawResult[] = [];
     for (let i = 0; i < 200; i++) burst.push(rawConnect(n2.addr, "127.0.4.51"));
     raws.push(...burst);
@@ -136,7 +146,10 @@ test("reserved slots: with ordinary inbound slots full, a masternode still conne
   }
 });
 
-test("rate limit → misbehaviour → ban; the banned IP cannot reconnect until clearBanned; others are still served", async () => {
+const ping = (i: number) =>
+  ({ type: MsgType.Ping, nonce: i, height: 0, tipHash: Buffer.alloc(32), timestamp: 0 }) as const;
+
+test("a request flood → a 5 min flood ban; the banned IP cannot reconnect until clearBanned; others are still served", async () => {
   let n: TestNode | undefined;
   let flooder: TestNode | undefined;
   let good: TestNode | undefined;
@@ -149,16 +162,17 @@ test("rate limit → misbehaviour → ban; the banned IP cannot reconnect until 
       "both connected, on both sides",
     );
     const link = flooder.pm.getPeer(n.id)!;
-    for (let i = 0; i < 500; i++) {
-      link.send({ type: MsgType.Ping, nonce: i, height: 0, tipHash: Buffer.alloc(32), timestamp: 0 });
-    }
+    // GetPeers: 5 per minute, a burst of 5. 500 of them is a flood far beyond any honest need.
+    for (let i = 0; i < 500; i++) link.send({ type: MsgType.GetPeers });
     await waitFor(() => n!.pm.getPeer(flooder!.id) === undefined, "flooder disconnected");
     const bans = n.pm.listBanned();
     assert.equal(bans.length, 1);
     assert.equal(bans[0]!.subject, "127.0.4.11");
-    assert.equal(bans[0]!.source, "misbehaviour");
-    assert.equal(bans[0]!.until! - bans[0]!.createdAt, 5 * 60 * 1000, "first ban: 5 minutes");
-    assert.equal(n.pm.bans.get("RATE_LIMITED"), 1);
+    assert.equal(bans[0]!.source, "flood");
+    assert.equal(bans[0]!.until! - bans[0]!.createdAt, 5 * 60 * 1000, "a flood ban lasts 5 minutes");
+    assert.match(bans[0]!.evidence, /GetPeers over its rate limit/, "the ban names what it saw");
+    assert.equal(bans[0]!.nodeId, flooder.id);
+    assert.equal(n.pm.bans.get("REQUEST_FLOOD"), 1);
     await waitFor(() => (flooder!.pm.disconnects.get("banned") ?? 0) >= 3, "the flooder keeps being refused");
     assert.equal(n.pm.getPeer(flooder.id), undefined);
     // The good peer never noticed.
@@ -177,19 +191,41 @@ test("rate limit → misbehaviour → ban; the banned IP cannot reconnect until 
   }
 });
 
-test("a ban expires on its own; a manual ban disconnects at once", async () => {
+test("liveness over its rate limit is dropped, never scored: 500 pings at once leave no score and no ban", async () => {
+  let n: TestNode | undefined;
+  let p: TestNode | undefined;
+  try {
+    n = await startNode("127.0.4.15");
+    p = await startNode("127.0.4.16", { bootstrapPeers: [n.addr] });
+    await waitFor(
+      () => n!.pm.getPeer(p!.id) !== undefined && p!.pm.getPeer(n!.id) !== undefined,
+      "connected",
+    );
+    const link = p.pm.getPeer(n.id)!;
+    // What a link delivers when it resumes after a stall: a burst far over the ping bucket.
+    for (let i = 0; i < 500; i++) link.send(ping(i));
+    const peerOnN = n.pm.getPeer(p.id)!;
+    await waitFor(() => peerOnN.droppedOverLimit > 400, "the excess is dropped");
+    assert.equal(n.pm.banManager.score("127.0.4.16"), 0);
+    assert.equal(n.pm.listBanned().length, 0);
+    assert.equal(peerOnN.state, "ready", "the link stays up");
+  } finally {
+    await stopAll([n, p]);
+  }
+});
+
+test("a flood ban expires on its own; a manual ban disconnects at once", async () => {
   let n: TestNode | undefined;
   let f: TestNode | undefined;
   try {
-    n = await startNode("127.0.4.13", { banEscalationMs: [400] });
+    n = await startNode("127.0.4.13", { floodBanMs: 400 });
     f = await startNode("127.0.4.14", { bootstrapPeers: [n.addr] });
     await waitFor(
       () => n!.pm.getPeer(f!.id) !== undefined && f!.pm.getPeer(n!.id) !== undefined,
       "connected",
     );
     const link = f.pm.getPeer(n.id)!;
-    for (let i = 0; i < 300; i++)
-      link.send({ type: MsgType.Ping, nonce: i, height: 0, tipHash: Buffer.alloc(32), timestamp: 0 });
+    for (let i = 0; i < 300; i++) link.send({ type: MsgType.GetMnList, reqId: i + 1 });
     await waitFor(() => n!.pm.listBanned().length === 1, "banned");
     await waitFor(() => n!.pm.getPeer(f!.id) !== undefined, "back after the 400 ms ban", 5_000);
     assert.equal(n.pm.listBanned().length, 0);
@@ -205,7 +241,34 @@ test("a ban expires on its own; a manual ban disconnects at once", async () => {
   }
 });
 
-test("a whitelisted peer is never banned, but a 100-score violation still disconnects it", async () => {
+test("a registered masternode that floods requests is disconnected, never banned", async () => {
+  let n: TestNode | undefined;
+  let mn: TestNode | undefined;
+  try {
+    const op = KeyPair.generate();
+    const isRegisteredMasternode = (pk: Buffer): boolean => pk.equals(op.publicKey);
+    n = await startNode("127.0.4.17", {}, { isRegisteredMasternode });
+    mn = await startNode(
+      "127.0.4.18",
+      { bootstrapPeers: [n.addr] },
+      { operatorKey: op, isRegisteredMasternode },
+    );
+    await waitFor(
+      () => n!.pm.getPeer(mn!.id) !== undefined && mn!.pm.getPeer(n!.id) !== undefined,
+      "connected",
+    );
+    const first = n.pm.getPeer(mn.id)!;
+    for (let i = 0; i < 300; i++) mn.pm.getPeer(n.id)!.send({ type: MsgType.GetPeers });
+    await waitFor(() => first.state === "closed", "disconnected");
+    assert.equal(first.closeReason, GoodbyeReason.RATE_LIMITED);
+    assert.equal(n.pm.listBanned().length, 0, "a masternode's address is never banned for a soft offence");
+    await waitFor(() => n!.pm.getPeer(mn!.id) !== undefined, "and it comes back");
+  } finally {
+    await stopAll([n, mn]);
+  }
+});
+
+test("a whitelisted peer is never banned, but proof still disconnects it", async () => {
   let n: TestNode | undefined;
   let w: TestNode | undefined;
   try {
@@ -216,8 +279,7 @@ test("a whitelisted peer is never banned, but a 100-score violation still discon
       "connected",
     );
     const link = w.pm.getPeer(n.id)!;
-    for (let i = 0; i < 500; i++)
-      link.send({ type: MsgType.Ping, nonce: i, height: 0, tipHash: Buffer.alloc(32), timestamp: 0 });
+    for (let i = 0; i < 500; i++) link.send({ type: MsgType.GetPeers });
     await waitFor(
       () => n!.logger.records.some((r) => r.level === "warn" && /Whitelisted peer misbehaved/.test(r.msg)),
       "the violation is logged",
@@ -239,7 +301,34 @@ test("a whitelisted peer is never banned, but a 100-score violation still discon
   }
 });
 
-test("garbage in Peers is dropped with a small score; valid entries are kept; our own id is skipped", async () => {
+test("proof bans at once with its evidence: an invalid block reported from above", async () => {
+  let n: TestNode | undefined;
+  let b: TestNode | undefined;
+  try {
+    n = await startNode("127.0.4.22");
+    b = await startNode("127.0.4.23", { bootstrapPeers: [n.addr] });
+    await waitFor(() => n!.pm.getPeer(b!.id) !== undefined, "connected");
+    n.pm.misbehaving(
+      n.pm.getPeer(b.id)!,
+      100,
+      "invalid block: BAD_MERKLE_ROOT",
+      "block 00ab breaks BAD_MERKLE_ROOT",
+    );
+    const [ban] = n.pm.listBanned();
+    assert.ok(ban);
+    assert.equal(ban.subject, "127.0.4.23");
+    assert.equal(ban.source, "proof");
+    assert.equal(ban.reason, "INVALID_DATA: invalid block: BAD_MERKLE_ROOT");
+    assert.equal(ban.evidence, "block 00ab breaks BAD_MERKLE_ROOT");
+    assert.equal(ban.nodeId, b.id);
+    assert.equal(ban.until! - ban.createdAt, 10 * 60 * 1000, "a first proof ban lasts 10 minutes");
+    await waitFor(() => n!.pm.getPeer(b!.id) === undefined, "disconnected");
+  } finally {
+    await stopAll([n, b]);
+  }
+});
+
+test("garbage in Peers is skipped and never scored; valid entries are kept; our own id is skipped", async () => {
   let n: TestNode | undefined;
   let s: TestNode | undefined;
   try {
@@ -267,7 +356,7 @@ test("garbage in Peers is dropped with a small score; valid entries are kept; ou
     assert.ok(!n.pm.addressBook.has("224.0.0.1:5"));
     assert.ok(!n.pm.addressBook.has("127.0.4.98:1"), "an entry with our own node id");
     assert.ok(!n.pm.addressBook.has(n.addr), "our own address");
-    assert.equal(n.pm.banManager.score("127.0.4.31"), 5);
+    assert.equal(n.pm.banManager.score("127.0.4.31"), 0);
     assert.equal(n.pm.getPeer(s.id)?.state, "ready");
   } finally {
     await stopAll([n, s]);
@@ -307,7 +396,7 @@ test("blacklist: a listed IP is refused at accept time, a listed node id after i
   }
 });
 
-test("handshakes in progress are bounded; a whitelisted IP bypasses the per-IP limits", async () => {
+test("handshake slots: bounded; when full, the connection that has waited longest for its Hello gives way", async () => {
   let n: TestNode | undefined;
   const raws: RawResult[] = [];
   try {
@@ -317,25 +406,57 @@ test("handshakes in progress are bounded; a whitelisted IP bypasses the per-IP l
       connectRatePerMinute: 1,
       whitelist: ["127.0.4.60"],
     });
-    // Five silent connections from one whitelisted IP: no per-IP cap, no rate limit, but only
-    // three may sit in the handshake at once.
+    // Five silent connections from one whitelisted IP (no per-IP caps): only three sit in the
+    // handshake at once, and each newcomer evicts the oldest that never sent its Hello.
     for (let i = 0; i < 5; i++) {
       raws.push(rawConnect(n.addr, "127.0.4.60"));
       await waitFor(() => raws[i]!.first !== null, `attempt ${i} answered`);
     }
     assert.deepEqual(
       raws.map((r) => r.first),
-      [MsgType.Hello, MsgType.Hello, MsgType.Hello, MsgType.Goodbye, MsgType.Goodbye],
+      [MsgType.Hello, MsgType.Hello, MsgType.Hello, MsgType.Hello, MsgType.Hello],
     );
-    assert.equal(raws[3]!.goodbye, GoodbyeReason.TOO_MANY_PEERS);
+    await waitFor(() => raws[0]!.closed && raws[1]!.closed, "the two oldest gave way");
     assert.equal(n.pm.handshakingCount, 3);
-    // Those three time out of the handshake and free their slots.
-    for (const r of raws.slice(0, 3)) r.socket.destroy();
-    await waitFor(() => n!.pm.handshakingCount === 0, "slots freed");
-    const again = rawConnect(n.addr, "127.0.4.60");
-    raws.push(again);
-    await waitFor(() => again.first !== null, "answered");
-    assert.equal(again.first, MsgType.Hello);
+    assert.ok(!raws[2]!.closed && !raws[3]!.closed && !raws[4]!.closed);
+  } finally {
+    for (const r of raws) r.socket.destroy();
+    await stopAll([n]);
+  }
+});
+
+test("handshake slots: at most maxHandshakingPerIp from one IP; a silent connection is dropped at the Hello deadline", async () => {
+  let n: TestNode | undefined;
+  const raws: RawResult[] = [];
+  try {
+    n = await startNode("127.0.4.51", {
+      maxHandshakingPerIp: 2,
+      maxConnectionsPerIp: 10,
+      connectRatePerMinute: 100,
+      helloTimeoutMs: 600,
+    });
+    for (let i = 0; i < 3; i++) {
+      raws.push(rawConnect(n.addr, "127.0.4.61"));
+      await waitFor(() => raws[i]!.first !== null, `attempt ${i} answered`);
+    }
+    assert.deepEqual(
+      raws.map((r) => r.first),
+      [MsgType.Hello, MsgType.Hello, MsgType.Goodbye],
+    );
+    assert.equal(raws[2]!.goodbye, GoodbyeReason.TOO_MANY_PEERS);
+    // Another address is not held back by that one.
+    const other = rawConnect(n.addr, "127.0.4.62");
+    raws.push(other);
+    await waitFor(() => other.first !== null, "other answered");
+    assert.equal(other.first, MsgType.Hello);
+    // Nobody sent a Hello: after 600 ms every one of them is gone.
+    await waitFor(
+      () => raws[0]!.closed && raws[1]!.closed && other.closed,
+      "dropped at the Hello deadline",
+      5_000,
+    );
+    assert.equal(n.pm.handshakingCount, 0);
+    assert.ok((n.pm.disconnects.get("handshake_timeout") ?? 0) >= 3);
   } finally {
     for (const r of raws) r.socket.destroy();
     await stopAll([n]);

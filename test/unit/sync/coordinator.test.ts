@@ -76,7 +76,7 @@ describe("SyncCoordinator: catching up", () => {
       return process(items);
     };
     b.makeCoordinator();
-    const peers = ["p1", "p2", "p3"].map((id) => b.addPeer({ id }, src.chain));
+    const peers = ["p1", "p2", "p3"].map((id) => b.addPeer({ id, masternode: true }, src.chain));
     await b.coordinator.check();
     assert.equal(b.chain.height, 1_200);
     assert.equal(tipOf(b.chain), tipOf(src.chain));
@@ -317,7 +317,7 @@ describe("SyncCoordinator: bad data", () => {
     assert.ok(b.logged("Sync from peer ended early"));
   });
 
-  it("a peer claiming an impossible height is penalised once and ignored for the target", async () => {
+  it("a peer claiming an impossible height is ignored for the target, unscored (no proof), logged once", async () => {
     const { src } = sourceChain(50);
     const b = bed();
     b.addPeer(
@@ -329,11 +329,42 @@ describe("SyncCoordinator: bad data", () => {
     await b.coordinator.check();
     await b.coordinator.check();
     assert.equal(b.chain.height, 50);
-    assert.deepEqual(
-      b.fns.penalties.map((p) => [p.id, p.score]),
-      [["liar", 20]],
+    assert.deepEqual(b.fns.penalties, [], "a height is a claim, not proof");
+    assert.equal(
+      b.logger.records.filter((r) => r.msg === "Ignoring a peer's impossible height").length,
+      1,
+      "logged once per claimed height",
     );
     assert.equal(b.coordinator.status().consensusHeight, 50);
+  });
+
+  it("a lead that cannot back up its claimed tip loses its standing as lead and its say in the target for a while", async () => {
+    const { src, blocks } = sourceChain(20);
+    const b = bed();
+    b.importBlocks(blocks);
+    // Claims 8 more blocks than it (or anyone) has, and answers every GetHeaders with nothing.
+    const claim = { height: 28, tipHash: Buffer.alloc(32, 9), connected: true };
+    b.addPeer({ id: "liar", ...claim, masternode: true }, src.chain);
+    await b.coordinator.check();
+    assert.equal(await b.metric("sync_coordinator_syncs_initiated_total"), 1);
+    assert.ok(b.logged("Peer did not deliver the tip it claimed"));
+    assert.deepEqual(b.fns.penalties, [], "not proof: never scored");
+    for (let i = 0; i < 5; i++) {
+      b.local.clock.advance(60_000);
+      b.view.update("liar", claim); // it keeps pinging its claim
+      await b.coordinator.check();
+    }
+    assert.equal(await b.metric("sync_coordinator_syncs_initiated_total"), 1, "not tried again for 10 min");
+    assert.equal(await b.metric("local_height_behind_consensus"), 0, "its claim no longer counts");
+    assert.equal(b.coordinator.status().behind, 0);
+    b.local.clock.advance(6 * 60_000);
+    b.view.update("liar", claim);
+    await b.coordinator.check();
+    assert.equal(
+      await b.metric("sync_coordinator_syncs_initiated_total"),
+      2,
+      "after the bound it may lead again",
+    );
   });
 });
 
@@ -411,12 +442,32 @@ describe("SyncCoordinator: forks", () => {
     const b = bed();
     b.importBlocks(prefix);
     extend(b.local, 300, { round: 2 }); // 300 blocks of a third of the work each: taller, lighter
-    for (const id of ["p1", "p2", "p3"]) b.addPeer({ id }, src.chain);
+    for (const id of ["p1", "p2", "p3"]) b.addPeer({ id, masternode: true }, src.chain);
     await b.coordinator.check();
     assert.ok(b.logged("possible fork or network partition"));
     assert.equal(await b.metric("sync_possible_fork_total"), 1);
     assert.equal(tipOf(b.chain), tipOf(src.chain), "switched to the branch with more work");
     assert.equal(b.chain.height, 160);
+  });
+
+  it("the target needs proof: peers without a masternode proof never raise the possible-fork warning or the alerting figures", async () => {
+    const src = track(new ChainHarness(genesis, keys));
+    extend(src, 3);
+    const b = bed();
+    extend(b.local, 150);
+    // Two strangers (no operator key proven) reporting a low height.
+    for (const id of ["s1", "s2"]) b.addPeer({ id, height: 0 }, src.chain);
+    await b.coordinator.check();
+    await b.coordinator.check();
+    assert.ok(!b.logged("possible fork or network partition"));
+    assert.equal(await b.metric("sync_possible_fork_total"), 0);
+    assert.equal(await b.metric("local_height_behind_consensus"), 0);
+    assert.equal(b.chain.height, 150, "and our chain is left alone");
+    // One masternode peer far below us is proof enough for the warning.
+    b.addPeer({ id: "mn", masternode: true }, src.chain);
+    await b.coordinator.check();
+    assert.ok(b.logged("possible fork or network partition"));
+    assert.equal(await b.metric("sync_possible_fork_total"), 1);
   });
 
   it("a heavier but shorter branch is adopted when its peer announces it (work decides, not height)", async () => {

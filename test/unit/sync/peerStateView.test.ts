@@ -5,6 +5,7 @@ import type { Peer } from "../../../src/p2p/peer.js";
 import type { PeerManagerEvents } from "../../../src/p2p/peerManager.js";
 import type { SyncPeerSource } from "../../../src/sync/interface.js";
 import { PeerStateView } from "../../../src/sync/peerStateView.js";
+import { FAILURE_STREAK_TTL_MS } from "../../../src/sync/constants.js";
 import { ManualClock } from "../../../src/util/clock.js";
 import { TypedEmitter } from "../../../src/util/typedEmitter.js";
 
@@ -94,6 +95,22 @@ describe("PeerStateView", () => {
     view.recordSuccess("a");
     assert.equal(view.usable().length, 1);
     assert.notEqual(view.get("a")!.lastUsefulAt, null);
+  });
+
+  it("a failure streak is forgotten a minute after its last failure (a healed partition), not kept for ever", () => {
+    const clock = new ManualClock();
+    const view = new PeerStateView({}, { clock });
+    view.update("a", {});
+    for (let i = 0; i < 3; i++) view.recordFailure("a");
+    assert.equal(view.usable().length, 0);
+    clock.advance(FAILURE_STREAK_TTL_MS);
+    view.update("a", {}); // still pinging
+    assert.equal(view.usable().length, 0, "not before the minute is over");
+    clock.advance(1);
+    assert.equal(view.usable().length, 1, "usable again once the streak is old");
+    view.recordFailure("a");
+    assert.equal(view.get("a")!.consecutiveFailures, 1, "a new failure starts a new streak");
+    assert.equal(view.usable().length, 1);
   });
 
   it("is bounded", () => {

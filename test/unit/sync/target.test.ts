@@ -13,6 +13,7 @@ import {
 } from "../../../src/sync/target.js";
 import { penaltyFor, SyncError, type SyncErrorCode } from "../../../src/sync/errors.js";
 import { BlockError } from "../../../src/chain/errors.js";
+import { TIME_RULE_SCORE } from "../../../src/chain/validation.js";
 
 const peer = (id: string, height: number, masternode = false, whitelisted = false): HeightReport => ({
   id,
@@ -163,18 +164,20 @@ describe("hash agreement before a reorg (seed 002)", () => {
 });
 
 describe("penalties", () => {
-  it("every error code has a penalty; bad data is scored, slowness is not", () => {
+  it("every error code has a penalty; only proof is scored, slowness, lies about heights and clock faults are not", () => {
     const codes: SyncErrorCode[] = [
       "UNDECODABLE_BLOCK",
       "WRONG_BLOCK",
       "BAD_RESPONSE",
+      "EMPTY_CLAIM",
+      "IMPOSSIBLE_HEIGHT",
       "TIMEOUT",
       "NOT_FOUND",
     ];
     const scores = codes.map((c) => penaltyFor(new SyncError(c, c)));
-    assert.deepEqual(scores, [100, 100, 50, 0, 0]);
-    const future = new BlockError("TIME_TOO_FAR_IN_FUTURE", "x", 5);
-    assert.equal(penaltyFor(new SyncError("INVALID_BLOCK", "x", {}, future)), 5);
+    assert.deepEqual(scores, [100, 100, 0, 0, 0, 0, 0]);
+    const future = new BlockError("TIME_TOO_FAR_IN_FUTURE", "x", TIME_RULE_SCORE);
+    assert.equal(penaltyFor(new SyncError("INVALID_BLOCK", "x", {}, future)), 0);
     assert.equal(
       penaltyFor(new SyncError("INVALID_HEADERS", "x", {}, new BlockError("WRONG_PRODUCER", "x"))),
       100,
