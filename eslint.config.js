@@ -4,7 +4,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", "bin/**", "scripts/**", "eslint.config.js", "src/dashboard/static/**"] },
+  { ignores: ["dist/**", "node_modules/**", "bin/**", "scripts/*.mjs", "eslint.config.js", "src/dashboard/static/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -31,7 +31,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ["test/**", "bench/**"],
+    files: ["test/**", "bench/**", "scripts/**"],
     rules: {
       "@typescript-eslint/no-non-null-assertion": "off",
       "@typescript-eslint/no-unsafe-assignment": "off",
