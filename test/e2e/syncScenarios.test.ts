@@ -272,16 +272,16 @@ async function forkResolution(t: TestContext, run: ForkRun): Promise<void> {
       assert.ok(minedAt(h, sent[winningSide]) !== null, `${h.name}: the winner's send is still mined`);
       assert.ok(minedAt(h, funding.A) !== null && minedAt(h, funding.B) !== null);
     }
+    // Whether polling getrawmempool caught the returned transaction is reported, not asserted:
+    // when a losing node is the next producer and its slot is already open as the reorg lands,
+    // it mines the transaction within milliseconds, between two polls (seen on a loaded machine).
+    // That it went back to the mempool is asserted above from the mempool's own events.
     const sightings = halves[losingSide].filter((h) => seenInMempool.has(`${h.name}/${losingSide}`));
-    assert.ok(
-      sightings.length >= 1,
-      `getrawmempool on a losing node showed the returned transaction (${[...seenInMempool].join(", ")})`,
-    );
     const final = await net.waitAgree(agreed.height, 15_000, "every node at the end");
     t.diagnostic(
       `split ${splitSeconds.toFixed(1)} s at height ${splitHeight}; half ${losingSide} lost; fork at ${forkHeight}; ` +
         `reorg depths ${depths.join(", ")}; one tip ${convergeMs.toFixed(0)} ms after the heal; ` +
-        `returned tx in getrawmempool on ${sightings.map((h) => h.name).join(", ")}; final height ${final.height}`,
+        `returned tx seen by getrawmempool polling on ${sightings.map((h) => h.name).join(", ") || "none"}; final height ${final.height}`,
     );
   } finally {
     watching = false;
