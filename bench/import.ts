@@ -17,7 +17,13 @@ import { chainParams } from "../src/chain/params.js";
 import { txid, type OutPoint, type Tx } from "../src/chain/tx.js";
 import { addressFromPubkey, pubkeyHash } from "../src/crypto/address.js";
 import type { KeyPair } from "../src/crypto/ed25519.js";
-import { scheduledProducer, slotStart } from "../src/consensus/schedule.js";
+import {
+  epochOf,
+  genesisSchedule,
+  nextSchedule,
+  scheduledProducer,
+  slotStart,
+} from "../src/consensus/schedule.js";
 import { ManualClock } from "../src/util/clock.js";
 import { COIN, GENESIS_TIME, makeTransfer, testKeys } from "../test/helpers/chainFixture.js";
 import { round, type BenchContext, type BenchGroup, type Figure } from "./lib.js";
@@ -26,6 +32,10 @@ import { sigVerifyFigure } from "./sigVerify.js";
 export const IMPORT_RATE = "import_blocks_per_s";
 export const IMPORT_VS_SIG = "import_vs_sig_bound";
 export const IMPORT_SIG_FLOOR = 0.7;
+export const COMMIT_DURABLE = "commit_durable_ms";
+export const COMMIT_ASYNC = "commit_async_ms";
+/** Blocks committed one per write transaction for the commit-cost rows. */
+const COMMIT_BLOCKS = 200;
 
 const BLOCKS = 1_000;
 const TXS_PER_BLOCK = 50;
@@ -113,6 +123,7 @@ export function buildTransferChain(ctx: BenchContext, opts: TransferChainOptions
 
   const blocks: Buffer[] = [];
   let parentHash = blockHash(genesis.header);
+  let sched = genesisSchedule(registry);
   let parentTs = genesis.header.timestamp;
   let nTx = 0;
   for (let height = 1; height <= count; height++) {
@@ -134,7 +145,8 @@ export function buildTransferChain(ctx: BenchContext, opts: TransferChainOptions
       queue.push({ outpoint: { txid: id, index: 1 }, amount: coin.amount - FEE - half, owner: coin.owner });
       txs.push(tx);
     }
-    const producer = scheduledProducer(registry, parentHash, height, 0)!;
+    if (sched.epoch !== epochOf(height)) sched = nextSchedule(sched, registry);
+    const producer = scheduledProducer(sched, height, 0, registry)!;
     const timestamp = slotStart(params, parentTs, 0);
     const block = buildBlock({
       parentHash,
@@ -199,11 +211,70 @@ export async function importChain(
   }
 }
 
+/**
+ * Commits the first COMMIT_BLOCKS blocks one per write transaction (as relay and production do)
+ * into a fresh chain, durable or not; returns the median milliseconds per block.
+ */
+async function singleBlockCommits(
+  ctx: BenchContext,
+  chain: PrebuiltChain,
+  durable: boolean,
+): Promise<number> {
+  const dir = ctx.tempDir("timebench-commit-");
+  const target = Chain.open(
+    dir,
+    chain.spec,
+    { clock: new ManualClock(chain.lastTimestamp + 1) },
+    { durable },
+  );
+  try {
+    const times: number[] = [];
+    for (const buf of chain.blocks.slice(0, COMMIT_BLOCKS)) {
+      const block = decodeBlock(buf);
+      const start = performance.now();
+      const r = target.processBlock(block, buf.length);
+      times.push(performance.now() - start);
+      if (r.status !== "connected") throw new Error(`commit bench: block returned ${r.status}`);
+    }
+    times.sort((a, b) => a - b);
+    return times[Math.floor(times.length / 2)]!;
+  } finally {
+    await target.close();
+  }
+}
+
 export const importBench: BenchGroup = {
   name: "import",
-  figures: [IMPORT_RATE, IMPORT_VS_SIG],
+  figures: [IMPORT_RATE, IMPORT_VS_SIG, COMMIT_DURABLE, COMMIT_ASYNC],
   async run(ctx) {
     const chain = buildImportChain(ctx);
+    const commitFigures: Figure[] = [];
+    if (ctx.wants(COMMIT_DURABLE) || ctx.wants(COMMIT_ASYNC)) {
+      ctx.log(`commit: ${COMMIT_BLOCKS} blocks one per transaction, durable then async (timed)`);
+      // Interleaved twice so both see the same machine state; the better median of each is kept.
+      const durable: number[] = [];
+      const async: number[] = [];
+      for (let i = 0; i < 2; i++) {
+        durable.push(await singleBlockCommits(ctx, chain, true));
+        async.push(await singleBlockCommits(ctx, chain, false));
+      }
+      const d = Math.min(...durable);
+      const a = Math.min(...async);
+      commitFigures.push(
+        {
+          name: COMMIT_DURABLE,
+          value: round(d, 2),
+          unit: "ms/block",
+          note: `median, ${TXS_PER_BLOCK} transfers a block, one fsync each (what a node runs); ${round(d / a, 2)}x the async commit`,
+        },
+        {
+          name: COMMIT_ASYNC,
+          value: round(a, 2),
+          unit: "ms/block",
+          note: "same, lmdb overlappingSync (returns before the fsync): for comparison only",
+        },
+      );
+    }
     const { seconds, cpuSeconds } = await importChain(ctx, chain);
     const rate = chain.blocks.length / seconds;
     const figures: Figure[] = [
@@ -214,6 +285,7 @@ export const importBench: BenchGroup = {
         note: `${BLOCKS} blocks x ${TXS_PER_BLOCK} transfers in ${round(seconds, 2)} s wall, CPU ${round((cpuSeconds * 1000) / BLOCKS, 1)} ms/block`,
       },
     ];
+    figures.push(...commitFigures);
     if (!ctx.wants(IMPORT_VS_SIG)) return figures;
     const bound = sigVerifyFigure(ctx).value / chain.sigsPerBlock;
     const ratio = rate / bound;

@@ -1,7 +1,7 @@
 /**
- * schedule_eval_per_s: scheduledProducer(registry, prevHash, height, round) calls per second on
- * one core, over a 1,000-masternode registry (a genesis registry), with a different parent hash,
- * height and round each call.
+ * schedule_eval_per_s (and _20000): scheduledProducer(schedule, height, round, registry) calls per
+ * second on one core over a 1,000-entry (20,000-entry) registry of mixed tiers; schedule_epoch_ms
+ * (and _20000): the cost of fixing one epoch's schedule (nextSchedule).
  *
  * mn_list_converge_ms: six real TimeNodes in this process (own data directory, LMDB, loopback IP
  * and TCP P2P each; RPC off), every one a genesis masternode, heartbeating every 0.5 s and not
@@ -10,11 +10,19 @@
  * liveness view counts all six active; median of three runs, each on a fresh devnet.
  */
 import { join } from "node:path";
-import { genesisRegistry, makeGenesisSpec, type GenesisSpec } from "../src/chain/genesis.js";
+import { makeGenesisSpec, type GenesisSpec } from "../src/chain/genesis.js";
 import { loadConfig } from "../src/config/index.js";
 import { KeyPair } from "../src/crypto/ed25519.js";
 import { sha256 } from "../src/crypto/hash.js";
-import { scheduledProducer } from "../src/consensus/schedule.js";
+import {
+  anchorHeightOf,
+  EPOCH_BLOCKS,
+  genesisSchedule,
+  nextSchedule,
+  scheduledProducer,
+} from "../src/consensus/schedule.js";
+import { sortRegistry, type MasternodeEntry } from "../src/consensus/registry.js";
+import { Tier } from "../src/consensus/tier.js";
 import { createMemoryLogger, type MemoryLogger } from "../src/logging/index.js";
 import { dataDirPaths } from "../src/node/dataDir.js";
 import { initDataDir } from "../src/node/init.js";
@@ -22,10 +30,12 @@ import { TimeNode } from "../src/node/node.js";
 import { SystemClock } from "../src/util/clock.js";
 import { CryptoRandom } from "../src/util/random.js";
 import { freePort } from "../test/e2e/helpers/nodes.js";
-import { testKeys } from "../test/helpers/chainFixture.js";
 import { median, round, type BenchContext, type BenchGroup, type Figure } from "./lib.js";
 
 export const SCHEDULE_EVAL = "schedule_eval_per_s";
+export const SCHEDULE_EVAL_20K = "schedule_eval_per_s_20000";
+export const SCHEDULE_EPOCH = "schedule_epoch_ms";
+export const SCHEDULE_EPOCH_20K = "schedule_epoch_ms_20000";
 export const MN_CONVERGE = "mn_list_converge_ms";
 
 const REGISTRY_SIZE = 1_000;
@@ -41,26 +51,46 @@ const CONVERGE_TIMEOUT_MS = 30_000;
 /** min_masternodes no devnet here reaches: the nodes never produce. */
 const NEVER_PRODUCE = 1_000;
 
-function scheduleEval(ctx: BenchContext): Figure {
-  const clock = new SystemClock();
-  const spec = makeGenesisSpec({
-    network: "devnet",
-    timestamp: clock.now(),
-    blockTimeMs: 2_000,
-    masternodes: testKeys("bench-schedule-mn", REGISTRY_SIZE).map((k, i) => ({
-      operatorPubkey: k.publicKey,
+/** A registry of `n` masternodes with mixed tiers (a Gold, Silvers, Bronzes and genesis Frees), sorted. */
+function benchRegistry(n: number): MasternodeEntry[] {
+  const entries: MasternodeEntry[] = [];
+  for (let i = 0; i < n; i++) {
+    const tier =
+      i % 97 === 0 ? Tier.Gold : i % 13 === 0 ? Tier.Silver : i % 3 === 0 ? Tier.Bronze : Tier.Free;
+    entries.push({
+      operatorPubkey: sha256(Buffer.from(`bench/schedule/op/${i}`)),
       address: `10.1.${i >> 8}.${(i & 255) + 1}:24200`,
-    })),
-  });
-  const registry = genesisRegistry(spec);
-  if (registry.length !== REGISTRY_SIZE) throw new Error(`registry has ${registry.length} entries`);
-  const hashes = Array.from({ length: 1_024 }, (_, i) => sha256(Buffer.from(`bench/schedule/${i}`)));
-  ctx.log(`${SCHEDULE_EVAL}: ${REGISTRY_SIZE} masternodes, ~${SCHEDULE_SECONDS} s`);
+      tier,
+      rewardAddress: Buffer.alloc(20, i & 255),
+      collateral: null,
+      ownerPubkey: null,
+      registeredHeight: 0,
+    });
+  }
+  return sortRegistry(entries);
+}
+
+/**
+ * Producer lookups per second on the schedule of one epoch: heights across the epoch, rounds 0
+ * to 3 (round 0 is a table lookup; a fallback round sorts the members by priority once per
+ * height and is cached), and the cost of fixing the next epoch's schedule.
+ */
+function scheduleEval(ctx: BenchContext, size: number, name: string, epochName: string): Figure[] {
+  const registry = benchRegistry(size);
+  ctx.log(`${name}: ${size} masternodes, ~${SCHEDULE_SECONDS} s`);
+  let sched = genesisSchedule(registry);
+  const epochMs: number[] = [];
+  for (let e = 0; e < 5; e++) {
+    const t0 = performance.now();
+    sched = nextSchedule(sched, registry);
+    epochMs.push(performance.now() - t0);
+  }
   let sink = 0;
+  const first = anchorHeightOf(sched.epoch) + 1;
   const batch = (base: number): void => {
     for (let j = 0; j < SCHEDULE_BATCH; j++) {
       const i = base + j;
-      sink += scheduledProducer(registry, hashes[i & 1023]!, 1 + i, i & 3)!.operatorPubkey[0]!;
+      sink += scheduledProducer(sched, first + (i % EPOCH_BLOCKS), i & 3, registry)!.operatorPubkey[0]!;
     }
   };
   for (let w = 0; w < 20; w++) batch(w * SCHEDULE_BATCH);
@@ -74,12 +104,20 @@ function scheduleEval(ctx: BenchContext): Figure {
   }
   const seconds = (now - start) / 1000;
   if (sink === 0) throw new Error("schedule evaluation was optimised away");
-  return {
-    name: SCHEDULE_EVAL,
-    value: Math.round(calls / seconds),
-    unit: "eval/s",
-    note: `${REGISTRY_SIZE}-entry registry, SHA-256 seed + index; ${calls} calls in ${round(seconds, 2)} s`,
-  };
+  return [
+    {
+      name,
+      value: Math.round(calls / seconds),
+      unit: "eval/s",
+      note: `weighted round-robin, ${size}-entry registry of mixed tiers, rounds 0-3 over one epoch; ${calls} calls in ${round(seconds, 2)} s`,
+    },
+    {
+      name: epochName,
+      value: round(median(epochMs), 2),
+      unit: "ms",
+      note: `fixing one epoch's schedule (${EPOCH_BLOCKS} heights) over ${size} entries, median of 5`,
+    },
+  ];
 }
 
 interface MnNode {
@@ -175,10 +213,13 @@ async function mnConverge(ctx: BenchContext): Promise<Figure> {
 
 export const masternodeBench: BenchGroup = {
   name: "masternode",
-  figures: [SCHEDULE_EVAL, MN_CONVERGE],
+  figures: [SCHEDULE_EVAL, SCHEDULE_EPOCH, SCHEDULE_EVAL_20K, SCHEDULE_EPOCH_20K, MN_CONVERGE],
   async run(ctx) {
     const figures: Figure[] = [];
-    if (ctx.wants(SCHEDULE_EVAL)) figures.push(scheduleEval(ctx));
+    if (ctx.wants(SCHEDULE_EVAL) || ctx.wants(SCHEDULE_EPOCH))
+      figures.push(...scheduleEval(ctx, REGISTRY_SIZE, SCHEDULE_EVAL, SCHEDULE_EPOCH));
+    if (ctx.wants(SCHEDULE_EVAL_20K) || ctx.wants(SCHEDULE_EPOCH_20K))
+      figures.push(...scheduleEval(ctx, 20_000, SCHEDULE_EVAL_20K, SCHEDULE_EPOCH_20K));
     if (ctx.wants(MN_CONVERGE)) figures.push(await mnConverge(ctx));
     return figures;
   },

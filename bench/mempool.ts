@@ -116,7 +116,7 @@ export const mempoolBench: BenchGroup = {
       ctx.log(`${BLOCK_TEMPLATE}: ${TEMPLATE_RUNS} block templates from the full mempool`);
       const tip = h.chain.tip;
       const registry = h.chain.getRegistry();
-      const producerEntry = scheduledProducer(registry, tip.hash, tip.height + 1, 0)!;
+      const producerEntry = scheduledProducer(h.chain.scheduleForChild(tip), tip.height + 1, 0, registry)!;
       const producer = mns.find((k) => k.publicKey.equals(producerEntry.operatorPubkey))!;
       // The room BlockProducer leaves for the header and a coinbase paying every masternode.
       const room = MAX_BLOCK_SIZE - 1_024 - 28 * registry.length;

@@ -41,7 +41,13 @@ import { genesisRegistry, type GenesisSpec } from "../src/chain/genesis.js";
 import { chainParams } from "../src/chain/params.js";
 import { loadConfig } from "../src/config/index.js";
 import { sha256 } from "../src/crypto/hash.js";
-import { scheduledProducer, slotStart } from "../src/consensus/schedule.js";
+import {
+  epochOf,
+  nextSchedule,
+  scheduledProducer,
+  scheduleOfFixedRegistry,
+  slotStart,
+} from "../src/consensus/schedule.js";
 import { createMemoryLogger, type MemoryLogger } from "../src/logging/index.js";
 import { dataDirPaths } from "../src/node/dataDir.js";
 import { initDataDir } from "../src/node/init.js";
@@ -232,10 +238,12 @@ function buildBranch(pre: PrebuiltChain, forkHeight: number, count: number): Blo
   const keys = new Map(pre.masternodes.map((k) => [k.publicKey.toString("hex"), k]));
   const forkHeader = decodeBlock(pre.blocks[forkHeight - 1]!).header;
   let parentHash = blockHash(forkHeader);
+  let sched = scheduleOfFixedRegistry(registry, epochOf(forkHeight + 1));
   let parentTs = forkHeader.timestamp;
   const out: Block[] = [];
   for (let height = forkHeight + 1; height <= forkHeight + count; height++) {
-    const producer = scheduledProducer(registry, parentHash, height, 0)!;
+    if (sched.epoch !== epochOf(height)) sched = nextSchedule(sched, registry);
+    const producer = scheduledProducer(sched, height, 0, registry)!;
     const timestamp = slotStart(params, parentTs, 0);
     const b = buildBlock({
       parentHash,

@@ -1,10 +1,32 @@
 import type { Registry } from "../consensus/registry.js";
+import {
+  anchorHeightOf,
+  decodeSchedule,
+  encodeSchedule,
+  EPOCH_BLOCKS,
+  epochOf,
+  genesisSchedule,
+  nextSchedule,
+  type EpochSchedule,
+} from "../consensus/schedule.js";
+import {
+  decodeEquivocation,
+  describeEquivocation,
+  encodeEquivocation,
+  evidenceTx,
+  makeEquivocation,
+  offenderOf,
+  type Equivocation,
+} from "../consensus/evidence.js";
 import type { Clock } from "../util/clock.js";
 import { BoundedMap } from "../util/boundedMap.js";
 import { TypedEmitter } from "../util/typedEmitter.js";
-import { blockHash, encodeBlock, type Block } from "./block.js";
+import { blockHash, encodeBlock, type Block, type BlockHeader } from "./block.js";
+import { ROUND_WEIGHT_BASE } from "./constants.js";
+import type { Tx } from "./tx.js";
 import { ChainStore, StoreError, blockWork, type BlockIndex } from "./chainStore.js";
 import { BlockError, isPermanentForHash } from "./errors.js";
+import { findByOperator as findRegistered } from "../consensus/registry.js";
 import { genesisRegistry, type GenesisSpec, buildGenesisBlock } from "./genesis.js";
 import { chainParams, type ChainParams } from "./params.js";
 import { txid as txidOf } from "./tx.js";
@@ -19,6 +41,18 @@ import {
 
 /** Known-invalid block hashes, so a peer re-sending one costs nothing. */
 const INVALID_CACHE_SIZE = 10_000;
+
+/**
+ * A side block is stored only while its branch could still win: its cumulative work is at least
+ * the tip's minus the work of 8 round-0 blocks (or the sync has validated headers showing its
+ * branch beats the tip), and it forks above tip − max_reorg_depth. A competing block at the tip,
+ * a partition's other side and a late block all fit; junk on an old parent does not.
+ */
+export const SIDE_BRANCH_WORK_MARGIN = 8n * ROUND_WEIGHT_BASE;
+/** Epoch schedules kept in memory (side anchors are not stored; main anchors are). */
+const SCHEDULE_CACHE_SIZE = 256;
+/** Hashes the sync coordinator has validated headers for and will fetch (bounded). */
+const MAX_EXPECTED = 20_000;
 
 export type ProcessResult =
   | { status: "connected"; hash: Buffer; height: number }
@@ -37,7 +71,17 @@ export type ProcessResult =
       prevHash: Buffer;
       reason?: "unknown-parent" | "unknown-parent-state";
     }
-  | { status: "reorg-refused"; hash: Buffer; depth: number };
+  | { status: "reorg-refused"; hash: Buffer; depth: number }
+  /**
+   * Valid, but its branch cannot win (it forks below tip − max_reorg_depth, or has too little
+   * work): not stored. Not the sender's fault: an honest late block looks the same.
+   */
+  | { status: "side-refused"; hash: Buffer; height: number; reason: "too-deep" | "too-light" }
+  /**
+   * Valid, but its producer already has another stored block for this (height, round): kept as
+   * evidence only (the body is not stored), unless it extends the best chain.
+   */
+  | { status: "equivocation"; hash: Buffer; height: number; evidence: Equivocation };
 
 export interface ChainEvents {
   /** A block became part of the main chain (in order, also during a reorg). */
@@ -46,6 +90,8 @@ export interface ChainEvents {
   blockDisconnected: { block: Block; entry: BlockIndex };
   reorg: { depth: number; oldTip: BlockIndex; newTip: BlockIndex; fork: BlockIndex };
   tip: BlockIndex;
+  /** New evidence of equivocation was recorded (found here, or received). */
+  evidence: Equivocation;
 }
 
 /** Plain-data options for Chain.open. */
@@ -55,6 +101,11 @@ export interface ChainOptions {
    * simulations that exercise the limit with short chains; production nodes leave it unset.
    */
   maxReorgDepth?: number;
+  /**
+   * Durable commits (default true): each write transaction returns once it is on disk. false is
+   * only for the benchmark that measures what durability costs; a node never sets it.
+   */
+  durable?: boolean;
 }
 
 export interface ChainLogger {
@@ -85,6 +136,9 @@ export class Chain {
   private readonly clock: Clock;
   private readonly logger: ChainLogger | undefined;
   private readonly invalid = new BoundedMap<string, BlockError>(INVALID_CACHE_SIZE);
+  private readonly schedules = new BoundedMap<string, EpochSchedule>(SCHEDULE_CACHE_SIZE);
+  /** Block hash → until when (epoch ms) the sync expects it: stored whatever its branch's work. */
+  private readonly expected = new BoundedMap<string, number>(MAX_EXPECTED);
   private tipEntry: BlockIndex;
 
   private constructor(
@@ -122,7 +176,7 @@ export class Chain {
     }
     const gBlock = buildGenesisBlock(genesis);
     const gHash = blockHash(gBlock.header);
-    const store = ChainStore.open(dir, genesis.network, gHash);
+    const store = ChainStore.open(dir, genesis.network, gHash, { durable: opts.durable ?? true });
     if (store.isEmpty) {
       const checked = checkBlockSanityGenesis(gBlock, gHash);
       const registry = genesisRegistry(genesis);
@@ -134,13 +188,42 @@ export class Chain {
         })),
         fees: 0n,
         registry,
+        slashed: [],
       });
     }
+    let chain: Chain;
     try {
-      return new Chain(store, genesis, gHash, modules, opts);
+      chain = new Chain(store, genesis, gHash, modules, opts);
     } catch (e) {
       void store.close().catch(() => undefined);
       throw e;
+    }
+    chain.recoverBestTip();
+    return chain;
+  }
+
+  /**
+   * Fork choice runs again when the chain opens, over the stored branches: a crash between
+   * storing a better side block and switching to it leaves the better block stored; switch now.
+   */
+  private recoverBestTip(): void {
+    let best: BlockIndex | null = null;
+    for (const { hash } of this.store.iterateSide()) {
+      const e = this.store.getIndex(hash);
+      if (!e || this.isKnownInvalid(hash)) continue;
+      if (isBetterTip(e, best ?? this.tipEntry)) best = e;
+    }
+    if (!best) return;
+    this.logger?.info("A stored branch is better than the tip: switching to it", {
+      tip: this.tipEntry.hash.toString("hex"),
+      height: this.tipEntry.height,
+      better: best.hash.toString("hex"),
+      betterHeight: best.height,
+    });
+    try {
+      this.reorgTo(best);
+    } catch (e) {
+      this.logger?.warn("Switching to the stored branch failed; keeping the tip", {}, e);
     }
   }
 
@@ -186,6 +269,7 @@ export class Chain {
       this.batchEvents = null;
     }
     for (const fn of queued) fn();
+    if (!this.tipEntry.hash.equals(tipBefore.hash)) this.afterTipChange();
     return error === undefined ? { results } : { results, error };
   }
 
@@ -230,13 +314,25 @@ export class Chain {
   /**
    * Validates and stores a block, extending the tip or a side branch, and reorganises when a side
    * branch becomes better. Throws BlockError for an invalid block.
+   *
+   * - A block already stored that beats the tip (a crash came between storing it and switching)
+   *   triggers the switch.
+   * - A second block of one producer for one (height, round) is recorded as evidence; its body is
+   *   stored only if it extends the tip, or the sync expects it (validated headers of a branch
+   *   that needs it to win).
+   * - A side block is stored only while its branch could still win (SIDE_BRANCH_WORK_MARGIN, the
+   *   reorg depth) or the sync expects it; otherwise it is refused without blame.
    */
   processBlock(block: Block, encodedSize?: number): ProcessResult {
     const hash = blockHash(block.header);
     const hex = hash.toString("hex");
     const known = this.invalid.get(hex);
     if (known) throw known;
-    if (this.store.hasBlock(hash)) return { status: "duplicate", hash };
+    const stored = this.store.getIndex(hash);
+    if (stored) {
+      if (this.store.isSide(hash) && isBetterTip(stored, this.tipEntry)) return this.reorgTo(stored);
+      return { status: "duplicate", hash };
+    }
     if (this.invalid.has(block.header.prevHash.toString("hex"))) {
       const err = new BlockError("BAD_PREV_HASH", "block builds on a known-invalid block");
       this.invalid.set(hex, err);
@@ -282,20 +378,257 @@ export class Chain {
       size: checked.size,
       txCount: block.txs.length,
     };
+    // The producer signed another stored block for this slot: proof of equivocation.
+    const holder = this.store.getSlot(entry.producer, entry.height, entry.round);
+    let evidence: Equivocation | null = null;
+    if (holder && !holder.equals(hash)) {
+      const other = this.store.getBlock(holder);
+      if (other) {
+        evidence = makeEquivocation(other.header, block.header);
+        this.recordEvidence(evidence);
+      }
+    }
     if (isTipChild) {
       this.connectTip(checked, entry, ctx);
       return { status: "connected", hash, height: entry.height };
+    }
+    // At most one block per (producer, height, round) is stored, unless the sync has validated
+    // headers on top of this one: a branch that needs it to win.
+    const expected = this.isExpected(hash);
+    if (evidence && !expected) return { status: "equivocation", hash, height: entry.height, evidence };
+    if (!expected) {
+      const refusal = this.sideRefusal(entry, parent);
+      if (refusal) return { status: "side-refused", hash, height: entry.height, reason: refusal };
     }
     // A side branch: keep it with the registry after it (content-addressed by its mnRoot, so the
     // snapshot is shared when unchanged), so its children can be validated; then switch if it is
     // now the better tip.
     const after = sideRegistry ?? registry;
     this.store.atomically(() => {
-      this.store.putBlock(entry, encodeBlock(block));
+      this.store.putBlock(entry, encodeBlock(block), true);
       this.store.putRegistrySnapshot(after);
     });
     if (!isBetterTip(entry, this.tipEntry)) return { status: "side", hash, height: entry.height };
     return this.reorgTo(entry);
+  }
+
+  /**
+   * Whether a block with this header would be refused as a side block (its branch cannot win),
+   * judged from the header alone so a relay need not download the body: null when the parent is
+   * unknown or the tip, when the sync expects it, or when it would be a second block for a stored
+   * block's (producer, height, round), which is evidence worth fetching.
+   */
+  sideRefusalOf(header: BlockHeader): "too-deep" | "too-light" | null {
+    const parent = this.store.getIndex(header.prevHash);
+    if (!parent || parent.hash.equals(this.tipEntry.hash)) return null;
+    const hash = blockHash(header);
+    if (this.isExpected(hash)) return null;
+    const holder = this.store.getSlot(header.producer, header.height, header.round);
+    if (holder && !holder.equals(hash)) return null;
+    const work = parent.work + blockWork(header.round);
+    return this.sideRefusal({ work }, parent);
+  }
+
+  /** Why a side block's branch cannot win, or null: too deep a fork, or too little work. */
+  private sideRefusal(entry: Pick<BlockIndex, "work">, parent: BlockIndex): "too-deep" | "too-light" | null {
+    if (entry.work + SIDE_BRANCH_WORK_MARGIN < this.tipEntry.work) return "too-light";
+    const floor = this.tipEntry.height - this.params.maxReorgDepth;
+    // Walk down the side branch to the main chain; heights fall by one a step, so the walk ends
+    // within entry.height − floor steps.
+    let e: BlockIndex | undefined = parent;
+    while (e && this.store.isSide(e.hash)) {
+      if (e.height < floor) return "too-deep";
+      e = this.store.getIndex(e.prevHash);
+    }
+    if (!e || e.height < floor) return "too-deep";
+    return null;
+  }
+
+  /**
+   * The sync coordinator validated these headers and will fetch their blocks: store them as side
+   * blocks whatever their branch's work so far (a long heavier branch is lighter than our tip
+   * until its end). Kept for `ttlMs`, and never pruned meanwhile.
+   */
+  expect(hashes: readonly Buffer[], ttlMs: number): void {
+    const until = this.clock.now() + Math.max(0, ttlMs);
+    for (const h of hashes) this.expected.set(h.toString("hex"), until);
+  }
+
+  private isExpected(hash: Buffer): boolean {
+    const hex = hash.toString("hex");
+    const until = this.expected.get(hex);
+    if (until === undefined) return false;
+    if (until >= this.clock.now()) return true;
+    this.expected.delete(hex);
+    return false;
+  }
+
+  /**
+   * Deletes stored side blocks whose branch can no longer win (work more than the margin behind
+   * the tip, or below tip − max_reorg_depth), unless the sync expects them or a descendant that
+   * can still win needs them. Returns how many were deleted.
+   */
+  pruneSideBranches(): number {
+    const tip = this.tipEntry;
+    const floor = tip.height - this.params.maxReorgDepth;
+    const side: BlockIndex[] = [];
+    for (const { hash } of this.store.iterateSide()) {
+      const e = this.store.getIndex(hash);
+      if (e) side.push(e);
+    }
+    if (side.length === 0) return 0;
+    side.sort((a, b) => b.height - a.height);
+    const needed = new Set<string>();
+    for (const e of side) {
+      const hex = e.hash.toString("hex");
+      const keep =
+        needed.has(hex) ||
+        this.isExpected(e.hash) ||
+        (e.work + SIDE_BRANCH_WORK_MARGIN >= tip.work && e.height >= floor);
+      if (keep) {
+        needed.add(hex);
+        needed.add(e.prevHash.toString("hex"));
+      }
+    }
+    const doomed = side.filter((e) => !needed.has(e.hash.toString("hex")));
+    if (doomed.length === 0) return 0;
+    this.store.atomically(() => {
+      for (const e of doomed) this.store.deleteSideBlock(e);
+    });
+    for (const e of doomed) this.schedules.delete(e.hash.toString("hex"));
+    this.logger?.info("Pruned side blocks that can no longer win", {
+      blocks: doomed.length,
+      tip: tip.height,
+    });
+    return doomed.length;
+  }
+
+  // ---- the producer schedule ----
+
+  /** The ancestor of `entry` (or `entry` itself) at `height`. */
+  ancestorAt(entry: BlockIndex, height: number): BlockIndex {
+    if (height > entry.height || height < 0)
+      throw new StoreError(`no ancestor of ${entry.hash.toString("hex")} at height ${height}`);
+    let e = entry;
+    while (e.height > height) {
+      if (!this.store.isSide(e.hash)) {
+        // On the main chain: every ancestor is too, and the height index finds it at once.
+        const h = this.store.getHashAtHeight(height);
+        if (h) return this.mustIndex(h);
+      }
+      e = this.mustIndex(e.prevHash);
+    }
+    return e;
+  }
+
+  /** The schedule of the epoch that `parent`'s children (height parent.height + 1) belong to. */
+  scheduleForChild(parent: BlockIndex): EpochSchedule {
+    const anchor = this.ancestorAt(parent, anchorHeightOf(epochOf(parent.height + 1)));
+    return this.scheduleAt(anchor);
+  }
+
+  /**
+   * The schedule fixed by an anchor block (height a multiple of EPOCH_BLOCKS): epoch 0 from the
+   * genesis registry, then each from the one before and the registry after its anchor. Computed
+   * once per anchor; main-chain anchors are stored, side ones kept in memory.
+   */
+  scheduleAt(anchor: BlockIndex): EpochSchedule {
+    const pending: BlockIndex[] = [];
+    let base: EpochSchedule | undefined;
+    for (let a: BlockIndex = anchor; ;) {
+      base = this.cachedSchedule(a);
+      if (base) break;
+      if (a.height === 0) {
+        base = genesisSchedule(this.registryOrThrow(a));
+        this.schedules.set(a.hash.toString("hex"), base);
+        break;
+      }
+      pending.push(a);
+      a = this.ancestorAt(a, a.height - EPOCH_BLOCKS);
+    }
+    for (let i = pending.length - 1; i >= 0; i--) {
+      const a = pending[i]!;
+      base = nextSchedule(base, this.registryOrThrow(a));
+      this.schedules.set(a.hash.toString("hex"), base);
+    }
+    return base;
+  }
+
+  private cachedSchedule(anchor: BlockIndex): EpochSchedule | undefined {
+    const hex = anchor.hash.toString("hex");
+    const hit = this.schedules.get(hex);
+    if (hit) return hit;
+    const bytes = this.store.getSchedule(anchor.hash);
+    if (!bytes) return undefined;
+    const s = decodeSchedule(bytes);
+    this.schedules.set(hex, s);
+    return s;
+  }
+
+  private registryOrThrow(entry: BlockIndex): Registry {
+    const reg = this.store.getRegistryByRoot(entry.mnRoot);
+    if (!reg) throw new StoreError(`registry snapshot ${entry.mnRoot.toString("hex")} is missing`);
+    return reg;
+  }
+
+  /** Inside a write transaction: stores the schedule an anchor block fixes, once it is main. */
+  private persistScheduleIfAnchor(entry: BlockIndex): void {
+    if (entry.height === 0 || entry.height % EPOCH_BLOCKS !== 0) return;
+    if (this.store.getSchedule(entry.hash)) return;
+    this.store.putSchedule(entry.hash, encodeSchedule(this.scheduleAt(entry)));
+  }
+
+  // ---- evidence ----
+
+  /**
+   * Keeps evidence of equivocation (the first one per offender is all that is needed). Returns
+   * true when it is new. The caller has checked it (checkEquivocation).
+   */
+  recordEvidence(ev: Equivocation): boolean {
+    const offender = offenderOf(ev);
+    const fresh = this.store.atomically(() =>
+      this.store.putEvidence(offender, encodeEquivocation(ev), this.clock.now()),
+    );
+    if (!fresh) return false;
+    this.logger?.warn("Equivocation: a producer signed two blocks for one slot", describeEquivocation(ev));
+    this.emit("evidence", ev);
+    return true;
+  }
+
+  /** Whether evidence against this operator key is held. */
+  hasEvidenceAgainst(operator: Uint8Array): boolean {
+    return this.store.getEvidence(operator) !== undefined;
+  }
+
+  /** Every piece of evidence held, with when it was first seen and where it was put on chain. */
+  listEvidence(): Array<{ evidence: Equivocation; seenAt: number; slashedAt: number | null }> {
+    const out = [];
+    for (const r of this.store.iterateEvidence()) {
+      try {
+        out.push({
+          evidence: decodeEquivocation(r.bytes),
+          seenAt: r.seenAt,
+          slashedAt: this.store.slashedAt(r.operator) ?? null,
+        });
+      } catch {
+        // Stored by this node after checking; skip anything unreadable rather than fail the list.
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Evidence transactions for the next block on the tip: against producers still registered
+   * after the tip (at most `max`).
+   */
+  pendingEvidenceTxs(max: number): Tx[] {
+    const registry = this.getRegistry();
+    const out: Tx[] = [];
+    for (const { evidence } of this.listEvidence()) {
+      if (out.length >= max) break;
+      if (findRegistered(registry, offenderOf(evidence))) out.push(evidenceTx(evidence));
+    }
+    return out;
   }
 
   private contextFor(parent: BlockIndex, registry: Registry): BlockContext {
@@ -305,6 +638,7 @@ export class Chain {
       parentHeight: parent.height,
       parentTimestamp: parent.timestamp,
       registry,
+      schedule: this.scheduleForChild(parent),
       now: this.clock.now(),
     };
   }
@@ -316,6 +650,7 @@ export class Chain {
         const changes = connectTransactions(checked, ctx, this.store);
         this.store.putBlock(entry, encodeBlock(block));
         this.store.applyConnect(entry, changes, checked.txids);
+        this.persistScheduleIfAnchor(entry);
       });
     } catch (e) {
       if (e instanceof BlockError && isPermanentForHash(e.code)) {
@@ -326,6 +661,16 @@ export class Chain {
     this.tipEntry = entry;
     this.emit("blockConnected", { block, entry });
     this.emit("tip", entry);
+    if (!this.batchEvents) this.afterTipChange();
+  }
+
+  /** Once the tip has moved (and outside a batch): side branches it left behind are pruned. */
+  private afterTipChange(): void {
+    try {
+      this.pruneSideBranches();
+    } catch (e) {
+      this.logger?.warn("Pruning side branches failed", {}, e);
+    }
   }
 
   /** The last common block of the main chain and the branch ending at `entry`. */
@@ -391,6 +736,7 @@ export class Chain {
             checkHeaderContext(checked, ctx);
             const changes = connectTransactions(checked, ctx, this.store);
             this.store.applyConnect(entry, changes, checked.txids);
+            this.persistScheduleIfAnchor(entry);
             registry = changes.registry ?? registry;
           } catch (e) {
             if (e instanceof BlockError) {
@@ -432,6 +778,7 @@ export class Chain {
     });
     this.emit("reorg", { depth, oldTip, newTip: target, fork });
     this.emit("tip", target);
+    if (!this.batchEvents) this.afterTipChange();
     return { status: "reorged", hash: target.hash, height: target.height, depth, fork };
   }
 

@@ -14,18 +14,33 @@
  *   g ‖ mnRoot             -> masternode registry snapshot with that root (content-addressed).
  *                             Written for every stored block whose registry is new: when a block
  *                             is connected, and when a side block is stored, so the mnRoot of
- *                             every stored block resolves. Never deleted (a reorg needs them).
+ *                             every stored block resolves. Deleted only with the last stored
+ *                             block that names it (see c): a pruned side block's, never a
+ *                             main-chain block's.
  *   R                      -> root of the registry at the tip
  *   x ‖ txid               -> main-chain block hash (32) ‖ u32le position of the tx in it
+ *   c ‖ mnRoot             -> u32le: how many stored blocks name that registry root; the
+ *                             snapshot `g ‖ mnRoot` is deleted with the last of them
+ *   p ‖ producer ‖ u32be height ‖ u32be round
+ *                          -> hash of the stored block that producer signed for that slot (the
+ *                             first one; a second is equivocation evidence)
+ *   s ‖ hash               -> u32le height: the stored block is on a side branch (not main)
+ *   q ‖ anchor hash        -> the producer schedule of the epoch after that anchor block
+ *   E ‖ operator key       -> equivocation evidence against that producer (encoded evidence ‖
+ *                             u64le epoch ms when first seen)
+ *   z ‖ operator key       -> u32le height of the main-chain block whose evidence slashed it
  *
  * Every state change (connect, disconnect, reorg) runs inside one LMDB write transaction opened by
- * `atomically`, so a crash leaves either the old or the new state, never a mixture.
+ * `atomically`, so a crash leaves either the old or the new state, never a mixture. Commits are
+ * durable: `atomically` returns only once the transaction is on disk (overlappingSync is off), so
+ * a block is never announced, relayed or built on before a power loss would keep it.
  */
 import { mkdirSync } from "node:fs";
 import { open, type RootDatabase } from "lmdb";
 import { Reader, Writer, decodeExact } from "../codec/index.js";
 import { sha256 } from "../crypto/hash.js";
 import { decodeRegistry, encodeRegistry, registryRoot, type Registry } from "../consensus/registry.js";
+import { slashedBy } from "../consensus/evidence.js";
 import { decodeBlock, encodeBlock, type Block } from "./block.js";
 import { ROUND_WEIGHT_BASE } from "./constants.js";
 import type { NetworkName } from "./params.js";
@@ -33,7 +48,8 @@ import type { OutPoint } from "./tx.js";
 import { decodeUtxoEntry, encodeUtxoEntry, outpointBytes, type UtxoEntry, type UtxoView } from "./utxo.js";
 import type { BlockChanges, SpentOutput } from "./validation.js";
 
-export const SCHEMA_VERSION = 1;
+/** 2: slot index, side set, registry refcounts, schedules, evidence and slashed keys. */
+export const SCHEMA_VERSION = 2;
 
 const K_VERSION = Buffer.from("V");
 const K_NETWORK = Buffer.from("N");
@@ -47,6 +63,12 @@ const P_UTXO = 0x75; // u
 const P_UNDO = 0x64; // d
 const P_REGISTRY = 0x67; // g
 const P_TXINDEX = 0x78; // x
+const P_REGREFS = 0x63; // c
+const P_SLOT = 0x70; // p
+const P_SIDE = 0x73; // s
+const P_SCHEDULE = 0x71; // q
+const P_EVIDENCE = 0x45; // E
+const P_SLASHED = 0x7a; // z
 
 const MOD256 = 1n << 256n;
 
@@ -84,6 +106,15 @@ function key(prefix: number, body: Uint8Array): Buffer {
   const k = Buffer.allocUnsafe(1 + body.length);
   k[0] = prefix;
   k.set(body, 1);
+  return k;
+}
+
+function slotKey(producer: Uint8Array, height: number, round: number): Buffer {
+  const k = Buffer.allocUnsafe(1 + 32 + 8);
+  k[0] = P_SLOT;
+  k.set(producer.subarray(0, 32), 1);
+  k.writeUInt32BE(height, 33);
+  k.writeUInt32BE(round, 37);
   return k;
 }
 
@@ -137,7 +168,12 @@ export class ChainStore implements UtxoView {
    * Opens (or creates) the store in `dir`. A store made for another network or another genesis
    * refuses to open with one clear line.
    */
-  static open(dir: string, network: NetworkName, genesisHash: Buffer): ChainStore {
+  static open(
+    dir: string,
+    network: NetworkName,
+    genesisHash: Buffer,
+    opts: { durable?: boolean } = {},
+  ): ChainStore {
     mkdirSync(dir, { recursive: true });
     const db = open<Buffer, Buffer>({
       path: dir,
@@ -145,6 +181,10 @@ export class ChainStore implements UtxoView {
       encoding: "binary",
       // Room for a long chain; LMDB only maps address space, it does not allocate it.
       mapSize: 64 * 1024 ** 3,
+      // Durable commits: lmdb's default on Linux (overlappingSync) returns from a commit before
+      // its fsync, so a power loss could drop a block the node had already announced or signed.
+      // (`durable: false` restores that default, for the benchmark that measures the cost.)
+      overlappingSync: opts.durable === false,
     });
     const store = new ChainStore(db);
     try {
@@ -334,12 +374,160 @@ export class ChainStore implements UtxoView {
     }));
   }
 
+  /** The stored block `producer` signed for (height, round), if any. */
+  getSlot(producer: Uint8Array, height: number, round: number): Buffer | undefined {
+    const v = this.db.get(slotKey(producer, height, round));
+    return v ? Buffer.from(v) : undefined;
+  }
+
+  /** Whether a stored block is on a side branch (stored, not on the main chain). */
+  isSide(hash: Uint8Array): boolean {
+    return this.db.get(key(P_SIDE, hash)) !== undefined;
+  }
+
+  /** Every stored side block's hash and height (bounded by the side-storage rules). */
+  *iterateSide(): Generator<{ hash: Buffer; height: number }> {
+    for (const { key: k, value } of this.db.getRange({
+      start: Buffer.from([P_SIDE]),
+      end: Buffer.from([P_SIDE + 1]),
+    })) {
+      yield { hash: Buffer.from(Buffer.from(k).subarray(1)), height: Buffer.from(value).readUInt32LE(0) };
+    }
+  }
+
+  getSchedule(anchor: Uint8Array): Buffer | undefined {
+    const v = this.db.get(key(P_SCHEDULE, anchor));
+    return v ? Buffer.from(v) : undefined;
+  }
+
+  /** Evidence held against an operator key: its encoding and when it was first seen. */
+  getEvidence(operator: Uint8Array): { bytes: Buffer; seenAt: number } | undefined {
+    const v = this.db.get(key(P_EVIDENCE, operator));
+    if (!v) return undefined;
+    const b = Buffer.from(v);
+    return { bytes: b.subarray(0, b.length - 8), seenAt: Number(b.readBigUInt64LE(b.length - 8)) };
+  }
+
+  *iterateEvidence(): Generator<{ operator: Buffer; bytes: Buffer; seenAt: number }> {
+    for (const { key: k, value } of this.db.getRange({
+      start: Buffer.from([P_EVIDENCE]),
+      end: Buffer.from([P_EVIDENCE + 1]),
+    })) {
+      const b = Buffer.from(value);
+      yield {
+        operator: Buffer.from(Buffer.from(k).subarray(1)),
+        bytes: b.subarray(0, b.length - 8),
+        seenAt: Number(b.readBigUInt64LE(b.length - 8)),
+      };
+    }
+  }
+
+  get evidenceCount(): number {
+    let n = 0;
+    for (const _ of this.db.getKeys({ start: Buffer.from([P_EVIDENCE]), end: Buffer.from([P_EVIDENCE + 1]) }))
+      n++;
+    return n;
+  }
+
+  /** The height of the main-chain block whose evidence slashed `operator`, or undefined. */
+  slashedAt(operator: Uint8Array): number | undefined {
+    const v = this.db.get(key(P_SLASHED, operator));
+    return v ? Buffer.from(v).readUInt32LE(0) : undefined;
+  }
+
+  /** Every slashed operator key (hex) with the height of the block that slashed it. */
+  slashedKeys(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const { key: k, value } of this.db.getRange({
+      start: Buffer.from([P_SLASHED]),
+      end: Buffer.from([P_SLASHED + 1]),
+    })) {
+      out.set(Buffer.from(k).subarray(1).toString("hex"), Buffer.from(value).readUInt32LE(0));
+    }
+    return out;
+  }
+
+  isSlashed(operator: Uint8Array): boolean {
+    return this.slashedAt(operator) !== undefined;
+  }
+
   // ---- writes (call inside atomically) ----
 
-  /** Stores a block body and its index entry without connecting it (side branches). */
-  putBlock(entry: BlockIndex, encoded: Buffer): void {
+  /**
+   * Stores a block body and its index entry without connecting it, and records its slot
+   * (producer, height, round) unless another block holds it. The registry root it names gains a
+   * reference. Pass `side` for a block that is not joining the main chain now.
+   */
+  putBlock(entry: BlockIndex, encoded: Buffer, side = false): void {
     this.db.putSync(key(P_BLOCK, entry.hash), encoded);
     this.db.putSync(key(P_INDEX, entry.hash), writeIndex(entry));
+    if (entry.height > 0) {
+      const sk = slotKey(entry.producer, entry.height, entry.round);
+      if (this.db.get(sk) === undefined) this.db.putSync(sk, entry.hash);
+    }
+    const rk = key(P_REGREFS, entry.mnRoot);
+    const refs = this.db.get(rk);
+    const n = Buffer.alloc(4);
+    n.writeUInt32LE((refs ? Buffer.from(refs).readUInt32LE(0) : 0) + 1);
+    this.db.putSync(rk, n);
+    if (side) this.markSide(entry, true);
+  }
+
+  /** Marks a stored block as on a side branch (true) or on the main chain (false). */
+  markSide(entry: BlockIndex, side: boolean): void {
+    const k = key(P_SIDE, entry.hash);
+    if (side) {
+      const h = Buffer.alloc(4);
+      h.writeUInt32LE(entry.height);
+      this.db.putSync(k, h);
+    } else {
+      this.db.removeSync(k);
+    }
+  }
+
+  /**
+   * Deletes a side block for good: body, index entry, slot, schedule, side mark, and its registry
+   * root's reference (the snapshot goes with the last reference). Main-chain blocks are never
+   * deleted.
+   */
+  deleteSideBlock(entry: BlockIndex): void {
+    if (!this.isSide(entry.hash))
+      throw new StoreError(`block ${entry.hash.toString("hex")} is not a side block`);
+    this.db.removeSync(key(P_BLOCK, entry.hash));
+    this.db.removeSync(key(P_INDEX, entry.hash));
+    this.db.removeSync(key(P_SIDE, entry.hash));
+    this.db.removeSync(key(P_SCHEDULE, entry.hash));
+    if (entry.height > 0) {
+      const sk = slotKey(entry.producer, entry.height, entry.round);
+      const held = this.db.get(sk);
+      if (held && Buffer.from(held).equals(entry.hash)) this.db.removeSync(sk);
+    }
+    const rk = key(P_REGREFS, entry.mnRoot);
+    const refs = this.db.get(rk);
+    const n = refs ? Buffer.from(refs).readUInt32LE(0) : 0;
+    if (n <= 1) {
+      this.db.removeSync(rk);
+      this.db.removeSync(key(P_REGISTRY, entry.mnRoot));
+      if (this.registryCache?.root === entry.mnRoot.toString("hex")) this.registryCache = null;
+    } else {
+      const b = Buffer.alloc(4);
+      b.writeUInt32LE(n - 1);
+      this.db.putSync(rk, b);
+    }
+  }
+
+  putSchedule(anchor: Uint8Array, encoded: Buffer): void {
+    this.db.putSync(key(P_SCHEDULE, anchor), encoded);
+  }
+
+  /** Keeps evidence against `operator` (the first one seen; later ones are not needed). */
+  putEvidence(operator: Uint8Array, bytes: Buffer, seenAt: number): boolean {
+    const k = key(P_EVIDENCE, operator);
+    if (this.db.get(k) !== undefined) return false;
+    const t = Buffer.alloc(8);
+    t.writeBigUInt64LE(BigInt(Math.max(0, Math.floor(seenAt))));
+    this.db.putSync(k, Buffer.concat([bytes, t]));
+    return true;
   }
 
   /** Stores a registry snapshot under its root (idempotent); returns the root. */
@@ -393,6 +581,12 @@ export class ChainStore implements UtxoView {
       this.db.putSync(key(P_TXINDEX, id), loc);
     });
     if (changes.registry) this.putRegistrySnapshot(changes.registry);
+    for (const op of changes.slashed) {
+      const h = Buffer.alloc(4);
+      h.writeUInt32LE(entry.height);
+      this.db.putSync(key(P_SLASHED, op), h);
+    }
+    this.markSide(entry, false);
     this.db.putSync(K_REGROOT, entry.mnRoot);
     this.db.putSync(heightKey(entry.height), entry.hash);
     this.db.putSync(K_TIP, entry.hash);
@@ -436,6 +630,11 @@ export class ChainStore implements UtxoView {
     this.putStats({ count, total, hash: Buffer.from(hash.toString(16).padStart(64, "0"), "hex") });
     this.db.removeSync(key(P_UNDO, entry.hash));
     for (const id of undo.txids) this.db.removeSync(key(P_TXINDEX, id));
+    for (const op of slashedBy(block)) {
+      const at = this.db.get(key(P_SLASHED, op));
+      if (at && Buffer.from(at).readUInt32LE(0) === entry.height) this.db.removeSync(key(P_SLASHED, op));
+    }
+    this.markSide(entry, true);
     this.db.removeSync(heightKey(entry.height));
     this.db.putSync(K_REGROOT, parent.mnRoot);
     this.db.putSync(K_TIP, parent.hash);

@@ -59,7 +59,20 @@ export type BlockErrorCode =
   /** The registry already holds MAX_REGISTRY_SIZE entries (R10). */
   | "MN_REGISTRY_FULL"
   /** The block's transactions would leave the registry empty (R16). */
-  | "REGISTRY_EMPTY";
+  | "REGISTRY_EMPTY"
+  /** A registration of tier Free on chain: Free entries come only from the genesis (R4). */
+  | "MN_FREE_TIER"
+  /** More Register transactions in one block than MAX_REGISTRATIONS_PER_BLOCK (R18). */
+  | "MN_TOO_MANY_REGISTRATIONS"
+  /** A registration of an operator key that evidence slashed (R19). */
+  | "MN_SLASHED_OPERATOR"
+  // equivocation evidence (src/consensus/evidence.ts)
+  /** An Evidence transaction that is not proof: malformed, one slot, one hash, a bad signature, inputs or outputs (E1–E3). */
+  | "BAD_EVIDENCE"
+  /** Evidence against a producer that is not registered (already removed, or never was) (E4). */
+  | "EVIDENCE_UNKNOWN_OFFENDER"
+  /** More Evidence transactions in one block than MAX_EVIDENCE_PER_BLOCK (E5). */
+  | "TOO_MANY_EVIDENCE";
 
 /**
  * A block or transaction broke a rule. `banScore` is how much the peer that sent it is penalised

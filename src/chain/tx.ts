@@ -15,8 +15,14 @@ export enum TxKind {
   MasternodeUpdate = 3,
   /** Masternode deregistration. */
   MasternodeDeregister = 4,
+  /**
+   * Equivocation evidence: two headers one producer signed for the same (height, round). No
+   * inputs, no outputs; the payload is the evidence (docs/CONSENSUS.md). Its producer is removed
+   * from the registry and its collateral burned.
+   */
+  Evidence = 5,
 }
-const MAX_TX_KIND = 4;
+const MAX_TX_KIND = 5;
 
 export interface OutPoint {
   txid: Buffer;

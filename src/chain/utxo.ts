@@ -42,4 +42,6 @@ export function outpointBytes(o: OutPoint): Buffer {
 /** Read access to the UTXO set as validation sees it. */
 export interface UtxoView {
   getUtxo(o: OutPoint): UtxoEntry | undefined;
+  /** Whether evidence on the main chain slashed this operator key (chain state, like the UTXO set). */
+  isSlashed?(operator: Uint8Array): boolean;
 }

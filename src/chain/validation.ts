@@ -2,13 +2,16 @@ import { ADDRESS_HASH_LEN, pubkeyHash } from "../crypto/address.js";
 import { verifySignature } from "../crypto/ed25519.js";
 import { registryRoot, type Registry } from "../consensus/registry.js";
 import {
+  MAX_REGISTRATIONS_PER_BLOCK,
   RegistryBuilder,
   checkRegistryTxSanity,
   isRegistryTxKind,
   registryAfterTxs,
 } from "../consensus/registryTx.js";
+import { checkEquivocation, decodeEquivocation, MAX_EVIDENCE_PER_BLOCK } from "../consensus/evidence.js";
+import { CodecError } from "../codec/index.js";
 import { coinbaseOutputs } from "../consensus/rewards.js";
-import { scheduledProducer, slotStart } from "../consensus/schedule.js";
+import { scheduledProducer, slotStart, type EpochSchedule } from "../consensus/schedule.js";
 import { blockHash, blockSigMessage, encodeBlock, merkleRoot, type Block } from "./block.js";
 import {
   BLOCK_REWARD,
@@ -39,6 +42,8 @@ export interface BlockContext {
   parentTimestamp: number;
   /** The masternode registry as it stood after the parent. */
   registry: Registry;
+  /** The producer schedule of the block's epoch (src/consensus/schedule.ts). */
+  schedule: EpochSchedule;
   /** Local clock, for the future-timestamp rule only. */
   now: number;
 }
@@ -55,6 +60,8 @@ export interface BlockChanges {
   fees: bigint;
   /** The registry after this block, or null when the block leaves it unchanged. */
   registry: Registry | null;
+  /** Operator keys this block's Evidence transactions slashed (their collateral is in `spent`). */
+  slashed: Buffer[];
 }
 
 /**
@@ -65,8 +72,17 @@ export interface BlockChanges {
 export function checkTxSanity(tx: Tx): void {
   if (tx.version !== TX_VERSION)
     throw new BlockError("BAD_TX_VERSION", `unsupported tx version ${tx.version}`);
-  if (tx.kind !== TxKind.Transfer && tx.kind !== TxKind.Coinbase && !isRegistryTxKind(tx.kind)) {
+  if (
+    tx.kind !== TxKind.Transfer &&
+    tx.kind !== TxKind.Coinbase &&
+    tx.kind !== TxKind.Evidence &&
+    !isRegistryTxKind(tx.kind)
+  ) {
     throw new BlockError("UNSUPPORTED_TX_KIND", `transaction kind ${tx.kind} is not active`);
+  }
+  if (tx.kind === TxKind.Evidence) {
+    checkEvidenceTxSanity(tx);
+    return;
   }
   if (txSize(tx) > MAX_TX_SIZE)
     throw new BlockError("TX_TOO_LARGE", "transaction larger than the block size cap");
@@ -94,8 +110,27 @@ export function checkTxSanity(tx: Tx): void {
 }
 
 /**
+ * Rules E1–E3 of an Evidence transaction: no inputs and no outputs (E1), a payload of exactly two
+ * headers (E2), and proof of equivocation (E3: one producer, one slot, two block hashes in
+ * canonical order, both signatures valid).
+ */
+export function checkEvidenceTxSanity(tx: Tx): void {
+  if (tx.inputs.length !== 0 || tx.outputs.length !== 0)
+    throw new BlockError("BAD_EVIDENCE", "an Evidence transaction has no inputs and no outputs");
+  let ev;
+  try {
+    ev = decodeEquivocation(tx.payload);
+  } catch (e) {
+    if (e instanceof CodecError)
+      throw new BlockError("BAD_EVIDENCE", `evidence does not decode: ${e.message}`);
+    throw e;
+  }
+  checkEquivocation(ev);
+}
+
+/**
  * Context-free block checks: version, size, coinbase position, per-transaction structure,
- * duplicate transactions and the merkle root.
+ * duplicate transactions, the caps on registrations and evidence per block, and the merkle root.
  */
 export function checkBlockSanity(block: Block, encodedSize?: number): CheckedBlock {
   const h = block.header;
@@ -114,9 +149,23 @@ export function checkBlockSanity(block: Block, encodedSize?: number): CheckedBlo
   }
   const txids: Buffer[] = [];
   const seen = new Set<string>();
+  let registrations = 0;
+  let evidence = 0;
   block.txs.forEach((tx, i) => {
     if (i > 0 && tx.kind === TxKind.Coinbase)
       throw new BlockError("EXTRA_COINBASE", `transaction ${i} is a second coinbase`);
+    if (tx.kind === TxKind.MasternodeRegister && ++registrations > MAX_REGISTRATIONS_PER_BLOCK) {
+      throw new BlockError(
+        "MN_TOO_MANY_REGISTRATIONS",
+        `more than ${MAX_REGISTRATIONS_PER_BLOCK} masternode registrations in one block`,
+      );
+    }
+    if (tx.kind === TxKind.Evidence && ++evidence > MAX_EVIDENCE_PER_BLOCK) {
+      throw new BlockError(
+        "TOO_MANY_EVIDENCE",
+        `more than ${MAX_EVIDENCE_PER_BLOCK} Evidence transactions in one block`,
+      );
+    }
     checkTxSanity(tx);
     const id = txid(tx);
     const k = id.toString("hex");
@@ -180,7 +229,7 @@ export function checkHeaderContext(checked: CheckedBlock, ctx: BlockContext): vo
       TIME_RULE_SCORE,
     );
   }
-  const expected = scheduledProducer(ctx.registry, h.prevHash, h.height, h.round);
+  const expected = scheduledProducer(ctx.schedule, h.height, h.round, ctx.registry);
   if (!expected || !expected.operatorPubkey.equals(h.producer)) {
     throw new BlockError(
       "WRONG_PRODUCER",
@@ -310,6 +359,7 @@ export function connectTransactions(checked: CheckedBlock, ctx: BlockContext, vi
       if (spentKeys.has(k)) return undefined;
       return created.get(k)?.entry ?? view.getUtxo(o);
     },
+    isSlashed: (op) => view.isSlashed?.(op) === true,
   };
   const spent: SpentOutput[] = [];
   const registry = new RegistryBuilder(ctx.registry);
@@ -326,9 +376,16 @@ export function connectTransactions(checked: CheckedBlock, ctx: BlockContext, vi
     }
     const r = checkTxInputs(tx, txids[i]!, overlay, height, ctx.params);
     // Registry action and collateral removals, against the outputs as this transaction sees them.
+    const slashedBefore = registry.slashed.length;
     registry.apply(tx, height, overlay);
     fees += r.fee;
-    for (const s of r.spent) {
+    const burned: SpentOutput[] = [];
+    for (const e of registry.slashed.slice(slashedBefore)) {
+      // Evidence burns the offender's collateral: it leaves the UTXO set with the entry.
+      const entry = e.collateral ? overlay.getUtxo(e.collateral) : undefined;
+      if (e.collateral && entry) burned.push({ outpoint: e.collateral, entry });
+    }
+    for (const s of [...r.spent, ...burned]) {
       const k = outpointBytes(s.outpoint).toString("latin1");
       spentKeys.add(k);
       if (created.has(k)) created.delete(k);
@@ -337,7 +394,7 @@ export function connectTransactions(checked: CheckedBlock, ctx: BlockContext, vi
     addOutputs(created, tx, txids[i]!, height, false);
   }
   const coinbase = block.txs[0]!;
-  const producer = scheduledProducer(ctx.registry, block.header.prevHash, height, block.header.round);
+  const producer = scheduledProducer(ctx.schedule, height, block.header.round, ctx.registry);
   if (!producer) throw new BlockError("WRONG_PRODUCER", "empty registry: no producer");
   const expected = coinbaseOutputs(ctx.registry, producer, BLOCK_REWARD, fees);
   let got = 0n;
@@ -357,7 +414,13 @@ export function connectTransactions(checked: CheckedBlock, ctx: BlockContext, vi
 
   const after = registry.finish();
   checkRegistryRoot(checked, after);
-  return { spent, created: [...created.values()], fees, registry: registry.changed ? after : null };
+  return {
+    spent,
+    created: [...created.values()],
+    fees,
+    registry: registry.changed ? after : null,
+    slashed: registry.slashed.map((e) => e.operatorPubkey),
+  };
 }
 
 function addOutputs(

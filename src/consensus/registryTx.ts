@@ -24,8 +24,9 @@
  *   R3 BAD_MASTERNODE_TX  address (Register, Update) is "host:port": host = 1+ printable ASCII
  *                         characters (0x21–0x7E), port = 1–5 decimal digits with value 1–65535;
  *                         at most 255 bytes in all.
- *   R4 MN_BAD_COLLATERAL  (Register) tier Free has hasCollateral = 0; Bronze, Silver and Gold
- *                         have hasCollateral = 1.
+ *   R4 MN_FREE_TIER       (Register) tier is not Free: Free entries come only from the genesis,
+ *                         so every registration on chain posts collateral.
+ *      MN_BAD_COLLATERAL  (Register) Bronze, Silver and Gold have hasCollateral = 1.
  *   R5 MN_BAD_COLLATERAL  (Register) no input of the transaction spends the collateral outpoint.
  *
  * STATE RULES. The registry R is updated by the block's transactions in block order, starting
@@ -46,6 +47,9 @@
  *         R12 MN_BAD_COLLATERAL     its amount = TIER_COLLATERAL[tier] exactly (1,000 / 10,000 /
  *                                   100,000 TIME).
  *         R13 MN_BAD_COLLATERAL     its address = pubkeyHash(ownerPubkey).
+ *         R19 MN_SLASHED_OPERATOR   operatorPubkey was not slashed by evidence (on the main chain
+ *                                   below this block, or earlier in this block). Chain state: it
+ *                                   runs with R11–R13.
  *         Then R gains { operatorPubkey, address, tier, rewardAddress, collateral (or none),
  *         ownerPubkey, registeredHeight = this block's height }.
  *       Update / Deregister:
@@ -56,6 +60,14 @@
  *         registeredHeight stay). Deregister removes the entry.
  *   (b) Then, for each input of T (of ANY kind, in input order): if its outpoint is the collateral
  *       of an entry of R, that entry is removed. Spending the collateral deregisters.
+ *   (c) If T is an Evidence transaction (src/consensus/evidence.ts, rules E1–E3 context-free):
+ *         E4  EVIDENCE_UNKNOWN_OFFENDER  its producer is in R. The entry is removed (it leaves the
+ *                                        schedule and the reward split from the next block), its
+ *                                        operator key is slashed for good (R19), and its
+ *                                        collateral, if any and still unspent, is burned.
+ * Per block (checkBlockSanity):
+ *   R18 MN_TOO_MANY_REGISTRATIONS  at most MAX_REGISTRATIONS_PER_BLOCK (8) Register transactions.
+ *   E5  TOO_MANY_EVIDENCE          at most MAX_EVIDENCE_PER_BLOCK (8) Evidence transactions.
  * After the last transaction:
  *   R16 REGISTRY_EMPTY   |R| ≥ 1. No block may leave the chain without masternodes.
  *   R17 BAD_MN_ROOT      header.mnRoot = registryRoot(R).
@@ -66,10 +78,11 @@
  * (DOUBLE_SPEND, MISSING_INPUT ... OUTPUTS_EXCEED_INPUTS) run before (a) and (b); after the loop
  * come the coinbase rules (BAD_COINBASE_AMOUNT, BAD_COINBASE_SPLIT), then R16, then R17.
  *
- * TIMING. The producer schedule and the reward split of block h use the registry after block
- * h − 1 (its parent). So a masternode registered in block h is scheduled and paid from block
- * h + 1; one deregistered (or whose collateral is spent) in block h is still paid in block h and
- * no longer from block h + 1.
+ * TIMING. The reward split of block h uses the registry after block h − 1 (its parent); the
+ * producer schedule uses h's epoch schedule, fixed at the epoch's anchor, filtered by that same
+ * registry. So a masternode registered in block h is paid from block h + 1 and scheduled from
+ * the first epoch whose anchor is at or after h; one deregistered, slashed, or whose collateral
+ * is spent in block h is still paid in block h and neither paid nor scheduled from h + 1.
  *
  * SIDE BRANCHES. A block that does not extend the tip is checked, before it is stored, with
  * every state rule except R11–R13 (they need the UTXO set at its parent); the registry after it
@@ -92,6 +105,7 @@ import {
   type Registry,
 } from "./registry.js";
 import { TIER_COLLATERAL, Tier, isTier, tierName } from "./tier.js";
+import { decodeEquivocation, offenderOf } from "./evidence.js";
 
 /** Domain tag of the operator's consent signature on a registration. */
 export const SIG_DOMAIN_MN_REG = Buffer.from("TIME/mn-reg/v1", "utf8");
@@ -127,6 +141,12 @@ export type RegistryTxPayload =
   | ({ kind: TxKind.MasternodeRegister } & RegisterPayload)
   | ({ kind: TxKind.MasternodeUpdate } & UpdatePayload)
   | ({ kind: TxKind.MasternodeDeregister } & DeregisterPayload);
+
+/**
+ * Register transactions one block may carry: onboarding stays quick (8 a block is over 1,000 a
+ * day on mainnet), and nobody can reshape the registry wholesale in one block.
+ */
+export const MAX_REGISTRATIONS_PER_BLOCK = 8;
 
 export function isRegistryTxKind(kind: TxKind): boolean {
   return (
@@ -245,10 +265,13 @@ export function checkRegistryTxSanity(tx: Tx): RegistryTxPayload {
     throw malformed(tx, `service address ${JSON.stringify(p.address)} is not host:port`);
   }
   if (p.kind !== TxKind.MasternodeRegister) return p;
-  if (p.tier === Tier.Free && p.collateral) {
-    throw new BlockError("MN_BAD_COLLATERAL", "tier free must not name a collateral");
+  if (p.tier === Tier.Free) {
+    throw new BlockError(
+      "MN_FREE_TIER",
+      "tier free cannot be registered on chain: free masternodes come only from the genesis; post collateral for bronze, silver or gold",
+    );
   }
-  if (p.tier !== Tier.Free && !p.collateral) {
+  if (!p.collateral) {
     throw new BlockError("MN_BAD_COLLATERAL", `tier ${tierName(p.tier)} needs a collateral outpoint`);
   }
   if (p.collateral) {
@@ -307,6 +330,8 @@ function hasInputBy(tx: Tx, pubkey: Buffer): boolean {
 export class RegistryBuilder {
   private entries: MasternodeEntry[] | null = null;
   private collaterals: Map<string, Buffer> | null = null;
+  /** Entries removed by Evidence transactions so far, in order (their collateral is burned). */
+  readonly slashed: MasternodeEntry[] = [];
 
   constructor(private readonly base: Registry) {}
 
@@ -369,6 +394,10 @@ export class RegistryBuilder {
    */
   apply(tx: Tx, height: number, view?: UtxoView): void {
     if (tx.kind === TxKind.Coinbase) return;
+    if (tx.kind === TxKind.Evidence) {
+      this.applyEvidence(tx);
+      return;
+    }
     if (isRegistryTxKind(tx.kind)) this.applyAction(tx, checkRegistryTxSanity(tx), height, view);
     const idx = this.collaterals ?? collateralIndex(this.base);
     if (idx.size === 0) return;
@@ -376,6 +405,27 @@ export class RegistryBuilder {
       const holder = this.collateralHolder(input.prevout);
       if (holder) this.remove(holder);
     }
+  }
+
+  /** Rule E4: the offender must be registered; it is removed and remembered as slashed. */
+  private applyEvidence(tx: Tx): void {
+    let offender: Buffer;
+    try {
+      offender = offenderOf(decodeEquivocation(tx.payload));
+    } catch (e) {
+      if (e instanceof CodecError)
+        throw new BlockError("BAD_EVIDENCE", `evidence does not decode: ${e.message}`);
+      throw e;
+    }
+    const entry = this.find(offender);
+    if (!entry) {
+      throw new BlockError(
+        "EVIDENCE_UNKNOWN_OFFENDER",
+        `evidence against ${offender.toString("hex")}, which is not a registered masternode`,
+      );
+    }
+    this.remove(entry.operatorPubkey);
+    this.slashed.push(entry);
   }
 
   private applyAction(tx: Tx, p: RegistryTxPayload, height: number, view: UtxoView | undefined): void {
@@ -404,6 +454,15 @@ export class RegistryBuilder {
       }
       if (this.registry.length >= MAX_REGISTRY_SIZE) {
         throw new BlockError("MN_REGISTRY_FULL", `the registry already holds ${MAX_REGISTRY_SIZE} entries`);
+      }
+      if (
+        this.slashed.some((e) => e.operatorPubkey.equals(p.operatorPubkey)) ||
+        view?.isSlashed?.(p.operatorPubkey) === true
+      ) {
+        throw new BlockError(
+          "MN_SLASHED_OPERATOR",
+          `operator ${opHex} was slashed for equivocation and cannot be registered again`,
+        );
       }
       if (view && p.collateral) {
         const c = p.collateral;

@@ -1,6 +1,6 @@
 import { buildBlock } from "../chain/blockBuilder.js";
 import type { Chain } from "../chain/chain.js";
-import { MAX_BLOCK_SIZE } from "../chain/constants.js";
+import { MAX_BLOCK_SIZE, MAX_BLOCK_TXS } from "../chain/constants.js";
 import { BlockError } from "../chain/errors.js";
 import type { Tx } from "../chain/tx.js";
 import type { KeyPair } from "../crypto/ed25519.js";
@@ -27,7 +27,9 @@ export interface ProducerModules {
   /** How many active masternodes this node sees, itself included. */
   activeMasternodes: () => number;
   /** Transactions to include, chosen by fee rate and fitting the block; empty until the mempool exists. */
-  selectTransactions?: (maxBytes: number) => { txs: Tx[]; fees: bigint };
+  selectTransactions?: (maxBytes: number, maxTxs: number) => { txs: Tx[]; fees: bigint };
+  /** Evidence transactions to put on chain (against producers still registered); default none. */
+  selectEvidence?: () => Tx[];
   onProduced?: (hash: Buffer, height: number, round: number) => void;
   /** Our own block was rejected: the transactions it carried are dropped so the next try is clean. */
   onBlockRejected?: (txs: Tx[]) => void;
@@ -105,7 +107,7 @@ export class BlockProducer {
       });
       return;
     }
-    const scheduled = scheduledProducer(registry, tip.hash, height, round);
+    const scheduled = scheduledProducer(chain.scheduleForChild(tip), height, round, registry);
     if (!scheduled || !scheduled.operatorPubkey.equals(me.operatorPubkey)) {
       this.setState({
         state: "ready",
@@ -115,10 +117,26 @@ export class BlockProducer {
       });
       return;
     }
+    // Never sign a second block for one slot: after a reorg back below this height the schedule
+    // names us again, and a second header for (height, round) would be equivocation evidence.
+    const signed = chain.storage.getSlot(me.operatorPubkey, height, round);
+    if (signed) {
+      this.setState({
+        state: "ready",
+        reason: `already signed block ${signed.toString("hex").slice(0, 16)} for height ${height} round ${round}`,
+        nextHeight: height,
+        nextRound: round + 1,
+      });
+      return;
+    }
     const timestamp = Math.max(now, slotStart(chain.params, tip.timestamp, round));
-    // Leave room for the header and a coinbase paying every registered masternode.
-    const room = MAX_BLOCK_SIZE - 1_024 - 28 * registry.length;
-    const picked = this.modules.selectTransactions?.(room) ?? { txs: [], fees: 0n };
+    const evidence = this.modules.selectEvidence?.() ?? [];
+    // Leave room for the header, a coinbase paying every registered masternode, and the evidence.
+    const room = MAX_BLOCK_SIZE - 1_024 - 28 * registry.length - 512 * evidence.length;
+    const picked = this.modules.selectTransactions?.(room, MAX_BLOCK_TXS - 1 - evidence.length) ?? {
+      txs: [],
+      fees: 0n,
+    };
     const block = buildBlock({
       parentHash: tip.hash,
       parentHeight: tip.height,
@@ -126,7 +144,7 @@ export class BlockProducer {
       producer: this.opts.operatorKey,
       round,
       timestamp,
-      txs: picked.txs,
+      txs: [...evidence, ...picked.txs],
       fees: picked.fees,
     });
     try {

@@ -6,7 +6,12 @@ import { BlockError } from "../chain/errors.js";
 import { TxKind, outpointKey, txSize, txid as txidOf, type OutPoint, type Tx } from "../chain/tx.js";
 import type { UtxoEntry, UtxoView } from "../chain/utxo.js";
 import { checkTxInputs, checkTxSanity } from "../chain/validation.js";
-import { checkRegistryTx, checkRegistryTxSanity, isRegistryTxKind } from "../consensus/registryTx.js";
+import {
+  MAX_REGISTRATIONS_PER_BLOCK,
+  checkRegistryTx,
+  checkRegistryTxSanity,
+  isRegistryTxKind,
+} from "../consensus/registryTx.js";
 import type { Logger } from "../logging/index.js";
 import type { Clock, TimerHandle } from "../util/clock.js";
 import { TypedEmitter } from "../util/typedEmitter.js";
@@ -153,6 +158,7 @@ export class Mempool {
       }
       return this.chain.storage.getUtxo(o);
     },
+    isSlashed: (op: Uint8Array): boolean => this.chain.storage.isSlashed(op),
   };
 
   constructor(opts: Partial<MempoolOptions>, modules: MempoolModules) {
@@ -287,7 +293,7 @@ export class Mempool {
    * at most `maxBytes` of serialized transactions. A transaction that does not fit is skipped
    * (with its descendants) and smaller ones after it may still fit.
    */
-  selectForBlock(maxBytes: number): { txs: Tx[]; fees: bigint } {
+  selectForBlock(maxBytes: number, maxTxs = MAX_BLOCK_TXS - 1): { txs: Tx[]; fees: bigint } {
     const heap = new Heap<Entry>((a, b) => compareRate(b, a) < 0);
     const waiting = new Map<string, number>();
     for (const e of this.pool.values()) {
@@ -297,9 +303,17 @@ export class Mempool {
     const txs: Tx[] = [];
     let fees = 0n;
     let used = 0;
-    while (heap.size > 0 && maxBytes - used >= MIN_TX_SIZE && txs.length < MAX_BLOCK_TXS - 1) {
+    let registrations = 0;
+    const maxCount = Math.min(maxTxs, MAX_BLOCK_TXS - 1);
+    while (heap.size > 0 && maxBytes - used >= MIN_TX_SIZE && txs.length < maxCount) {
       const e = heap.pop()!;
       if (used + e.size > maxBytes) continue;
+      // R18: a block holds at most MAX_REGISTRATIONS_PER_BLOCK registrations; the rest wait for
+      // the next block (their descendants with them, since they are never released here).
+      if (e.tx.kind === TxKind.MasternodeRegister) {
+        if (registrations >= MAX_REGISTRATIONS_PER_BLOCK) continue;
+        registrations++;
+      }
       txs.push(e.tx);
       fees += e.fee;
       used += e.size;

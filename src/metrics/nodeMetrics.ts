@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from "prom-client";
 import type { Chain } from "../chain/chain.js";
+import { TxKind } from "../chain/tx.js";
 import { scheduledProducer } from "../consensus/schedule.js";
 import type { MasternodeLiveness } from "../masternode/liveness.js";
 import type { Mempool } from "../mempool/mempool.js";
@@ -28,6 +29,7 @@ export class NodeMetrics {
   readonly rpcRequestDuration: Histogram<"method" | "result">;
   readonly blocksProduced: Counter;
   readonly blocksMissed: Counter;
+  private readonly evidence: Counter<"state">;
   private readonly disconnects: Counter<"reason">;
   private readonly bans: Counter<"reason">;
   private readonly lastBans = new Map<string, number>();
@@ -189,10 +191,21 @@ export class NodeMetrics {
       buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
       registers,
     });
+    this.evidence = new Counter({
+      name: "evidence_total",
+      help: "Equivocation evidence: state=seen when first recorded (found here or received), state=mined when a connected block carries it",
+      labelNames: ["state"],
+      registers,
+    });
+    this.evidence.inc({ state: "seen" }, 0);
+    this.evidence.inc({ state: "mined" }, 0);
     this.unsubscribe.push(
-      chain.events.on("blockConnected", ({ block, entry }) =>
-        this.onBlock(entry.height, block.header.round, block.header.prevHash, block.header.producer),
-      ),
+      chain.events.on("blockConnected", ({ block, entry }) => {
+        this.onBlock(entry.height, block.header.round, block.header.prevHash, block.header.producer);
+        const mined = block.txs.filter((t) => t.kind === TxKind.Evidence).length;
+        if (mined > 0) this.evidence.inc({ state: "mined" }, mined);
+      }),
+      chain.events.on("evidence", () => this.evidence.inc({ state: "seen" })),
     );
   }
 
@@ -204,10 +217,11 @@ export class NodeMetrics {
     if (round === 0) return;
     const parent = this.src.chain.getIndex(prevHash);
     const registry = parent ? this.src.chain.registryAfter(parent) : undefined;
-    if (!registry) return;
+    if (!parent || !registry) return;
+    const schedule = this.src.chain.scheduleForChild(parent);
     // At most one entry per registered masternode is ever checked (rounds wrap the registry).
     for (let r = 0; r < Math.min(round, registry.length); r++) {
-      if (scheduledProducer(registry, prevHash, height, r)?.operatorPubkey.equals(me)) {
+      if (scheduledProducer(schedule, height, r, registry)?.operatorPubkey.equals(me)) {
         this.blocksMissed.inc();
         break;
       }

@@ -32,9 +32,12 @@ import { Mempool } from "../mempool/mempool.js";
 import { TxRelay, type TxRelayNetwork } from "../mempool/txRelay.js";
 import type { Peer } from "../p2p/peer.js";
 import { registerTxMethods } from "../rpc/txMethods.js";
+import { registerEvidenceMethods } from "../rpc/evidenceMethods.js";
 import { registerWalletMethods } from "../rpc/walletMethods.js";
 import { Wallet, WALLET_FILE } from "../wallet/wallet.js";
 import { HeartbeatService } from "../masternode/heartbeatService.js";
+import { EvidenceService } from "../masternode/evidenceService.js";
+import { MAX_EVIDENCE_PER_BLOCK } from "../consensus/evidence.js";
 import { livenessOptions, MasternodeLiveness } from "../masternode/liveness.js";
 import { registerMasternodeMethods } from "../rpc/masternodeMethods.js";
 import { txid as txidOf } from "../chain/tx.js";
@@ -94,6 +97,7 @@ export class TimeNode {
   readonly metrics: Metrics;
   private readonly nodeMetrics: NodeMetrics;
   readonly heartbeats: HeartbeatService;
+  readonly evidence: EvidenceService;
   readonly dashboard: Dashboard | null;
   private readonly blockServer: BlockServer;
   private readonly startedAt: number;
@@ -134,7 +138,8 @@ export class TimeNode {
             // Counted from signed heartbeats checked against the registered keys (itself included).
             activeMasternodes: () => this.liveness.activeCount(),
             onBlockRejected: (txs) => this.mempool.evict(txs.map((t) => txidOf(t))),
-            selectTransactions: (maxBytes) => this.mempool.selectForBlock(maxBytes),
+            selectTransactions: (maxBytes, maxTxs) => this.mempool.selectForBlock(maxBytes, maxTxs),
+            selectEvidence: () => this.chain.pendingEvidenceTxs(MAX_EVIDENCE_PER_BLOCK),
           },
         )
       : null;
@@ -208,6 +213,11 @@ export class TimeNode {
           }),
       },
     );
+    this.evidence = new EvidenceService({
+      chain: this.chain,
+      network: this.peers,
+      logger: log.child({ module: "evidence" }),
+    });
     this.wirePeers();
     this.nodeMetrics = new NodeMetrics(this.metrics.registry, {
       chain: this.chain,
@@ -318,6 +328,7 @@ export class TimeNode {
       if (this.blockServer.handle(peer, msg)) return;
       if (this.relay.handle(peer, msg)) return;
       if (this.heartbeats.handle(peer, msg)) return;
+      if (this.evidence.handle(peer, msg)) return;
       if (msg.type === MsgType.TxInv) {
         void this.txRelay.onTxInv(peer, msg.txids);
         return;
@@ -333,6 +344,7 @@ export class TimeNode {
     ev.on("peerReady", (peer) => {
       this.relay.onPeerReady(peer);
       this.heartbeats.onPeerReady(peer);
+      this.evidence.onPeerReady(peer);
     });
     ev.on("peerState", (peer) => this.relay.onPeerState(peer));
     ev.onListenerError = (event, err) => log.error("Peer event handler failed", { event }, err);
@@ -397,6 +409,7 @@ export class TimeNode {
       },
     });
     registerTxMethods(rpc, { chain: this.chain, mempool: this.mempool, relay: this.txRelay });
+    registerEvidenceMethods(rpc, { chain: this.chain });
     registerWalletMethods(rpc, { wallet: this.wallet, network: this.chain.params.network });
     registerChainMethods(rpc, {
       chain: this.chain,
@@ -457,6 +470,7 @@ export class TimeNode {
     this.txRelay.start();
     this.wallet.start();
     this.heartbeats.start();
+    this.evidence.start();
     if (this.rpc) {
       const addr = await this.rpc.start();
       log.info("RPC listening", { url: `http://${addr.host}:${addr.port}/` });
@@ -503,6 +517,7 @@ export class TimeNode {
     this.syncView.stop();
     this.relay.stop();
     this.heartbeats.stop();
+    this.evidence.stop();
     this.nodeMetrics.stop();
     this.wallet.stop();
     this.txRelay.stop();

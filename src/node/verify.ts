@@ -28,7 +28,8 @@ class ReplayClock extends SystemClock implements Clock {
 
 /**
  * Re-validates the stored main chain from genesis into a scratch database and checks that the
- * stored UTXO set (its content and its running stats) and the registry equal what replay gives.
+ * stored UTXO set (its content and its running stats), the registry and the slashed operator keys
+ * equal what replay gives.
  */
 export async function verifyChain(chainDir: string, genesis: GenesisSpec): Promise<VerifyResult> {
   const store = ChainStore.open(chainDir, genesis.network, genesisHash(genesis));
@@ -92,6 +93,12 @@ export async function verifyChain(chainDir: string, genesis: GenesisSpec): Promi
       return fail("stored registry does not match its root");
     if (!store.getRegistryRoot().equals(replay.storage.getRegistryRoot()))
       return fail("stored masternode registry differs from replay");
+    const slashed = store.slashedKeys();
+    const replayed = replay.storage.slashedKeys();
+    const show = (m: Map<string, number>): string =>
+      [...m].map(([k, h]) => `${k.slice(0, 16)}@${h}`).join(", ") || "none";
+    if (slashed.size !== replayed.size || [...slashed].some(([k, h]) => replayed.get(k) !== h))
+      return fail(`stored slashed keys (${show(slashed)}) differ from replay (${show(replayed)})`);
     return { ok: true, height: tip.height, tip: tipHash.toString("hex"), utxos: stored.count };
   } finally {
     if (replay) await replay.close();

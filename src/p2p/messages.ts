@@ -32,6 +32,8 @@ export enum MsgType {
   MnAnnounce = 0x0052,
   GetMnList = 0x0053,
   MnList = 0x0054,
+  /** Equivocation evidence: two headers one producer signed for one (height, round). */
+  Evidence = 0x0060,
 }
 
 export enum GoodbyeReason {
@@ -294,7 +296,15 @@ export interface MnListMsg {
   heartbeats: Heartbeat[];
 }
 
+/** Gossiped proof of equivocation (src/consensus/evidence.ts): header A ‖ header B. */
+export interface EvidenceMsg {
+  type: MsgType.Evidence;
+  a: BlockHeader;
+  b: BlockHeader;
+}
+
 export type Message =
+  | EvidenceMsg
   | HelloMsg
   | AuthMsg
   | GoodbyeMsg
@@ -590,6 +600,14 @@ const CODECS: { [T in MsgType]: MsgCodec<T> } = {
       announces: r.array(MAX_MN_LIST_ENTRIES, readMnAnnounce),
       heartbeats: r.array(MAX_MN_LIST_ENTRIES, readHeartbeat),
     }),
+  },
+  [MsgType.Evidence]: {
+    cap: 1_024,
+    write: (w, m) => {
+      writeHeader(w, m.a);
+      writeHeader(w, m.b);
+    },
+    read: (r) => ({ a: readHeader(r), b: readHeader(r) }),
   },
 };
 

@@ -82,6 +82,9 @@ export function rateLimitsFor(
     [MsgType.MnAnnounce]: [3 / 60, 3],
     // Asking for the masternode list costs the answerer as much as GetPeers: 5 per minute.
     [MsgType.GetMnList]: [5 / 60, 5],
+    // Equivocation evidence is rare (one per offender, ever); 10 a minute with a burst of 20
+    // (a new peer is sent up to 16 pending ones at once).
+    [MsgType.Evidence]: [10 / 60, 20],
   };
 }
 

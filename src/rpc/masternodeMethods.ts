@@ -10,7 +10,7 @@ import type { MasternodeLiveness } from "../masternode/liveness.js";
 import type { BlockProducer, ProducerState } from "../masternode/producer.js";
 import { MempoolError } from "../mempool/errors.js";
 import { isUnspecifiedHost } from "../p2p/addressBook.js";
-import { WalletError, type Wallet, type WalletCoin } from "../wallet/wallet.js";
+import { WalletError, type Wallet } from "../wallet/wallet.js";
 import {
   RPC_INVALID_PARAMETER,
   RPC_MISC_ERROR,
@@ -179,7 +179,7 @@ function registerRegistrationMethods(
       "The transaction is relayed to peers; the masternode is registered once it is in a block. " +
       "Errors: -1 not a masternode, -5 bad reward address, -6 no output of exactly the collateral " +
       "(send exactly that amount to one of the wallet's addresses, see getnewaddress) or too little " +
-      "for the fee, -8 bad tier or address, already registered or a registration already in the mempool, -26 refused by the mempool.",
+      "for the fee, -8 bad tier (free is for genesis masternodes only) or address, already registered or a registration already in the mempool, -26 refused by the mempool.",
     params: [
       { name: "tier", type: "any", description: `one of ${TIER_NAMES.join(", ")}` },
       {
@@ -198,7 +198,7 @@ function registerRegistrationMethods(
       },
     ],
     result: '"txid" (string) of the Register transaction',
-    examples: ["time-cli registermasternode bronze", "time-cli registermasternode free 203.0.113.7:24000"],
+    examples: ["time-cli registermasternode bronze", "time-cli registermasternode silver 203.0.113.7:24000"],
     handler: (p) => {
       const operatorKey = deps.operatorKey;
       if (!operatorKey) {
@@ -218,6 +218,13 @@ function registerRegistrationMethods(
         tier = tierFromName(p.tier);
       } catch (e) {
         throw new RpcError(RPC_INVALID_PARAMETER, e instanceof Error ? e.message : String(e));
+      }
+      if (TIER_COLLATERAL[tier] === 0n) {
+        throw new RpcError(
+          RPC_INVALID_PARAMETER,
+          `the ${tierName(tier)} tier is for genesis masternodes only: a registration on chain must post collateral ` +
+            `(MN_FREE_TIER); use bronze (1,000 TIME), silver (10,000) or gold (100,000)`,
+        );
       }
       const existing = findByOperator(chain.getRegistry(), operatorKey.publicKey);
       if (existing) {
@@ -243,16 +250,13 @@ function registerRegistrationMethods(
       try {
         const coins = wallet.listUnspent(1).filter((c) => c.spendable);
         const want = TIER_COLLATERAL[tier];
-        let collateral: WalletCoin | null = null;
-        if (want > 0n) {
-          collateral = coins.find((c) => c.amount === want) ?? null;
-          if (!collateral) {
-            throw new RpcError(
-              RPC_WALLET_INSUFFICIENT_FUNDS,
-              `no spendable output of exactly ${formatAmount(want)} TIME (the ${tierName(tier)} collateral) in the wallet: ` +
-                `send exactly ${formatAmount(want)} TIME to one of its addresses (getnewaddress) in one payment, wait for a confirmation, then retry`,
-            );
-          }
+        const collateral = coins.find((c) => c.amount === want);
+        if (!collateral) {
+          throw new RpcError(
+            RPC_WALLET_INSUFFICIENT_FUNDS,
+            `no spendable output of exactly ${formatAmount(want)} TIME (the ${tierName(tier)} collateral) in the wallet: ` +
+              `send exactly ${formatAmount(want)} TIME to one of its addresses (getnewaddress) in one payment, wait for a confirmation, then retry`,
+          );
         }
         const build = (ownerKey: KeyPair, input: Funds, fee: bigint): Tx =>
           makeRegisterTx({
@@ -261,7 +265,7 @@ function registerRegistrationMethods(
             address,
             tier,
             rewardAddress,
-            collateral: collateral?.outpoint ?? null,
+            collateral: collateral.outpoint,
             inputs: [input.outpoint],
             outputs: [{ amount: input.amount - fee, address: pubkeyHash(ownerKey.publicKey) }],
           });
@@ -271,31 +275,21 @@ function registerRegistrationMethods(
         const enough = (c: Funds): boolean => c.amount >= fee + wallet.dustThreshold;
 
         // The owner signs with an input of its own (R7); the collateral itself is never spent (R5).
-        let ownerKey: KeyPair | undefined;
-        let input: Funds | undefined;
-        if (collateral) {
-          const c = collateral;
-          ownerKey = wallet.keyForAddress(decodeAddress(c.address, network));
-          input = coins
-            .filter((o) => o.address === c.address && outpointKey(o.outpoint) !== outpointKey(c.outpoint))
-            .sort(byAmountDesc)
-            .find(enough);
-          if (!input) {
-            // The collateral's key holds nothing else: pay it a little from the other coins first.
-            const sent = wallet.createAndSend(c.address, REGISTRATION_FUNDING, { exclude: [c.outpoint] });
-            input = { outpoint: { txid: sent.txid, index: 0 }, amount: REGISTRATION_FUNDING };
-          }
-        } else {
-          // Free tier: the owner is the key of the wallet's largest spendable coin.
-          const largest = [...coins].sort(byAmountDesc).find(enough);
-          if (!largest) {
-            throw new RpcError(
-              RPC_WALLET_INSUFFICIENT_FUNDS,
-              `the wallet has no spendable coin of at least ${formatAmount(fee + wallet.dustThreshold)} TIME to pay the registration fee`,
-            );
-          }
-          input = largest;
-          ownerKey = wallet.keyForAddress(decodeAddress(largest.address, network));
+        const ownerKey = wallet.keyForAddress(decodeAddress(collateral.address, network));
+        let input: Funds | undefined = coins
+          .filter(
+            (o) =>
+              o.address === collateral.address &&
+              outpointKey(o.outpoint) !== outpointKey(collateral.outpoint),
+          )
+          .sort(byAmountDesc)
+          .find(enough);
+        if (!input) {
+          // The collateral's key holds nothing else: pay it a little from the other coins first.
+          const sent = wallet.createAndSend(collateral.address, REGISTRATION_FUNDING, {
+            exclude: [collateral.outpoint],
+          });
+          input = { outpoint: { txid: sent.txid, index: 0 }, amount: REGISTRATION_FUNDING };
         }
         if (!ownerKey) throw new Error("registermasternode: a wallet coin without its key");
         const tx = build(ownerKey, input, fee);

@@ -125,6 +125,18 @@ export class BlockRelay {
     const { chain } = this.modules;
     if (chain.getIndex(msg.hash) || chain.isKnownInvalid(msg.hash)) return true;
     if (chain.getIndex(msg.header.prevHash) && !this.isSyncing) {
+      // A block whose branch cannot win would be refused after download: do not fetch it. Not
+      // blamed (an honest late block looks the same), only counted in the debug log.
+      const refusal = chain.sideRefusalOf(msg.header);
+      if (refusal) {
+        this.modules.logger.debug("Not fetching an announced block that cannot win", {
+          peer: peer.addr,
+          hash: msg.hash.toString("hex"),
+          height: msg.height,
+          reason: refusal,
+        });
+        return true;
+      }
       void this.fetchOne(peer, msg.hash);
     } else {
       this.peerAhead(peer, true);

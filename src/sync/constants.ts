@@ -67,6 +67,12 @@ export const HASH_AGREEMENT_DENOMINATOR = 3;
 export const MAX_AGREEMENT_PEERS = 16;
 
 /**
+ * Once the lead and a majority of the asked peers have answered a branch confirmation, how long
+ * the others still get before they count as not answering (a silent minority cannot stall it).
+ */
+export const AGREEMENT_GRACE_MS = 1_000;
+
+/**
  * Headers fetched (2 answers of 2,000) before their bodies are downloaded. Bounds the memory of
  * one window and lets a long sync apply blocks as it goes instead of after every header.
  */

@@ -4,7 +4,7 @@ import { BlockError } from "../chain/errors.js";
 import type { ChainParams } from "../chain/params.js";
 import { checkHeaderContext, TIME_RULE_SCORE, type CheckedBlock } from "../chain/validation.js";
 import type { Registry } from "../consensus/registry.js";
-import { slotStart } from "../consensus/schedule.js";
+import { EPOCH_BLOCKS, nextSchedule, slotStart, type EpochSchedule } from "../consensus/schedule.js";
 
 /** The block a run of headers builds on. */
 export interface HeaderParent {
@@ -14,6 +14,12 @@ export interface HeaderParent {
   mnRoot: Buffer;
   /** Cumulative chain work up to and including this block. */
   work: bigint;
+  /**
+   * The producer schedule of the epoch its children belong to, when known (a stored block: from
+   * the chain; a validated header: carried along). Null when an earlier header of the branch
+   * changed the registry at an anchor we cannot read yet.
+   */
+  schedule: EpochSchedule | null;
 }
 
 export interface ValidatedHeader {
@@ -21,12 +27,27 @@ export interface ValidatedHeader {
   hash: Buffer;
   /** Cumulative work of the branch up to this header (fork choice compares it). */
   work: bigint;
+  /** The schedule of the epoch of the next height, when known (see HeaderParent.schedule). */
+  childSchedule: EpochSchedule | null;
 }
 
 export interface HeaderCheckContext {
   params: ChainParams;
   /** The registry snapshot with this root, if the node has it (content-addressed in the store). */
   registryByRoot(root: Buffer): Registry | undefined;
+}
+
+/** The schedule for the children of a block at `height` with `mnRoot`, given the schedule of its own epoch. */
+function scheduleAfter(
+  height: number,
+  mnRoot: Buffer,
+  own: EpochSchedule | null,
+  ctx: HeaderCheckContext,
+): EpochSchedule | null {
+  if (height === 0 || height % EPOCH_BLOCKS !== 0) return own;
+  // An anchor: the next epoch's schedule follows from this one and the registry after it.
+  const reg = own ? ctx.registryByRoot(mnRoot) : undefined;
+  return own && reg ? nextSchedule(own, reg) : null;
 }
 
 /**
@@ -50,6 +71,7 @@ export function validateHeaders(
   let prev = parent;
   let cachedRoot: Buffer | null = null;
   let cachedRegistry: Registry | undefined;
+  let schedule = parent.schedule;
   for (let i = 0; i < headers.length; i++) {
     const header = headers[i]!;
     const hash = knownHashes?.[i] ?? blockHash(header);
@@ -58,7 +80,7 @@ export function validateHeaders(
         cachedRoot = prev.mnRoot;
         cachedRegistry = ctx.registryByRoot(prev.mnRoot);
       }
-      if (cachedRegistry) {
+      if (cachedRegistry && schedule) {
         const checked: CheckedBlock = { block: { header, txs: [] }, hash, txids: [], size: 0 };
         checkHeaderContext(checked, {
           params: ctx.params,
@@ -66,6 +88,7 @@ export function validateHeaders(
           parentHeight: prev.height,
           parentTimestamp: prev.timestamp,
           registry: cachedRegistry,
+          schedule,
           now: Number.MAX_SAFE_INTEGER,
         });
       } else {
@@ -76,8 +99,16 @@ export function validateHeaders(
       throw e;
     }
     const work = prev.work + blockWork(header.round);
-    valid.push({ header, hash, work });
-    prev = { hash, height: header.height, timestamp: header.timestamp, mnRoot: header.mnRoot, work };
+    schedule = scheduleAfter(header.height, header.mnRoot, schedule, ctx);
+    valid.push({ header, hash, work, childSchedule: schedule });
+    prev = {
+      hash,
+      height: header.height,
+      timestamp: header.timestamp,
+      mnRoot: header.mnRoot,
+      work,
+      schedule,
+    };
   }
   return { valid, error: null };
 }

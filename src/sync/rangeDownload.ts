@@ -221,6 +221,13 @@ export class RangeDownload {
         this.finish(new SyncError("INTERNAL", `block ${r.hash.toString("hex")} has an unknown parent`));
         return;
       }
+      if (r.status === "side-refused" || r.status === "equivocation") {
+        // Not stored (its branch cannot win, or it is a producer's second block for a slot): the
+        // rest of the branch would be orphans. Nobody is at fault; a later check looks again.
+        const why = r.status === "side-refused" ? `its branch is ${r.reason}` : "equivocation";
+        this.finish(new SyncError("REORG_REFUSED", `block ${r.hash.toString("hex")} not stored: ${why}`));
+        return;
+      }
     }
     if (res.error === undefined) {
       this.transition(b, ["Processing"], { status: "Done", peer });

@@ -19,6 +19,7 @@ import {
   MAX_BATCH_RETRIES,
   MAX_FORK_CHECK_PEERS,
   MAX_LEADS_PER_SYNC,
+  AGREEMENT_GRACE_MS,
   MAX_AGREEMENT_PEERS,
   MAX_PEER_STATES,
   MAX_REQUESTED_RANGES,
@@ -697,7 +698,7 @@ export class SyncCoordinator implements SyncTrigger {
     }
     const forkEntry = chain.getIndex(fork.hash);
     if (!forkEntry) return { error: new SyncError("INTERNAL", "fork block is not in our index") };
-    let cursor = parentOf(forkEntry);
+    let cursor = this.parentOf(forkEntry);
     let pending: { headers: BlockHeader[]; hashes: Buffer[]; more: boolean } | null = anc;
     let confirmed = false;
     for (let w = 0; w < MAX_WINDOWS_PER_SYNC && !this.stopped; w++) {
@@ -772,6 +773,12 @@ export class SyncCoordinator implements SyncTrigger {
         if (!chain.getIndex(v.hash)) items.push({ hash: v.hash, height: v.header.height, header: v.header });
       }
       if (items.length > 0) {
+        // Validated headers we are about to fetch: the chain stores their blocks even while the
+        // branch is still lighter than our tip (it only wins at its end).
+        chain.expect(
+          items.map((i) => i.hash),
+          Math.max(0, deadline - clock.monotonic()) + 60_000,
+        );
         const dl = new RangeDownload(
           items,
           {
@@ -851,7 +858,7 @@ export class SyncCoordinator implements SyncTrigger {
         const hash = batch.hashes[i] ?? null;
         const known = chain.getIndex(hash ?? blockHash(h));
         if (!known || !h.prevHash.equals(cursor.hash)) break;
-        cursor = parentOf(known);
+        cursor = this.parentOf(known);
       }
       const rest = headers.slice(i);
       const restHashes = batch.hashes.length > 0 ? batch.hashes.slice(i) : undefined;
@@ -865,6 +872,7 @@ export class SyncCoordinator implements SyncTrigger {
           timestamp: last.header.timestamp,
           mnRoot: last.header.mnRoot,
           work: last.work,
+          schedule: last.childSchedule,
         };
       }
       if (v.error) {
@@ -880,6 +888,28 @@ export class SyncCoordinator implements SyncTrigger {
       if (!more) break;
     }
     return { validated: out, more, cursor };
+  }
+
+  /** A stored block as the parent of a run of headers, with the schedule of its children's epoch. */
+  private parentOf(e: BlockIndex): HeaderParent {
+    let schedule = null;
+    try {
+      schedule = this.modules.chain.scheduleForChild(e);
+    } catch (err) {
+      this.modules.logger.debug(
+        "No schedule for a header run's parent",
+        { hash: e.hash.toString("hex") },
+        err,
+      );
+    }
+    return {
+      hash: e.hash,
+      height: e.height,
+      timestamp: e.timestamp,
+      mnRoot: e.mnRoot,
+      work: e.work,
+      schedule,
+    };
   }
 
   private headerContext(): Parameters<typeof validateHeaders>[2] {
@@ -928,17 +958,44 @@ export class SyncCoordinator implements SyncTrigger {
     const peers = this.modules.view.usable().sort(comparePeers).slice(0, MAX_AGREEMENT_PEERS);
     if (!peers.some((p) => p.id === lead.id)) peers.push(lead);
     const heights = agreementHeights(q);
-    const answers = await Promise.all(
-      peers.map(async (p) => {
-        try {
-          const hs = await this.fns.getHashes(p.id, heights);
-          return hs.length === heights.length ? hs : null;
-        } catch {
-          return null;
-        }
-      }),
-    );
-    const tally = tallyAgreement(q, answers);
+    const answers: Array<Buffer[] | null> = peers.map(() => null);
+    // Every asked peer gets up to the request timeout, but a silent minority cannot hold a reorg
+    // that long: once the lead and a majority of the asked peers have answered, the rest get
+    // AGREEMENT_GRACE_MS more and are then counted as not answering.
+    await new Promise<void>((resolve) => {
+      let settled = 0;
+      let answered = 0;
+      let leadDone = false;
+      let grace: TimerHandle | null = null;
+      let finished = false;
+      const done = (): void => {
+        if (finished) return;
+        finished = true;
+        grace?.cancel();
+        resolve();
+      };
+      peers.forEach((p, i) => {
+        void this.fns
+          .getHashes(p.id, heights)
+          .then(
+            (hs) => {
+              if (hs.length !== heights.length) return;
+              answers[i] = hs;
+              answered++;
+            },
+            () => undefined,
+          )
+          .finally(() => {
+            settled++;
+            if (p.id === lead.id) leadDone = true;
+            if (settled === peers.length) return done();
+            if (!finished && !grace && leadDone && 2 * answered > peers.length) {
+              grace = this.modules.clock.setTimeout(done, AGREEMENT_GRACE_MS);
+            }
+          });
+      });
+    });
+    const tally = tallyAgreement(q, answers.slice());
     if (tally.mismatches > 0) {
       metrics?.syncHashMismatchTotal.inc(tally.mismatches);
       const disagree: string[] = [];
@@ -1123,10 +1180,6 @@ export function nextSyncState(
     });
   }
   return to;
-}
-
-function parentOf(e: BlockIndex): HeaderParent {
-  return { hash: e.hash, height: e.height, timestamp: e.timestamp, mnRoot: e.mnRoot, work: e.work };
 }
 
 function isOtherAtTarget(q: AgreementQuery, a: readonly Buffer[]): boolean {

@@ -315,7 +315,12 @@ void describe("a 6-masternode devnet (real nodes)", () => {
       assert.ok(attempt < 30, "no tip scheduled another masternode next");
       await nextTip(n0);
       tip = n0.n.chain.tip;
-      const next = scheduledProducer(n0.n.chain.getRegistry(), tip.hash, tip.height + 1, 0)!;
+      const next = scheduledProducer(
+        n0.n.chain.scheduleForChild(tip),
+        tip.height + 1,
+        0,
+        n0.n.chain.getRegistry(),
+      )!;
       const who = net.byOperator(next.operatorPubkey)!;
       if (who === n0 || Date.now() > slotStart(n0.n.chain.params, tip.timestamp, 0) - 300) continue;
       if (!who.n.chain.tip.hash.equals(tip.hash)) continue;
@@ -338,11 +343,12 @@ void describe("a 6-masternode devnet (real nodes)", () => {
       `height ${height} came from a fallback round (round ${block.header.round})`,
     );
     assert.ok(!block.header.producer.equals(silentKey), "not from the stopped masternode");
+    const tipEntry = n0.n.chain.getIndex(tip.hash)!;
     const expected = scheduledProducer(
-      n0.n.chain.registryAfter(n0.n.chain.getIndex(tip.hash)!)!,
-      tip.hash,
+      n0.n.chain.scheduleForChild(tipEntry),
       height,
       block.header.round,
+      n0.n.chain.registryAfter(tipEntry)!,
     )!;
     assert.ok(
       block.header.producer.equals(expected.operatorPubkey),

@@ -82,9 +82,13 @@ void describe("masternode registration through transactions (real nodes)", () =>
     assert.match(noCollateral.message, /exactly 1000\.00000000 TIME/);
     assert.match(noCollateral.message, /getnewaddress/);
     assert.equal((await rpcError(mn.rpc.call("registermasternode", ["platinum"]))).code, -8);
-    const again = await rpcError(funder.rpc.call("registermasternode", ["free"]));
+    const again = await rpcError(funder.rpc.call("registermasternode", ["bronze"]));
     assert.equal(again.code, -8);
     assert.match(again.message, /already registered/);
+    // No Sybils for free: a Free registration on chain is refused, with the rule named.
+    const freeTier = await rpcError(mn.rpc.call("registermasternode", ["free"]));
+    assert.equal(freeTier.code, -8);
+    assert.match(freeTier.message, /MN_FREE_TIER/);
 
     // A genesis masternode's rewards (a third of 100 TIME a block) mature after 5 blocks. Both
     // payments come from mature coins (change is unconfirmed until the next block), so wait for

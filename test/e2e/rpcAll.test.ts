@@ -863,6 +863,12 @@ void describe("every JSON-RPC method through time-cli", () => {
       ]);
     });
 
+    void it("listevidence: none on an honest devnet, and its error", async () => {
+      // Evidence itself (two blocks signed for one slot) is in consensusAttacks.test.ts.
+      assert.deepEqual(await ok<unknown[]>(a, "listevidence"), []);
+      await fails(a, -32602, /too many parameters: listevidence takes 0/, "listevidence", "1");
+    });
+
     void it("getsyncstatus (when registered)", async (t) => {
       if (!listed.includes("getsyncstatus")) {
         t.skip("getsyncstatus is not registered by src/node/node.ts yet");
@@ -885,8 +891,9 @@ void describe("every JSON-RPC method through time-cli", () => {
           -8,
           /operator key [0-9a-f]{64} is already registered \(tier free, since height 0\)/,
           "registermasternode",
-          "free",
+          "bronze",
         ),
+        fails(b, -8, /genesis masternodes only.*MN_FREE_TIER/, "registermasternode", "free"),
         fails(b, -6, /no spendable output of exactly 1000\.00000000 TIME/, "registermasternode", "bronze"),
         fails(b, -8, /platinum/, "registermasternode", "platinum"),
         fails(b, -3, /tier must be one of free, bronze, silver, gold, got 5/, "registermasternode", "5"),

@@ -19,7 +19,13 @@ import { addressFromPubkey, pubkeyHash } from "../../src/crypto/address.js";
 import { KeyPair } from "../../src/crypto/ed25519.js";
 import { sha256 } from "../../src/crypto/hash.js";
 import { encodeRegistry, findByOperator, type Registry } from "../../src/consensus/registry.js";
-import { scheduledProducer, slotStart } from "../../src/consensus/schedule.js";
+import {
+  epochOf,
+  nextSchedule,
+  scheduledProducer,
+  slotStart,
+  type EpochSchedule,
+} from "../../src/consensus/schedule.js";
 import { ManualClock } from "../../src/util/clock.js";
 
 /** Deterministic keys: seed i = SHA-256("key" ‖ tag ‖ i). */
@@ -134,7 +140,12 @@ export class ChainHarness {
     opts: { txs?: Tx[]; fees?: bigint; round?: number; parentHash?: Buffer; timestamp?: number } = {},
   ): Block {
     const parent = opts.parentHash ? this.chain.getIndex(opts.parentHash)! : this.chain.tip;
-    return this.makeChild(parent, this.chain.registryAfter(parent)!, opts);
+    return this.makeChild(
+      parent,
+      this.chain.registryAfter(parent)!,
+      this.chain.scheduleForChild(parent),
+      opts,
+    );
   }
 
   /**
@@ -143,12 +154,31 @@ export class ChainHarness {
    */
   makeBlockOn(
     parent: Block,
-    opts: { txs?: Tx[]; fees?: bigint; round?: number; timestamp?: number; registry?: Registry } = {},
+    opts: {
+      txs?: Tx[];
+      fees?: bigint;
+      round?: number;
+      timestamp?: number;
+      registry?: Registry;
+      schedule?: EpochSchedule;
+    } = {},
   ): Block {
     const h = parent.header;
+    const stored = this.chain.getIndex(blockHash(h));
+    const registry = opts.registry ?? this.chain.getRegistry();
+    // Unstored parent: walk the tip's epoch schedule forward, the registry staying `registry`.
+    let schedule = opts.schedule ?? (stored ? this.chain.scheduleForChild(stored) : undefined);
+    if (!schedule) {
+      let s = this.chain.scheduleForChild(this.chain.tip);
+      const want = epochOf(h.height + 1);
+      if (s.epoch > want) throw new Error("makeBlockOn: pass the schedule of that epoch");
+      while (s.epoch < want) s = nextSchedule(s, registry);
+      schedule = s;
+    }
     return this.makeChild(
       { hash: blockHash(h), height: h.height, timestamp: h.timestamp },
-      opts.registry ?? this.chain.getRegistry(),
+      registry,
+      schedule,
       opts,
     );
   }
@@ -156,10 +186,11 @@ export class ChainHarness {
   private makeChild(
     parent: { hash: Buffer; height: number; timestamp: number },
     registry: Registry,
+    schedule: EpochSchedule,
     opts: { txs?: Tx[]; fees?: bigint; round?: number; timestamp?: number },
   ): Block {
     const round = opts.round ?? 0;
-    const producer = scheduledProducer(registry, parent.hash, parent.height + 1, round)!;
+    const producer = scheduledProducer(schedule, parent.height + 1, round, registry)!;
     const ts = opts.timestamp ?? slotStart(this.chain.params, parent.timestamp, round);
     if (this.clock.now() < ts) this.clock.set(ts);
     return buildBlock({

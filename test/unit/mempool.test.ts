@@ -10,14 +10,15 @@ import { MAX_BLOCK_SIZE } from "../../src/chain/constants.js";
 import { TxKind, txSize, txid, type OutPoint, type Tx } from "../../src/chain/tx.js";
 import { pubkeyHash } from "../../src/crypto/address.js";
 import type { KeyPair } from "../../src/crypto/ed25519.js";
-import { slotStart } from "../../src/consensus/schedule.js";
 import { nullLogger } from "../../src/logging/index.js";
 import { ManualClock } from "../../src/util/clock.js";
 import { MempoolError } from "../../src/mempool/errors.js";
 import { Mempool, type MempoolEvents } from "../../src/mempool/mempool.js";
 import type { MempoolOptions } from "../../src/mempool/options.js";
 import { TxRelay, type TxRelayNetwork } from "../../src/mempool/txRelay.js";
-import { makeRegisterTx } from "../../src/consensus/registryTx.js";
+import { MAX_REGISTRATIONS_PER_BLOCK, makeRegisterTx } from "../../src/consensus/registryTx.js";
+import { evidenceTx, makeEquivocation } from "../../src/consensus/evidence.js";
+import { checkTxSanity } from "../../src/chain/validation.js";
 import { findByOperator } from "../../src/consensus/registry.js";
 import { TIER_COLLATERAL, Tier } from "../../src/consensus/tier.js";
 import {
@@ -241,6 +242,22 @@ describe("Mempool admission", () => {
       { maxTxSize: 300 },
     ));
 
+  it("does not admit an Evidence transaction, even valid proof (UNSUPPORTED_TX_KIND, no penalty)", () =>
+    withMempool(({ h, mp }) => {
+      // Two blocks one producer signed for one slot: valid evidence, as a block may carry it.
+      const b1 = h.makeBlock();
+      const b2 = h.makeBlock({ timestamp: b1.header.timestamp + 1 });
+      const ev = evidenceTx(makeEquivocation(b1.header, b2.header));
+      assert.equal(ev.kind, TxKind.Evidence);
+      checkTxSanity(ev);
+      // Producers put evidence in blocks from their chain's own record, not from the mempool.
+      const e = rejection(() => mp.accept(ev));
+      assert.equal(e.code, "INVALID");
+      assert.equal(e.ruleCode, "UNSUPPORTED_TX_KIND");
+      assert.equal(e.banScore, 0);
+      assert.equal(mp.size, 0);
+    }));
+
   it("accepts a chain of unconfirmed spends and records the dependencies", () =>
     withMempool(({ mp, coins }) => {
       const parent = makeTransfer(
@@ -383,11 +400,11 @@ describe("Mempool and the chain", () => {
       mp.accept(t1Child);
       mp.accept(loose);
 
-      // The winning branch, built from genesis: two blocks, the first differs in time from a1.
+      // The winning branch, built from genesis: two blocks, the first at round 1 (a1's producer
+      // signs one block for its slot; another one signs this).
       const t2Twin = pay(coins[1]!, CAROL, 2_000n);
-      const ts = slotStart(h.chain.params, h.chain.getIndex(g)!.timestamp, 0) + 1;
-      const b1 = h.makeBlock({ txs: [t2Twin, t3], fees: 3_000n, parentHash: g, timestamp: ts });
-      h.feed(b1);
+      const b1 = h.makeBlock({ txs: [t2Twin, t3], fees: 3_000n, parentHash: g, round: 1 });
+      assert.equal(h.feed(b1).status, "side");
       const b2 = h.makeBlock({ parentHash: blockHash(b1.header) });
       h.feed(b2);
       assert.ok(h.chain.tip.hash.equals(blockHash(b2.header)), "the two-block branch won");
@@ -703,11 +720,11 @@ describe("TxRelay", () => {
       mineTxs(h, chain, 60_000n);
       assert.equal(mp.size, 0);
       calls.broadcasts.length = 0;
-      // A heavier branch from genesis without them: they all come back to the mempool.
-      const ts = slotStart(h.chain.params, h.chain.getIndex(g)!.timestamp, 0) + 1;
-      const b1 = h.makeBlock({ parentHash: g, timestamp: ts });
-      h.feed(b1);
-      h.feed(h.makeBlock({ parentHash: blockHash(b1.header) }));
+      // A heavier branch from genesis without them: they all come back to the mempool. Its first
+      // block is at round 1, so another producer than the losing block's.
+      const b1 = h.makeBlock({ parentHash: g, round: 1 });
+      assert.equal(h.feed(b1).status, "side");
+      assert.equal(h.feed(h.makeBlock({ parentHash: blockHash(b1.header) })).status, "reorged");
       assert.equal(mp.size, 60, "every transaction of the losing block is back");
       assert.equal(calls.broadcasts.length, 1, "one announcement for the whole reorg");
       assert.deepEqual(new Set(calls.broadcasts[0]!.txids), new Set(chain.map(hexId)));
@@ -802,15 +819,15 @@ describe("TxRelay", () => {
 });
 
 describe("Mempool and masternode registrations", () => {
-  // Alice holds two outputs of exactly the Bronze collateral, and small coins to sign and pay with.
+  // Alice holds ten outputs of exactly the Bronze collateral, and small coins to sign and pay with.
   const regGenesis = testGenesis({
     masternodes: mns,
     funded: [
-      { key: alice, amount: 10n * COIN, count: 4 },
-      { key: alice, amount: TIER_COLLATERAL[Tier.Bronze], count: 2 },
+      { key: alice, amount: 10n * COIN, count: 10 },
+      { key: alice, amount: TIER_COLLATERAL[Tier.Bronze], count: 10 },
     ],
   });
-  const ops = testKeys("mp-op", 3);
+  const ops = testKeys("mp-op", 10);
   const FEE = 10_000n;
   const ALICE = pubkeyHash(alice.publicKey);
 
@@ -822,12 +839,12 @@ describe("Mempool and masternode registrations", () => {
   }
 
   /** A registration owned by alice, signed with `fund` (an alice coin), paying FEE. */
-  function register(op: KeyPair, fund: Coin, collateral: OutPoint | null): Tx {
+  function register(op: KeyPair, fund: Coin, collateral: OutPoint | null, tier = Tier.Bronze): Tx {
     return makeRegisterTx({
       ownerKey: alice,
       operatorKey: op,
       address: `mn-${op.publicKey.toString("hex").slice(0, 8)}.test:24200`,
-      tier: collateral ? Tier.Bronze : Tier.Free,
+      tier,
       rewardAddress: pubkeyHash(op.publicKey),
       collateral,
       inputs: [fund.outpoint],
@@ -858,12 +875,12 @@ describe("Mempool and masternode registrations", () => {
           assert.equal(mp.spentBy(big[0]!.outpoint), undefined, "the collateral itself is not spent");
 
           // A registration from a peer: fetched, admitted, announced to everyone but that peer.
-          const free = register(ops[1]!, small[1]!, null);
-          offer.set(hexId(free), free);
+          const fromPeer = register(ops[1]!, small[1]!, big[1]!.outpoint);
+          offer.set(hexId(fromPeer), fromPeer);
           const peerA = { name: "A" };
-          await relay.onTxInv(peerA, [txid(free)]);
-          assert.ok(mp.has(txid(free)));
-          assert.deepEqual(calls.broadcasts.at(-1), { txids: [hexId(free)], except: peerA });
+          await relay.onTxInv(peerA, [txid(fromPeer)]);
+          assert.ok(mp.has(txid(fromPeer)));
+          assert.deepEqual(calls.broadcasts.at(-1), { txids: [hexId(fromPeer)], except: peerA });
           assert.deepEqual(calls.penalties, []);
 
           // Both are mined into the next block and enter the registry.
@@ -874,9 +891,52 @@ describe("Mempool and masternode registrations", () => {
           assert.ok(findByOperator(h.chain.getRegistry(), ops[0]!.publicKey));
           assert.ok(findByOperator(h.chain.getRegistry(), ops[1]!.publicKey));
           assert.equal(mp.collateralClaimedBy(big[0]!.outpoint), undefined);
+          assert.equal(mp.collateralClaimedBy(big[1]!.outpoint), undefined);
         } finally {
           relay.stop();
         }
+      },
+      {},
+      regGenesis,
+    ));
+
+  it("refuses a Free registration (MN_FREE_TIER, penalised), with or without a collateral; it claims nothing", () =>
+    withMempool(
+      ({ mp, coins }) => {
+        const { small, big } = split(coins);
+        for (const collateral of [null, big[0]!.outpoint]) {
+          const e = rejection(() => mp.accept(register(ops[0]!, small[0]!, collateral, Tier.Free)));
+          assert.equal(e.code, "INVALID");
+          assert.equal(e.ruleCode, "MN_FREE_TIER");
+          assert.equal(e.banScore, 100);
+        }
+        assert.equal(mp.size, 0);
+        assert.equal(mp.collateralClaimedBy(big[0]!.outpoint), undefined);
+        // The same operator, coin and collateral as Bronze get in.
+        const bronze = register(ops[0]!, small[0]!, big[0]!.outpoint);
+        mp.accept(bronze);
+        assert.deepEqual(mp.collateralClaimedBy(big[0]!.outpoint), txid(bronze));
+      },
+      {},
+      regGenesis,
+    ));
+
+  it("selectForBlock takes at most 8 registrations (R18); the rest wait for the next block", () =>
+    withMempool(
+      ({ h, mp, coins }) => {
+        const { small, big } = split(coins);
+        for (let i = 0; i < 10; i++) mp.accept(register(ops[i]!, small[i]!, big[i]!.outpoint));
+        assert.equal(mp.size, 10);
+        const first = mp.selectForBlock(MAX_BLOCK_SIZE);
+        assert.equal(first.txs.length, MAX_REGISTRATIONS_PER_BLOCK);
+        mineTxs(h, first.txs, first.fees);
+        assert.equal(mp.size, 2);
+        // The transaction-count cap the producer passes (room left after evidence) is honoured.
+        assert.equal(mp.selectForBlock(MAX_BLOCK_SIZE, 1).txs.length, 1);
+        const second = mp.selectForBlock(MAX_BLOCK_SIZE);
+        assert.equal(second.txs.length, 2);
+        mineTxs(h, second.txs, second.fees);
+        for (const op of ops) assert.ok(findByOperator(h.chain.getRegistry(), op.publicKey));
       },
       {},
       regGenesis,
@@ -889,7 +949,7 @@ describe("Mempool and masternode registrations", () => {
         const first = register(ops[0]!, small[0]!, big[0]!.outpoint);
         mp.accept(first);
 
-        const sameOperator = rejection(() => mp.accept(register(ops[0]!, small[1]!, null)));
+        const sameOperator = rejection(() => mp.accept(register(ops[0]!, small[1]!, big[1]!.outpoint)));
         assert.equal(sameOperator.code, "CONFLICT");
         assert.equal(sameOperator.banScore, 0, "a race between honest registrations costs nothing");
         assert.equal(
@@ -925,8 +985,7 @@ describe("Mempool and masternode registrations", () => {
           new Set([hexId(first), hexId(transfer)]),
         );
         // A registration of another operator with its own collateral and coin still gets in.
-        // (Every Bronze collateral is taken here, so a Free one.)
-        mp.accept(register(ops[2]!, small[2]!, null));
+        mp.accept(register(ops[2]!, small[2]!, big[2]!.outpoint));
         assert.equal(mp.size, 3);
       },
       {},
@@ -938,15 +997,15 @@ describe("Mempool and masternode registrations", () => {
       ({ h, mp, coins, removed }) => {
         const { small, big } = split(coins);
         const bronze = register(ops[0]!, small[0]!, big[0]!.outpoint);
-        const free = register(ops[1]!, small[1]!, null);
+        const sameOp = register(ops[1]!, small[1]!, big[2]!.outpoint);
         const untouched = register(ops[2]!, small[3]!, big[1]!.outpoint);
-        for (const tx of [bronze, free, untouched]) mp.accept(tx);
+        for (const tx of [bronze, sameOp, untouched]) mp.accept(tx);
         assert.equal(mp.size, 3);
 
-        // Another node's block spends bronze's collateral and registers free's operator itself,
+        // Another node's block spends bronze's collateral and registers sameOp's operator itself,
         // each with other coins than the pooled ones: no input conflict, only registry ones.
         const spendCollateral = pay(big[0]!, BOB, 1_000n);
-        const rival = register(ops[1]!, small[2]!, null);
+        const rival = register(ops[1]!, small[2]!, big[3]!.outpoint);
         mineTxs(h, [spendCollateral, rival], 1_000n + FEE);
 
         assert.deepEqual(
@@ -956,12 +1015,13 @@ describe("Mempool and masternode registrations", () => {
         const reasons = Object.fromEntries(removed.map((r) => [r.txid, r.reason]));
         assert.equal(reasons[hexId(bronze)], "conflict", "its collateral is gone (MN_COLLATERAL_MISSING)");
         assert.equal(
-          reasons[hexId(free)],
+          reasons[hexId(sameOp)],
           "conflict",
           "its operator is registered now (MN_DUPLICATE_OPERATOR)",
         );
         // Their claims are released with them.
         assert.equal(mp.collateralClaimedBy(big[0]!.outpoint), undefined);
+        assert.equal(mp.collateralClaimedBy(big[2]!.outpoint), undefined);
         assert.deepEqual(mp.collateralClaimedBy(big[1]!.outpoint), txid(untouched));
         // The one still valid is mined next.
         const { txs, fees } = mp.selectForBlock(MAX_BLOCK_SIZE);

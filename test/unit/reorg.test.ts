@@ -3,6 +3,10 @@
  * node that only ever saw the winning branch; ties and fallback rounds resolve the same way on
  * every node; the depth limit holds; and an invalid block inside a better branch never leaves a
  * mixed state.
+ *
+ * The schedule does not depend on the parent, so two branches name the same producer for the same
+ * (height, round): competing branches here use different rounds, as a partition's two sides do
+ * (each producer is on one side). Two blocks for one slot would be equivocation.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -13,7 +17,6 @@ import { BlockError } from "../../src/chain/errors.js";
 import { txid } from "../../src/chain/tx.js";
 import { pubkeyHash } from "../../src/crypto/address.js";
 import { sha256 } from "../../src/crypto/hash.js";
-import { slotStart } from "../../src/consensus/schedule.js";
 import {
   ChainHarness,
   COIN,
@@ -50,12 +53,6 @@ async function withNodes(
   }
 }
 
-/** The first block of a branch is 1 ms after its slot, so it differs from the main chain's block. */
-function firstOffset(h: ChainHarness, parentHash: Buffer, i: number): number | undefined {
-  if (i > 0) return undefined;
-  return slotStart(h.chain.params, h.chain.getIndex(parentHash)!.timestamp, 0) + 1;
-}
-
 function feedAll(h: ChainHarness, blocks: Block[]): ProcessResult[] {
   return blocks.map((b) => h.feed(b));
 }
@@ -79,17 +76,20 @@ test("a node that reorganises to a heavier branch ends exactly where a node that
     });
     feedAll(n2, [c1, c2]);
 
-    // Branch A (heights 3..6) on node 1 only.
+    // Branch A (heights 3..6) on node 1 only, from fallback rounds (the round-0 producers are on
+    // the other side).
     const txA = makeTransfer(alice, [coins[0]!.outpoint], [{ to: BOB, amount: 49n * COIN }]);
-    const A3 = n1.mine({ txs: [txA], fees: COIN });
+    const A3 = n1.mine({ txs: [txA], fees: COIN, round: 1 });
     const A4 = n1.mine({
       txs: [makeTransfer(bob, [{ txid: txid(txA), index: 0 }], [{ to: ALICE, amount: 48n * COIN }])],
       fees: COIN,
+      round: 1,
     });
     const A5 = n1.mine({
       txs: [makeTransfer(alice, [coins[1]!.outpoint], [{ to: BOB, amount: 50n * COIN }])],
+      round: 1,
     });
-    const A6 = n1.mine();
+    const A6 = n1.mine({ round: 1 });
 
     // Branch B (heights 3..8) on node 2: double-spends A's coin, chains spends across and inside
     // blocks, and spends a now-mature coinbase from the common part.
@@ -130,15 +130,13 @@ test("a node that reorganises to a heavier branch ends exactly where a node that
     );
 
     const results = feedAll(n1, branchB);
-    assert.deepEqual(
-      results.slice(0, 3).map((r) => r.status),
-      ["side", "side", "side"],
-    );
+    assert.equal(results[0]!.status, "side");
     const reorged = results.filter((r) => r.status === "reorged");
     assert.equal(reorged.length, 1, `statuses: ${results.map((r) => r.status).join(",")}`);
     const at = results.findIndex((r) => r.status === "reorged");
+    // A's four round-1 blocks weigh as much as two round-0 blocks.
     assert.ok(
-      at === 3 || at === 4,
+      at === 1 || at === 2,
       "the switch happens when B first beats A (at equal work on a smaller hash)",
     );
     assert.ok(results.slice(at + 1).every((r) => r.status === "connected"));
@@ -167,12 +165,9 @@ test("equal-work branches resolve to the smaller tip hash whatever the arrival o
   withNodes(3, (builder, p, q) => {
     const g = builder.chain.tip;
     const X1 = builder.mine();
-    const X2 = builder.mine();
-    // Same heights, same rounds, different timestamps: equal work, different hashes.
-    const Y1 = builder.makeBlock({
-      parentHash: g.hash,
-      timestamp: slotStart(builder.chain.params, g.timestamp, 0) + 1,
-    });
+    const X2 = builder.mine({ round: 1 });
+    // Same heights, the rounds swapped (so other producers): equal work, different hashes.
+    const Y1 = builder.makeBlock({ parentHash: g.hash, round: 1 });
     builder.feed(Y1);
     const Y2 = builder.makeBlock({ parentHash: blockHash(Y1.header) });
     builder.feed(Y2);
@@ -218,38 +213,39 @@ test("a branch of fallback-round blocks loses to an equal-length branch of round
     assert.deepEqual(p.snapshot(), q.snapshot());
   }));
 
-test("a reorg deeper than maxReorgDepth is refused; one at the limit goes through", () =>
+test("a side branch forking below tip − maxReorgDepth is not stored; one at the limit reorganises", () =>
   withNodes(
     2,
     (builder, node) => {
       assert.equal(node.chain.params.maxReorgDepth, 2);
       const M = [builder.mine(), builder.mine(), builder.mine(), builder.mine()];
       feedAll(node, M);
-      // S forks after M1: switching to it would disconnect M4, M3, M2 (depth 3).
+      // S forks after M1 (round 1, so other producers than M's): switching to it would
+      // disconnect M4, M3, M2 (depth 3). Its fork is below tip − 2, so it can never win: refused.
+      // (Built off-chain: the builder refuses to store them too.)
       const S: Block[] = [];
-      let parent = blockHash(M[0]!.header);
-      for (let i = 0; i < 4; i++) {
-        const b = builder.makeBlock({ parentHash: parent, timestamp: firstOffset(builder, parent, i) });
-        builder.feed(b);
-        S.push(b);
-        parent = blockHash(b.header);
+      let prev = M[0]!;
+      for (let i = 0; i < 7; i++) {
+        prev = builder.makeBlockOn(prev, { round: 1 });
+        S.push(prev);
       }
       const before = node.snapshot();
       const results = feedAll(node, S);
-      const last = results[results.length - 1]!;
-      assert.equal(last.status, "reorg-refused");
-      assert.equal(last.status === "reorg-refused" && last.depth, 3);
-      // S4 ties M4 on work, so it may already have asked for (and been refused) the switch.
-      assert.ok(results.slice(0, 2).every((r) => r.status === "side"));
-      assert.ok(results[2]!.status === "side" || results[2]!.status === "reorg-refused");
+      assert.equal(results[0]!.status, "side-refused");
+      assert.equal(results[0]!.status === "side-refused" && results[0]!.reason, "too-deep");
+      assert.ok(
+        results.slice(1).every((r) => r.status === "orphan"),
+        results.map((r) => r.status).join(","),
+      );
       assert.deepEqual(node.snapshot(), before, "the tip and state are unchanged");
-      assert.ok(node.chain.storage.hasBlock(blockHash(S[3]!.header)), "the branch is kept");
+      assert.ok(!node.chain.storage.hasBlock(blockHash(S[0]!.header)), "the branch is not stored");
 
-      // T forks after M2: depth 2, exactly the limit.
+      // T forks after M2 (round 2): depth 2, exactly the limit. 7 blocks of a third of the work
+      // each outweigh M3 and M4.
       const T: Block[] = [];
-      parent = blockHash(M[1]!.header);
-      for (let i = 0; i < 4; i++) {
-        const b = builder.makeBlock({ parentHash: parent, timestamp: firstOffset(builder, parent, i) });
+      let parent = blockHash(M[1]!.header);
+      for (let i = 0; i < 7; i++) {
+        const b = builder.makeBlock({ parentHash: parent, round: 2 });
         builder.feed(b);
         T.push(b);
         parent = blockHash(b.header);
@@ -257,36 +253,35 @@ test("a reorg deeper than maxReorgDepth is refused; one at the limit goes throug
       const tr = feedAll(node, T);
       const r = tr.find((x) => x.status === "reorged");
       assert.ok(r && r.status === "reorged" && r.depth === 2, tr.map((x) => x.status).join(","));
-      assert.equal(node.chain.tip.hash.toString("hex"), hex(T[3]!));
+      assert.equal(node.chain.tip.hash.toString("hex"), hex(T[6]!));
       assert.deepEqual(node.chain.storage.getStats(), node.chain.storage.computeStats());
     },
     { maxReorgDepth: 2 },
   ));
 
 /**
- * Common blocks 1..2 on both nodes; n1 extends them with `aLen` blocks of branch A; n2 builds
- * branch B: blocks are valid unless listed in `invalidAt` (they then claim 1 unit too much in
- * the coinbase, which only connectTransactions can see), and are round 1 where listed in `round1`.
+ * Common blocks 1..2 on both nodes; n1 extends them with `aLen` blocks of branch A, all round 1;
+ * n2 builds branch B at round 0 (so no slot is shared with A): blocks are valid unless listed in
+ * `invalidAt` (they then claim 1 unit too much in the coinbase, which only connectTransactions
+ * can see), and are round 2 where listed in `round2`.
  */
 function buildBranches(
   n1: ChainHarness,
   n2: ChainHarness,
   aLen: number,
   bLen: number,
-  opts: { invalidAt?: number[]; round1?: number[] } = {},
+  opts: { invalidAt?: number[]; round2?: number[] } = {},
 ): { common: Block[]; A: Block[]; B: Block[] } {
   const common = [n1.mine(), n1.mine()];
   feedAll(n2, common);
-  const A = Array.from({ length: aLen }, () => n1.mine());
+  const A = Array.from({ length: aLen }, () => n1.mine({ round: 1 }));
   const B: Block[] = [];
   let invalidSeen = false;
   for (let i = 0; i < bLen; i++) {
-    const round = opts.round1?.includes(i) ? 1 : 0;
+    const round = opts.round2?.includes(i) ? 2 : 0;
     const bad = opts.invalidAt?.includes(i) ?? false;
     let b: Block;
-    // The first B block is 1 ms later than its slot so it never equals A's first block.
-    const timestamp = i === 0 ? slotStart(n2.chain.params, n2.chain.tip.timestamp, round) + 1 : undefined;
-    if (!invalidSeen) b = n2.makeBlock({ round, fees: bad ? 1n : 0n, timestamp });
+    if (!invalidSeen) b = n2.makeBlock({ round, fees: bad ? 1n : 0n });
     else b = n2.makeBlockOn(B[i - 1]!, { round });
     if (!bad && !invalidSeen) n2.feed(b);
     invalidSeen ||= bad;
@@ -297,9 +292,9 @@ function buildBranches(
 
 test("a better branch with an invalid block in the middle is rolled back atomically; the block is then known-invalid", () =>
   withNodes(2, (n1, n2) => {
-    // Fork-relative work: A = 3 blocks (3.0); B3 is a fallback round (0.5), so B only becomes
-    // better at its 4th block (3.5), with no tie before. B4 is invalid.
-    const { A, B } = buildBranches(n1, n2, 3, 4, { invalidAt: [1], round1: [0] });
+    // Fork-relative work: A = 5 round-1 blocks (2.5); B3 is round 2 (0.33), so B only becomes
+    // better at its 4th block (3.33), with no tie before. B4 is invalid.
+    const { A, B } = buildBranches(n1, n2, 5, 4, { invalidAt: [1], round2: [0] });
     const [B3, B4, B5, B6] = B as [Block, Block, Block, Block];
     const before = n1.snapshot();
     const events: string[] = [];
@@ -315,7 +310,7 @@ test("a better branch with an invalid block in the middle is rolled back atomica
     assert.equal(err.code, "BAD_COINBASE_AMOUNT");
 
     assert.deepEqual(n1.snapshot(), before, "no mixed state: tip, stats, registry and UTXOs as before");
-    assert.equal(n1.chain.tip.hash.toString("hex"), hex(A[2]!));
+    assert.equal(n1.chain.tip.hash.toString("hex"), hex(A[4]!));
     for (const [i, a] of A.entries()) assert.equal(n1.chain.getHashAtHeight(3 + i)?.toString("hex"), hex(a));
     assert.deepEqual(n1.chain.storage.getStats(), n1.chain.storage.computeStats());
     assert.deepEqual(events, [], "a rolled-back reorg fires no events");
@@ -333,18 +328,19 @@ test("a better branch with an invalid block in the middle is rolled back atomica
 
     // The node goes on with its branch.
     n1.mine();
-    assert.equal(n1.chain.height, 6);
+    assert.equal(n1.chain.height, 8);
     assert.deepEqual(n1.chain.storage.getStats(), n1.chain.storage.computeStats());
   }));
 
 test("reorgTo stops at the best valid prefix of a branch when that prefix beats the tip", () =>
   withNodes(3, (n1, n2, ref) => {
-    // A: heights 3..7 on n1. B: 3..6 with B5 invalid, all stored on n1 as side blocks.
-    const { common, A, B } = buildBranches(n1, n2, 5, 4, { invalidAt: [2] });
+    // A: heights 3..11 on n1 (9 round-1 blocks: 4.5). B: 3..6 (4.0) with B5 invalid, all stored
+    // on n1 as side blocks.
+    const { common, A, B } = buildBranches(n1, n2, 9, 4, { invalidAt: [2] });
     const [B3, B4, B5, B6] = B as [Block, Block, Block, Block];
     assert.ok(feedAll(n1, B).every((r) => r.status === "side"));
     // Walk n1 back to A3 (height 3), so the valid prefix B3..B4 is better than the tip.
-    for (let i = 0; i < 4; i++) n1.chain.disconnectTip();
+    for (let i = 0; i < 8; i++) n1.chain.disconnectTip();
     assert.equal(n1.chain.tip.hash.toString("hex"), hex(A[0]!));
 
     const r = n1.chain.reorgTo(n1.chain.getIndex(blockHash(B6.header))!);
@@ -363,7 +359,7 @@ test("a side block with a tampered input signature is not stored, so the genuine
     const coins = n1.genesisCoins(alice);
     const common = [n1.mine(), n1.mine()];
     feedAll(n2, common);
-    n1.mine();
+    n1.mine({ round: 1 });
     const tx = makeTransfer(alice, [coins[0]!.outpoint], [{ to: BOB, amount: 50n * COIN }]);
     const B3 = n2.mine({ txs: [tx] });
     const B4 = n2.mine();
@@ -376,10 +372,10 @@ test("a side block with a tampered input signature is not stored, so the genuine
     assert.equal(n1.chain.storage.hasBlock(blockHash(B3.header)), false);
     assert.equal(n1.chain.isKnownInvalid(blockHash(B3.header)), false);
 
-    // B3 ties A3 on work (it wins if its hash is smaller); B4 makes B better in any case.
+    // B3 (round 0) outweighs A3 (round 1): the genuine block wins at once; B4 extends it.
     const r3 = n1.feed(B3).status;
     const r4 = n1.feed(B4).status;
-    assert.deepEqual([r3, r4], r3 === "side" ? ["side", "reorged"] : ["reorged", "connected"]);
+    assert.deepEqual([r3, r4], ["reorged", "connected"]);
     assert.deepEqual(n1.snapshot(), n2.snapshot());
   }));
 
@@ -387,9 +383,8 @@ test("a side block with a wrong registry root is rejected before it is stored; i
   withNodes(2, (n1, n2) => {
     const common = [n1.mine(), n1.mine()];
     feedAll(n2, common);
-    n1.mine();
-    n1.mine();
-    const good = n2.makeBlock({ timestamp: slotStart(n2.chain.params, n2.chain.tip.timestamp, 0) + 1 });
+    for (let i = 0; i < 3; i++) n1.mine({ round: 1 });
+    const good = n2.makeBlock();
     const bad = cloneBlock(good);
     bad.header.mnRoot = sha256(Buffer.from("not the registry"));
     reseal(bad, n2.keyFor(bad.header.producer));

@@ -212,8 +212,18 @@ describe("structure rules", () => {
     withChain((h, coins) => {
       expectReject(
         h,
-        h.makeBlock({ txs: [rawTransfer({ kind: 5 as TxKind }, coins[0]!)] }),
+        h.makeBlock({ txs: [rawTransfer({ kind: 6 as TxKind }, coins[0]!)] }),
         "UNSUPPORTED_TX_KIND",
+      );
+      h.mine();
+    }));
+
+  test("BAD_EVIDENCE (Evidence is active: with inputs, or a payload that is not two headers)", () =>
+    withChain((h, coins) => {
+      expectReject(
+        h,
+        h.makeBlock({ txs: [rawTransfer({ kind: TxKind.Evidence }, coins[0]!)] }),
+        "BAD_EVIDENCE",
       );
       h.mine();
     }));
@@ -340,6 +350,7 @@ describe("header context rules", () => {
         parentHeight: tip.height,
         parentTimestamp: tip.timestamp,
         registry: h.chain.getRegistry(),
+        schedule: h.chain.scheduleForChild(tip),
         now: h.clock.now(),
       };
       assert.throws(
@@ -394,7 +405,8 @@ describe("header context rules", () => {
       const good = h.makeBlock();
       const tip = h.chain.tip;
       const registry = h.chain.getRegistry();
-      const scheduled = scheduledProducer(registry, tip.hash, tip.height + 1, 0)!;
+      const sched = h.chain.scheduleForChild(tip);
+      const scheduled = scheduledProducer(sched, tip.height + 1, 0, registry)!;
       const other = mns.find((k) => !k.publicKey.equals(scheduled.operatorPubkey))!;
       const notScheduled = buildBlock({
         parentHash: tip.hash,
@@ -411,7 +423,7 @@ describe("header context rules", () => {
       stranger.header.producer = outsider.publicKey;
       expectReject(h, reseal(stranger, outsider), "WRONG_PRODUCER");
       // The round-0 producer signing a round-1 block (the schedule names someone else for round 1).
-      const round1 = scheduledProducer(registry, tip.hash, tip.height + 1, 1)!;
+      const round1 = scheduledProducer(sched, tip.height + 1, 1, registry)!;
       assert.ok(!round1.operatorPubkey.equals(scheduled.operatorPubkey));
       const wrongRound = mutated(h, good, (b) => {
         b.header.round = 1;
@@ -575,7 +587,12 @@ describe("valid blocks", () => {
       const parent = h.chain.tip;
       const b = h.makeBlock({ round: 1 });
       assert.equal(b.header.timestamp, slotStart(h.chain.params, parent.timestamp, 1));
-      const scheduled1 = scheduledProducer(h.chain.getRegistry(), parent.hash, parent.height + 1, 1)!;
+      const scheduled1 = scheduledProducer(
+        h.chain.scheduleForChild(parent),
+        parent.height + 1,
+        1,
+        h.chain.getRegistry(),
+      )!;
       assert.ok(b.header.producer.equals(scheduled1.operatorPubkey));
       assert.equal(h.chain.processBlock(b).status, "connected");
       assert.equal(h.chain.tip.work, parent.work + blockWork(1));

@@ -303,7 +303,7 @@ export function craftBadBlock(
   const round = kind === "wrong-split" ? 0 : kind === "future-slot" ? open + 10 : open;
   const slot = slotStart(chain.params, parent.timestamp, round);
   const timestamp = kind === "wrong-split" || kind === "future-slot" ? slot : Math.max(Date.now(), slot);
-  const scheduled = scheduledProducer(registry, parent.hash, parent.height + 1, round)!;
+  const scheduled = scheduledProducer(chain.scheduleForChild(parent), parent.height + 1, round, registry)!;
   let producerKey = keyOf(scheduled.operatorPubkey);
   if (kind === "wrong-producer") {
     const other = registry.find((e) => !e.operatorPubkey.equals(scheduled.operatorPubkey))!;

@@ -202,23 +202,29 @@ describe("masternode RPC", () => {
       const [c1, m1] = await code(none.client, "registermasternode", ["bronze"]);
       assert.equal(c1, -1);
       assert.match(m1, /not a masternode/);
-      assert.equal((await code(mine.client, "registermasternode", ["free"]))[0], -8, "already registered");
+      const [c2, m2] = await code(mine.client, "registermasternode", ["bronze"]);
+      assert.equal(c2, -8);
+      assert.match(m2, /already registered/);
       assert.equal((await code(fresh.client, "registermasternode", ["diamond"]))[0], -8, "unknown tier");
       assert.equal((await code(fresh.client, "registermasternode", [1]))[0], -3, "a tier is a name");
-      const [c4, m4] = await code(fresh.client, "registermasternode", ["free"]);
+      // The Free tier is the genesis's alone: refused before anything else is looked at.
+      for (const c of [fresh.client, mine.client]) {
+        const [c3, m3] = await code(c, "registermasternode", ["free", "127.0.9.9:24200"]);
+        assert.equal(c3, -8);
+        assert.match(m3, /genesis masternodes only/);
+        assert.match(m3, /MN_FREE_TIER/);
+      }
+      const [c4, m4] = await code(fresh.client, "registermasternode", ["bronze"]);
       assert.equal(c4, -8);
       assert.match(m4, /not dialable/);
-      assert.equal((await code(fresh.client, "registermasternode", ["free", "nohost"]))[0], -8);
+      assert.equal((await code(fresh.client, "registermasternode", ["bronze", "nohost"]))[0], -8);
       assert.equal(
-        (await code(fresh.client, "registermasternode", ["free", "127.0.9.9:24200", "TIME1xyz"]))[0],
+        (await code(fresh.client, "registermasternode", ["bronze", "127.0.9.9:24200", "TIME1xyz"]))[0],
         -5,
       );
       const [c7, m7] = await code(fresh.client, "registermasternode", ["gold", "127.0.9.9:24200"]);
       assert.equal(c7, -6);
       assert.match(m7, /exactly 100000\.00000000 TIME/);
-      const [c8, m8] = await code(fresh.client, "registermasternode", ["free", "127.0.9.9:24200"]);
-      assert.equal(c8, -6, "an empty wallet cannot pay the fee");
-      assert.match(m8, /registration fee/);
       const [c9, m9] = await code(mine.client, "spendcollateral", [wallet.getNewAddress()]);
       assert.equal(c9, -8);
       assert.match(m9, /owns the collateral of no registered masternode/);

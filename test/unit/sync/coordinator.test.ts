@@ -6,7 +6,7 @@ import { after, describe, it } from "node:test";
 import { blockHash, decodeBlock, encodeBlock, type Block } from "../../../src/chain/block.js";
 import type { Chain } from "../../../src/chain/chain.js";
 import { pubkeyHash } from "../../../src/crypto/address.js";
-import { LEAD_COOLDOWN_MS } from "../../../src/sync/constants.js";
+import { AGREEMENT_GRACE_MS, LEAD_COOLDOWN_MS } from "../../../src/sync/constants.js";
 import { SyncError } from "../../../src/sync/errors.js";
 import { transitionBatch, type Batch } from "../../../src/sync/rangeDownload.js";
 import { nextSyncState } from "../../../src/sync/syncCoordinator.js";
@@ -521,6 +521,32 @@ describe("SyncCoordinator: forks", () => {
     assert.equal(tipOf(b.chain), tipOf(src.chain));
   });
 
+  it("a peer that never answers cannot hold a reorg's confirmation: a majority's answers and a short grace decide", async () => {
+    const src = track(new ChainHarness(genesis, keys));
+    const prefix = extend(src, 10);
+    extend(src, 40);
+    const b = bed();
+    b.importBlocks(prefix);
+    extend(b.local, 20, { round: 1 });
+    const ourTip = tipOf(b.chain);
+    b.addPeer({ id: "lead", whitelisted: true }, src.chain);
+    b.addPeer({ id: "q1" }, src.chain);
+    b.addPeer({ id: "mute", behaviour: { hashesHang: true } }, src.chain);
+    const check = b.coordinator.check();
+    let settled = false;
+    void check.finally(() => (settled = true));
+    // Virtual time only moves when the test moves it: each step lets the answers in, then passes
+    // the grace. Without the grace the check would wait for the mute peer forever.
+    for (let i = 0; i < 20 && !settled; i++) {
+      await new Promise((r) => setImmediate(r));
+      b.local.clock.advance(AGREEMENT_GRACE_MS);
+    }
+    assert.ok(settled, "the check finished without the mute peer's answer");
+    await check;
+    assert.notEqual(tipOf(b.chain), ourTip);
+    assert.equal(tipOf(b.chain), tipOf(src.chain));
+  });
+
   it("never stalls when the first 2,000 headers of the branch are already stored", async () => {
     const src = track(new ChainHarness(genesis, keys));
     const prefix = extend(src, 5);
@@ -528,7 +554,13 @@ describe("SyncCoordinator: forks", () => {
     const b = bed();
     b.importBlocks(prefix);
     extend(b.local, 1_000); // our main chain: 1,000 blocks' worth of work
-    b.importBlocks(branch.slice(0, 1_900)); // stored as a side branch (950 < 1,000)
+    // A sync that fetched the first 1,900 blocks of that branch, then stopped: they are stored as
+    // a side branch (950 < 1,000) because that sync expected them.
+    b.chain.expect(
+      branch.slice(0, 1_900).map((x) => blockHash(x.header)),
+      3_600_000,
+    );
+    b.importBlocks(branch.slice(0, 1_900));
     const ourTip = tipOf(b.chain);
     assert.equal(b.chain.height, 1_005);
     const peer = b.addPeer({ id: "p", whitelisted: true }, src.chain);

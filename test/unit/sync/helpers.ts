@@ -30,6 +30,8 @@ export interface PeerBehaviour {
   tamperHeaders?: (headers: BlockHeader[]) => BlockHeader[];
   /** Replaces its hashes answers. */
   tamperHashes?: (hashes: Buffer[]) => Buffer[];
+  /** Never answers GetHashes, and never times out either (headers and blocks are answered). */
+  hashesHang?: boolean;
 }
 
 /** An in-process peer answering from a real Chain exactly as BlockServer does. */
@@ -98,7 +100,10 @@ export function fakeFns(
     penalties,
     getHeaders: (id, locator, max) => later(() => byId(id).getHeaders(locator, max)),
     getBlocks: (id, hashes) => later(() => byId(id).getBlocks(hashes)),
-    getHashes: (id, heights) => later(() => byId(id).getHashes(heights)),
+    getHashes: (id, heights) =>
+      peers.find((x) => x.id === id)?.behaviour.hashesHang
+        ? new Promise<Buffer[]>(() => undefined)
+        : later(() => byId(id).getHashes(heights)),
     reportPeer: (id, score, reason) => void penalties.push({ id, score, reason }),
     processChainSegment: (items) => chain.processBlocks(items),
   };

@@ -1,0 +1,114 @@
+import type { Chain } from "../chain/chain.js";
+import { BlockError } from "../chain/errors.js";
+import { sha256 } from "../crypto/hash.js";
+import {
+  checkEquivocation,
+  encodeEquivocation,
+  makeEquivocation,
+  offenderOf,
+  type Equivocation,
+} from "../consensus/evidence.js";
+import { findByOperator } from "../consensus/registry.js";
+import type { Logger } from "../logging/index.js";
+import { MsgType, type EvidenceMsg, type Message } from "../p2p/messages.js";
+import type { Peer } from "../p2p/peer.js";
+
+/** The network as the service sees it: PeerManager fits this structurally. */
+export interface EvidenceNetwork {
+  broadcast(msg: Message, filter?: (p: Peer) => boolean): number;
+  misbehaving(peer: Peer, score: number, reason: string, evidence?: string): void;
+}
+
+export interface EvidenceServiceModules {
+  chain: Chain;
+  network: EvidenceNetwork;
+  logger: Logger;
+}
+
+/** Pending (not yet on chain) evidence sent to a new peer: far more than a healthy network holds. */
+const MAX_SENT_ON_CONNECT = 16;
+
+/**
+ * Gossip of equivocation evidence (docs/PROTOCOL.md, "Evidence"). Evidence found here (the chain
+ * saw a producer's second block for one slot) or received from a peer is checked, kept by the
+ * chain (one per offender), and relayed once to every peer that does not have it. A new peer is
+ * sent what is not yet on chain, so a producer anywhere can put it in a block.
+ */
+export class EvidenceService {
+  private unsubscribe: Array<() => void> = [];
+
+  constructor(private readonly modules: EvidenceServiceModules) {}
+
+  start(): void {
+    this.unsubscribe.push(this.modules.chain.events.on("evidence", (ev) => this.relay(ev, null)));
+  }
+
+  stop(): void {
+    for (const u of this.unsubscribe.splice(0)) u();
+  }
+
+  /** Handles Evidence messages; returns false for any other type. */
+  handle(peer: Peer, msg: Message): boolean {
+    if (msg.type !== MsgType.Evidence) return false;
+    try {
+      this.onEvidence(peer, msg);
+    } catch (e) {
+      this.modules.logger.error("Evidence: handling a message failed", { peer: peer.addr }, e);
+    }
+    return true;
+  }
+
+  /** A peer finished its handshake: send it the evidence not yet on chain. */
+  onPeerReady(peer: Peer): void {
+    try {
+      let sent = 0;
+      for (const { evidence, slashedAt } of this.modules.chain.listEvidence()) {
+        if (slashedAt !== null) continue;
+        if (sent++ >= MAX_SENT_ON_CONNECT) break;
+        peer.markKnown(evidenceId(evidence));
+        peer.send({ type: MsgType.Evidence, a: evidence.a, b: evidence.b });
+      }
+    } catch (e) {
+      this.modules.logger.error("Evidence: sending to a new peer failed", { peer: peer.addr }, e);
+    }
+  }
+
+  private onEvidence(peer: Peer, msg: EvidenceMsg): void {
+    const ev = makeEquivocation(msg.a, msg.b);
+    const id = evidenceId(ev);
+    peer.markKnown(id);
+    try {
+      checkEquivocation(ev);
+    } catch (e) {
+      if (!(e instanceof BlockError)) throw e;
+      // Not proof of anything but the sender's: a bad signature, or two copies of one header.
+      this.modules.network.misbehaving(
+        peer,
+        100,
+        `invalid evidence: ${e.message}`,
+        `evidence ${encodeEquivocation(ev).subarray(0, 96).toString("hex")}…: ${e.message}`,
+      );
+      return;
+    }
+    const { chain } = this.modules;
+    // Only evidence against a masternode we know as registered is kept: it is the only kind a
+    // block can carry, and the table stays bounded by the registry.
+    if (!findByOperator(chain.getRegistry(), offenderOf(ev)) || chain.hasEvidenceAgainst(offenderOf(ev)))
+      return;
+    chain.recordEvidence(ev); // emits "evidence", which relays it
+  }
+
+  private relay(ev: Equivocation, except: Peer | null): void {
+    const id = evidenceId(ev);
+    this.modules.network.broadcast({ type: MsgType.Evidence, a: ev.a, b: ev.b }, (p) => {
+      if (p === except || p.knows(id)) return false;
+      p.markKnown(id);
+      return true;
+    });
+  }
+}
+
+/** Relay dedup key: SHA-256 of the canonical encoding. */
+function evidenceId(ev: Equivocation): Buffer {
+  return sha256(encodeEquivocation(ev));
+}
