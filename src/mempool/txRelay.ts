@@ -3,6 +3,7 @@ import { txid as txidOf, type Tx } from "../chain/tx.js";
 import type { Logger } from "../logging/index.js";
 import { BoundedMap } from "../util/boundedMap.js";
 import type { Clock } from "../util/clock.js";
+import { TokenBucket } from "../util/tokenBucket.js";
 import { MempoolError, isCacheableRejection, type MempoolErrorCode } from "./errors.js";
 import type { Mempool } from "./mempool.js";
 import { defaultTxRelayOptions, type TxRelayOptions } from "./options.js";
@@ -45,28 +46,6 @@ export function rejectionPenalty(err: MempoolError): number {
     case "TOO_LARGE":
     case "TOO_MANY_ANCESTORS":
       return 0;
-  }
-}
-
-/** A token bucket: `rate` tokens per second, at most `burst`. Time comes from the caller. */
-class TokenBucket {
-  private tokens: number;
-  private last: number;
-  constructor(
-    private readonly rate: number,
-    private readonly burst: number,
-    now: number,
-  ) {
-    this.tokens = burst;
-    this.last = now;
-  }
-  /** Takes up to `n` whole tokens; returns how many it got. */
-  takeUpTo(now: number, n: number): number {
-    this.tokens = Math.min(this.burst, this.tokens + (Math.max(0, now - this.last) / 1000) * this.rate);
-    this.last = now;
-    const got = Math.min(n, Math.floor(this.tokens));
-    this.tokens -= got;
-    return got;
   }
 }
 

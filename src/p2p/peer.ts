@@ -34,7 +34,7 @@ import {
   type MessageOf,
 } from "./messages.js";
 import { FLOOD_SCORE, REQUEST_TYPES } from "./rateLimits.js";
-import { TokenBucket } from "./tokenBucket.js";
+import { TokenBucket } from "../util/tokenBucket.js";
 import type { Connection } from "./transport.js";
 
 export const AUTH_DOMAIN = Buffer.from("TIME/p2p-auth/v1", "utf8");

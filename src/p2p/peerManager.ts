@@ -37,7 +37,7 @@ import {
 } from "./options.js";
 import { Peer, type Direction, type LocalInfo, type MisbehaviourKind } from "./peer.js";
 import { rateLimitsFor, sendBudget, type LivenessRateContext, type RateLimitTable } from "./rateLimits.js";
-import { TokenBucket } from "./tokenBucket.js";
+import { TokenBucket } from "../util/tokenBucket.js";
 import type { Connection, Listener, Transport } from "./transport.js";
 
 export interface PeerManagerModules {

@@ -15,7 +15,7 @@ import { heartbeatHash, signAttestation } from "../../../src/masternode/liveness
 import { MsgType, type Message } from "../../../src/p2p/messages.js";
 import type { Peer } from "../../../src/p2p/peer.js";
 import { rateLimitsFor } from "../../../src/p2p/rateLimits.js";
-import { TokenBucket } from "../../../src/p2p/tokenBucket.js";
+import { TokenBucket } from "../../../src/util/tokenBucket.js";
 import { ManualClock } from "../../../src/util/clock.js";
 import { heartbeat, livenessRig, opKey, opKeys } from "./helpers.js";
 

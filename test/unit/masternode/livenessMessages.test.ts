@@ -29,7 +29,7 @@ import {
   livenessRateLimits,
   rateLimitsFor,
 } from "../../../src/p2p/rateLimits.js";
-import { TokenBucket } from "../../../src/p2p/tokenBucket.js";
+import { TokenBucket } from "../../../src/util/tokenBucket.js";
 import { opKey } from "./helpers.js";
 
 const key = opKey("msg", 0);

@@ -7,7 +7,7 @@ import { createMemoryLogger, nullLogger } from "../../../src/logging/index.js";
 import { BanManager, banSubject } from "../../../src/p2p/banManager.js";
 import { MsgType } from "../../../src/p2p/messages.js";
 import { rateLimitsFor, sendBudget } from "../../../src/p2p/rateLimits.js";
-import { TokenBucket } from "../../../src/p2p/tokenBucket.js";
+import { TokenBucket } from "../../../src/util/tokenBucket.js";
 import { ManualClock } from "../../../src/util/clock.js";
 
 const MIN = 60_000;
