@@ -17,6 +17,8 @@ export const SERVER_ERROR = -32000;
 // Application codes, as in bitcoind.
 export const RPC_MISC_ERROR = -1;
 export const RPC_TYPE_ERROR = -3;
+/** An unspecified wallet problem (here: the key file cannot be written). */
+export const RPC_WALLET_ERROR = -4;
 export const RPC_INVALID_ADDRESS_OR_KEY = -5;
 export const RPC_WALLET_INSUFFICIENT_FUNDS = -6;
 export const RPC_OUT_OF_MEMORY = -7;

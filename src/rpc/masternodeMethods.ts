@@ -8,21 +8,19 @@ import { isServiceAddress, makeRegisterTx } from "../consensus/registryTx.js";
 import { TIER_COLLATERAL, TIER_NAMES, Tier, tierFromName, tierName } from "../consensus/tier.js";
 import type { MasternodeLiveness } from "../masternode/liveness.js";
 import type { BlockProducer, ProducerState } from "../masternode/producer.js";
-import { MempoolError } from "../mempool/errors.js";
 import { isUnspecifiedHost } from "../p2p/addressBook.js";
-import { WalletError, type Wallet } from "../wallet/wallet.js";
+import type { Wallet } from "../wallet/wallet.js";
 import {
   RPC_INVALID_PARAMETER,
   RPC_MISC_ERROR,
   RPC_TYPE_ERROR,
-  RPC_VERIFY_REJECTED,
   RPC_WALLET_INSUFFICIENT_FUNDS,
   RpcError,
 } from "./errors.js";
 import type { RpcServer } from "./server.js";
 import { showValue } from "./params.js";
 import { decodeAddressParam } from "./txMethods.js";
-import { RPC_WALLET_ERROR } from "./walletMethods.js";
+import { sendRpcError } from "./sendErrors.js";
 
 /**
  * What registermasternode and spendcollateral need besides the chain: the node's wallet (it owns
@@ -298,7 +296,7 @@ function registerRegistrationMethods(
         reg.relay.submitLocal(tx);
         return txidOf(tx).toString("hex");
       } catch (e) {
-        throw registrationRpcError(e);
+        throw sendRpcError(e);
       }
     },
   });
@@ -359,7 +357,7 @@ function registerRegistrationMethods(
       try {
         return wallet.sweep([entry.collateral], to).txid.toString("hex");
       } catch (e) {
-        throw registrationRpcError(e);
+        throw sendRpcError(e);
       }
     },
   });
@@ -395,29 +393,4 @@ function serviceAddressParam(given: string | undefined, own: string | null): str
     );
   }
   return address;
-}
-
-function registrationRpcError(e: unknown): unknown {
-  if (e instanceof WalletError) {
-    switch (e.code) {
-      case "INSUFFICIENT_FUNDS":
-        return new RpcError(RPC_WALLET_INSUFFICIENT_FUNDS, e.message);
-      case "NOT_SPENDABLE":
-      case "DUST":
-      case "BAD_AMOUNT":
-      case "BAD_FEE_RATE":
-        return new RpcError(RPC_INVALID_PARAMETER, e.message);
-      case "CORRUPT_FILE":
-      case "WRONG_NETWORK":
-      case "IO":
-        return new RpcError(RPC_WALLET_ERROR, e.message);
-    }
-  }
-  if (e instanceof MempoolError) {
-    return new RpcError(RPC_VERIFY_REJECTED, `transaction rejected: ${e.message}`, {
-      code: e.code,
-      ...(e.ruleCode ? { rule: e.ruleCode } : {}),
-    });
-  }
-  return e;
 }

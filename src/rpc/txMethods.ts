@@ -5,13 +5,8 @@ import { AddressError, decodeAddress, type NetworkName } from "../crypto/address
 import { MempoolError } from "../mempool/errors.js";
 import { formatFeeRate, type Mempool } from "../mempool/mempool.js";
 import { txToJson } from "./chainMethods.js";
-import {
-  RPC_DESERIALIZATION_ERROR,
-  RPC_INVALID_ADDRESS_OR_KEY,
-  RPC_TYPE_ERROR,
-  RPC_VERIFY_REJECTED,
-  RpcError,
-} from "./errors.js";
+import { RPC_DESERIALIZATION_ERROR, RPC_INVALID_ADDRESS_OR_KEY, RPC_TYPE_ERROR, RpcError } from "./errors.js";
+import { mempoolRejection } from "./sendErrors.js";
 import { showValue } from "./params.js";
 import type { RpcServer } from "./server.js";
 
@@ -109,10 +104,7 @@ export function registerTxMethods(rpc: RpcServer, deps: TxMethodDeps): void {
           throw new RpcError(RPC_VERIFY_ALREADY_IN_CHAIN, `transaction rejected: ${e.message}`);
         }
         if (e.code === "ALREADY_KNOWN") return id.toString("hex");
-        throw new RpcError(RPC_VERIFY_REJECTED, `transaction rejected: ${e.message}`, {
-          code: e.code,
-          ...(e.ruleCode ? { rule: e.ruleCode } : {}),
-        });
+        throw mempoolRejection(e);
       }
       return id.toString("hex");
     },

@@ -1,13 +1,10 @@
 import { formatAmount, parseAmount } from "../chain/amount.js";
-import { MempoolError } from "../mempool/errors.js";
-import { WalletError, type Wallet } from "../wallet/wallet.js";
-import { RPC_TYPE_ERROR, RPC_VERIFY_REJECTED, RPC_WALLET_INSUFFICIENT_FUNDS, RpcError } from "./errors.js";
+import type { Wallet } from "../wallet/wallet.js";
+import { RPC_TYPE_ERROR, RpcError } from "./errors.js";
 import { showValue } from "./params.js";
 import type { RpcServer } from "./server.js";
+import { sendRpcError } from "./sendErrors.js";
 import { decodeAddressParam } from "./txMethods.js";
-
-/** bitcoind's RPC_WALLET_ERROR: an unspecified wallet problem (here: the key file cannot be written). */
-export const RPC_WALLET_ERROR = -4;
 
 export interface WalletMethodDeps {
   wallet: Wallet;
@@ -55,7 +52,7 @@ export function registerWalletMethods(rpc: RpcServer, deps: WalletMethodDeps): v
       try {
         return wallet.getNewAddress();
       } catch (e) {
-        throw walletRpcError(e);
+        throw sendRpcError(e);
       }
     },
   });
@@ -119,29 +116,8 @@ export function registerWalletMethods(rpc: RpcServer, deps: WalletMethodDeps): v
       try {
         return wallet.send(address, amount).toString("hex");
       } catch (e) {
-        throw walletRpcError(e);
+        throw sendRpcError(e);
       }
     },
   });
-}
-
-function walletRpcError(e: unknown): unknown {
-  if (e instanceof WalletError) {
-    switch (e.code) {
-      case "INSUFFICIENT_FUNDS":
-        return new RpcError(RPC_WALLET_INSUFFICIENT_FUNDS, e.message);
-      case "BAD_AMOUNT":
-      case "DUST":
-      case "BAD_FEE_RATE":
-        return new RpcError(RPC_TYPE_ERROR, e.message);
-      case "CORRUPT_FILE":
-      case "WRONG_NETWORK":
-      case "IO":
-        return new RpcError(RPC_WALLET_ERROR, e.message);
-    }
-  }
-  if (e instanceof MempoolError) {
-    return new RpcError(RPC_VERIFY_REJECTED, `transaction rejected: ${e.message}`, { code: e.code });
-  }
-  return e;
 }
