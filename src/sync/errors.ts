@@ -1,6 +1,8 @@
 import { BlockError } from "../chain/errors.js";
 import { CodecError } from "../codec/index.js";
 import { PeerError } from "../p2p/peer.js";
+import type { Logger } from "../logging/index.js";
+import type { Metrics } from "../metrics/metrics.js";
 import { CodedError } from "../util/codedError.js";
 
 /**
@@ -131,4 +133,29 @@ export function toSyncError(e: unknown): SyncError {
   }
   if (e instanceof CodecError) return new SyncError("BAD_RESPONSE", e.message);
   return new SyncError("INTERNAL", e instanceof Error ? e.message : String(e));
+}
+
+/** Where a sync error is reported: the peer layer (bans), the log and the metrics. */
+export interface SyncErrorSink {
+  reportPeer(peerId: string, score: number, reason: string): void;
+  logger: Logger;
+  metrics?: Metrics | null;
+}
+
+/**
+ * The one way sync code reports a peer's error: counted by code, logged as `msg` with the score,
+ * and, when `penaltyFor` gives it a score above 0, reported to the peer layer. Returns the score.
+ */
+export function reportSyncError(
+  sink: SyncErrorSink,
+  peer: { id: string; addr: string },
+  err: SyncError,
+  msg: string,
+  extra: Record<string, unknown> = {},
+): number {
+  const score = penaltyFor(err);
+  sink.metrics?.syncPeerPenaltiesTotal.inc({ code: err.code });
+  sink.logger.warn(msg, { peer: peer.addr, code: err.code, score, reason: err.message, ...extra });
+  if (score > 0) sink.reportPeer(peer.id, score, `sync: ${err.code.toLowerCase()}: ${err.message}`);
+  return score;
 }

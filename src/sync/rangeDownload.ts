@@ -5,7 +5,7 @@ import type { Logger } from "../logging/index.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { BoundedMap } from "../util/boundedMap.js";
 import type { Clock, TimerHandle } from "../util/clock.js";
-import { penaltyFor, SyncError, toSyncError } from "./errors.js";
+import { reportSyncError, SyncError, toSyncError } from "./errors.js";
 import type { SyncFns } from "./interface.js";
 import { comparePeers, type RankedPeer } from "./target.js";
 
@@ -387,18 +387,15 @@ export class RangeDownload {
   }
 
   private penalise(peerId: string, err: SyncError): void {
-    const score = penaltyFor(err);
     this.excluded.add(peerId);
-    this.modules.metrics?.syncPeerPenaltiesTotal.inc({ code: err.code });
-    this.modules.logger.warn("Bad data from peer during sync", {
-      peer: peerId.slice(0, 16),
-      code: err.code,
-      score,
-      reason: err.message,
-      ...err.context,
-    });
-    if (score > 0)
-      this.modules.fns.reportPeer(peerId, score, `sync: ${err.code.toLowerCase()}: ${err.message}`);
+    const { fns, logger, metrics } = this.modules;
+    reportSyncError(
+      { reportPeer: (id, score, reason) => fns.reportPeer(id, score, reason), logger, metrics },
+      { id: peerId, addr: peerId.slice(0, 16) },
+      err,
+      "Bad data from peer during sync",
+      err.context,
+    );
   }
 
   private onBlocks(b: Batch, peerId: string, raws: Buffer[]): void {

@@ -30,7 +30,7 @@ import {
   PRIORITY_SEARCH_DEPTH,
   SEARCH_DEPTH,
 } from "./constants.js";
-import { penaltyFor, SyncError, toSyncError, type SyncErrorCode } from "./errors.js";
+import { penaltyFor, reportSyncError, SyncError, toSyncError, type SyncErrorCode } from "./errors.js";
 import {
   agreementHeights,
   tallyAgreement,
@@ -1039,15 +1039,13 @@ export class SyncCoordinator implements SyncTrigger {
   }
 
   private penalise(peer: PeerState, err: SyncError): void {
-    const score = penaltyFor(err);
-    this.modules.metrics?.syncPeerPenaltiesTotal.inc({ code: err.code });
-    this.modules.logger.warn("Penalising peer", {
-      peer: peer.addr,
-      code: err.code,
-      score,
-      reason: err.message,
-    });
-    if (score > 0) this.fns.reportPeer(peer.id, score, `sync: ${err.code.toLowerCase()}: ${err.message}`);
+    const { logger, metrics } = this.modules;
+    reportSyncError(
+      { reportPeer: (id, score, reason) => this.fns.reportPeer(id, score, reason), logger, metrics },
+      peer,
+      err,
+      "Penalising peer",
+    );
   }
 
   private coolDown(id: string): void {
