@@ -97,7 +97,7 @@ export interface ChainEvents {
 /** Plain-data options for Chain.open. */
 export interface ChainOptions {
   /**
-   * Overrides the network's max_reorg_depth (NetworkParams.maxReorgDepth). For tests and
+   * Overrides the reorg policy's maxDepth (NetworkParams.reorg). For tests and
    * simulations that exercise the limit with short chains; production nodes leave it unset.
    */
   maxReorgDepth?: number;
@@ -153,7 +153,9 @@ export class Chain {
     this.genesisHash = genesisHash;
     const params = chainParams(genesis.network, genesis.blockTimeMs);
     this.params =
-      opts.maxReorgDepth === undefined ? params : { ...params, maxReorgDepth: opts.maxReorgDepth };
+      opts.maxReorgDepth === undefined
+        ? params
+        : { ...params, reorg: { ...params.reorg, maxDepth: opts.maxReorgDepth } };
     this.clock = modules.clock;
     this.logger = modules.logger;
     const tip = store.getIndex(store.getTipHash());
@@ -432,7 +434,7 @@ export class Chain {
   /** Why a side block's branch cannot win, or null: too deep a fork, or too little work. */
   private sideRefusal(entry: Pick<BlockIndex, "work">, parent: BlockIndex): "too-deep" | "too-light" | null {
     if (entry.work + SIDE_BRANCH_WORK_MARGIN < this.tipEntry.work) return "too-light";
-    const floor = this.tipEntry.height - this.params.maxReorgDepth;
+    const floor = this.tipEntry.height - this.params.reorg.maxDepth;
     // Walk down the side branch to the main chain; heights fall by one a step, so the walk ends
     // within entry.height − floor steps.
     let e: BlockIndex | undefined = parent;
@@ -470,7 +472,7 @@ export class Chain {
    */
   pruneSideBranches(): number {
     const tip = this.tipEntry;
-    const floor = tip.height - this.params.maxReorgDepth;
+    const floor = tip.height - this.params.reorg.maxDepth;
     const side: BlockIndex[] = [];
     for (const { hash } of this.store.iterateSide()) {
       const e = this.store.getIndex(hash);
@@ -700,10 +702,10 @@ export class Chain {
     const oldTip = this.tipEntry;
     const fork = this.findFork(target);
     const depth = oldTip.height - fork.height;
-    if (depth > this.params.maxReorgDepth) {
+    if (depth > this.params.reorg.maxDepth) {
       this.logger?.warn("Refusing reorg deeper than max_reorg_depth", {
         depth,
-        max: this.params.maxReorgDepth,
+        max: this.params.reorg.maxDepth,
       });
       return { status: "reorg-refused", hash: target.hash, depth };
     }

@@ -2,6 +2,26 @@ import type { NetworkName } from "../crypto/address.js";
 
 export type { NetworkName };
 
+/**
+ * How far back a fork may be resolved: one policy, read by the chain (refusals, side-block
+ * storage) and by the sync (how deep it searches for a common ancestor).
+ */
+export interface ReorgPolicy {
+  /** A reorg deeper than this is refused, and a side branch forking below tip − this is not stored. */
+  readonly maxDepth: number;
+  /** How far below the tip the sync searches for a common ancestor with an ordinary peer. */
+  readonly searchDepth: number;
+  /** The same with a whitelisted masternode (priority fork resolution). */
+  readonly prioritySearchDepth: number;
+}
+
+/** The reorg policy of every network today (no finality yet: a later release caps it there). */
+export const REORG_POLICY: ReorgPolicy = {
+  maxDepth: 10_000,
+  searchDepth: 2_000,
+  prioritySearchDepth: 10_000,
+};
+
 /** Fixed per-network constants. Consensus values that a devnet may choose live in the genesis. */
 export interface NetworkParams {
   readonly network: NetworkName;
@@ -13,8 +33,8 @@ export interface NetworkParams {
   readonly defaultBlockTimeMs: number;
   /** Coinbase outputs can be spent only this many blocks later, so a reorg cannot erase spends. */
   readonly coinbaseMaturity: number;
-  /** A reorg deeper than this is refused. Sync searches 2,000 (10,000 whitelisted) back; see docs. */
-  readonly maxReorgDepth: number;
+  /** How far back forks are resolved (REORG_POLICY). */
+  readonly reorg: ReorgPolicy;
 }
 
 export const NETWORKS: Record<NetworkName, NetworkParams> = {
@@ -25,7 +45,7 @@ export const NETWORKS: Record<NetworkName, NetworkParams> = {
     rpcPort: 24001,
     defaultBlockTimeMs: 600_000,
     coinbaseMaturity: 100,
-    maxReorgDepth: 10_000,
+    reorg: REORG_POLICY,
   },
   testnet: {
     network: "testnet",
@@ -34,7 +54,7 @@ export const NETWORKS: Record<NetworkName, NetworkParams> = {
     rpcPort: 24101,
     defaultBlockTimeMs: 600_000,
     coinbaseMaturity: 100,
-    maxReorgDepth: 10_000,
+    reorg: REORG_POLICY,
   },
   devnet: {
     network: "devnet",
@@ -44,7 +64,7 @@ export const NETWORKS: Record<NetworkName, NetworkParams> = {
     defaultBlockTimeMs: 2_000,
     // Short so devnet tests can spend rewards quickly; still > 0 so the rule is exercised.
     coinbaseMaturity: 5,
-    maxReorgDepth: 10_000,
+    reorg: REORG_POLICY,
   },
 };
 

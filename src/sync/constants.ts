@@ -21,11 +21,8 @@ export const CONSENSUS_SHARE = 0.5;
 /** Seed 001: more than 100 blocks above the consensus height means a possible fork or partition. */
 export const AHEAD_WARNING_BLOCKS = 100;
 
-/** Seed 001: how far back the common-ancestor search may go for an ordinary peer. */
-export const SEARCH_DEPTH = 2_000;
-
-/** Seed 001: the deeper search ("aggressive fork resolution") for whitelisted masternodes. */
-export const PRIORITY_SEARCH_DEPTH = 10_000;
+// How deep the common-ancestor search goes (seed 001: 2,000 blocks, 10,000 for a whitelisted
+// masternode) is the chain's reorg policy, REORG_POLICY in chain/params.ts.
 
 /** Seed 001/002: a batch is retried on another peer at most 3 times ("Block Fetch Retries: 3"). */
 export const MAX_BATCH_RETRIES = 3;

@@ -27,8 +27,6 @@ import {
   MAX_WINDOW_HEADERS,
   MAX_WINDOWS_PER_SYNC,
   PRIORITY_MAX_BATCH_RETRIES,
-  PRIORITY_SEARCH_DEPTH,
-  SEARCH_DEPTH,
 } from "./constants.js";
 import { penaltyFor, reportSyncError, SyncError, toSyncError, type SyncErrorCode } from "./errors.js";
 import {
@@ -652,7 +650,8 @@ export class SyncCoordinator implements SyncTrigger {
   ): Promise<LeadOutcome> {
     const { chain, clock, logger, metrics, view } = this.modules;
     const priority = lead.whitelisted && lead.masternode;
-    const maxDepth = Math.min(priority ? PRIORITY_SEARCH_DEPTH : SEARCH_DEPTH, chain.params.maxReorgDepth);
+    const { reorg } = chain.params;
+    const maxDepth = Math.min(priority ? reorg.prioritySearchDepth : reorg.searchDepth, reorg.maxDepth);
     const ours = chain.height;
     const local: LocalChainView = { height: ours, hashAt: (h) => chain.getHashAtHeight(h) };
     let anc: AncestorResult;
@@ -830,7 +829,8 @@ export class SyncCoordinator implements SyncTrigger {
     let more = true;
     let batch = pending;
     // Known headers may precede the new ones: allow enough requests to cross a whole search depth.
-    const maxRequests = Math.ceil((MAX_WINDOW_HEADERS + PRIORITY_SEARCH_DEPTH) / MAX_HEADERS_PER_MESSAGE) + 2;
+    const depth = chain.params.reorg.prioritySearchDepth;
+    const maxRequests = Math.ceil((MAX_WINDOW_HEADERS + depth) / MAX_HEADERS_PER_MESSAGE) + 2;
     for (let req = 0; out.length < MAX_WINDOW_HEADERS && req <= maxRequests;) {
       if (!batch) {
         const locator = [cursor.hash, ...buildLocator(chain)].slice(0, MAX_LOCATOR);

@@ -217,7 +217,7 @@ test("a side branch forking below tip − maxReorgDepth is not stored; one at th
   withNodes(
     2,
     (builder, node) => {
-      assert.equal(node.chain.params.maxReorgDepth, 2);
+      assert.equal(node.chain.params.reorg.maxDepth, 2);
       const M = [builder.mine(), builder.mine(), builder.mine(), builder.mine()];
       feedAll(node, M);
       // S forks after M1 (round 1, so other producers than M's): switching to it would
