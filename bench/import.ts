@@ -194,9 +194,7 @@ export async function importChain(
     const start = performance.now();
     // Blocks are committed IMPORT_BATCH at a time (one fsync per batch), as sync does.
     for (let i = 0; i < blocks.length; i += IMPORT_BATCH) {
-      const items = blocks
-        .slice(i, i + IMPORT_BATCH)
-        .map((buf) => ({ block: decodeBlock(buf), size: buf.length }));
+      const items = blocks.slice(i, i + IMPORT_BATCH).map((buf) => ({ block: decodeBlock(buf), raw: buf }));
       const r = target.processBlocks(items);
       if (r.error !== undefined) throw r.error instanceof Error ? r.error : new Error("block import failed");
       for (const x of r.results)
@@ -232,7 +230,7 @@ async function singleBlockCommits(
     for (const buf of chain.blocks.slice(0, COMMIT_BLOCKS)) {
       const block = decodeBlock(buf);
       const start = performance.now();
-      const r = target.processBlock(block, buf.length);
+      const r = target.processBlock(block, buf);
       times.push(performance.now() - start);
       if (r.status !== "connected") throw new Error(`commit bench: block returned ${r.status}`);
     }

@@ -243,7 +243,7 @@ export class Chain {
    * fsync) per batch instead of per block is what makes import and sync fast; events fire only
    * after the batch is on disk.
    */
-  processBlocks(items: ReadonlyArray<{ block: Block; size?: number }>): {
+  processBlocks(items: ReadonlyArray<{ block: Block; raw?: Uint8Array }>): {
     results: ProcessResult[];
     error?: unknown;
   } {
@@ -257,7 +257,7 @@ export class Chain {
       this.store.atomically(() => {
         for (const it of items) {
           try {
-            results.push(this.processBlock(it.block, it.size));
+            results.push(this.processBlock(it.block, it.raw));
           } catch (e) {
             error = e;
             break;
@@ -294,6 +294,11 @@ export class Chain {
   getBlock(hash: Uint8Array): Block | undefined {
     return this.store.getBlock(hash);
   }
+
+  /** A stored block's header, without decoding its body. */
+  getHeader(hash: Uint8Array): BlockHeader | undefined {
+    return this.store.getHeader(hash);
+  }
   getHashAtHeight(height: number): Buffer | undefined {
     return this.store.getHashAtHeight(height);
   }
@@ -325,7 +330,7 @@ export class Chain {
    * - A side block is stored only while its branch could still win (SIDE_BRANCH_WORK_MARGIN, the
    *   reorg depth) or the sync expects it; otherwise it is refused without blame.
    */
-  processBlock(block: Block, encodedSize?: number): ProcessResult {
+  processBlock(block: Block, raw?: Uint8Array): ProcessResult {
     const hash = blockHash(block.header);
     const hex = hash.toString("hex");
     const known = this.invalid.get(hex);
@@ -341,7 +346,10 @@ export class Chain {
       throw err;
     }
     // Body errors are not cached by hash: a peer could pair a good header with a bad body.
-    const checked = checkBlockSanity(block, encodedSize);
+    // The bytes it arrived in are stored as they are (the codec has one encoding per block, so
+    // they equal encodeBlock(block)); a block built here is encoded once.
+    const bytes = raw ? Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength) : encodeBlock(block);
+    const checked = checkBlockSanity(block, bytes.length);
     const parent = this.store.getIndex(block.header.prevHash);
     if (!parent) return { status: "orphan", hash, prevHash: block.header.prevHash, reason: "unknown-parent" };
     const registry = this.store.getRegistryByRoot(parent.mnRoot);
@@ -384,14 +392,14 @@ export class Chain {
     const holder = this.store.getSlot(entry.producer, entry.height, entry.round);
     let evidence: Equivocation | null = null;
     if (holder && !holder.equals(hash)) {
-      const other = this.store.getBlock(holder);
+      const other = this.store.getHeader(holder);
       if (other) {
-        evidence = makeEquivocation(other.header, block.header);
+        evidence = makeEquivocation(other, block.header);
         this.recordEvidence(evidence);
       }
     }
     if (isTipChild) {
-      this.connectTip(checked, entry, ctx);
+      this.connectTip(checked, bytes, entry, ctx);
       return { status: "connected", hash, height: entry.height };
     }
     // At most one block per (producer, height, round) is stored, unless the sync has validated
@@ -407,7 +415,7 @@ export class Chain {
     // now the better tip.
     const after = sideRegistry ?? registry;
     this.store.atomically(() => {
-      this.store.putBlock(entry, encodeBlock(block), true);
+      this.store.putBlock(entry, bytes, true);
       this.store.putRegistrySnapshot(after);
     });
     if (!isBetterTip(entry, this.tipEntry)) return { status: "side", hash, height: entry.height };
@@ -645,12 +653,12 @@ export class Chain {
     };
   }
 
-  private connectTip(checked: CheckedBlock, entry: BlockIndex, ctx: BlockContext): void {
+  private connectTip(checked: CheckedBlock, bytes: Buffer, entry: BlockIndex, ctx: BlockContext): void {
     const block = checked.block;
     try {
       this.store.atomically(() => {
         const changes = connectTransactions(checked, ctx, this.store);
-        this.store.putBlock(entry, encodeBlock(block));
+        this.store.putBlock(entry, bytes);
         this.store.applyConnect(entry, changes, checked.txids);
         this.persistScheduleIfAnchor(entry);
       });

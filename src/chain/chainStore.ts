@@ -41,7 +41,14 @@ import { Reader, Writer, decodeExact } from "../codec/index.js";
 import { sha256 } from "../crypto/hash.js";
 import { decodeRegistry, encodeRegistry, registryRoot, type Registry } from "../consensus/registry.js";
 import { slashedBy } from "../consensus/evidence.js";
-import { decodeBlock, encodeBlock, type Block } from "./block.js";
+import {
+  HEADER_SIZE,
+  decodeBlock,
+  decodeHeader,
+  encodeBlock,
+  type Block,
+  type BlockHeader,
+} from "./block.js";
 import { ROUND_WEIGHT_BASE } from "./constants.js";
 import type { NetworkName } from "./params.js";
 import type { OutPoint } from "./tx.js";
@@ -298,6 +305,12 @@ export class ChainStore implements UtxoView {
   getBlock(hash: Uint8Array): Block | undefined {
     const v = this.db.get(key(P_BLOCK, hash));
     return v ? decodeBlock(v) : undefined;
+  }
+
+  /** A stored block's header alone: the first HEADER_SIZE bytes of its encoding, not the body. */
+  getHeader(hash: Uint8Array): BlockHeader | undefined {
+    const v = this.db.get(key(P_BLOCK, hash));
+    return v ? decodeHeader(Buffer.from(v).subarray(0, HEADER_SIZE)) : undefined;
   }
 
   getHashAtHeight(height: number): Buffer | undefined {

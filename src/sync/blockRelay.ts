@@ -84,9 +84,8 @@ export class BlockRelay {
   announceTip(): void {
     const { chain, network } = this.modules;
     const tip = chain.tip;
-    const bytes = chain.storage.getBlockBytes(tip.hash);
-    if (!bytes) return;
-    const header = decodeBlock(bytes).header;
+    const header = chain.getHeader(tip.hash);
+    if (!header) return;
     network.broadcast({ type: MsgType.NewTip, height: tip.height, hash: tip.hash, header }, (p) => {
       if (p.knows(tip.hash)) return false;
       p.markKnown(tip.hash);
@@ -177,7 +176,7 @@ export class BlockRelay {
     const hash = blockHash(block.header);
     peer.markKnown(hash);
     try {
-      const r = this.modules.chain.processBlock(block, raw.length);
+      const r = this.modules.chain.processBlock(block, raw);
       if (r.status === "orphan") this.peerAhead(peer, true);
       return r;
     } catch (e) {

@@ -32,7 +32,7 @@ export interface SyncFns {
   /** Penalise a peer for bad data (score as in PeerManager.misbehaving). */
   reportPeer(peerId: string, score: number, reason: string): void;
   /** Validates and applies blocks in order, one commit for the batch (Chain.processBlocks). */
-  processChainSegment(items: ReadonlyArray<{ block: Block; size?: number }>): {
+  processChainSegment(items: ReadonlyArray<{ block: Block; raw?: Uint8Array }>): {
     results: ProcessResult[];
     error?: unknown;
   };

@@ -28,7 +28,7 @@ export interface DownloadPeer extends RankedPeer {
 export type BatchState =
   | { status: "AwaitingDownload" }
   | { status: "Downloading"; peer: string }
-  | { status: "AwaitingProcessing"; peer: string; blocks: Array<{ block: Block; size: number }> }
+  | { status: "AwaitingProcessing"; peer: string; blocks: Array<{ block: Block; raw: Buffer }> }
   | { status: "Processing"; peer: string }
   | { status: "Done"; peer: string }
   | { status: "Failed"; error: SyncError };
@@ -404,7 +404,7 @@ export class RangeDownload {
       return;
     }
     const want = this.items.slice(b.start, b.end);
-    const blocks: Array<{ block: Block; size: number }> = [];
+    const blocks: Array<{ block: Block; raw: Buffer }> = [];
     for (let i = 0; i < raws.length; i++) {
       const raw = raws[i]!;
       let block: Block;
@@ -426,7 +426,7 @@ export class RangeDownload {
           );
           return;
         }
-        blocks.push({ block, size: raw.length });
+        blocks.push({ block, raw });
         continue;
       }
       // A later block of the batch: the peer skipped some it lacks. Keep the prefix, refetch the rest.

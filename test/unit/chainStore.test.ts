@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { blockHash, type Block } from "../../src/chain/block.js";
+import { blockHash, encodeBlock, type Block } from "../../src/chain/block.js";
 import { Chain } from "../../src/chain/chain.js";
 import { StoreError } from "../../src/chain/chainStore.js";
 import { BlockError } from "../../src/chain/errors.js";
@@ -142,6 +142,27 @@ test("connecting random blocks and disconnecting them restores the UTXO set exac
   );
   assert.equal(runs, 30);
   assert.ok(spendsInsideABlock > 0, "the generator must produce chains of spends inside a block");
+});
+
+test("a block is stored in the bytes it arrived in; its header reads without the body", async () => {
+  const h = new ChainHarness(genesis, mns);
+  try {
+    const coin = h.genesisCoins(users[0]!)[0]!;
+    const block = h.makeBlock({
+      txs: [
+        makeTransfer(users[0]!, [coin.outpoint], [{ to: pubkeyHash(users[1]!.publicKey), amount: COIN }]),
+      ],
+      fees: coin.amount - COIN,
+    });
+    const raw = encodeBlock(block);
+    assert.equal(h.chain.processBlock(block, raw).status, "connected");
+    const hash = blockHash(block.header);
+    assert.deepEqual(h.chain.storage.getBlockBytes(hash), raw);
+    assert.deepEqual(h.chain.getHeader(hash), block.header);
+    assert.equal(h.chain.getHeader(sha256(Buffer.from("unknown"))), undefined);
+  } finally {
+    await h.close();
+  }
 });
 
 test("the genesis block cannot be disconnected", async () => {
