@@ -1,10 +1,7 @@
 import type { NetworkName } from "../crypto/address.js";
-import type { NodeConfig } from "./schema.js";
+import { MAX_SYNC_BATCH_SIZE_CAP, type NodeConfig } from "./schema.js";
 import { resolveInDataDir } from "./paths.js";
 import { resolve } from "node:path";
-
-/** Largest body batch a peer may ask for or be sent (the seeds' 500-block batches). */
-export const MAX_SYNC_BATCH_SIZE_CAP = 500;
 
 /** What differs between networks. */
 export interface NetworkDefaults {

@@ -12,13 +12,7 @@ export {
   type LoadConfigOptions,
   type ParseConfigOptions,
 } from "./config.js";
-export {
-  defaultConfig,
-  fileDefaults,
-  MAX_SYNC_BATCH_SIZE_CAP,
-  NETWORK_DEFAULTS,
-  type NetworkDefaults,
-} from "./defaults.js";
+export { defaultConfig, fileDefaults, NETWORK_DEFAULTS, type NetworkDefaults } from "./defaults.js";
 export { ConfigError, type ConfigErrorCode } from "./errors.js";
 export { checkHostPort, checkPeerFilter, formatHostPort, parseHostPort, type HostPort } from "./hostPort.js";
 export {
@@ -27,6 +21,7 @@ export {
   NETWORK_NAMES,
   NodeConfigSchema,
   SECTION_NAMES,
+  MAX_SYNC_BATCH_SIZE_CAP,
   type ConfigOverrides,
   type ConsensusSection,
   type LoggingSection,

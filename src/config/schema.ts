@@ -15,9 +15,11 @@ import {
   LISTEN_ADDRESS_EXPECTED,
   PEER_FILTER_EXPECTED,
 } from "./hostPort.js";
-import { MAX_SYNC_BATCH_SIZE_CAP } from "./defaults.js";
 
 export type { NetworkName } from "../crypto/address.js";
+
+/** Largest body batch a peer may ask for or be sent (the seeds' 500-block batches). */
+export const MAX_SYNC_BATCH_SIZE_CAP = 500;
 
 export const NETWORK_NAMES = ["mainnet", "testnet", "devnet"] as const satisfies readonly NetworkName[];
 

@@ -7,10 +7,11 @@
 import { stringify } from "smol-toml";
 import type { NetworkName } from "../crypto/address.js";
 import { checkConsistency, dropUndefined, mergeConfig, validateFragment } from "./config.js";
-import { fileDefaults, MAX_SYNC_BATCH_SIZE_CAP, NETWORK_DEFAULTS } from "./defaults.js";
+import { fileDefaults, NETWORK_DEFAULTS } from "./defaults.js";
 import { LOG_FORMATS, LOG_LEVELS } from "../logging/levels.js";
 import {
   MASTERNODE_TIERS,
+  MAX_SYNC_BATCH_SIZE_CAP,
   NETWORK_NAMES,
   SECTION_NAMES,
   SECTION_SCHEMAS,
