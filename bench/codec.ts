@@ -2,10 +2,10 @@
  * codec_block_roundtrip_per_s: one block of 200 transfer transactions, encodeBlock then
  * decodeBlock, round trips per second.
  */
-import { decodeBlock, encodeBlock } from "../src/chain/block.js";
-import { buildBlock } from "../src/chain/blockBuilder.js";
-import { genesisRegistry } from "../src/chain/genesis.js";
-import { txid } from "../src/chain/tx.js";
+import { decodeBlock, encodeBlock } from "../src/primitives/block.js";
+import { buildBlock } from "../src/consensus/blockBuilder.js";
+import { genesisRegistry } from "../src/consensus/genesis.js";
+import { txid } from "../src/primitives/tx.js";
 import { pubkeyHash } from "../src/crypto/address.js";
 import { sha256 } from "../src/crypto/hash.js";
 import { COIN, GENESIS_TIME, makeTransfer, testGenesis, testKeys } from "../test/helpers/chainFixture.js";

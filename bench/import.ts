@@ -4,17 +4,17 @@
  * import_vs_sig_bound: that rate over the rate signature verification alone allows for the same
  * blocks (sig_verify_per_s / signatures per block).
  */
-import { blockHash, decodeBlock, encodeBlock } from "../src/chain/block.js";
-import { buildBlock } from "../src/chain/blockBuilder.js";
+import { blockHash, decodeBlock, encodeBlock } from "../src/primitives/block.js";
+import { buildBlock } from "../src/consensus/blockBuilder.js";
 import { Chain } from "../src/chain/chain.js";
 import {
   buildGenesisBlock,
   genesisRegistry,
   makeGenesisSpec,
   type GenesisSpec,
-} from "../src/chain/genesis.js";
-import { chainParams } from "../src/chain/params.js";
-import { txid, type OutPoint, type Tx } from "../src/chain/tx.js";
+} from "../src/consensus/genesis.js";
+import { chainParams } from "../src/primitives/params.js";
+import { txid, type OutPoint, type Tx } from "../src/primitives/tx.js";
 import { addressFromPubkey, pubkeyHash } from "../src/crypto/address.js";
 import type { KeyPair } from "../src/crypto/ed25519.js";
 import {

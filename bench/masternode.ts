@@ -10,7 +10,7 @@
  * liveness view counts all six active; median of three runs, each on a fresh devnet.
  */
 import { join } from "node:path";
-import { makeGenesisSpec, type GenesisSpec } from "../src/chain/genesis.js";
+import { makeGenesisSpec, type GenesisSpec } from "../src/consensus/genesis.js";
 import { loadConfig } from "../src/config/index.js";
 import { KeyPair } from "../src/crypto/ed25519.js";
 import { sha256 } from "../src/crypto/hash.js";

@@ -8,10 +8,10 @@
  * room a 1 MB block leaves, then buildBlock (coinbase, merkle root, registry root, signature).
  * Median of several runs.
  */
-import { encodeBlock } from "../src/chain/block.js";
-import { buildBlock } from "../src/chain/blockBuilder.js";
-import { MAX_BLOCK_SIZE } from "../src/chain/constants.js";
-import { txSize, txid, type OutPoint, type Tx } from "../src/chain/tx.js";
+import { encodeBlock } from "../src/primitives/block.js";
+import { buildBlock } from "../src/consensus/blockBuilder.js";
+import { MAX_BLOCK_SIZE } from "../src/primitives/constants.js";
+import { txSize, txid, type OutPoint, type Tx } from "../src/primitives/tx.js";
 import { pubkeyHash } from "../src/crypto/address.js";
 import type { KeyPair } from "../src/crypto/ed25519.js";
 import { scheduledProducer, slotStart } from "../src/consensus/schedule.js";

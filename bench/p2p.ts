@@ -16,8 +16,8 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { buildGenesisBlock } from "../src/chain/genesis.js";
-import { blockHash } from "../src/chain/block.js";
+import { buildGenesisBlock } from "../src/consensus/genesis.js";
+import { blockHash } from "../src/primitives/block.js";
 import { NETWORK_DEFAULTS, fileDefaults } from "../src/config/defaults.js";
 import { KeyPair } from "../src/crypto/ed25519.js";
 import { nullLogger } from "../src/logging/index.js";

@@ -2,7 +2,7 @@
  * sig_verify_per_s: ed25519 verifications per second on one core, public KeyObjects cached
  * (verifySignature from src/crypto/ed25519.ts), over distinct (key, message, signature) triples.
  */
-import { txSigMessage } from "../src/chain/tx.js";
+import { txSigMessage } from "../src/primitives/tx.js";
 import { verifySignature } from "../src/crypto/ed25519.js";
 import { sha256 } from "../src/crypto/hash.js";
 import { testKeys } from "../test/helpers/chainFixture.js";

@@ -34,11 +34,11 @@
  */
 import { cpSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { blockHash, decodeBlock, type Block } from "../src/chain/block.js";
-import { buildBlock } from "../src/chain/blockBuilder.js";
+import { blockHash, decodeBlock, type Block } from "../src/primitives/block.js";
+import { buildBlock } from "../src/consensus/blockBuilder.js";
 import { Chain } from "../src/chain/chain.js";
-import { genesisRegistry, type GenesisSpec } from "../src/chain/genesis.js";
-import { chainParams } from "../src/chain/params.js";
+import { genesisRegistry, type GenesisSpec } from "../src/consensus/genesis.js";
+import { chainParams } from "../src/primitives/params.js";
 import { loadConfig } from "../src/config/index.js";
 import { sha256 } from "../src/crypto/hash.js";
 import {

@@ -5,7 +5,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { genesisHash, genesisToJson, makeGenesisSpec } from "../../src/chain/genesis.js";
+import { genesisHash, genesisToJson, makeGenesisSpec } from "../../src/consensus/genesis.js";
 import { KeyPair } from "../../src/crypto/ed25519.js";
 import { initDataDir } from "../../src/node/init.js";
 import { SystemClock } from "../../src/util/clock.js";

@@ -21,15 +21,15 @@ import {
 import type { Clock } from "../util/clock.js";
 import { BoundedMap } from "../util/boundedMap.js";
 import { TypedEmitter } from "../util/typedEmitter.js";
-import { blockHash, encodeBlock, type Block, type BlockHeader } from "./block.js";
-import { ROUND_WEIGHT_BASE } from "./constants.js";
-import type { Tx } from "./tx.js";
+import { blockHash, encodeBlock, type Block, type BlockHeader } from "../primitives/block.js";
+import { ROUND_WEIGHT_BASE } from "../primitives/constants.js";
+import type { Tx } from "../primitives/tx.js";
 import { ChainStore, StoreError, blockWork, type BlockIndex } from "./chainStore.js";
-import { BlockError, isPermanentForHash } from "./errors.js";
+import { BlockError, isPermanentForHash } from "../primitives/errors.js";
 import { findByOperator as findRegistered } from "../consensus/registry.js";
-import { genesisRegistry, type GenesisSpec, buildGenesisBlock } from "./genesis.js";
-import { chainParams, type ChainParams } from "./params.js";
-import { txid as txidOf } from "./tx.js";
+import { genesisRegistry, type GenesisSpec, buildGenesisBlock } from "../consensus/genesis.js";
+import { chainParams, type ChainParams } from "../primitives/params.js";
+import { txid as txidOf } from "../primitives/tx.js";
 import {
   checkBlockSanity,
   checkBodyWithoutUtxos,
@@ -37,7 +37,7 @@ import {
   connectTransactions,
   type BlockContext,
   type CheckedBlock,
-} from "./validation.js";
+} from "../consensus/validation.js";
 
 /** Known-invalid block hashes, so a peer re-sending one costs nothing. */
 const INVALID_CACHE_SIZE = 10_000;

@@ -48,12 +48,18 @@ import {
   encodeBlock,
   type Block,
   type BlockHeader,
-} from "./block.js";
-import { ROUND_WEIGHT_BASE } from "./constants.js";
-import type { NetworkName } from "./params.js";
-import type { OutPoint } from "./tx.js";
-import { decodeUtxoEntry, encodeUtxoEntry, outpointBytes, type UtxoEntry, type UtxoView } from "./utxo.js";
-import type { BlockChanges, SpentOutput } from "./validation.js";
+} from "../primitives/block.js";
+import { ROUND_WEIGHT_BASE } from "../primitives/constants.js";
+import type { NetworkName } from "../primitives/params.js";
+import type { OutPoint } from "../primitives/tx.js";
+import {
+  decodeUtxoEntry,
+  encodeUtxoEntry,
+  outpointBytes,
+  type UtxoEntry,
+  type UtxoView,
+} from "../primitives/utxo.js";
+import type { BlockChanges, SpentOutput } from "../consensus/validation.js";
 
 /** 2: slot index, side set, registry refcounts, schedules, evidence and slashed keys. */
 export const SCHEMA_VERSION = 2;

@@ -8,8 +8,8 @@ import {
   genesisHash,
   GenesisError,
   type GenesisSpec,
-} from "../chain/genesis.js";
-import { isNetworkName, NETWORKS, type NetworkName } from "../chain/params.js";
+} from "../consensus/genesis.js";
+import { isNetworkName, NETWORKS, type NetworkName } from "../primitives/params.js";
 import { ConfigError, loadConfig, type ConfigOverrides, type NodeConfig } from "../config/index.js";
 import { KeyFileError } from "../crypto/keyFile.js";
 import { TIER_NAMES } from "../consensus/tier.js";

@@ -8,10 +8,10 @@ import {
   HEADER_SIZE,
   type Block,
   type BlockHeader,
-} from "../chain/block.js";
-import { BlockError } from "../chain/errors.js";
-import { TX_VERSION } from "../chain/constants.js";
-import { TxKind, type Tx } from "../chain/tx.js";
+} from "../primitives/block.js";
+import { BlockError } from "../primitives/errors.js";
+import { TX_VERSION } from "../primitives/constants.js";
+import { TxKind, type Tx } from "../primitives/tx.js";
 
 /**
  * Equivocation evidence (docs/CONSENSUS.md, "Evidence"): two different headers that one producer

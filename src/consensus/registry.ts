@@ -2,7 +2,7 @@ import { CodecError, Reader, Writer, decodeExact } from "../codec/index.js";
 import { ADDRESS_HASH_LEN } from "../crypto/address.js";
 import { PUBKEY_LEN } from "../crypto/ed25519.js";
 import { sha256d } from "../crypto/hash.js";
-import type { OutPoint } from "../chain/tx.js";
+import type { OutPoint } from "../primitives/tx.js";
 import { isTier, type Tier } from "./tier.js";
 
 /** Longest "host:port" service address a registration may carry. */

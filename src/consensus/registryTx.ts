@@ -94,10 +94,18 @@
 import { CodecError, Writer, decodeExact, type Reader } from "../codec/index.js";
 import { ADDRESS_HASH_LEN, pubkeyHash } from "../crypto/address.js";
 import { PUBKEY_LEN, SIGNATURE_LEN, verifySignature, type KeyPair } from "../crypto/ed25519.js";
-import { TX_VERSION } from "../chain/constants.js";
-import { BlockError } from "../chain/errors.js";
-import { TxKind, outpointKey, txSigMessage, txid, type OutPoint, type Tx, type TxOut } from "../chain/tx.js";
-import { outpointBytes, type UtxoView } from "../chain/utxo.js";
+import { TX_VERSION } from "../primitives/constants.js";
+import { BlockError } from "../primitives/errors.js";
+import {
+  TxKind,
+  outpointKey,
+  txSigMessage,
+  txid,
+  type OutPoint,
+  type Tx,
+  type TxOut,
+} from "../primitives/tx.js";
+import { outpointBytes, type UtxoView } from "../primitives/utxo.js";
 import {
   MAX_REGISTRY_SIZE,
   MAX_SERVICE_ADDRESS_LEN,

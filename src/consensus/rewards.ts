@@ -1,4 +1,4 @@
-import type { TxOut } from "../chain/tx.js";
+import type { TxOut } from "../primitives/tx.js";
 import type { MasternodeEntry, Registry } from "./registry.js";
 import { TIER_WEIGHT } from "./tier.js";
 

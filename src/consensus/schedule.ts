@@ -1,6 +1,6 @@
 import { Reader, Writer, decodeExact } from "../codec/index.js";
 import { PUBKEY_LEN } from "../crypto/ed25519.js";
-import type { ChainParams } from "../chain/params.js";
+import type { ChainParams } from "../primitives/params.js";
 import { MAX_REGISTRY_SIZE, findByOperator, type MasternodeEntry, type Registry } from "./registry.js";
 import { TIER_WEIGHT } from "./tier.js";
 

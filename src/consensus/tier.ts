@@ -1,4 +1,4 @@
-import { COIN } from "../chain/constants.js";
+import { COIN } from "../primitives/constants.js";
 
 export enum Tier {
   Free = 0,

@@ -7,24 +7,8 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { readCookieFile } from "../rpc/cookie.js";
 import type { RpcAuth } from "../rpc/server.js";
-import { dataDirPaths } from "../node/dataDir.js";
 
 export type BasicAuthCheck = (req: IncomingMessage) => boolean;
-
-/**
- * The RPC auth a node runs with: the configured user and password when both are set, else the
- * cookie in the data directory. The same choice as TimeNode's RPC server (pass this one result
- * to both, so they cannot drift apart).
- */
-export function rpcAuthFromConfig(config: {
-  node: { data_dir: string };
-  rpc: { user?: string | undefined; password?: string | undefined };
-}): RpcAuth {
-  const { user, password } = config.rpc;
-  return user !== undefined && password !== undefined
-    ? { kind: "userpass", user, password }
-    : { kind: "cookie", cookieFile: dataDirPaths(config.node.data_dir).cookie };
-}
 
 /**
  * A check of a request's Basic credentials against `auth`. With the cookie, the file is read

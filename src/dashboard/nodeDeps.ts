@@ -9,10 +9,10 @@ import type { BlockProducer } from "../masternode/producer.js";
 import type { Chain } from "../chain/chain.js";
 import type { MasternodeLiveness } from "../masternode/liveness.js";
 import type { PeerManager } from "../p2p/peerManager.js";
-import type { RpcServer } from "../rpc/server.js";
+import type { RpcAuth, RpcServer } from "../rpc/server.js";
 import type { Clock } from "../util/clock.js";
 import type { Random } from "../util/random.js";
-import { basicAuthChecker, rpcAuthFromConfig } from "./basicAuth.js";
+import { basicAuthChecker } from "./basicAuth.js";
 import { mountDashboard, type Dashboard, type DashboardLogger } from "./dashboard.js";
 import type { BlockView, DashboardDeps, DevnetNodeView, SyncStatusView } from "./interface.js";
 
@@ -102,6 +102,8 @@ export function devnetNodeView(name: string, node: DashboardNodeParts): DevnetNo
 /** A running node as the CLI and tests hold it: its parts, its RPC server, and (once wired) its dashboard. */
 export interface DashboardHost extends DashboardNodeParts {
   readonly rpc: RpcServer | null;
+  /** The credentials the node's RPC server checks; the data endpoint checks the same. */
+  readonly rpcAuth: RpcAuth;
   readonly dashboard?: Dashboard | null;
 }
 
@@ -119,7 +121,7 @@ export function dashboardFor(
     clock: modules.clock,
     random: modules.random,
     logger: modules.logger ?? null,
-    checkBasicAuth: basicAuthChecker(rpcAuthFromConfig(node.config)),
+    checkBasicAuth: basicAuthChecker(node.rpcAuth),
   });
   dashboard.start();
   return dashboard;

@@ -1,5 +1,5 @@
 import type { Chain } from "../chain/chain.js";
-import { BlockError } from "../chain/errors.js";
+import { BlockError } from "../primitives/errors.js";
 import { sha256 } from "../crypto/hash.js";
 import {
   checkEquivocation,

@@ -1,8 +1,8 @@
-import { buildBlock } from "../chain/blockBuilder.js";
+import { buildBlock } from "../consensus/blockBuilder.js";
 import type { Chain } from "../chain/chain.js";
-import { MAX_BLOCK_SIZE, MAX_BLOCK_TXS } from "../chain/constants.js";
-import { BlockError } from "../chain/errors.js";
-import type { Tx } from "../chain/tx.js";
+import { MAX_BLOCK_SIZE, MAX_BLOCK_TXS } from "../primitives/constants.js";
+import { BlockError } from "../primitives/errors.js";
+import type { Tx } from "../primitives/tx.js";
 import type { KeyPair } from "../crypto/ed25519.js";
 import { findByOperator } from "../consensus/registry.js";
 import { currentRound, scheduledProducer, slotStart } from "../consensus/schedule.js";

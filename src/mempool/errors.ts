@@ -1,4 +1,4 @@
-import type { BlockErrorCode } from "../chain/errors.js";
+import type { BlockErrorCode } from "../primitives/errors.js";
 import { CodedError } from "../util/codedError.js";
 
 /**

@@ -1,11 +1,11 @@
-import type { Block } from "../chain/block.js";
+import type { Block } from "../primitives/block.js";
 import type { Chain } from "../chain/chain.js";
-import { formatAmount } from "../chain/amount.js";
-import { MAX_BLOCK_TXS } from "../chain/constants.js";
-import { BlockError } from "../chain/errors.js";
-import { TxKind, outpointKey, txSize, txid as txidOf, type OutPoint, type Tx } from "../chain/tx.js";
-import type { UtxoEntry, UtxoView } from "../chain/utxo.js";
-import { checkTxInputs, checkTxSanity } from "../chain/validation.js";
+import { formatAmount } from "../primitives/amount.js";
+import { MAX_BLOCK_TXS } from "../primitives/constants.js";
+import { BlockError } from "../primitives/errors.js";
+import { TxKind, outpointKey, txSize, txid as txidOf, type OutPoint, type Tx } from "../primitives/tx.js";
+import type { UtxoEntry, UtxoView } from "../primitives/utxo.js";
+import { checkTxInputs, checkTxSanity } from "../consensus/validation.js";
 import {
   MAX_REGISTRATIONS_PER_BLOCK,
   checkRegistryTx,

@@ -1,5 +1,5 @@
 import type { Chain } from "../chain/chain.js";
-import { txid as txidOf, type Tx } from "../chain/tx.js";
+import { txid as txidOf, type Tx } from "../primitives/tx.js";
 import type { Logger } from "../logging/index.js";
 import { BoundedMap } from "../util/boundedMap.js";
 import type { Clock } from "../util/clock.js";

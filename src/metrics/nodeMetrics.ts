@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from "prom-client";
 import type { Chain } from "../chain/chain.js";
-import { TxKind } from "../chain/tx.js";
+import { TxKind } from "../primitives/tx.js";
 import { scheduledProducer } from "../consensus/schedule.js";
 import type { MasternodeLiveness } from "../masternode/liveness.js";
 import type { Mempool } from "../mempool/mempool.js";

@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import type { RpcAuth } from "../rpc/server.js";
 
 /**
  * Data directory layout:
@@ -21,4 +22,19 @@ export function dataDirPaths(dir: string) {
     cookie: join(dir, ".cookie"),
     lock: join(dir, "node.lock"),
   };
+}
+
+/**
+ * The RPC auth a node runs with: the configured user and password when both are set, else the
+ * cookie in the data directory. The RPC server and the dashboard's data endpoint both take this
+ * one result (TimeNode.rpcAuth), so they cannot drift apart.
+ */
+export function rpcAuthFromConfig(config: {
+  node: { data_dir: string };
+  rpc: { user?: string | undefined; password?: string | undefined };
+}): RpcAuth {
+  const { user, password } = config.rpc;
+  return user !== undefined && password !== undefined
+    ? { kind: "userpass", user, password }
+    : { kind: "cookie", cookieFile: dataDirPaths(config.node.data_dir).cookie };
 }

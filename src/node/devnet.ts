@@ -1,8 +1,8 @@
 import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, existsSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { genesisHash, genesisToJson, makeGenesisSpec } from "../chain/genesis.js";
-import { NETWORKS } from "../chain/params.js";
+import { genesisHash, genesisToJson, makeGenesisSpec } from "../consensus/genesis.js";
+import { NETWORKS } from "../primitives/params.js";
 import { loadConfig } from "../config/index.js";
 import { KeyPair } from "../crypto/ed25519.js";
 import { createLogger } from "../logging/index.js";

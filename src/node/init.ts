@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { genesisToJson, makeGenesisSpec, readGenesisFile, type GenesisSpec } from "../chain/genesis.js";
-import { NETWORKS, type NetworkName } from "../chain/params.js";
+import { genesisToJson, makeGenesisSpec, readGenesisFile, type GenesisSpec } from "../consensus/genesis.js";
+import { NETWORKS, type NetworkName } from "../primitives/params.js";
 import { renderConfigTemplate, type ConfigOverrides } from "../config/index.js";
 import { KeyPair } from "../crypto/ed25519.js";
 import { writeKeyFile } from "../crypto/keyFile.js";

@@ -1,5 +1,5 @@
 import { Chain } from "../chain/chain.js";
-import type { GenesisSpec } from "../chain/genesis.js";
+import type { GenesisSpec } from "../consensus/genesis.js";
 import type { NodeConfig } from "../config/index.js";
 import { parseHostPort } from "../config/index.js";
 import { readKeyFile, loadOrCreateKeyFile } from "../crypto/keyFile.js";
@@ -7,7 +7,7 @@ import type { KeyPair } from "../crypto/ed25519.js";
 import type { Logger } from "../logging/index.js";
 import { BlockProducer } from "../masternode/producer.js";
 import { registerChainMethods } from "../rpc/chainMethods.js";
-import { RpcServer } from "../rpc/server.js";
+import { RpcServer, type RpcAuth } from "../rpc/server.js";
 import type { Clock, TimerHandle } from "../util/clock.js";
 import type { Random } from "../util/random.js";
 import { TypedEmitter } from "../util/typedEmitter.js";
@@ -26,7 +26,7 @@ import { syncOptionsFromConfig } from "../sync/options.js";
 import { PeerStateView } from "../sync/peerStateView.js";
 import { SyncCoordinator } from "../sync/syncCoordinator.js";
 import { join } from "node:path";
-import { decodeTx, encodeTx, type Tx } from "../chain/tx.js";
+import { decodeTx, encodeTx, type Tx } from "../primitives/tx.js";
 import { CodecError } from "../codec/index.js";
 import { Mempool } from "../mempool/mempool.js";
 import { TxRelay, type TxRelayNetwork } from "../mempool/txRelay.js";
@@ -40,12 +40,12 @@ import { EvidenceService } from "../masternode/evidenceService.js";
 import { MAX_EVIDENCE_PER_BLOCK } from "../consensus/evidence.js";
 import { livenessOptions, MasternodeLiveness } from "../masternode/liveness.js";
 import { registerMasternodeMethods } from "../rpc/masternodeMethods.js";
-import { txid as txidOf } from "../chain/tx.js";
+import { txid as txidOf } from "../primitives/tx.js";
 import { Metrics } from "../metrics/metrics.js";
 import { NodeMetrics } from "../metrics/nodeMetrics.js";
-import { dataDirPaths } from "./dataDir.js";
+import { dataDirPaths, rpcAuthFromConfig } from "./dataDir.js";
 import { mountDashboard, type Dashboard } from "../dashboard/dashboard.js";
-import { basicAuthChecker, rpcAuthFromConfig } from "../dashboard/basicAuth.js";
+import { basicAuthChecker } from "../dashboard/basicAuth.js";
 import { dashboardDepsFor } from "../dashboard/nodeDeps.js";
 import { acquireLock } from "./lockFile.js";
 
@@ -83,6 +83,8 @@ export class TimeNode {
   readonly operatorKey: KeyPair | null;
   readonly producer: BlockProducer | null;
   readonly rpc: RpcServer | null;
+  /** The credentials RPC (and the dashboard's data endpoint) check. */
+  readonly rpcAuth: RpcAuth;
   readonly peers: PeerManager;
   readonly relay: BlockRelay;
   /** The one place peer state for sync lives (heights, RTT, failures, genesis refusals). */
@@ -111,6 +113,7 @@ export class TimeNode {
     parts: { chain: Chain; nodeKey: KeyPair; operatorKey: KeyPair | null; release: () => void },
   ) {
     this.releaseLock = parts.release;
+    this.rpcAuth = rpcAuthFromConfig(config);
     this.chain = parts.chain;
     this.nodeKey = parts.nodeKey;
     this.operatorKey = parts.operatorKey;
@@ -238,7 +241,7 @@ export class TimeNode {
             clock: modules.clock,
             random: modules.random,
             logger: log.child({ module: "dashboard" }),
-            checkBasicAuth: basicAuthChecker(rpcAuthFromConfig(config)),
+            checkBasicAuth: basicAuthChecker(this.rpcAuth),
           },
         )
       : null;
@@ -372,7 +375,7 @@ export class TimeNode {
       {
         host,
         port,
-        auth: rpcAuthFromConfig(this.config),
+        auth: this.rpcAuth,
         onCall: (method, durationMs, ok) =>
           this.nodeMetrics.rpcRequestDuration.observe(
             { method, result: ok ? "ok" : "error" },

@@ -1,11 +1,11 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { blockHash } from "../chain/block.js";
+import { blockHash } from "../primitives/block.js";
 import { Chain } from "../chain/chain.js";
 import { ChainStore } from "../chain/chainStore.js";
-import { BlockError } from "../chain/errors.js";
-import { genesisHash, type GenesisSpec } from "../chain/genesis.js";
+import { BlockError } from "../primitives/errors.js";
+import { genesisHash, type GenesisSpec } from "../consensus/genesis.js";
 import { registryRoot } from "../consensus/registry.js";
 import type { Clock } from "../util/clock.js";
 import { SystemClock } from "../util/clock.js";

@@ -1,6 +1,6 @@
 import { CodecError, Reader, Writer } from "../codec/index.js";
-import { HEADER_SIZE, readHeader, writeHeader, type BlockHeader } from "../chain/block.js";
-import { MAX_BLOCK_SIZE } from "../chain/constants.js";
+import { HEADER_SIZE, readHeader, writeHeader, type BlockHeader } from "../primitives/block.js";
+import { MAX_BLOCK_SIZE } from "../primitives/constants.js";
 import { MAX_REGISTRY_SIZE } from "../consensus/registry.js";
 import { MAX_FRAME_PAYLOAD } from "./constants.js";
 

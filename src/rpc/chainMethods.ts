@@ -1,8 +1,8 @@
-import type { Block } from "../chain/block.js";
+import type { Block } from "../primitives/block.js";
 import type { Chain } from "../chain/chain.js";
 import type { BlockIndex } from "../chain/chainStore.js";
-import { formatAmount } from "../chain/amount.js";
-import { txid, TxKind, type Tx } from "../chain/tx.js";
+import { formatAmount } from "../primitives/amount.js";
+import { txid, TxKind, type Tx } from "../primitives/tx.js";
 import { encodeAddress } from "../crypto/address.js";
 import { parseHash } from "../crypto/hash.js";
 import { RPC_INVALID_ADDRESS_OR_KEY, RPC_INVALID_PARAMETER, RpcError } from "./errors.js";

@@ -1,6 +1,6 @@
-import { formatAmount } from "../chain/amount.js";
-import { COIN } from "../chain/constants.js";
-import { outpointKey, txSize, txid as txidOf, type OutPoint, type Tx } from "../chain/tx.js";
+import { formatAmount } from "../primitives/amount.js";
+import { COIN } from "../primitives/constants.js";
+import { outpointKey, txSize, txid as txidOf, type OutPoint, type Tx } from "../primitives/tx.js";
 import { decodeAddress, pubkeyHash, type NetworkName } from "../crypto/address.js";
 import type { KeyPair } from "../crypto/ed25519.js";
 import { findByOperator, type MasternodeEntry, type Registry } from "../consensus/registry.js";

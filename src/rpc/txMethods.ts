@@ -1,6 +1,6 @@
 import type { Chain } from "../chain/chain.js";
-import { formatAmount } from "../chain/amount.js";
-import { decodeTx, encodeTx, txSize, txid as txidOf, type Tx } from "../chain/tx.js";
+import { formatAmount } from "../primitives/amount.js";
+import { decodeTx, encodeTx, txSize, txid as txidOf, type Tx } from "../primitives/tx.js";
 import { AddressError, decodeAddress, type NetworkName } from "../crypto/address.js";
 import { MempoolError } from "../mempool/errors.js";
 import { formatFeeRate, type Mempool } from "../mempool/mempool.js";

@@ -1,4 +1,4 @@
-import { formatAmount, parseAmount } from "../chain/amount.js";
+import { formatAmount, parseAmount } from "../primitives/amount.js";
 import type { Wallet } from "../wallet/wallet.js";
 import { RPC_TYPE_ERROR, RpcError } from "./errors.js";
 import { showValue } from "./params.js";

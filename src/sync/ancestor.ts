@@ -1,4 +1,4 @@
-import { blockHash, type BlockHeader } from "../chain/block.js";
+import { blockHash, type BlockHeader } from "../primitives/block.js";
 import { locatorHeights } from "../chain/locator.js";
 import { MAX_HASHES_PER_MESSAGE, MAX_HEADERS_PER_MESSAGE } from "../p2p/messages.js";
 import { SyncError } from "./errors.js";

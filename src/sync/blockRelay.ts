@@ -1,12 +1,12 @@
-import { blockHash, decodeBlock, type Block } from "../chain/block.js";
+import { blockHash, decodeBlock, type Block } from "../primitives/block.js";
 import type { Chain, ProcessResult } from "../chain/chain.js";
-import { BlockError } from "../chain/errors.js";
+import { BlockError } from "../primitives/errors.js";
 import { CodecError } from "../codec/index.js";
 import type { Logger } from "../logging/index.js";
 import { MsgType, type Message } from "../p2p/messages.js";
 import type { Peer } from "../p2p/peer.js";
 import type { Clock, TimerHandle } from "../util/clock.js";
-import { blockHash as headerHash } from "../chain/block.js";
+import { blockHash as headerHash } from "../primitives/block.js";
 import type { SyncTrigger } from "./interface.js";
 
 /** What relay needs from the peer layer; PeerManager provides it. */

@@ -9,7 +9,7 @@ import {
   type Message,
 } from "../p2p/messages.js";
 import type { Peer } from "../p2p/peer.js";
-import { decodeHeader, HEADER_SIZE } from "../chain/block.js";
+import { decodeHeader, HEADER_SIZE } from "../primitives/block.js";
 
 /** A Blocks answer stops adding blocks past 4 MiB, half the frame cap. */
 const MAX_BLOCKS_RESPONSE_BYTES = 4 * 1024 * 1024;

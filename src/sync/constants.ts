@@ -22,7 +22,7 @@ export const CONSENSUS_SHARE = 0.5;
 export const AHEAD_WARNING_BLOCKS = 100;
 
 // How deep the common-ancestor search goes (seed 001: 2,000 blocks, 10,000 for a whitelisted
-// masternode) is the chain's reorg policy, REORG_POLICY in chain/params.ts.
+// masternode) is the chain's reorg policy, REORG_POLICY in primitives/params.ts.
 
 /** Seed 001/002: a batch is retried on another peer at most 3 times ("Block Fetch Retries: 3"). */
 export const MAX_BATCH_RETRIES = 3;

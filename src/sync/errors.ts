@@ -1,4 +1,4 @@
-import { BlockError } from "../chain/errors.js";
+import { BlockError } from "../primitives/errors.js";
 import { CodecError } from "../codec/index.js";
 import { PeerError } from "../p2p/peer.js";
 import type { Logger } from "../logging/index.js";

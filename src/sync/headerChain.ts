@@ -1,8 +1,8 @@
-import { blockHash, type BlockHeader } from "../chain/block.js";
+import { blockHash, type BlockHeader } from "../primitives/block.js";
 import { blockWork } from "../chain/chainStore.js";
-import { BlockError } from "../chain/errors.js";
-import type { ChainParams } from "../chain/params.js";
-import { checkHeaderContext, TIME_RULE_SCORE, type CheckedBlock } from "../chain/validation.js";
+import { BlockError } from "../primitives/errors.js";
+import type { ChainParams } from "../primitives/params.js";
+import { checkHeaderContext, TIME_RULE_SCORE, type CheckedBlock } from "../consensus/validation.js";
 import type { Registry } from "../consensus/registry.js";
 import { EPOCH_BLOCKS, nextSchedule, slotStart, type EpochSchedule } from "../consensus/schedule.js";
 

@@ -1,4 +1,4 @@
-import type { Block, BlockHeader } from "../chain/block.js";
+import type { Block, BlockHeader } from "../primitives/block.js";
 import type { ProcessResult } from "../chain/chain.js";
 import type { Peer } from "../p2p/peer.js";
 import type { PeerInfo, PeerManagerEvents } from "../p2p/peerManager.js";

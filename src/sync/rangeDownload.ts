@@ -1,5 +1,5 @@
-import { blockHash, decodeBlock, type Block, type BlockHeader } from "../chain/block.js";
-import { BlockError, isPermanentForHash } from "../chain/errors.js";
+import { blockHash, decodeBlock, type Block, type BlockHeader } from "../primitives/block.js";
+import { BlockError, isPermanentForHash } from "../primitives/errors.js";
 import { CodecError } from "../codec/index.js";
 import type { Logger } from "../logging/index.js";
 import type { Metrics } from "../metrics/metrics.js";

@@ -1,4 +1,4 @@
-import { blockHash, type BlockHeader } from "../chain/block.js";
+import { blockHash, type BlockHeader } from "../primitives/block.js";
 import { isBetterTip, type Chain } from "../chain/chain.js";
 import type { BlockIndex } from "../chain/chainStore.js";
 import { buildLocator } from "../chain/locator.js";

@@ -28,10 +28,10 @@ import {
   writeSync,
 } from "node:fs";
 import { dirname } from "node:path";
-import type { Block } from "../chain/block.js";
+import type { Block } from "../primitives/block.js";
 import type { Chain } from "../chain/chain.js";
-import { formatAmount } from "../chain/amount.js";
-import { MAX_MONEY, TX_VERSION } from "../chain/constants.js";
+import { formatAmount } from "../primitives/amount.js";
+import { MAX_MONEY, TX_VERSION } from "../primitives/constants.js";
 import {
   TxKind,
   outpointKey,
@@ -40,8 +40,8 @@ import {
   txid as txidOf,
   type OutPoint,
   type Tx,
-} from "../chain/tx.js";
-import type { UtxoEntry } from "../chain/utxo.js";
+} from "../primitives/tx.js";
+import type { UtxoEntry } from "../primitives/utxo.js";
 import type { Registry } from "../consensus/registry.js";
 import { decodeAddress, encodeAddress, pubkeyHash, type NetworkName } from "../crypto/address.js";
 import { KeyPair, SEED_LEN } from "../crypto/ed25519.js";

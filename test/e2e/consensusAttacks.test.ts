@@ -20,10 +20,10 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { blockHash, encodeBlock, type Block } from "../../src/chain/block.js";
-import { buildBlock } from "../../src/chain/blockBuilder.js";
-import { COIN } from "../../src/chain/constants.js";
-import { encodeTx, type Tx } from "../../src/chain/tx.js";
+import { blockHash, encodeBlock, type Block } from "../../src/primitives/block.js";
+import { buildBlock } from "../../src/consensus/blockBuilder.js";
+import { COIN } from "../../src/primitives/constants.js";
+import { encodeTx, type Tx } from "../../src/primitives/tx.js";
 import { findByOperator } from "../../src/consensus/registry.js";
 import { makeRegisterTx } from "../../src/consensus/registryTx.js";
 import { slotStart } from "../../src/consensus/schedule.js";

@@ -11,7 +11,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { blockHash } from "../../src/chain/block.js";
+import { blockHash } from "../../src/primitives/block.js";
 import { scheduledProducer, slotStart } from "../../src/consensus/schedule.js";
 import { KeyPair } from "../../src/crypto/ed25519.js";
 import { signHeartbeat } from "../../src/masternode/livenessMessages.js";

@@ -12,8 +12,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { formatAmount, parseAmount } from "../../src/chain/amount.js";
-import { COIN } from "../../src/chain/constants.js";
+import { formatAmount, parseAmount } from "../../src/primitives/amount.js";
+import { COIN } from "../../src/primitives/constants.js";
 import { findByOperator } from "../../src/consensus/registry.js";
 import { Tier } from "../../src/consensus/tier.js";
 import { RpcCallError } from "../../src/rpc/client.js";

@@ -13,7 +13,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { decodeBlock } from "../../src/chain/block.js";
+import { decodeBlock } from "../../src/primitives/block.js";
 import { MAX_FRAME_PAYLOAD } from "../../src/p2p/constants.js";
 import { encodeFrame, FrameDecoder, FrameError } from "../../src/p2p/frame.js";
 import { decodeMessage, encodeMessage, MsgType, payloadCap, type Message } from "../../src/p2p/messages.js";

@@ -8,7 +8,7 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { NETWORKS } from "../../src/chain/params.js";
+import { NETWORKS } from "../../src/primitives/params.js";
 import { MsgType } from "../../src/p2p/messages.js";
 import { cleanupAll, Devnet, DEVNET, waitUntil, type NodeHandle } from "./helpers/nodes.js";
 import { destroyAllRawPeers, RawPeer } from "./helpers/rawPeer.js";

@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { request } from "node:http";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { blockHash, decodeBlock } from "../../src/chain/block.js";
-import { txid } from "../../src/chain/tx.js";
+import { blockHash, decodeBlock } from "../../src/primitives/block.js";
+import { txid } from "../../src/primitives/tx.js";
 import {
   killAllChildren,
   makeFastDevnet,

@@ -4,12 +4,12 @@
 // hundreds of block intervals; the nodes under test get every block over the network.
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import { blockHash, decodeBlock, encodeBlock, type Block } from "../../src/chain/block.js";
-import { NETWORKS } from "../../src/chain/params.js";
+import { blockHash, decodeBlock, encodeBlock, type Block } from "../../src/primitives/block.js";
+import { NETWORKS } from "../../src/primitives/params.js";
 import { pubkeyHash } from "../../src/crypto/address.js";
 import { KeyPair } from "../../src/crypto/ed25519.js";
 import { sha256 } from "../../src/crypto/hash.js";
-import { buildBlock } from "../../src/chain/blockBuilder.js";
+import { buildBlock } from "../../src/consensus/blockBuilder.js";
 import { MsgType } from "../../src/p2p/messages.js";
 import type { GetSyncStatusResult } from "../../src/rpc/syncMethods.js";
 import { extend } from "../helpers/chainBuild.js";

@@ -15,7 +15,7 @@
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { after, describe, it, type TestContext } from "node:test";
-import { blockHash, type Block } from "../../src/chain/block.js";
+import { blockHash, type Block } from "../../src/primitives/block.js";
 import { Chain } from "../../src/chain/chain.js";
 import { dataDirPaths } from "../../src/node/dataDir.js";
 import { SystemClock } from "../../src/util/clock.js";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { encodeTx, txid, type Tx } from "../../src/chain/tx.js";
+import { encodeTx, txid, type Tx } from "../../src/primitives/tx.js";
 import { pubkeyHash } from "../../src/crypto/address.js";
 import { makeTransfer } from "../helpers/chainFixture.js";
 import { Devnet, cleanupAll, waitUntil, type NodeHandle } from "./helpers/nodes.js";

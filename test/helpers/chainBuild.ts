@@ -1,4 +1,4 @@
-import { blockHash, type Block } from "../../src/chain/block.js";
+import { blockHash, type Block } from "../../src/primitives/block.js";
 import { epochOf, nextSchedule } from "../../src/consensus/schedule.js";
 import type { ChainHarness } from "./chainFixture.js";
 

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildBlock } from "../../src/chain/blockBuilder.js";
+import { buildBlock } from "../../src/consensus/blockBuilder.js";
 import {
   blockHash,
   blockMerkleRoot,
@@ -9,12 +9,12 @@ import {
   decodeBlock,
   encodeBlock,
   type Block,
-} from "../../src/chain/block.js";
+} from "../../src/primitives/block.js";
 import { Chain, type ChainOptions, type ProcessResult } from "../../src/chain/chain.js";
 import type { UtxoStats } from "../../src/chain/chainStore.js";
-import { COIN } from "../../src/chain/constants.js";
-import { makeGenesisSpec, type GenesisSpec } from "../../src/chain/genesis.js";
-import { TxKind, txSigMessage, txid, type OutPoint, type Tx } from "../../src/chain/tx.js";
+import { COIN } from "../../src/primitives/constants.js";
+import { makeGenesisSpec, type GenesisSpec } from "../../src/consensus/genesis.js";
+import { TxKind, txSigMessage, txid, type OutPoint, type Tx } from "../../src/primitives/tx.js";
 import { addressFromPubkey, pubkeyHash } from "../../src/crypto/address.js";
 import { KeyPair } from "../../src/crypto/ed25519.js";
 import { sha256 } from "../../src/crypto/hash.js";

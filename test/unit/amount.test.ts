@@ -1,5 +1,5 @@
 /**
- * Amount parsing and formatting (src/chain/amount.ts). Amounts are bigint units; 1 TIME = 10^8.
+ * Amount parsing and formatting (src/primitives/amount.ts). Amounts are bigint units; 1 TIME = 10^8.
  *
  * The rule for JS numbers (JSON numbers at the RPC edge): a number is read through its shortest
  * round-trip decimal string (String(n)), never through arithmetic. So any number written with at
@@ -11,8 +11,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { formatAmount, parseAmount } from "../../src/chain/amount.js";
-import { COIN, MAX_MONEY } from "../../src/chain/constants.js";
+import { formatAmount, parseAmount } from "../../src/primitives/amount.js";
+import { COIN, MAX_MONEY } from "../../src/primitives/constants.js";
 
 const FORMAT_RE = /^\d+\.\d{8}$/;
 

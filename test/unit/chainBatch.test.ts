@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { BlockError } from "../../src/chain/errors.js";
+import { BlockError } from "../../src/primitives/errors.js";
 import { ChainHarness, tempDir, testGenesis, testKeys } from "../helpers/chainFixture.js";
 import { Chain } from "../../src/chain/chain.js";
 

@@ -5,12 +5,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { blockHash, encodeBlock, type Block } from "../../src/chain/block.js";
+import { blockHash, encodeBlock, type Block } from "../../src/primitives/block.js";
 import { Chain } from "../../src/chain/chain.js";
 import { StoreError } from "../../src/chain/chainStore.js";
-import { BlockError } from "../../src/chain/errors.js";
-import { makeGenesisSpec } from "../../src/chain/genesis.js";
-import { txid, type Tx } from "../../src/chain/tx.js";
+import { BlockError } from "../../src/primitives/errors.js";
+import { makeGenesisSpec } from "../../src/consensus/genesis.js";
+import { txid, type Tx } from "../../src/primitives/tx.js";
 import { pubkeyHash } from "../../src/crypto/address.js";
 import { sha256 } from "../../src/crypto/hash.js";
 import { ManualClock } from "../../src/util/clock.js";

@@ -5,9 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { blockHash, type Block } from "../../src/chain/block.js";
-import { MAX_BLOCK_SIZE } from "../../src/chain/constants.js";
-import { TxKind, txSize, txid, type OutPoint, type Tx } from "../../src/chain/tx.js";
+import { blockHash, type Block } from "../../src/primitives/block.js";
+import { MAX_BLOCK_SIZE } from "../../src/primitives/constants.js";
+import { TxKind, txSize, txid, type OutPoint, type Tx } from "../../src/primitives/tx.js";
 import { pubkeyHash } from "../../src/crypto/address.js";
 import type { KeyPair } from "../../src/crypto/ed25519.js";
 import { nullLogger } from "../../src/logging/index.js";
@@ -18,7 +18,7 @@ import type { MempoolOptions } from "../../src/mempool/options.js";
 import { TxRelay, type TxRelayNetwork } from "../../src/mempool/txRelay.js";
 import { MAX_REGISTRATIONS_PER_BLOCK, makeRegisterTx } from "../../src/consensus/registryTx.js";
 import { evidenceTx, makeEquivocation } from "../../src/consensus/evidence.js";
-import { checkTxSanity } from "../../src/chain/validation.js";
+import { checkTxSanity } from "../../src/consensus/validation.js";
 import { findByOperator } from "../../src/consensus/registry.js";
 import { TIER_COLLATERAL, Tier } from "../../src/consensus/tier.js";
 import {

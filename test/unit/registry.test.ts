@@ -8,14 +8,14 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { blockHash, encodeBlock, type Block } from "../../src/chain/block.js";
-import { buildBlock } from "../../src/chain/blockBuilder.js";
+import { blockHash, encodeBlock, type Block } from "../../src/primitives/block.js";
+import { buildBlock } from "../../src/consensus/blockBuilder.js";
 import type { ProcessResult } from "../../src/chain/chain.js";
 import { StoreError, type BlockIndex } from "../../src/chain/chainStore.js";
-import { BLOCK_REWARD } from "../../src/chain/constants.js";
-import { BlockError, type BlockErrorCode } from "../../src/chain/errors.js";
-import { TxKind, txid, type OutPoint, type Tx, type TxOut } from "../../src/chain/tx.js";
-import { checkBlockSanity, checkTxInputs, checkTxSanity } from "../../src/chain/validation.js";
+import { BLOCK_REWARD } from "../../src/primitives/constants.js";
+import { BlockError, type BlockErrorCode } from "../../src/primitives/errors.js";
+import { TxKind, txid, type OutPoint, type Tx, type TxOut } from "../../src/primitives/tx.js";
+import { checkBlockSanity, checkTxInputs, checkTxSanity } from "../../src/consensus/validation.js";
 import { pubkeyHash } from "../../src/crypto/address.js";
 import type { KeyPair } from "../../src/crypto/ed25519.js";
 import { sha256 } from "../../src/crypto/hash.js";

@@ -10,11 +10,11 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { blockHash, type Block } from "../../src/chain/block.js";
+import { blockHash, type Block } from "../../src/primitives/block.js";
 import type { ProcessResult } from "../../src/chain/chain.js";
 import { StoreError } from "../../src/chain/chainStore.js";
-import { BlockError } from "../../src/chain/errors.js";
-import { txid } from "../../src/chain/tx.js";
+import { BlockError } from "../../src/primitives/errors.js";
+import { txid } from "../../src/primitives/tx.js";
 import { pubkeyHash } from "../../src/crypto/address.js";
 import { sha256 } from "../../src/crypto/hash.js";
 import {

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { encodeTx, txid, type Tx } from "../../src/chain/tx.js";
+import { encodeTx, txid, type Tx } from "../../src/primitives/tx.js";
 import { addressFromPubkey, pubkeyHash } from "../../src/crypto/address.js";
 import { nullLogger } from "../../src/logging/index.js";
 import { Mempool } from "../../src/mempool/mempool.js";

@@ -7,14 +7,14 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { blockHash, type Block } from "../../src/chain/block.js";
+import { blockHash, type Block } from "../../src/primitives/block.js";
 import { blockWork } from "../../src/chain/chainStore.js";
-import { buildBlock } from "../../src/chain/blockBuilder.js";
-import { BLOCK_REWARD, MAX_MONEY } from "../../src/chain/constants.js";
-import { BlockError, type BlockErrorCode } from "../../src/chain/errors.js";
-import { GenesisError, makeGenesisSpec } from "../../src/chain/genesis.js";
-import { TxKind, txid, type OutPoint, type Tx } from "../../src/chain/tx.js";
-import { checkHeaderContext, checkBlockSanity, checkTxSanity } from "../../src/chain/validation.js";
+import { buildBlock } from "../../src/consensus/blockBuilder.js";
+import { BLOCK_REWARD, MAX_MONEY } from "../../src/primitives/constants.js";
+import { BlockError, type BlockErrorCode } from "../../src/primitives/errors.js";
+import { GenesisError, makeGenesisSpec } from "../../src/consensus/genesis.js";
+import { TxKind, txid, type OutPoint, type Tx } from "../../src/primitives/tx.js";
+import { checkHeaderContext, checkBlockSanity, checkTxSanity } from "../../src/consensus/validation.js";
 import { addressFromPubkey, pubkeyHash } from "../../src/crypto/address.js";
 import { sha256 } from "../../src/crypto/hash.js";
 import { scheduledProducer, slotStart } from "../../src/consensus/schedule.js";

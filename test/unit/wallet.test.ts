@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { readFileSync, statSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { txSize, type Tx } from "../../src/chain/tx.js";
+import { txSize, type Tx } from "../../src/primitives/tx.js";
 import { AddressError, addressFromPubkey, decodeAddress, pubkeyHash } from "../../src/crypto/address.js";
 import type { KeyPair } from "../../src/crypto/ed25519.js";
 import { nullLogger } from "../../src/logging/index.js";

@@ -17,10 +17,15 @@ import {
   blockSigMessage,
   encodeBlock,
   type Block,
-} from "../../../src/chain/block.js";
-import { buildBlock } from "../../../src/chain/blockBuilder.js";
-import { genesisHash, genesisToJson, makeGenesisSpec, type GenesisSpec } from "../../../src/chain/genesis.js";
-import type { Tx } from "../../../src/chain/tx.js";
+} from "../../../src/primitives/block.js";
+import { buildBlock } from "../../../src/consensus/blockBuilder.js";
+import {
+  genesisHash,
+  genesisToJson,
+  makeGenesisSpec,
+  type GenesisSpec,
+} from "../../../src/consensus/genesis.js";
+import type { Tx } from "../../../src/primitives/tx.js";
 import { findByOperator } from "../../../src/consensus/registry.js";
 import { currentRound, scheduledProducer, slotStart } from "../../../src/consensus/schedule.js";
 import { KeyPair } from "../../../src/crypto/ed25519.js";

@@ -16,8 +16,13 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { genesisHash, genesisToJson, makeGenesisSpec, type GenesisSpec } from "../../../src/chain/genesis.js";
-import { NETWORKS } from "../../../src/chain/params.js";
+import {
+  genesisHash,
+  genesisToJson,
+  makeGenesisSpec,
+  type GenesisSpec,
+} from "../../../src/consensus/genesis.js";
+import { NETWORKS } from "../../../src/primitives/params.js";
 import { loadConfig, type ConfigOverrides, type NetworkSection } from "../../../src/config/index.js";
 import { KeyPair } from "../../../src/crypto/ed25519.js";
 import { createMemoryLogger, type MemoryLogger } from "../../../src/logging/index.js";

@@ -11,8 +11,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Block } from "../../../src/chain/block.js";
-import { makeGenesisSpec, type GenesisSpec } from "../../../src/chain/genesis.js";
+import type { Block } from "../../../src/primitives/block.js";
+import { makeGenesisSpec, type GenesisSpec } from "../../../src/consensus/genesis.js";
 import type { NetworkSection, SyncSection } from "../../../src/config/index.js";
 import { addressFromPubkey } from "../../../src/crypto/address.js";
 import { KeyPair } from "../../../src/crypto/ed25519.js";

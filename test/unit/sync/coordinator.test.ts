@@ -3,7 +3,7 @@
 // seams (Lodestar style).
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import { blockHash, decodeBlock, encodeBlock, type Block } from "../../../src/chain/block.js";
+import { blockHash, decodeBlock, encodeBlock, type Block } from "../../../src/primitives/block.js";
 import type { Chain } from "../../../src/chain/chain.js";
 import { pubkeyHash } from "../../../src/crypto/address.js";
 import { AGREEMENT_GRACE_MS, LEAD_COOLDOWN_MS } from "../../../src/sync/constants.js";

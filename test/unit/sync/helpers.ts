@@ -1,8 +1,8 @@
 // Shared pieces of the sync unit tests: long chains built fast, an in-process peer that answers
 // like BlockServer from a real Chain, and a SyncFns fake over several such peers.
-import { encodeBlock, type Block } from "../../../src/chain/block.js";
+import { encodeBlock, type Block } from "../../../src/primitives/block.js";
 import type { Chain } from "../../../src/chain/chain.js";
-import { BlockError } from "../../../src/chain/errors.js";
+import { BlockError } from "../../../src/primitives/errors.js";
 import { ZERO_HASH } from "../../../src/crypto/hash.js";
 import { createMemoryLogger, type MemoryLogger } from "../../../src/logging/index.js";
 import { MsgType, type Message } from "../../../src/p2p/messages.js";
@@ -10,7 +10,7 @@ import type { Peer } from "../../../src/p2p/peer.js";
 import { BlockServer } from "../../../src/sync/blockServer.js";
 import { SyncError } from "../../../src/sync/errors.js";
 import type { SyncFns } from "../../../src/sync/interface.js";
-import type { BlockHeader } from "../../../src/chain/block.js";
+import type { BlockHeader } from "../../../src/primitives/block.js";
 
 export { extend } from "../../helpers/chainBuild.js";
 
@@ -144,7 +144,7 @@ import { Metrics } from "../../../src/metrics/metrics.js";
 import { SyncCoordinator } from "../../../src/sync/syncCoordinator.js";
 import type { SyncCoordinatorOptions } from "../../../src/sync/options.js";
 import { PeerStateView } from "../../../src/sync/peerStateView.js";
-import type { GenesisSpec } from "../../../src/chain/genesis.js";
+import type { GenesisSpec } from "../../../src/consensus/genesis.js";
 import type { KeyPair } from "../../../src/crypto/ed25519.js";
 import { ChainHarness as Harness } from "../../helpers/chainFixture.js";
 

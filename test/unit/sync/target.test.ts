@@ -12,8 +12,8 @@ import {
   type HeightReport,
 } from "../../../src/sync/target.js";
 import { penaltyFor, SyncError, type SyncErrorCode } from "../../../src/sync/errors.js";
-import { BlockError } from "../../../src/chain/errors.js";
-import { TIME_RULE_SCORE } from "../../../src/chain/validation.js";
+import { BlockError } from "../../../src/primitives/errors.js";
+import { TIME_RULE_SCORE } from "../../../src/consensus/validation.js";
 
 const peer = (id: string, height: number, masternode = false, whitelisted = false): HeightReport => ({
   id,

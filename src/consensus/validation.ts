@@ -1,18 +1,18 @@
 import { ADDRESS_HASH_LEN, pubkeyHash } from "../crypto/address.js";
 import { verifySignature } from "../crypto/ed25519.js";
-import { registryRoot, type Registry } from "../consensus/registry.js";
+import { registryRoot, type Registry } from "./registry.js";
 import {
   MAX_REGISTRATIONS_PER_BLOCK,
   RegistryBuilder,
   checkRegistryTxSanity,
   isRegistryTxKind,
   registryAfterTxs,
-} from "../consensus/registryTx.js";
-import { checkEquivocation, decodeEquivocation, MAX_EVIDENCE_PER_BLOCK } from "../consensus/evidence.js";
+} from "./registryTx.js";
+import { checkEquivocation, decodeEquivocation, MAX_EVIDENCE_PER_BLOCK } from "./evidence.js";
 import { CodecError } from "../codec/index.js";
-import { coinbaseOutputs } from "../consensus/rewards.js";
-import { scheduledProducer, slotStart, type EpochSchedule } from "../consensus/schedule.js";
-import { blockHash, blockSigMessage, encodeBlock, merkleRoot, type Block } from "./block.js";
+import { coinbaseOutputs } from "./rewards.js";
+import { scheduledProducer, slotStart, type EpochSchedule } from "./schedule.js";
+import { blockHash, blockSigMessage, encodeBlock, merkleRoot, type Block } from "../primitives/block.js";
 import {
   BLOCK_REWARD,
   HEADER_VERSION,
@@ -20,11 +20,11 @@ import {
   MAX_MONEY,
   MAX_TX_SIZE,
   TX_VERSION,
-} from "./constants.js";
-import { BlockError } from "./errors.js";
-import type { ChainParams } from "./params.js";
-import { TxKind, outpointKey, txSigMessage, txSize, txid, type OutPoint, type Tx } from "./tx.js";
-import { outpointBytes, type UtxoEntry, type UtxoView } from "./utxo.js";
+} from "../primitives/constants.js";
+import { BlockError } from "../primitives/errors.js";
+import type { ChainParams } from "../primitives/params.js";
+import { TxKind, outpointKey, txSigMessage, txSize, txid, type OutPoint, type Tx } from "../primitives/tx.js";
+import { outpointBytes, type UtxoEntry, type UtxoView } from "../primitives/utxo.js";
 
 /** A block that passed the context-free checks, with what they computed. */
 export interface CheckedBlock {

@@ -1,11 +1,17 @@
 import type { KeyPair } from "../crypto/ed25519.js";
-import { findByOperator, registryRoot, type Registry } from "../consensus/registry.js";
-import { coinbaseOutputs } from "../consensus/rewards.js";
-import { registryAfterTxs } from "../consensus/registryTx.js";
-import { blockHash, blockMerkleRoot, blockSigMessage, type Block, type BlockHeader } from "./block.js";
-import { BLOCK_REWARD, HEADER_VERSION, TX_VERSION } from "./constants.js";
-import { BlockError } from "./errors.js";
-import { TxKind, type Tx } from "./tx.js";
+import { findByOperator, registryRoot, type Registry } from "./registry.js";
+import { coinbaseOutputs } from "./rewards.js";
+import { registryAfterTxs } from "./registryTx.js";
+import {
+  blockHash,
+  blockMerkleRoot,
+  blockSigMessage,
+  type Block,
+  type BlockHeader,
+} from "../primitives/block.js";
+import { BLOCK_REWARD, HEADER_VERSION, TX_VERSION } from "../primitives/constants.js";
+import { BlockError } from "../primitives/errors.js";
+import { TxKind, type Tx } from "../primitives/tx.js";
 
 export interface BuildBlockOptions {
   parentHash: Buffer;

@@ -3,18 +3,13 @@ import { Writer } from "../codec/index.js";
 import { addressFromPubkey, decodeAddress, pubkeyHash, type NetworkName } from "../crypto/address.js";
 import { PUBKEY_LEN } from "../crypto/ed25519.js";
 import { ZERO_HASH } from "../crypto/hash.js";
-import {
-  MAX_SERVICE_ADDRESS_LEN,
-  registryRoot,
-  sortRegistry,
-  type MasternodeEntry,
-} from "../consensus/registry.js";
-import { TIER_NAMES, tierFromName, tierName } from "../consensus/tier.js";
-import { formatAmount, parseAmount } from "./amount.js";
-import { blockHash, blockMerkleRoot, type Block } from "./block.js";
-import { HEADER_VERSION, MAX_MONEY, MAX_TX_PAYLOAD, TX_VERSION } from "./constants.js";
-import { isNetworkName } from "./params.js";
-import { TxKind, type Tx, type TxOut } from "./tx.js";
+import { MAX_SERVICE_ADDRESS_LEN, registryRoot, sortRegistry, type MasternodeEntry } from "./registry.js";
+import { TIER_NAMES, tierFromName, tierName } from "./tier.js";
+import { formatAmount, parseAmount } from "../primitives/amount.js";
+import { blockHash, blockMerkleRoot, type Block } from "../primitives/block.js";
+import { HEADER_VERSION, MAX_MONEY, MAX_TX_PAYLOAD, TX_VERSION } from "../primitives/constants.js";
+import { isNetworkName } from "../primitives/params.js";
+import { TxKind, type Tx, type TxOut } from "../primitives/tx.js";
 
 /** The genesis file (JSON). Its content is committed to by the genesis block hash. */
 export interface GenesisSpec {
