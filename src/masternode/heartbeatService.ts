@@ -8,6 +8,7 @@ import {
   mnAnnounceSize,
   MsgType,
   type AttestationMsg,
+  type GetMnListMsg,
   type HeartbeatMsg,
   type Message,
   type MnAnnounceMsg,
@@ -202,40 +203,33 @@ export class HeartbeatService {
   }
 
   /** Handles the liveness messages; returns false for any other type. */
+  /** Dispatches the four liveness messages to their routes; returns false for any other type. */
   handle(peer: Peer, msg: Message): boolean {
-    try {
-      switch (msg.type) {
-        case MsgType.Heartbeat:
-          this.onHeartbeat(peer, msg);
-          return true;
-        case MsgType.Attestation:
-          this.onAttestation(peer, msg);
-          return true;
-        case MsgType.MnAnnounce:
-          this.onAnnounce(peer, msg);
-          return true;
-        case MsgType.GetMnList:
-          this.serveList(peer, msg.reqId);
-          return true;
-        case MsgType.MnList:
-          this.processList(peer, msg);
-          return true;
-        default:
-          return false;
-      }
-    } catch (e) {
-      this.modules.logger.error(
-        "Liveness: handling a message failed",
-        { peer: peer.addr, type: MsgType[msg.type] },
-        e,
-      );
-      return true;
+    switch (msg.type) {
+      case MsgType.Heartbeat:
+        this.onHeartbeat(peer, msg);
+        return true;
+      case MsgType.Attestation:
+        this.onAttestation(peer, msg);
+        return true;
+      case MsgType.MnAnnounce:
+        this.onAnnounce(peer, msg);
+        return true;
+      case MsgType.GetMnList:
+        this.onGetMnList(peer, msg);
+        return true;
+      default:
+        return false;
     }
   }
 
-  // --- incoming --------------------------------------------------------------------------
+  /** The route for GetMnList: our latest announcements and heartbeats, within one frame. */
+  onGetMnList(peer: Peer, msg: GetMnListMsg): void {
+    this.serveList(peer, msg.reqId);
+  }
 
-  private onHeartbeat(peer: Peer, msg: HeartbeatMsg): void {
+  /** The route for Heartbeat. */
+  onHeartbeat(peer: Peer, msg: HeartbeatMsg): void {
     const hash = heartbeatHash(msg);
     peer.markKnown(hash);
     const verdict = this.modules.liveness.onHeartbeat(msg, "gossip");
@@ -248,7 +242,8 @@ export class HeartbeatService {
     this.attest(msg, hash);
   }
 
-  private onAttestation(peer: Peer, msg: AttestationMsg): void {
+  /** The route for Attestation. */
+  onAttestation(peer: Peer, msg: AttestationMsg): void {
     const hash = attestationHash(msg);
     peer.markKnown(hash);
     const verdict = this.modules.liveness.onAttestation(msg);
@@ -266,7 +261,8 @@ export class HeartbeatService {
     this.modules.network.broadcast(msg, (p) => p !== peer && this.markFor(p, hash));
   }
 
-  private onAnnounce(peer: Peer, msg: MnAnnounceMsg): void {
+  /** The route for MnAnnounce. */
+  onAnnounce(peer: Peer, msg: MnAnnounceMsg): void {
     const r = this.modules.liveness.onAnnounce(msg, {
       operatorPubkey: peer.operatorPubkey,
       nodeId: peer.nodeId,
@@ -290,8 +286,11 @@ export class HeartbeatService {
     this.announced(r.address, r.nodeId);
   }
 
-  /** An MnList is history: every entry goes through the same checks, without relay or attestation. */
-  private processList(peer: Peer, msg: MnListMsg): void {
+  /**
+   * The answer to our GetMnList (requestList). An MnList is history: every entry goes through the
+   * same checks, without relay or attestation.
+   */
+  onMnList(peer: Peer, msg: MnListMsg): void {
     const { liveness } = this.modules;
     let forged = 0;
     let fresh = 0;
@@ -439,7 +438,7 @@ export class HeartbeatService {
       .then((m) => {
         this.listAnswers.push(this.modules.clock.now());
         if (this.listAnswers.length > LIST_ANSWERS_WANTED) this.listAnswers.shift();
-        this.processList(peer, m);
+        this.onMnList(peer, m);
       })
       .catch((e: unknown) => {
         this.modules.logger.debug("Masternode list request failed", {

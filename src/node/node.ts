@@ -13,30 +13,30 @@ import type { Random } from "../util/random.js";
 import { TypedEmitter } from "../util/typedEmitter.js";
 import { findByOperator } from "../consensus/registry.js";
 import { SERVICE_BLOCKS, SERVICE_MASTERNODE } from "../p2p/constants.js";
-import { MsgType } from "../p2p/messages.js";
 import { peerManagerOptionsFromConfig } from "../p2p/options.js";
 import type { LocalInfo } from "../p2p/peer.js";
 import { PeerManager } from "../p2p/peerManager.js";
 import { TcpTransport, type Transport } from "../p2p/transport.js";
 import { registerNetMethods } from "../rpc/netMethods.js";
-import { BlockRelay } from "../sync/blockRelay.js";
-import { BlockServer } from "../sync/blockServer.js";
+import { BlockRelay } from "../relay/blockRelay.js";
+import { BlockServer } from "../relay/blockServer.js";
 import { registerSyncMethods, syncStatusToJson } from "../rpc/syncMethods.js";
 import { syncOptionsFromConfig } from "../sync/options.js";
 import { PeerStateView } from "../sync/peerStateView.js";
 import { SyncCoordinator } from "../sync/syncCoordinator.js";
 import { join } from "node:path";
-import { decodeTx, encodeTx, type Tx } from "../primitives/tx.js";
-import { CodecError } from "../codec/index.js";
 import { Mempool } from "../mempool/mempool.js";
-import { TxRelay, type TxRelayNetwork } from "../mempool/txRelay.js";
+import { TxRelay } from "../relay/txRelay.js";
+import { peerTxNetwork } from "../relay/txNetwork.js";
+import { makeRouter, type MessageRoute } from "../relay/router.js";
+import { nodeRoutes } from "../relay/routes.js";
 import type { Peer } from "../p2p/peer.js";
 import { registerTxMethods } from "../rpc/txMethods.js";
 import { registerEvidenceMethods } from "../rpc/evidenceMethods.js";
 import { registerWalletMethods } from "../rpc/walletMethods.js";
 import { Wallet, WALLET_FILE } from "../wallet/wallet.js";
 import { HeartbeatService } from "../masternode/heartbeatService.js";
-import { EvidenceService } from "../masternode/evidenceService.js";
+import { EvidenceRelay } from "../relay/evidenceRelay.js";
 import { MAX_EVIDENCE_PER_BLOCK } from "../consensus/evidence.js";
 import { livenessOptions, MasternodeLiveness } from "../masternode/liveness.js";
 import { registerMasternodeMethods } from "../rpc/masternodeMethods.js";
@@ -92,16 +92,18 @@ export class TimeNode {
   /** Owns catch-up and fork resolution (getsyncstatus). */
   readonly sync: SyncCoordinator;
   readonly mempool: Mempool;
-  readonly txRelay: TxRelay;
+  readonly txRelay: TxRelay<Peer>;
   readonly wallet: Wallet;
   readonly liveness: MasternodeLiveness;
   /** Every Prometheus metric, served at GET /metrics on the RPC listener. */
   readonly metrics: Metrics;
   private readonly nodeMetrics: NodeMetrics;
   readonly heartbeats: HeartbeatService;
-  readonly evidence: EvidenceService;
+  readonly evidence: EvidenceRelay;
   readonly dashboard: Dashboard | null;
   private readonly blockServer: BlockServer;
+  /** The routing table, handed to PeerManager as its one message seam. */
+  private readonly router: MessageRoute;
   private readonly startedAt: number;
   private statusTimer: TimerHandle | null = null;
   private stopped = false;
@@ -173,7 +175,7 @@ export class TimeNode {
       {},
       {
         mempool: this.mempool,
-        network: this.txNetwork(),
+        network: peerTxNetwork(this.peers, () => this.txRelay),
         clock: modules.clock,
         logger: log.child({ module: "txrelay" }),
         chain: this.chain,
@@ -216,11 +218,26 @@ export class TimeNode {
           }),
       },
     );
-    this.evidence = new EvidenceService({
+    this.evidence = new EvidenceRelay({
       chain: this.chain,
       network: this.peers,
       logger: log.child({ module: "evidence" }),
     });
+    const routeLog = log.child({ module: "p2p" });
+    this.router = makeRouter(
+      nodeRoutes({
+        blockServer: this.blockServer,
+        blockRelay: this.relay,
+        txRelay: this.txRelay,
+        heartbeats: this.heartbeats,
+        evidence: this.evidence,
+      }),
+      {
+        onHandlerError: (peer, type, e) =>
+          routeLog.error("Peer message handler failed", { peer: peer.addr, type }, e),
+        onUnrouted: (peer, type) => routeLog.debug("Unrouted message", { peer: peer.addr, type }),
+      },
+    );
     this.wirePeers();
     this.nodeMetrics = new NodeMetrics(this.metrics.registry, {
       chain: this.chain,
@@ -277,6 +294,7 @@ export class TimeNode {
           const me = this.operatorKey?.publicKey;
           return me && findByOperator(registry, me) ? registry.length - 1 : registry.length;
         },
+        route: (peer, msg) => this.router(peer, msg),
         livenessRateContext: () => ({
           registrySize: this.chain.getRegistry().length,
           heartbeatIntervalMs: Math.round(config.masternode.heartbeat_interval * 1000),
@@ -285,64 +303,10 @@ export class TimeNode {
     );
   }
 
-  /** TxRelay's view of the peer layer: announce, fetch and penalise over PeerManager. */
-  private txNetwork(): TxRelayNetwork {
-    return {
-      broadcastTxInv: (txids, except) => {
-        for (const p of this.peers.peers()) {
-          if (p === except) continue;
-          const fresh = this.txRelay.filterUnknown(p, txids);
-          if (fresh.length > 0) p.send({ type: MsgType.TxInv, txids: fresh });
-        }
-      },
-      requestTxs: async (peer, txids) => {
-        const res = await (peer as Peer).request(
-          (reqId) => ({ type: MsgType.GetTxs, reqId, txids }),
-          [MsgType.Txs],
-          15_000,
-        );
-        const out: Tx[] = [];
-        for (const raw of res.txs) {
-          try {
-            out.push(decodeTx(raw));
-          } catch (e) {
-            if (!(e instanceof CodecError)) throw e;
-            this.peers.misbehaving(
-              peer as Peer,
-              100,
-              `undecodable transaction: ${e.message}`,
-              `${raw.length} bytes, first bytes ${raw.subarray(0, 64).toString("hex")}: ${e.message}`,
-            );
-            break;
-          }
-        }
-        return out;
-      },
-      misbehaving: (peer, score, reason, evidence) =>
-        this.peers.misbehaving(peer as Peer, score, reason, evidence),
-    };
-  }
-
   /** One handler for every peer, inbound or outbound alike. */
   private wirePeers(): void {
     const log = this.modules.logger;
     const ev = this.peers.events;
-    ev.on("message", ({ peer, msg }) => {
-      if (this.blockServer.handle(peer, msg)) return;
-      if (this.relay.handle(peer, msg)) return;
-      if (this.heartbeats.handle(peer, msg)) return;
-      if (this.evidence.handle(peer, msg)) return;
-      if (msg.type === MsgType.TxInv) {
-        void this.txRelay.onTxInv(peer, msg.txids);
-        return;
-      }
-      if (msg.type === MsgType.GetTxs) {
-        const txs = this.txRelay.onGetTxs(msg.txids, peer);
-        peer.send({ type: MsgType.Txs, reqId: msg.reqId, txs: txs.map(encodeTx) });
-        return;
-      }
-      log.debug("Unhandled message", { peer: peer.addr, type: MsgType[msg.type] });
-    });
     // PeerManager logs connects and disconnects itself.
     ev.on("peerReady", (peer) => {
       this.relay.onPeerReady(peer);

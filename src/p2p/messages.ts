@@ -303,6 +303,46 @@ export interface EvidenceMsg {
   b: BlockHeader;
 }
 
+/** The message of a given type. */
+export type MessageOf<T extends MsgType> = Extract<Message, { type: T }>;
+
+/**
+ * Who handles each type. Every type is in exactly one group, and the groups are closed: a new
+ * MsgType that joins none of them leaves RoutedType one key larger, so the router's table
+ * (src/relay/router.ts) and the rate-limit table (rateLimits.ts) no longer compile until it has
+ * a route and a limit (or is declared unlimited).
+ */
+/** The handshake: Peer itself. */
+export type HandshakeType = MsgType.Hello | MsgType.Auth | MsgType.Goodbye;
+/** Answers to our own requests: matched by reqId in Peer.request (an unasked one is dropped). */
+export type AnswerType =
+  MsgType.Blocks | MsgType.Headers | MsgType.NotFound | MsgType.Hashes | MsgType.Txs | MsgType.MnList;
+/** The link's own upkeep: Ping and Pong in Peer, addresses in PeerManager's discovery. */
+export type LinkType = MsgType.Ping | MsgType.Pong | MsgType.GetPeers | MsgType.Peers;
+/** Everything else goes to the application, through the router. */
+export type RoutedType = Exclude<MsgType, HandshakeType | AnswerType | LinkType>;
+
+const NOT_ROUTED: ReadonlySet<MsgType> = new Set<HandshakeType | AnswerType | LinkType>([
+  MsgType.Hello,
+  MsgType.Auth,
+  MsgType.Goodbye,
+  MsgType.Blocks,
+  MsgType.Headers,
+  MsgType.NotFound,
+  MsgType.Hashes,
+  MsgType.Txs,
+  MsgType.MnList,
+  MsgType.Ping,
+  MsgType.Pong,
+  MsgType.GetPeers,
+  MsgType.Peers,
+]);
+
+/** Whether a message is one the application handles (RoutedType). */
+export function isRouted(m: Message): m is MessageOf<RoutedType> {
+  return !NOT_ROUTED.has(m.type);
+}
+
 export type Message =
   | EvidenceMsg
   | HelloMsg
@@ -328,8 +368,6 @@ export type Message =
   | MnAnnounceMsg
   | GetMnListMsg
   | MnListMsg;
-
-export type MessageOf<T extends MsgType> = Extract<Message, { type: T }>;
 
 interface MsgCodec<T extends MsgType> {
   /** Largest payload accepted for this type (checked before buffering). */

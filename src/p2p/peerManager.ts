@@ -55,6 +55,11 @@ export interface PeerManagerModules {
    * limits (they are relayed, so what one link carries grows with the registry).
    */
   livenessRateContext?: () => LivenessRateContext;
+  /**
+   * Every message of a ready peer that the manager does not handle itself (it keeps GetPeers and
+   * Peers): the node's router (src/relay/router.ts). Without one, such messages are dropped.
+   */
+  route?: (peer: Peer, msg: Message) => void;
 }
 
 export interface PeerClosedEvent {
@@ -69,8 +74,6 @@ export interface PeerManagerEvents {
   peerReady: Peer;
   /** Fires once for every peer that fired peerReady. */
   peerClosed: PeerClosedEvent;
-  /** Every message from a ready peer except the ones the manager handles (GetPeers, Peers). */
-  message: { peer: Peer; msg: Message };
   /** A ready peer's height or tip changed. */
   peerState: Peer;
   /**
@@ -1154,7 +1157,13 @@ export class PeerManager {
         this.onPeers(peer, msg.peers);
         return;
       default:
-        this.events.emit("message", { peer, msg });
+        try {
+          this.modules.route?.(peer, msg);
+        } catch (e) {
+          // The node's router catches its handlers' errors; a bare seam that throws is logged
+          // here so it never takes the peer (or the process) down.
+          this.modules.logger.error("Message route threw", { peer: peer.addr, type: MsgType[msg.type] }, e);
+        }
     }
   }
 

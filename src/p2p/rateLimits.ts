@@ -2,6 +2,20 @@ import { MAX_WITNESSES_PER_HEARTBEAT, MsgType } from "./messages.js";
 
 /** [tokens per second, burst]: the shape Peer's token buckets take (PeerOptions.rateLimits). */
 export type RateLimit = [perSecond: number, burst: number];
+/**
+ * Types without a limit: the handshake, and answers to our own requests that cost nothing to
+ * receive beyond what we asked for (an unasked one is dropped by Peer).
+ */
+export type UnlimitedType =
+  | MsgType.Hello
+  | MsgType.Auth
+  | MsgType.Goodbye
+  | MsgType.Headers
+  | MsgType.NotFound
+  | MsgType.Hashes
+  | MsgType.MnList;
+/** Every other type has a limit: a new type without one does not compile (rateLimitsFor). */
+export type LimitedType = Exclude<MsgType, UnlimitedType>;
 export type RateLimitTable = Partial<Record<MsgType, RateLimit>>;
 
 /** Pings may arrive at this many times the configured ping rate before the excess is dropped. */
@@ -47,7 +61,7 @@ export const FLOOD_SCORE = 10;
 export function rateLimitsFor(
   pingIntervalMs: number,
   liveness: LivenessRateContext = DEFAULT_LIVENESS_RATE_CONTEXT,
-): RateLimitTable {
+): Record<LimitedType, RateLimit> {
   // The original allowed 2 pings per 10 s with 30 s pings, i.e. 0.2/s. Ping intervals are
   // configurable (devnets ping every 0.1–2 s), so allow PING_RATE_SLACK times the configured
   // rate, and never less than the original's 0.2/s. The burst covers a few seconds' worth, so
@@ -116,7 +130,9 @@ export const MIN_LIVENESS_REGISTRY = 16;
  * LIVENESS_RATE_SLACK times that, so late timers, restarts (a new seq) and relays from both
  * directions never trip it, with a burst of one such interval's worth.
  */
-export function livenessRateLimits(ctx: LivenessRateContext): RateLimitTable {
+export function livenessRateLimits(
+  ctx: LivenessRateContext,
+): Record<MsgType.Heartbeat | MsgType.Attestation, RateLimit> {
   const masternodes = Math.max(MIN_LIVENESS_REGISTRY, Math.ceil(ctx.registrySize));
   const intervalS = Math.max(0.001, ctx.heartbeatIntervalMs / 1000);
   const heartbeats = LIVENESS_RATE_SLACK * masternodes;

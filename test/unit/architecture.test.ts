@@ -23,7 +23,7 @@ const FLOORS: ReadonlyArray<readonly string[]> = [
   ["wallet", "masternode"],
   ["metrics"],
   ["sync"],
-  ["rpc"],
+  ["relay", "rpc"],
   ["dashboard"],
   ["node"],
   ["cli"],

@@ -15,7 +15,7 @@ import { ManualClock } from "../../src/util/clock.js";
 import { MempoolError } from "../../src/mempool/errors.js";
 import { Mempool, type MempoolEvents } from "../../src/mempool/mempool.js";
 import type { MempoolOptions } from "../../src/mempool/options.js";
-import { TxRelay, type TxRelayNetwork } from "../../src/mempool/txRelay.js";
+import { TxRelay, type TxRelayNetwork } from "../../src/relay/txRelay.js";
 import { MAX_REGISTRATIONS_PER_BLOCK, makeRegisterTx } from "../../src/consensus/registryTx.js";
 import { evidenceTx, makeEquivocation } from "../../src/consensus/evidence.js";
 import { checkTxSanity } from "../../src/consensus/validation.js";
@@ -667,7 +667,7 @@ function fakeNetwork(serve: (peer: unknown, ids: Buffer[]) => Tx[]) {
     requests: [] as Array<{ peer: unknown; txids: string[] }>,
     penalties: [] as Array<{ peer: unknown; score: number; reason: string }>,
   };
-  const network: TxRelayNetwork = {
+  const network: TxRelayNetwork<unknown> = {
     broadcastTxInv: (txids, except) =>
       calls.broadcasts.push({ txids: txids.map((t) => t.toString("hex")), except }),
     requestTxs: (peer, txids) => {

@@ -10,7 +10,7 @@ import { encodeTx, txid, type Tx } from "../../src/primitives/tx.js";
 import { addressFromPubkey, pubkeyHash } from "../../src/crypto/address.js";
 import { nullLogger } from "../../src/logging/index.js";
 import { Mempool } from "../../src/mempool/mempool.js";
-import { TxRelay } from "../../src/mempool/txRelay.js";
+import { TxRelay } from "../../src/relay/txRelay.js";
 import { RpcCallError, RpcClient } from "../../src/rpc/client.js";
 import {
   RPC_DESERIALIZATION_ERROR,

@@ -9,7 +9,7 @@ import type { Chain } from "../../../src/chain/chain.js";
 import type { KeyPair } from "../../../src/crypto/ed25519.js";
 import { MsgType, type Message, type MessageOf } from "../../../src/p2p/messages.js";
 import type { Peer } from "../../../src/p2p/peer.js";
-import { BlockServer } from "../../../src/sync/blockServer.js";
+import { BlockServer } from "../../../src/relay/blockServer.js";
 import { RawPeer } from "./rawPeer.js";
 
 /** What a handler does with a request: answer it, ignore it ("silent"), or hang up ("close"). */

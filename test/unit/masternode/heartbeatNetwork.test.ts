@@ -87,7 +87,7 @@ async function mnNode(
     },
   );
   const received: Received[] = [];
-  t.pm.events.on("message", ({ peer, msg }) => {
+  t.onMessage((peer, msg) => {
     if (msg.type === MsgType.Heartbeat) {
       received.push({ type: "heartbeat", hash: heartbeatHash(msg).toString("hex"), from: peer.nodeIdHex });
     } else if (msg.type === MsgType.Attestation) {
@@ -189,7 +189,7 @@ describe("HeartbeatService over loopback PeerManagers", () => {
     const rogue = await startNode("127.0.50.13");
     plain.push(rogue);
     const captured: Heartbeat[] = [];
-    rogue.pm.events.on("message", ({ msg }) => {
+    rogue.onMessage((_peer, msg) => {
       if (msg.type === MsgType.Heartbeat) captured.push(msg);
     });
     b.t.pm.addNode(a.t.addr, "add");

@@ -296,7 +296,7 @@ describe("HeartbeatService: as a masternode", () => {
       },
     );
     const forged = { ...heartbeat(opKey("svc-stranger", 1), rig.clock), operatorPubkey: c.publicKey };
-    newcomer.handle(asPeer(peer), { ...list, heartbeats: [...list.heartbeats, forged] });
+    newcomer.onMnList(asPeer(peer), { ...list, heartbeats: [...list.heartbeats, forged] });
     assert.equal(fresh.liveness.activeCount(), 2);
     assert.deepEqual(announced, ["127.0.5.200:24200"]);
     assert.deepEqual(

@@ -28,6 +28,7 @@ import {
   DEFAULT_LIVENESS_RATE_CONTEXT,
   livenessRateLimits,
   rateLimitsFor,
+  type RateLimitTable,
 } from "../../../src/p2p/rateLimits.js";
 import { TokenBucket } from "../../../src/util/tokenBucket.js";
 import { opKey } from "./helpers.js";
@@ -137,7 +138,11 @@ describe("liveness messages: rate limits", () => {
     const t = rateLimitsFor(2_000);
     assert.deepEqual(t[MsgType.MnAnnounce], [3 / 60, 3]);
     assert.deepEqual(t[MsgType.GetMnList], [5 / 60, 5]);
-    assert.equal(t[MsgType.MnList], undefined, "a response: only our own requests are answered");
+    assert.equal(
+      (t as RateLimitTable)[MsgType.MnList],
+      undefined,
+      "a response: only our own requests are answered",
+    );
   });
 
   it("heartbeat and attestation limits scale with the registry and the interval", () => {

@@ -237,8 +237,8 @@ test("rate limits: the original's table, with pings scaled to the ping interval"
   assert.ok(refused > 900);
 
   // What we send stays inside what the receiver allows.
-  for (const t of [MsgType.GetPeers, MsgType.Peers]) {
-    const lim = slow[t]!;
+  for (const t of [MsgType.GetPeers, MsgType.Peers] as const) {
+    const lim = slow[t];
     const own = sendBudget(lim);
     assert.ok(own[0] < lim[0] && own[1] < lim[1] && own[1] >= 1);
   }

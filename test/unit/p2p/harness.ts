@@ -5,7 +5,8 @@ import { sha256 } from "../../../src/crypto/hash.js";
 import { createMemoryLogger, type MemoryLogger } from "../../../src/logging/index.js";
 import { SERVICE_BLOCKS, SERVICE_MASTERNODE } from "../../../src/p2p/constants.js";
 import type { PeerManagerOptions } from "../../../src/p2p/options.js";
-import type { LocalInfo } from "../../../src/p2p/peer.js";
+import type { Message } from "../../../src/p2p/messages.js";
+import type { LocalInfo, Peer } from "../../../src/p2p/peer.js";
 import { PeerManager } from "../../../src/p2p/peerManager.js";
 import { TcpTransport, type Transport } from "../../../src/p2p/transport.js";
 import { CryptoRandom, type Random } from "../../../src/util/random.js";
@@ -61,6 +62,8 @@ export interface TestNode {
   /** "host:port" it listens on. */
   addr: string;
   id: string;
+  /** Adds a handler for the messages PeerManager routes (everything but GetPeers and Peers). */
+  onMessage(fn: (peer: Peer, msg: Message) => void): void;
 }
 
 export interface NodeExtras {
@@ -84,6 +87,7 @@ export async function startNode(
   const operatorKey = extras.operatorKey ?? null;
   const tip: FakeTip = { height: extras.height ?? 0, hash: GENESIS };
   const logger = createMemoryLogger({ level: "info" });
+  const handlers: Array<(peer: Peer, msg: Message) => void> = [];
   const pm = new PeerManager(
     { ...FAST, listen: { host, port: extras.port ?? 0 }, ...opts },
     {
@@ -92,6 +96,9 @@ export async function startNode(
       logger,
       transport: extras.transport ?? new TcpTransport(),
       local: makeLocal(key, operatorKey, tip),
+      route: (peer, msg) => {
+        for (const h of handlers) h(peer, msg);
+      },
       ...(extras.isRegisteredMasternode ? { isRegisteredMasternode: extras.isRegisteredMasternode } : {}),
     },
   );
@@ -105,6 +112,7 @@ export async function startNode(
     host,
     addr: pm.localAddress ?? "",
     id: key.publicKey.toString("hex"),
+    onMessage: (fn) => void handlers.push(fn),
   };
 }
 

@@ -410,10 +410,10 @@ test("operator API: addnode, disconnect, whitelist, events and broadcast", async
     await waitFor(() => a!.pm.getPeer(b!.id) !== undefined, "addnode connects");
 
     const got: Message[] = [];
-    b.pm.events.on("message", (e) => got.push(e.msg));
-    // A listener that throws is caught and logged; the manager goes on.
-    b.pm.events.on("message", () => {
-      throw new Error("listener bug");
+    b.onMessage((_peer, msg) => got.push(msg));
+    // A route that throws is caught and logged; the manager and the peer go on.
+    b.onMessage(() => {
+      throw new Error("route bug");
     });
     const states: number[] = [];
     b.pm.events.on("peerState", (p) => states.push(p.height));
@@ -424,15 +424,15 @@ test("operator API: addnode, disconnect, whitelist, events and broadcast", async
     );
     a.tip.height = 42;
     await waitFor(() => states.includes(42), "peerState with the new height");
-    // The NotFound was unsolicited (Peer scores it 1) and never reaches the message event;
-    // a GetHeaders does.
+    // The NotFound was unsolicited (Peer drops it) and never reaches the route; a GetHeaders does.
     a.pm.broadcast({ type: MsgType.GetHeaders, reqId: 1, locator: [], stopHash: Buffer.alloc(32), max: 1 });
-    await waitFor(() => got.some((m) => m.type === MsgType.GetHeaders), "message event");
+    await waitFor(() => got.some((m) => m.type === MsgType.GetHeaders), "routed message");
     assert.ok(
       !got.some((m) => m.type === MsgType.GetPeers || m.type === MsgType.Peers),
       "discovery stays inside",
     );
-    assert.ok(b.logger.records.some((r) => r.level === "error" && /listener threw/.test(r.msg)));
+    assert.ok(b.logger.records.some((r) => r.level === "error" && /Message route threw/.test(r.msg)));
+    assert.ok(b.pm.getPeer(a.id), "the peer survives a route that threw");
 
     a.pm.addNode(b.addr, "remove");
     assert.equal(a.pm.disconnect("no-such-peer"), false);

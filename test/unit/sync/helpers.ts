@@ -7,7 +7,7 @@ import { ZERO_HASH } from "../../../src/crypto/hash.js";
 import { createMemoryLogger, type MemoryLogger } from "../../../src/logging/index.js";
 import { MsgType, type Message } from "../../../src/p2p/messages.js";
 import type { Peer } from "../../../src/p2p/peer.js";
-import { BlockServer } from "../../../src/sync/blockServer.js";
+import { BlockServer } from "../../../src/relay/blockServer.js";
 import { SyncError } from "../../../src/sync/errors.js";
 import type { SyncFns } from "../../../src/sync/interface.js";
 import type { BlockHeader } from "../../../src/primitives/block.js";

@@ -12,14 +12,15 @@ import { findByOperator } from "../consensus/registry.js";
 import type { Logger } from "../logging/index.js";
 import { MsgType, type EvidenceMsg, type Message } from "../p2p/messages.js";
 import type { Peer } from "../p2p/peer.js";
+import { RelayError, reportRelayError } from "./errors.js";
 
-/** The network as the service sees it: PeerManager fits this structurally. */
+/** The network as the evidence relay sees it: PeerManager fits this structurally. */
 export interface EvidenceNetwork {
   broadcast(msg: Message, filter?: (p: Peer) => boolean): number;
   misbehaving(peer: Peer, score: number, reason: string, evidence?: string): void;
 }
 
-export interface EvidenceServiceModules {
+export interface EvidenceRelayModules {
   chain: Chain;
   network: EvidenceNetwork;
   logger: Logger;
@@ -34,10 +35,10 @@ const MAX_SENT_ON_CONNECT = 16;
  * chain (one per offender), and relayed once to every peer that does not have it. A new peer is
  * sent what is not yet on chain, so a producer anywhere can put it in a block.
  */
-export class EvidenceService {
+export class EvidenceRelay {
   private unsubscribe: Array<() => void> = [];
 
-  constructor(private readonly modules: EvidenceServiceModules) {}
+  constructor(private readonly modules: EvidenceRelayModules) {}
 
   start(): void {
     this.unsubscribe.push(this.modules.chain.events.on("evidence", (ev) => this.relay(ev, null)));
@@ -45,17 +46,6 @@ export class EvidenceService {
 
   stop(): void {
     for (const u of this.unsubscribe.splice(0)) u();
-  }
-
-  /** Handles Evidence messages; returns false for any other type. */
-  handle(peer: Peer, msg: Message): boolean {
-    if (msg.type !== MsgType.Evidence) return false;
-    try {
-      this.onEvidence(peer, msg);
-    } catch (e) {
-      this.modules.logger.error("Evidence: handling a message failed", { peer: peer.addr }, e);
-    }
-    return true;
   }
 
   /** A peer finished its handshake: send it the evidence not yet on chain. */
@@ -73,7 +63,8 @@ export class EvidenceService {
     }
   }
 
-  private onEvidence(peer: Peer, msg: EvidenceMsg): void {
+  /** The route for Evidence. */
+  onEvidence(peer: Peer, msg: EvidenceMsg): void {
     const ev = makeEquivocation(msg.a, msg.b);
     const id = evidenceId(ev);
     peer.markKnown(id);
@@ -82,11 +73,14 @@ export class EvidenceService {
     } catch (e) {
       if (!(e instanceof BlockError)) throw e;
       // Not proof of anything but the sender's: a bad signature, or two copies of one header.
-      this.modules.network.misbehaving(
+      reportRelayError(
+        this.modules.network,
         peer,
-        100,
-        `invalid evidence: ${e.message}`,
-        `evidence ${encodeEquivocation(ev).subarray(0, 96).toString("hex")}…: ${e.message}`,
+        new RelayError(
+          "BAD_EVIDENCE",
+          `invalid evidence: ${e.message}`,
+          `evidence ${encodeEquivocation(ev).subarray(0, 96).toString("hex")}…: ${e.message}`,
+        ),
       );
       return;
     }

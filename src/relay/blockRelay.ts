@@ -3,11 +3,12 @@ import type { Chain, ProcessResult } from "../chain/chain.js";
 import { BlockError } from "../primitives/errors.js";
 import { CodecError } from "../codec/index.js";
 import type { Logger } from "../logging/index.js";
-import { MsgType, type Message } from "../p2p/messages.js";
+import { MsgType, type Message, type NewTipMsg } from "../p2p/messages.js";
 import type { Peer } from "../p2p/peer.js";
 import type { Clock, TimerHandle } from "../util/clock.js";
 import { blockHash as headerHash } from "../primitives/block.js";
-import type { SyncTrigger } from "./interface.js";
+import type { SyncTrigger } from "../sync/interface.js";
+import { RelayError, reportRelayError } from "./errors.js";
 
 /** What relay needs from the peer layer; PeerManager provides it. */
 export interface PeerNetwork {
@@ -106,23 +107,25 @@ export class BlockRelay {
     if (peer.height > this.modules.chain.height + 1) this.peerAhead(peer, false);
   }
 
-  /** Handles NewTip; returns true if the message was one this relay handles. */
-  handle(peer: Peer, msg: Message): boolean {
-    if (msg.type !== MsgType.NewTip) return false;
+  /** The route for NewTip. */
+  onNewTip(peer: Peer, msg: NewTipMsg): void {
     if (!headerHash(msg.header).equals(msg.hash) || msg.header.height !== msg.height) {
       // The message contradicts itself: no honest node sends it (proof).
-      this.modules.network.misbehaving(
+      reportRelayError(
+        this.modules.network,
         peer,
-        100,
-        "NewTip header does not match its hash or height",
-        `NewTip hash ${msg.hash.toString("hex")} height ${msg.height}; its header hashes to ${headerHash(msg.header).toString("hex")} at height ${msg.header.height}`,
+        new RelayError(
+          "NEWTIP_MISMATCH",
+          "NewTip header does not match its hash or height",
+          `NewTip hash ${msg.hash.toString("hex")} height ${msg.height}; its header hashes to ${headerHash(msg.header).toString("hex")} at height ${msg.header.height}`,
+        ),
       );
-      return true;
+      return;
     }
     peer.markKnown(msg.hash);
     peer.updateState(msg.height, msg.hash);
     const { chain } = this.modules;
-    if (chain.getIndex(msg.hash) || chain.isKnownInvalid(msg.hash)) return true;
+    if (chain.getIndex(msg.hash) || chain.isKnownInvalid(msg.hash)) return;
     if (chain.getIndex(msg.header.prevHash) && !this.isSyncing) {
       // A block whose branch cannot win would be refused after download: do not fetch it. Not
       // blamed (an honest late block looks the same), only counted in the debug log.
@@ -134,13 +137,12 @@ export class BlockRelay {
           height: msg.height,
           reason: refusal,
         });
-        return true;
+        return;
       }
       void this.fetchOne(peer, msg.hash);
     } else {
       this.peerAhead(peer, true);
     }
-    return true;
   }
 
   private async fetchOne(peer: Peer, hash: Buffer): Promise<void> {
@@ -163,11 +165,14 @@ export class BlockRelay {
       block = decodeBlock(raw);
     } catch (e) {
       if (e instanceof CodecError) {
-        this.modules.network.misbehaving(
+        reportRelayError(
+          this.modules.network,
           peer,
-          100,
-          `undecodable block: ${e.message}`,
-          `${raw.length} bytes, first bytes ${raw.subarray(0, 64).toString("hex")}: ${e.message}`,
+          new RelayError(
+            "UNDECODABLE_BLOCK",
+            `undecodable block: ${e.message}`,
+            `${raw.length} bytes, first bytes ${raw.subarray(0, 64).toString("hex")}: ${e.message}`,
+          ),
         );
         return null;
       }
@@ -187,13 +192,14 @@ export class BlockRelay {
           code: e.code,
           reason: e.message,
         });
-        if (e.banScore > 0)
-          this.modules.network.misbehaving(
-            peer,
-            e.banScore,
-            `invalid block: ${e.code}`,
+        reportRelayError(
+          this.modules.network,
+          peer,
+          RelayError.invalidBlock(
+            e,
             `block ${hash.toString("hex")} height ${block.header.height} by ${block.header.producer.toString("hex")} breaks ${e.code}: ${e.message}`,
-          );
+          ),
+        );
         return null;
       }
       this.modules.logger.error(

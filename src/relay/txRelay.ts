@@ -4,26 +4,26 @@ import type { Logger } from "../logging/index.js";
 import { BoundedMap } from "../util/boundedMap.js";
 import type { Clock } from "../util/clock.js";
 import { TokenBucket } from "../util/tokenBucket.js";
-import { MempoolError, isCacheableRejection, type MempoolErrorCode } from "./errors.js";
-import type { Mempool } from "./mempool.js";
-import { defaultTxRelayOptions, type TxRelayOptions } from "./options.js";
+import { MempoolError, isCacheableRejection, type MempoolErrorCode } from "../mempool/errors.js";
+import type { Mempool } from "../mempool/mempool.js";
+import { defaultTxRelayOptions, type TxRelayOptions } from "../mempool/options.js";
+import { RelayError, reportRelayError, type RelayPenaltySink } from "./errors.js";
 
 /**
  * What the relay needs from the P2P layer. The relay keeps, per peer, the txids the peer is known
  * to have (see `TxRelay.filterUnknown`); an implementation of broadcastTxInv asks it for each peer
  * so nothing is announced to a peer that already knows it.
  */
-export interface TxRelayNetwork {
+export interface TxRelayNetwork<P> extends RelayPenaltySink<P> {
   /** Announce to every ready peer (inbound and outbound) that does not already know them. */
-  broadcastTxInv(txids: Buffer[], except?: unknown /* a peer */): void;
+  broadcastTxInv(txids: Buffer[], except?: P): void;
   /** GetTxs → Txs. Resolves with the transactions the peer had (possibly fewer, in any order). */
-  requestTxs(peer: unknown, txids: Buffer[]): Promise<Tx[]>;
-  misbehaving(peer: unknown, score: number, reason: string, evidence?: string): void;
+  requestTxs(peer: P, txids: Buffer[]): Promise<Tx[]>;
 }
 
-export interface TxRelayModules {
+export interface TxRelayModules<P> {
   mempool: Mempool;
-  network: TxRelayNetwork;
+  network: TxRelayNetwork<P>;
   clock: Clock;
   logger: Logger;
   /** When given, the recently-rejected cache is cleared at every new tip (a conflict may be gone). */
@@ -70,10 +70,10 @@ const MAX_PRIMITIVE_PEERS = 1_024;
  *   the excess txids are dropped and the peer pays a small score.
  * Every cache is bounded.
  */
-export class TxRelay {
+export class TxRelay<P = unknown> {
   private readonly opts: TxRelayOptions;
   private readonly mempool: Mempool;
-  private readonly network: TxRelayNetwork;
+  private readonly network: TxRelayNetwork<P>;
   private readonly clock: Clock;
   private readonly logger: Logger;
   private readonly chain: Pick<Chain, "events"> | undefined;
@@ -85,7 +85,7 @@ export class TxRelay {
   private readonly primitivePeers = new BoundedMap<unknown, PeerRelayState>(MAX_PRIMITIVE_PEERS);
 
   /** While a peer's transactions are being accepted: who sent them, and what was accepted. */
-  private batch: { from: unknown; accepted: Buffer[] } | null = null;
+  private batch: { from: P; accepted: Buffer[] } | null = null;
   /**
    * Transactions a reorg returned to the mempool, announced together when it is done: one TxInv
    * per 1,000, instead of one per transaction (which tripped peers' TxInv rate limit and got a
@@ -96,7 +96,7 @@ export class TxRelay {
   private forceAnnounce = false;
   private unsubscribe: Array<() => void> = [];
 
-  constructor(opts: Partial<TxRelayOptions>, modules: TxRelayModules) {
+  constructor(opts: Partial<TxRelayOptions>, modules: TxRelayModules<P>) {
     this.opts = { ...defaultTxRelayOptions, ...stripUndefined(opts) };
     for (const [k, v] of Object.entries(this.opts)) {
       if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
@@ -149,7 +149,7 @@ export class TxRelay {
   }
 
   /** Announces a txid to every ready peer that does not know it, except `except`. */
-  announce(txid: Buffer, except?: unknown): void {
+  announce(txid: Buffer, except?: P): void {
     this.network.broadcastTxInv([txid], except);
   }
 
@@ -157,7 +157,7 @@ export class TxRelay {
    * A peer announced txids: fetch those we lack, then accept them. Never throws; a failed fetch is
    * logged, and the transactions can be fetched from the next peer that announces them.
    */
-  async onTxInv(peer: unknown, txids: Buffer[]): Promise<void> {
+  async onTxInv(peer: P, txids: Buffer[]): Promise<void> {
     const state = this.stateOf(peer);
     const wanted: Buffer[] = [];
     const wantedHex = new Set<string>();
@@ -197,7 +197,7 @@ export class TxRelay {
   }
 
   /** A peer asked for transactions: serve those in the mempool (at most maxServePerRequest). */
-  onGetTxs(txids: Buffer[], peer?: unknown): Tx[] {
+  onGetTxs(txids: Buffer[], peer?: P): Tx[] {
     const state = peer === undefined ? null : this.stateOf(peer);
     const out: Tx[] = [];
     for (const id of txids) {
@@ -214,7 +214,7 @@ export class TxRelay {
    * For the network's broadcastTxInv: the txids this peer is not known to have, which are then
    * marked known (the caller is about to announce them).
    */
-  filterUnknown(peer: unknown, txids: Buffer[]): Buffer[] {
+  filterUnknown(peer: P, txids: Buffer[]): Buffer[] {
     const { known } = this.stateOf(peer);
     const out: Buffer[] = [];
     for (const id of txids) {
@@ -227,16 +227,16 @@ export class TxRelay {
   }
 
   /** Whether the peer is known to have this txid. */
-  knows(peer: unknown, txid: Buffer): boolean {
+  knows(peer: P, txid: Buffer): boolean {
     return this.stateOf(peer).known.has(txid.toString("hex"));
   }
 
-  markKnown(peer: unknown, txids: Buffer[]): void {
+  markKnown(peer: P, txids: Buffer[]): void {
     const { known } = this.stateOf(peer);
     for (const id of txids) known.set(id.toString("hex"), true);
   }
 
-  private acceptFrom(peer: unknown, txs: Tx[], requested: Set<string>): void {
+  private acceptFrom(peer: P, txs: Tx[], requested: Set<string>): void {
     this.batch = { from: peer, accepted: [] };
     try {
       for (const tx of txs) {
@@ -263,21 +263,22 @@ export class TxRelay {
     }
   }
 
-  private onRejected(peer: unknown, hex: string, e: MempoolError): void {
+  private onRejected(peer: P, hex: string, e: MempoolError): void {
     if (e.code === "ALREADY_KNOWN") {
       this.seen.set(hex, true);
       return;
     }
     if (isCacheableRejection(e)) this.rejected.set(hex, e.code);
-    const penalty = rejectionPenalty(e);
-    if (penalty > 0) {
-      this.network.misbehaving(
-        peer,
-        penalty,
+    const penalty = reportRelayError(
+      this.network,
+      peer,
+      new RelayError(
+        "INVALID_TX",
         `invalid transaction ${hex}: ${e.message}`,
         `transaction ${hex} breaks ${e.ruleCode ?? e.code}: ${e.message}`,
-      );
-    }
+        rejectionPenalty(e),
+      ),
+    );
     this.logger.debug("Relayed transaction rejected", {
       txid: hex,
       code: e.code,
@@ -314,7 +315,7 @@ export class TxRelay {
     }
   }
 
-  private stateOf(peer: unknown): PeerRelayState {
+  private stateOf(peer: P): PeerRelayState {
     const isObject = (typeof peer === "object" && peer !== null) || typeof peer === "function";
     const existing = isObject ? this.peers.get(peer as object) : this.primitivePeers.get(peer);
     if (existing) return existing;
