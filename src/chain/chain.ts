@@ -25,6 +25,7 @@ import { blockHash, encodeBlock, type Block, type BlockHeader } from "../primiti
 import { ROUND_WEIGHT_BASE } from "../primitives/constants.js";
 import type { Tx } from "../primitives/tx.js";
 import { ChainStore, StoreError, blockWork, type BlockIndex } from "./chainStore.js";
+import type { ChainEvents, ChainReader } from "./chainReader.js";
 import { BlockError, isPermanentForHash } from "../primitives/errors.js";
 import { findByOperator as findRegistered } from "../consensus/registry.js";
 import { genesisRegistry, type GenesisSpec, buildGenesisBlock } from "../consensus/genesis.js";
@@ -83,16 +84,7 @@ export type ProcessResult =
    */
   | { status: "equivocation"; hash: Buffer; height: number; evidence: Equivocation };
 
-export interface ChainEvents {
-  /** A block became part of the main chain (in order, also during a reorg). */
-  blockConnected: { block: Block; entry: BlockIndex };
-  /** A block left the main chain (tip first, during a reorg). */
-  blockDisconnected: { block: Block; entry: BlockIndex };
-  reorg: { depth: number; oldTip: BlockIndex; newTip: BlockIndex; fork: BlockIndex };
-  tip: BlockIndex;
-  /** New evidence of equivocation was recorded (found here, or received). */
-  evidence: Equivocation;
-}
+export type { ChainEvents };
 
 /** Plain-data options for Chain.open. */
 export interface ChainOptions {
@@ -127,7 +119,7 @@ export function isBetterTip(a: BlockIndex, b: BlockIndex): boolean {
  * so. Every method is synchronous: each state change is one LMDB write transaction that runs to
  * completion before anything else on the event loop, so no lock is needed.
  */
-export class Chain {
+export class Chain implements ChainReader {
   readonly events = new TypedEmitter<ChainEvents>();
   readonly params: ChainParams;
   readonly genesisHash: Buffer;

@@ -1,4 +1,4 @@
-import type { Chain } from "./chain.js";
+import type { ChainReader } from "./chainReader.js";
 import type { BlockIndex } from "./chainStore.js";
 
 /** Dense entries at the tip before the gaps start doubling (bcoin / Bitcoin use 10). */
@@ -23,12 +23,12 @@ export function locatorHeights(height: number): number[] {
 }
 
 /** Main-chain locator from our tip. */
-export function buildLocator(chain: Chain): Buffer[] {
+export function buildLocator(chain: ChainReader): Buffer[] {
   return locatorHeights(chain.height).map((h) => chain.getHashAtHeight(h)!);
 }
 
 /** The newest locator entry on our main chain (the fork point as the peer sees it), or genesis. */
-export function findLocatorFork(chain: Chain, locator: readonly Buffer[]): BlockIndex {
+export function findLocatorFork(chain: ChainReader, locator: readonly Buffer[]): BlockIndex {
   for (const hash of locator) {
     const e = chain.getIndex(hash);
     if (e && chain.isMain(e)) return e;

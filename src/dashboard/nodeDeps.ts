@@ -6,7 +6,7 @@
  * own dashboard once node.ts mounts one, and mounts one on the node's RPC server until then.
  */
 import type { BlockProducer } from "../masternode/producer.js";
-import type { Chain } from "../chain/chain.js";
+import type { ChainReader } from "../chain/chainReader.js";
 import type { MasternodeLiveness } from "../masternode/liveness.js";
 import type { PeerManager } from "../p2p/peerManager.js";
 import type { RpcAuth, RpcServer } from "../rpc/server.js";
@@ -17,7 +17,7 @@ import { mountDashboard, type Dashboard, type DashboardLogger } from "./dashboar
 import type { BlockView, DashboardDeps, DevnetNodeView, SyncStatusView } from "./interface.js";
 
 export interface DashboardNodeParts {
-  readonly chain: Pick<Chain, "tip" | "params" | "getHashAtHeight" | "getIndex" | "getRegistry">;
+  readonly chain: Pick<ChainReader, "tip" | "params" | "getHashAtHeight" | "getIndex" | "getRegistry">;
   readonly peers: Pick<PeerManager, "peerInfo" | "connectionCounts">;
   readonly liveness: Pick<MasternodeLiveness, "list" | "activeCount">;
   readonly producer: Pick<BlockProducer, "status"> | null;
@@ -69,7 +69,7 @@ export function dashboardDepsFor(node: DashboardNodeParts, extras: DashboardExtr
 
 /** The last `n` main-chain blocks, newest first, from the block index (no block bodies read). */
 export function recentBlocks(
-  chain: Pick<Chain, "tip" | "getHashAtHeight" | "getIndex">,
+  chain: Pick<ChainReader, "tip" | "getHashAtHeight" | "getIndex">,
   n: number,
 ): BlockView[] {
   const out: BlockView[] = [];

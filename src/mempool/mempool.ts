@@ -1,5 +1,5 @@
 import type { Block } from "../primitives/block.js";
-import type { Chain } from "../chain/chain.js";
+import type { ChainReader } from "../chain/chainReader.js";
 import { formatAmount } from "../primitives/amount.js";
 import { MAX_BLOCK_TXS } from "../primitives/constants.js";
 import { BlockError } from "../primitives/errors.js";
@@ -30,7 +30,7 @@ export interface MempoolEvents {
 }
 
 export interface MempoolModules {
-  chain: Chain;
+  chain: ChainReader;
   clock: Clock;
   logger: Logger;
 }
@@ -122,7 +122,7 @@ function ratePerKb(unitsPerByte: bigint): string {
 export class Mempool {
   readonly events = new TypedEmitter<MempoolEvents>();
   private readonly opts: MempoolOptions;
-  private readonly chain: Chain;
+  private readonly chain: ChainReader;
   private readonly clock: Clock;
   private readonly logger: Logger;
 

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from "prom-client";
-import type { Chain } from "../chain/chain.js";
+import type { ChainReader } from "../chain/chainReader.js";
 import { TxKind } from "../primitives/tx.js";
 import { scheduledProducer } from "../consensus/schedule.js";
 import type { MasternodeLiveness } from "../masternode/liveness.js";
@@ -9,7 +9,7 @@ import type { PeerManager } from "../p2p/peerManager.js";
 
 /** What NodeMetrics reads. Plain references; it never changes any of them. */
 export interface NodeMetricsSources {
-  chain: Chain;
+  chain: ChainReader;
   peers: PeerManager;
   liveness: MasternodeLiveness;
   mempool: Mempool;

@@ -1,4 +1,4 @@
-import type { Chain } from "../chain/chain.js";
+import type { ChainReader } from "../chain/chainReader.js";
 import { findLocatorFork } from "../chain/locator.js";
 import { ZERO_HASH } from "../crypto/hash.js";
 import {
@@ -21,7 +21,7 @@ const MAX_BLOCKS_RESPONSE_BYTES = 4 * 1024 * 1024;
  * whether this node itself is syncing (sync.enable_coordinator = false still serves).
  */
 export class BlockServer {
-  constructor(private readonly chain: Chain) {}
+  constructor(private readonly chain: ChainReader) {}
 
   /** Answers any of the three requests this server serves; returns false for other types. */
   handle(peer: Peer, msg: Message): boolean {

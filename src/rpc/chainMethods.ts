@@ -1,5 +1,5 @@
 import type { Block } from "../primitives/block.js";
-import type { Chain } from "../chain/chain.js";
+import type { ChainReader } from "../chain/chainReader.js";
 import type { BlockIndex } from "../chain/chainStore.js";
 import { formatAmount } from "../primitives/amount.js";
 import { txid, TxKind, type Tx } from "../primitives/tx.js";
@@ -9,14 +9,14 @@ import { RPC_INVALID_ADDRESS_OR_KEY, RPC_INVALID_PARAMETER, RpcError } from "./e
 import type { RpcServer } from "./server.js";
 
 export interface ChainMethodDeps {
-  chain: Chain;
+  chain: ChainReader;
   /** Seconds since the node started. */
   uptime: () => number;
   /** Asks the node to shut down; the RPC answer goes out first. */
   requestStop: () => void;
 }
 
-function resolveBlock(chain: Chain, v: unknown, name = "hash_or_height"): BlockIndex {
+function resolveBlock(chain: ChainReader, v: unknown, name = "hash_or_height"): BlockIndex {
   if (typeof v === "number") {
     const hash = chain.getHashAtHeight(v);
     if (!hash) {
@@ -35,7 +35,7 @@ function resolveBlock(chain: Chain, v: unknown, name = "hash_or_height"): BlockI
   return e;
 }
 
-export function txToJson(tx: Tx, network: Chain["params"]["network"]): Record<string, unknown> {
+export function txToJson(tx: Tx, network: ChainReader["params"]["network"]): Record<string, unknown> {
   return {
     txid: txid(tx).toString("hex"),
     version: tx.version,
@@ -56,7 +56,7 @@ export function txToJson(tx: Tx, network: Chain["params"]["network"]): Record<st
 }
 
 export function blockToJson(
-  chain: Chain,
+  chain: ChainReader,
   entry: BlockIndex,
   block: Block,
   verbosity: number,

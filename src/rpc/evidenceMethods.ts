@@ -1,9 +1,9 @@
-import type { Chain } from "../chain/chain.js";
+import type { ChainReader } from "../chain/chainReader.js";
 import { describeEquivocation, encodeEquivocation } from "../consensus/evidence.js";
 import type { RpcServer } from "./server.js";
 
 export interface EvidenceMethodDeps {
-  chain: Pick<Chain, "listEvidence">;
+  chain: Pick<ChainReader, "listEvidence">;
 }
 
 /** `listevidence`: the equivocation evidence this node holds, and whether it is on chain. */

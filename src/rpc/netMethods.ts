@@ -1,4 +1,4 @@
-import type { Chain } from "../chain/chain.js";
+import type { ChainReader } from "../chain/chainReader.js";
 import { PROTOCOL_VERSION, USER_AGENT } from "../p2p/constants.js";
 import { PeerManagerError, type PeerManager } from "../p2p/peerManager.js";
 import {
@@ -10,7 +10,7 @@ import {
 import type { RpcServer } from "./server.js";
 
 export interface NetMethodDeps {
-  chain: Chain;
+  chain: ChainReader;
   peers: PeerManager;
   nodeId: Buffer;
 }

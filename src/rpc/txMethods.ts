@@ -1,4 +1,4 @@
-import type { Chain } from "../chain/chain.js";
+import type { ChainReader } from "../chain/chainReader.js";
 import { formatAmount } from "../primitives/amount.js";
 import { decodeTx, encodeTx, txSize, txid as txidOf, type Tx } from "../primitives/tx.js";
 import { AddressError, decodeAddress, type NetworkName } from "../crypto/address.js";
@@ -14,7 +14,7 @@ import type { RpcServer } from "./server.js";
 export const RPC_VERIFY_ALREADY_IN_CHAIN = -27;
 
 export interface TxMethodDeps {
-  chain: Chain;
+  chain: ChainReader;
   mempool: Mempool;
   /** TxRelay.submitLocal, so sendrawtransaction announces to peers; without it, Mempool.accept. */
   relay?: { submitLocal(tx: Tx): { txid: Buffer; fee: bigint }; announce?(txid: Buffer): void };

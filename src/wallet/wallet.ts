@@ -29,7 +29,7 @@ import {
 } from "node:fs";
 import { dirname } from "node:path";
 import type { Block } from "../primitives/block.js";
-import type { Chain } from "../chain/chain.js";
+import type { ChainReader } from "../chain/chainReader.js";
 import { formatAmount } from "../primitives/amount.js";
 import { MAX_MONEY, TX_VERSION } from "../primitives/constants.js";
 import {
@@ -85,7 +85,7 @@ export interface WalletOptions {
 }
 
 export interface WalletModules {
-  chain: Chain;
+  chain: ChainReader;
   mempool: Mempool;
   /** TxRelay.submitLocal, so a send is announced to peers; without it, Mempool.accept. */
   relay?: { submitLocal(tx: Tx): { txid: Buffer; fee: bigint } };
@@ -149,7 +149,7 @@ interface Coin extends SelectableCoin {
 
 export class Wallet {
   private readonly opts: Required<Omit<WalletOptions, "extraKeys">> & { extraKeys: KeyPair[] };
-  private readonly chain: Chain;
+  private readonly chain: ChainReader;
   private readonly mempool: Mempool;
   private readonly relay: WalletModules["relay"];
   private readonly clock: Clock;
