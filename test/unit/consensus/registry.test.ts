@@ -8,17 +8,17 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { blockHash, encodeBlock, type Block } from "../../src/primitives/block.js";
-import { buildBlock } from "../../src/consensus/blockBuilder.js";
-import type { ProcessResult } from "../../src/chain/chain.js";
-import { StoreError, type BlockIndex } from "../../src/chain/chainStore.js";
-import { BLOCK_REWARD } from "../../src/primitives/constants.js";
-import { BlockError, type BlockErrorCode } from "../../src/primitives/errors.js";
-import { TxKind, txid, type OutPoint, type Tx, type TxOut } from "../../src/primitives/tx.js";
-import { checkBlockSanity, checkTxInputs, checkTxSanity } from "../../src/consensus/validation.js";
-import { pubkeyHash } from "../../src/crypto/address.js";
-import type { KeyPair } from "../../src/crypto/ed25519.js";
-import { sha256 } from "../../src/crypto/hash.js";
+import { blockHash, encodeBlock, type Block } from "../../../src/primitives/block.js";
+import { buildBlock } from "../../../src/consensus/blockBuilder.js";
+import type { ProcessResult } from "../../../src/chain/chain.js";
+import { StoreError, type BlockIndex } from "../../../src/chain/chainStore.js";
+import { BLOCK_REWARD } from "../../../src/primitives/constants.js";
+import { BlockError, type BlockErrorCode } from "../../../src/primitives/errors.js";
+import { TxKind, txid, type OutPoint, type Tx, type TxOut } from "../../../src/primitives/tx.js";
+import { checkBlockSanity, checkTxInputs, checkTxSanity } from "../../../src/consensus/validation.js";
+import { pubkeyHash } from "../../../src/crypto/address.js";
+import type { KeyPair } from "../../../src/crypto/ed25519.js";
+import { sha256 } from "../../../src/crypto/hash.js";
 import {
   MAX_REGISTRY_SIZE,
   findByOperator,
@@ -26,7 +26,7 @@ import {
   sortRegistry,
   type MasternodeEntry,
   type Registry,
-} from "../../src/consensus/registry.js";
+} from "../../../src/consensus/registry.js";
 import {
   MAX_REGISTRATIONS_PER_BLOCK,
   buildSignedTx,
@@ -43,10 +43,10 @@ import {
   type InputSpec,
   type RegisterBody,
   type RegistryTxCheck,
-} from "../../src/consensus/registryTx.js";
-import { coinbaseOutputs } from "../../src/consensus/rewards.js";
-import { EPOCH_BLOCKS, scheduledProducer, slotStart } from "../../src/consensus/schedule.js";
-import { TIER_COLLATERAL, TIER_WEIGHT, Tier } from "../../src/consensus/tier.js";
+} from "../../../src/consensus/registryTx.js";
+import { coinbaseOutputs } from "../../../src/consensus/rewards.js";
+import { EPOCH_BLOCKS, scheduledProducer, slotStart } from "../../../src/consensus/schedule.js";
+import { TIER_COLLATERAL, TIER_WEIGHT, Tier } from "../../../src/consensus/tier.js";
 import {
   ChainHarness,
   COIN,
@@ -55,7 +55,7 @@ import {
   testKey,
   testKeys,
   type Coin,
-} from "../helpers/chainFixture.js";
+} from "../../helpers/chainFixture.js";
 
 const mns = testKeys("mn", 3);
 const owner = testKey("owner", 0);

@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ChainHarness, COIN, makeTransfer, testGenesis, testKey, testKeys } from "../helpers/chainFixture.js";
-import { pubkeyHash } from "../../src/crypto/address.js";
+import {
+  ChainHarness,
+  COIN,
+  makeTransfer,
+  testGenesis,
+  testKey,
+  testKeys,
+} from "../../helpers/chainFixture.js";
+import { pubkeyHash } from "../../../src/crypto/address.js";
 
 test("a chain connects blocks with transfers and moves its tip", async () => {
   const mns = testKeys("mn", 3);

@@ -7,7 +7,7 @@ import {
   MEMORY_LOGGER_CAPACITY,
   nullLogger,
   type LogLevel,
-} from "../../src/logging/index.js";
+} from "../../../src/logging/index.js";
 
 /** A stream that collects what is written to it. */
 function sink() {

@@ -2,7 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import fc from "fast-check";
-import { base58Decode, base58Encode } from "../../src/crypto/base58.js";
+import { base58Decode, base58Encode } from "../../../src/crypto/base58.js";
 import {
   ADDRESS_HASH_LEN,
   AddressError,
@@ -13,7 +13,7 @@ import {
   pubkeyHash,
   type AddressErrorCode,
   type NetworkName,
-} from "../../src/crypto/address.js";
+} from "../../../src/crypto/address.js";
 
 const hex = (s: string) => Buffer.from(s, "hex");
 const ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";

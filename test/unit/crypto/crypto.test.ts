@@ -13,7 +13,7 @@ import {
   sha256Parts,
   sha256d,
   toHex,
-} from "../../src/crypto/hash.js";
+} from "../../../src/crypto/hash.js";
 import {
   KeyPair,
   PUBKEY_LEN,
@@ -22,8 +22,8 @@ import {
   publicKeyCacheSize,
   publicKeyObject,
   verifySignature,
-} from "../../src/crypto/ed25519.js";
-import { loadOrCreateKeyFile, readKeyFile, writeKeyFile } from "../../src/crypto/keyFile.js";
+} from "../../../src/crypto/ed25519.js";
+import { loadOrCreateKeyFile, readKeyFile, writeKeyFile } from "../../../src/crypto/keyFile.js";
 
 const hex = (s: string) => Buffer.from(s, "hex");
 const refSha256 = (b: Uint8Array) => createHash("sha256").update(b).digest();

@@ -5,18 +5,18 @@ import { request, type IncomingHttpHeaders } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { RpcCallError, RpcClient, RpcTransportError } from "../../src/rpc/client.js";
-import { readCookie } from "../../src/rpc/cookie.js";
-import { RpcError } from "../../src/rpc/errors.js";
+import { RpcCallError, RpcClient, RpcTransportError } from "../../../src/rpc/client.js";
+import { readCookie } from "../../../src/rpc/cookie.js";
+import { RpcError } from "../../../src/rpc/errors.js";
 import {
   isLoopbackHost,
   RpcServer,
   toRpcJson,
   type RpcLogger,
   type RpcServerOptions,
-} from "../../src/rpc/server.js";
-import { SystemClock } from "../../src/util/clock.js";
-import { CryptoRandom, SeededRandom } from "../../src/util/random.js";
+} from "../../../src/rpc/server.js";
+import { SystemClock } from "../../../src/util/clock.js";
+import { CryptoRandom, SeededRandom } from "../../../src/util/random.js";
 
 interface LogEntry {
   level: "info" | "warn" | "error";

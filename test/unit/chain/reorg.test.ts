@@ -10,13 +10,13 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { blockHash, type Block } from "../../src/primitives/block.js";
-import type { ProcessResult } from "../../src/chain/chain.js";
-import { StoreError } from "../../src/chain/chainStore.js";
-import { BlockError } from "../../src/primitives/errors.js";
-import { txid } from "../../src/primitives/tx.js";
-import { pubkeyHash } from "../../src/crypto/address.js";
-import { sha256 } from "../../src/crypto/hash.js";
+import { blockHash, type Block } from "../../../src/primitives/block.js";
+import type { ProcessResult } from "../../../src/chain/chain.js";
+import { StoreError } from "../../../src/chain/chainStore.js";
+import { BlockError } from "../../../src/primitives/errors.js";
+import { txid } from "../../../src/primitives/tx.js";
+import { pubkeyHash } from "../../../src/crypto/address.js";
+import { sha256 } from "../../../src/crypto/hash.js";
 import {
   ChainHarness,
   COIN,
@@ -26,7 +26,7 @@ import {
   testGenesis,
   testKey,
   testKeys,
-} from "../helpers/chainFixture.js";
+} from "../../helpers/chainFixture.js";
 
 const mns = testKeys("mn", 3);
 const alice = testKey("alice", 0);

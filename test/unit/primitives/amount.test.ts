@@ -11,8 +11,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { formatAmount, parseAmount } from "../../src/primitives/amount.js";
-import { COIN, MAX_MONEY } from "../../src/primitives/constants.js";
+import { formatAmount, parseAmount } from "../../../src/primitives/amount.js";
+import { COIN, MAX_MONEY } from "../../../src/primitives/constants.js";
 
 const FORMAT_RE = /^\d+\.\d{8}$/;
 

@@ -11,16 +11,16 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { blockHash, encodeBlock, type Block } from "../../src/primitives/block.js";
-import { Chain, SIDE_BRANCH_WORK_MARGIN } from "../../src/chain/chain.js";
-import { ManualClock } from "../../src/util/clock.js";
-import { ChainStore, blockWork, type BlockIndex } from "../../src/chain/chainStore.js";
-import { verifyChain } from "../../src/node/verify.js";
-import { ROUND_WEIGHT_BASE } from "../../src/primitives/constants.js";
-import { TxKind } from "../../src/primitives/tx.js";
-import { evidenceTx } from "../../src/consensus/evidence.js";
-import { sortRegistry, type MasternodeEntry, type Registry } from "../../src/consensus/registry.js";
-import { makeRegisterTx } from "../../src/consensus/registryTx.js";
+import { blockHash, encodeBlock, type Block } from "../../../src/primitives/block.js";
+import { Chain, SIDE_BRANCH_WORK_MARGIN } from "../../../src/chain/chain.js";
+import { ManualClock } from "../../../src/util/clock.js";
+import { ChainStore, blockWork, type BlockIndex } from "../../../src/chain/chainStore.js";
+import { verifyChain } from "../../../src/node/verify.js";
+import { ROUND_WEIGHT_BASE } from "../../../src/primitives/constants.js";
+import { TxKind } from "../../../src/primitives/tx.js";
+import { evidenceTx } from "../../../src/consensus/evidence.js";
+import { sortRegistry, type MasternodeEntry, type Registry } from "../../../src/consensus/registry.js";
+import { makeRegisterTx } from "../../../src/consensus/registryTx.js";
 import {
   EPOCH_BLOCKS,
   anchorHeightOf,
@@ -29,12 +29,12 @@ import {
   scheduledProducer,
   slotStart,
   type EpochSchedule,
-} from "../../src/consensus/schedule.js";
-import { TIER_COLLATERAL, TIER_WEIGHT, Tier } from "../../src/consensus/tier.js";
-import { pubkeyHash } from "../../src/crypto/address.js";
-import { sha256 } from "../../src/crypto/hash.js";
-import { BlockError } from "../../src/primitives/errors.js";
-import { SeededRandom } from "../../src/util/random.js";
+} from "../../../src/consensus/schedule.js";
+import { TIER_COLLATERAL, TIER_WEIGHT, Tier } from "../../../src/consensus/tier.js";
+import { pubkeyHash } from "../../../src/crypto/address.js";
+import { sha256 } from "../../../src/crypto/hash.js";
+import { BlockError } from "../../../src/primitives/errors.js";
+import { SeededRandom } from "../../../src/util/random.js";
 import {
   ChainHarness,
   COIN,
@@ -43,7 +43,7 @@ import {
   testKey,
   testKeys,
   tempDir,
-} from "../helpers/chainFixture.js";
+} from "../../helpers/chainFixture.js";
 
 const mns = testKeys("safety-mn", 6);
 const attacker = mns[0]!;

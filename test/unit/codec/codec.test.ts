@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { CodecError, Reader, Writer, decodeExact, type CodecErrorCode } from "../../src/codec/index.js";
+import { CodecError, Reader, Writer, decodeExact, type CodecErrorCode } from "../../../src/codec/index.js";
 
 const CODES: readonly CodecErrorCode[] = [
   "OUT_OF_BOUNDS",

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, describe, it } from "node:test";
-import { addressFromPubkey } from "../../src/crypto/address.js";
+import { addressFromPubkey } from "../../../src/crypto/address.js";
 import {
   ConfigError,
   defaultConfig,
@@ -18,8 +18,8 @@ import {
   type ConfigErrorCode,
   type ConfigOverrides,
   type NetworkName,
-} from "../../src/config/index.js";
-import { SECTION_SCHEMAS } from "../../src/config/schema.js";
+} from "../../../src/config/index.js";
+import { SECTION_SCHEMAS } from "../../../src/config/schema.js";
 
 const DATA = resolve("/tmp/timecoin-test-data");
 const SOURCE = "/etc/timecoin/config.toml";

@@ -7,18 +7,18 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { blockHash, type Block } from "../../src/primitives/block.js";
-import { blockWork } from "../../src/chain/chainStore.js";
-import { buildBlock } from "../../src/consensus/blockBuilder.js";
-import { BLOCK_REWARD, MAX_MONEY } from "../../src/primitives/constants.js";
-import { BlockError, type BlockErrorCode } from "../../src/primitives/errors.js";
-import { GenesisError, makeGenesisSpec } from "../../src/consensus/genesis.js";
-import { TxKind, txid, type OutPoint, type Tx } from "../../src/primitives/tx.js";
-import { checkHeaderContext, checkBlockSanity, checkTxSanity } from "../../src/consensus/validation.js";
-import { addressFromPubkey, pubkeyHash } from "../../src/crypto/address.js";
-import { sha256 } from "../../src/crypto/hash.js";
-import { scheduledProducer, slotStart } from "../../src/consensus/schedule.js";
-import { TIER_WEIGHT, Tier } from "../../src/consensus/tier.js";
+import { blockHash, type Block } from "../../../src/primitives/block.js";
+import { blockWork } from "../../../src/chain/chainStore.js";
+import { buildBlock } from "../../../src/consensus/blockBuilder.js";
+import { BLOCK_REWARD, MAX_MONEY } from "../../../src/primitives/constants.js";
+import { BlockError, type BlockErrorCode } from "../../../src/primitives/errors.js";
+import { GenesisError, makeGenesisSpec } from "../../../src/consensus/genesis.js";
+import { TxKind, txid, type OutPoint, type Tx } from "../../../src/primitives/tx.js";
+import { checkHeaderContext, checkBlockSanity, checkTxSanity } from "../../../src/consensus/validation.js";
+import { addressFromPubkey, pubkeyHash } from "../../../src/crypto/address.js";
+import { sha256 } from "../../../src/crypto/hash.js";
+import { scheduledProducer, slotStart } from "../../../src/consensus/schedule.js";
+import { TIER_WEIGHT, Tier } from "../../../src/consensus/tier.js";
 import {
   ChainHarness,
   COIN,
@@ -29,7 +29,7 @@ import {
   testKey,
   testKeys,
   type Coin,
-} from "../helpers/chainFixture.js";
+} from "../../helpers/chainFixture.js";
 
 const mns = testKeys("mn", 3);
 const alice = testKey("alice", 0);

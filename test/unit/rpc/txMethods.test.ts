@@ -6,25 +6,25 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { encodeTx, txid, type Tx } from "../../src/primitives/tx.js";
-import { addressFromPubkey, pubkeyHash } from "../../src/crypto/address.js";
-import { nullLogger } from "../../src/logging/index.js";
-import { Mempool } from "../../src/mempool/mempool.js";
-import { TxRelay } from "../../src/relay/txRelay.js";
-import { RpcCallError, RpcClient } from "../../src/rpc/client.js";
+import { encodeTx, txid, type Tx } from "../../../src/primitives/tx.js";
+import { addressFromPubkey, pubkeyHash } from "../../../src/crypto/address.js";
+import { nullLogger } from "../../../src/logging/index.js";
+import { Mempool } from "../../../src/mempool/mempool.js";
+import { TxRelay } from "../../../src/relay/txRelay.js";
+import { RpcCallError, RpcClient } from "../../../src/rpc/client.js";
 import {
   RPC_DESERIALIZATION_ERROR,
   RPC_INVALID_ADDRESS_OR_KEY,
   RPC_TYPE_ERROR,
   RPC_VERIFY_REJECTED,
   RPC_WALLET_INSUFFICIENT_FUNDS,
-} from "../../src/rpc/errors.js";
-import { RpcServer } from "../../src/rpc/server.js";
-import { RPC_VERIFY_ALREADY_IN_CHAIN, registerTxMethods } from "../../src/rpc/txMethods.js";
-import { registerWalletMethods } from "../../src/rpc/walletMethods.js";
-import { SystemClock } from "../../src/util/clock.js";
-import { SeededRandom } from "../../src/util/random.js";
-import { Wallet } from "../../src/wallet/wallet.js";
+} from "../../../src/rpc/errors.js";
+import { RpcServer } from "../../../src/rpc/server.js";
+import { RPC_VERIFY_ALREADY_IN_CHAIN, registerTxMethods } from "../../../src/rpc/txMethods.js";
+import { registerWalletMethods } from "../../../src/rpc/walletMethods.js";
+import { SystemClock } from "../../../src/util/clock.js";
+import { SeededRandom } from "../../../src/util/random.js";
+import { Wallet } from "../../../src/wallet/wallet.js";
 import {
   ChainHarness,
   COIN,
@@ -34,7 +34,7 @@ import {
   testKey,
   testKeys,
   type Coin,
-} from "../helpers/chainFixture.js";
+} from "../../helpers/chainFixture.js";
 
 const mns = testKeys("mn", 3);
 const alice = testKey("alice", 0); // the wallet's funded key

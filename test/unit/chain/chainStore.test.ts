@@ -5,15 +5,15 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { blockHash, encodeBlock, type Block } from "../../src/primitives/block.js";
-import { Chain } from "../../src/chain/chain.js";
-import { StoreError } from "../../src/chain/chainStore.js";
-import { BlockError } from "../../src/primitives/errors.js";
-import { makeGenesisSpec } from "../../src/consensus/genesis.js";
-import { txid, type Tx } from "../../src/primitives/tx.js";
-import { pubkeyHash } from "../../src/crypto/address.js";
-import { sha256 } from "../../src/crypto/hash.js";
-import { ManualClock } from "../../src/util/clock.js";
+import { blockHash, encodeBlock, type Block } from "../../../src/primitives/block.js";
+import { Chain } from "../../../src/chain/chain.js";
+import { StoreError } from "../../../src/chain/chainStore.js";
+import { BlockError } from "../../../src/primitives/errors.js";
+import { makeGenesisSpec } from "../../../src/consensus/genesis.js";
+import { txid, type Tx } from "../../../src/primitives/tx.js";
+import { pubkeyHash } from "../../../src/crypto/address.js";
+import { sha256 } from "../../../src/crypto/hash.js";
+import { ManualClock } from "../../../src/util/clock.js";
 import {
   ChainHarness,
   COIN,
@@ -23,7 +23,7 @@ import {
   testKeys,
   type ChainSnapshot,
   type Coin,
-} from "../helpers/chainFixture.js";
+} from "../../helpers/chainFixture.js";
 
 const mns = testKeys("mn", 3);
 const users = testKeys("user", 3);

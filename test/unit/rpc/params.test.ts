@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { INVALID_PARAMS, RpcError } from "../../src/rpc/errors.js";
+import { INVALID_PARAMS, RpcError } from "../../../src/rpc/errors.js";
 import {
   describeParams,
   parseParam,
@@ -8,7 +8,7 @@ import {
   synopsis,
   validateParamSpecs,
   type ParamSpec,
-} from "../../src/rpc/params.js";
+} from "../../../src/rpc/params.js";
 
 const HASH = "AB".repeat(32);
 

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { BlockError } from "../../src/primitives/errors.js";
-import { ChainHarness, tempDir, testGenesis, testKeys } from "../helpers/chainFixture.js";
-import { Chain } from "../../src/chain/chain.js";
+import { BlockError } from "../../../src/primitives/errors.js";
+import { ChainHarness, tempDir, testGenesis, testKeys } from "../../helpers/chainFixture.js";
+import { Chain } from "../../../src/chain/chain.js";
 
 test("processBlocks commits a batch at once, stops at an invalid block, and fires events only after commit", async () => {
   const mns = testKeys("batch", 3);
