@@ -286,7 +286,7 @@ export class TimeNode {
         clock: modules.clock,
         random: modules.random,
         logger: modules.logger.child({ module: "p2p" }),
-        transport: modules.transport ?? new TcpTransport(),
+        transport: modules.transport ?? new TcpTransport(modules.clock),
         local,
         isRegisteredMasternode: (pk) => findByOperator(this.chain.getRegistry(), pk) !== undefined,
         registeredMasternodeCount: () => {

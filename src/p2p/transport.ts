@@ -1,8 +1,9 @@
 import { connect, createServer, type Server, type Socket } from "node:net";
+import { SystemClock, type Clock } from "../util/clock.js";
 
 /**
- * A byte-stream connection. The TCP implementation wraps a socket; the simulator will provide an
- * in-memory one. Peer code sees only this interface.
+ * A byte-stream connection. The TCP implementation wraps a socket; MemoryTransport
+ * (memoryTransport.ts) provides an in-memory one. Peer code sees only this interface.
  */
 export interface Connection {
   readonly remoteHost: string;
@@ -46,7 +47,10 @@ class TcpConnection implements Connection {
   private closeFns: Array<(err?: Error) => void> = [];
   private lastError: Error | undefined;
 
-  constructor(private readonly socket: Socket) {
+  constructor(
+    private readonly socket: Socket,
+    private readonly clock: Clock,
+  ) {
     this.remoteHost = normaliseHost(socket.remoteAddress ?? "");
     this.remotePort = socket.remotePort ?? 0;
     this.localHost = normaliseHost(socket.localAddress ?? "");
@@ -91,7 +95,7 @@ class TcpConnection implements Connection {
     this.socket.resume();
     this.socket.end();
     // A peer that never reads must not hold the socket open forever.
-    setTimeout(() => this.socket.destroy(), 2_000).unref();
+    this.clock.setTimeout(() => this.socket.destroy(), 2_000);
   }
   destroy(): void {
     this.socket.destroy();
@@ -103,11 +107,14 @@ export function normaliseHost(h: string): string {
   return h.startsWith("::ffff:") && h.includes(".") ? h.slice(7) : h;
 }
 
+/** TCP. Its timers (the dial timeout, the forced close after end) go through `clock`. */
 export class TcpTransport implements Transport {
+  constructor(private readonly clock: Clock = new SystemClock()) {}
+
   listen(host: string, port: number, onConnection: (c: Connection) => void): Promise<Listener> {
     return new Promise((resolve, reject) => {
       const server: Server = createServer({ noDelay: true }, (socket) =>
-        onConnection(new TcpConnection(socket)),
+        onConnection(new TcpConnection(socket, this.clock)),
       );
       server.maxConnections = 10_000;
       server.once("error", reject);
@@ -128,18 +135,17 @@ export class TcpTransport implements Transport {
   dial(host: string, port: number, opts: { timeoutMs: number; localHost?: string }): Promise<Connection> {
     return new Promise((resolve, reject) => {
       const socket = connect({ host, port, ...(opts.localHost ? { localAddress: opts.localHost } : {}) });
-      const timer = setTimeout(() => {
+      const timer = this.clock.setTimeout(() => {
         socket.destroy();
         reject(new Error(`connect to ${host}:${port} timed out after ${opts.timeoutMs} ms`));
       }, opts.timeoutMs);
-      timer.unref();
       socket.once("connect", () => {
-        clearTimeout(timer);
+        timer.cancel();
         socket.removeAllListeners("error");
-        resolve(new TcpConnection(socket));
+        resolve(new TcpConnection(socket, this.clock));
       });
       socket.once("error", (e) => {
-        clearTimeout(timer);
+        timer.cancel();
         socket.destroy();
         reject(e);
       });
