@@ -1,4 +1,4 @@
-// Runs every test file under test/unit and test/e2e through node:test. Node 20's --test takes
+// Runs every test file under test/unit, test/sim and test/e2e through node:test. Node 20's --test takes
 // no globs, so the files are listed here explicitly. Pass file paths to run a subset.
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -17,7 +17,7 @@ function collect(dir) {
 }
 
 const args = process.argv.slice(2);
-const files = args.length > 0 ? args : [...collect("test/unit"), ...collect("test/e2e")];
+const files = args.length > 0 ? args : [...collect("test/unit"), ...collect("test/sim"), ...collect("test/e2e")];
 const concurrency = process.env.TEST_CONCURRENCY ?? "2";
 const res = spawnSync(
   process.execPath,

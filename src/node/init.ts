@@ -33,6 +33,8 @@ export function initDataDir(opts: {
   genesis?: GenesisSpec;
   set?: ConfigOverrides;
   operatorKey?: KeyPair;
+  /** The node identity (default: a new random key). Simulations pass seeded keys. */
+  nodeKey?: KeyPair;
   now: number;
 }): InitResult {
   const dir = resolve(opts.dir);
@@ -69,7 +71,7 @@ export function initDataDir(opts: {
   const template = renderConfigTemplate(opts.network, dir, set);
   ensureFreshDir(dir);
   const paths = dataDirPaths(dir);
-  const nodeKey = KeyPair.generate();
+  const nodeKey = opts.nodeKey ?? KeyPair.generate();
   writeKeyFile(paths.nodeKey, nodeKey);
   if (operatorKey) writeKeyFile(paths.operatorKey, operatorKey);
   writeFileSync(paths.genesis, genesisToJson(genesis), { mode: 0o644 });
