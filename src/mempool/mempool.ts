@@ -1,86 +1,31 @@
+/**
+ * The mempool: the pool of valid unconfirmed transactions, its indexes and caps, and how it
+ * follows the chain. Admission checks live in admission.ts, block selection in blockTemplate.ts,
+ * the entry record and graph walks in entry.ts, the public types in types.ts.
+ */
 import type { Block } from "../primitives/block.js";
 import type { ChainReader } from "../chain/chainReader.js";
-import { formatAmount } from "../primitives/amount.js";
 import { MAX_BLOCK_TXS } from "../primitives/constants.js";
-import { BlockError } from "../primitives/errors.js";
-import { TxKind, outpointKey, txSize, txid as txidOf, type OutPoint, type Tx } from "../primitives/tx.js";
+import { outpointKey, txid as txidOf, type OutPoint, type Tx } from "../primitives/tx.js";
 import type { UtxoEntry, UtxoView } from "../primitives/utxo.js";
-import { checkTxInputs, checkTxSanity } from "../consensus/validation.js";
-import {
-  MAX_REGISTRATIONS_PER_BLOCK,
-  checkRegistryTx,
-  checkRegistryTxSanity,
-  isRegistryTxKind,
-} from "../consensus/registryTx.js";
+import { checkRegistryTx, isRegistryTxKind } from "../consensus/registryTx.js";
 import type { Logger } from "../logging/index.js";
 import type { Clock, TimerHandle } from "../util/clock.js";
 import { TypedEmitter } from "../util/typedEmitter.js";
-import { MempoolError, STATE_DEPENDENT_RULES } from "./errors.js";
+import { checkAdmission, type AdmissionPool } from "./admission.js";
+import { selectForBlock } from "./blockTemplate.js";
+import { MIN_TX_SIZE, compareRate, descendantsOf, type Entry } from "./entry.js";
+import { ratePerKb } from "./feeRate.js";
 import { defaultMempoolOptions, type MempoolOptions } from "./options.js";
+import type { MempoolEntryInfo, MempoolEvents, MempoolInfo, RemovalReason } from "./types.js";
 
-export type RemovalReason = "block" | "conflict" | "evicted" | "expired" | "reorg";
-
-export interface MempoolEvents {
-  /** A transaction entered the mempool (accepted, or back from a disconnected block). */
-  txAdded: { tx: Tx; txid: Buffer; fee: bigint };
-  txRemoved: { txid: Buffer; reason: RemovalReason };
-  /** Transactions came back after a reorg; the txAdded events for them sit between these two. */
-  reconcileStart: void;
-  reconcileEnd: void;
-}
+export type { MempoolEntryInfo, MempoolEvents, MempoolInfo, RemovalReason } from "./types.js";
+export { formatFeeRate } from "./feeRate.js";
 
 export interface MempoolModules {
   chain: ChainReader;
   clock: Clock;
   logger: Logger;
-}
-
-/** One mempool transaction as getrawmempool (verbose) shows it. */
-export interface MempoolEntryInfo {
-  txid: Buffer;
-  tx: Tx;
-  fee: bigint;
-  size: number;
-  /** When it entered the mempool (ms since the epoch, from the injected clock). */
-  time: number;
-  /** In-mempool parents: transactions whose outputs it spends. */
-  depends: Buffer[];
-  /** In-mempool children. */
-  spentBy: Buffer[];
-}
-
-export interface MempoolInfo {
-  loaded: true;
-  /** Number of transactions. */
-  size: number;
-  /** Sum of their serialized sizes. */
-  bytes: number;
-  /** Estimated memory held, serialized bytes plus per-entry objects. */
-  usage: number;
-  /** The byte cap (maxBytes). */
-  maxmempool: number;
-  /** The count cap (maxCount). */
-  maxcount: number;
-  /** Minimum relay fee in TIME per 1,000 bytes (bitcoind's unit), as a decimal string. */
-  minrelaytxfee: string;
-  /** The same in units per byte. */
-  minrelayfeerate: bigint;
-  /** Fee rate (TIME per 1,000 bytes) a transaction needs now: the minimum, or more when full. */
-  mempoolminfee: string;
-}
-
-interface Entry {
-  tx: Tx;
-  txid: Buffer;
-  hex: string;
-  fee: bigint;
-  size: number;
-  time: number;
-  /** Hex txids of in-mempool parents and children. */
-  parents: Set<string>;
-  children: Set<string>;
-  /** Registry claims (operator, collateral) of a registry transaction. */
-  claims?: string[];
 }
 
 /**
@@ -89,26 +34,6 @@ interface Entry {
  * on Node 20 with 10,000 decoded one-input, two-output transfers: ~2.7 KB per entry.
  */
 const ENTRY_OVERHEAD_BYTES = 2_700;
-/** The smallest transfer: one input, one output. A block with less room left than this is full. */
-const MIN_TX_SIZE = 17 + 132 + 28;
-
-/** Orders by fee rate (fee/size, exact), then by txid so the order is total and deterministic. */
-function compareRate(a: Entry, b: Entry): number {
-  const l = a.fee * BigInt(b.size);
-  const r = b.fee * BigInt(a.size);
-  if (l !== r) return l < r ? -1 : 1;
-  return a.hex < b.hex ? -1 : a.hex > b.hex ? 1 : 0;
-}
-
-/** "1.25 units/byte", rounded down to two decimals. */
-export function formatFeeRate(fee: bigint, size: number): string {
-  const hundredths = (fee * 100n) / BigInt(Math.max(1, size));
-  return `${hundredths / 100n}.${(hundredths % 100n).toString().padStart(2, "0")} units/byte`;
-}
-
-function ratePerKb(unitsPerByte: bigint): string {
-  return formatAmount(unitsPerByte * 1000n);
-}
 
 /**
  * The pool of valid unconfirmed transactions. Every transaction in it is valid against the chain
@@ -161,6 +86,11 @@ export class Mempool {
     isSlashed: (op: Uint8Array): boolean => this.chain.storage.isSlashed(op),
   };
 
+  /** A pooled entry by hex txid; reads the live map (reconcile replaces it). */
+  private readonly lookup = (hex: string): Entry | undefined => this.pool.get(hex);
+  /** What admission reads of the pool; each lookup goes to the live maps. */
+  private readonly admission: AdmissionPool;
+
   constructor(opts: Partial<MempoolOptions>, modules: MempoolModules) {
     this.opts = { ...defaultMempoolOptions, ...stripUndefined(opts) };
     for (const k of [
@@ -178,6 +108,18 @@ export class Mempool {
     this.chain = modules.chain;
     this.clock = modules.clock;
     this.logger = modules.logger;
+    this.admission = {
+      opts: this.opts,
+      chain: this.chain,
+      view: this.view,
+      now: () => this.clock.now(),
+      get: this.lookup,
+      spender: (outpoint) => this.spends.get(outpoint),
+      claimHolder: (claim) => this.mnClaims.get(claim),
+      count: () => this.pool.size,
+      bytes: () => this.totalBytes,
+      byRate: () => this.byRate,
+    };
   }
 
   /** Follows the chain's events and starts the expiry sweep. */
@@ -294,41 +236,7 @@ export class Mempool {
    * (with its descendants) and smaller ones after it may still fit.
    */
   selectForBlock(maxBytes: number, maxTxs = MAX_BLOCK_TXS - 1): { txs: Tx[]; fees: bigint } {
-    const heap = new Heap<Entry>((a, b) => compareRate(b, a) < 0);
-    const waiting = new Map<string, number>();
-    for (const e of this.pool.values()) {
-      if (e.parents.size === 0) heap.push(e);
-      else waiting.set(e.hex, e.parents.size);
-    }
-    const txs: Tx[] = [];
-    let fees = 0n;
-    let used = 0;
-    let registrations = 0;
-    const maxCount = Math.min(maxTxs, MAX_BLOCK_TXS - 1);
-    while (heap.size > 0 && maxBytes - used >= MIN_TX_SIZE && txs.length < maxCount) {
-      const e = heap.pop()!;
-      if (used + e.size > maxBytes) continue;
-      // R18: a block holds at most MAX_REGISTRATIONS_PER_BLOCK registrations; the rest wait for
-      // the next block (their descendants with them, since they are never released here).
-      if (e.tx.kind === TxKind.MasternodeRegister) {
-        if (registrations >= MAX_REGISTRATIONS_PER_BLOCK) continue;
-        registrations++;
-      }
-      txs.push(e.tx);
-      fees += e.fee;
-      used += e.size;
-      for (const c of e.children) {
-        const left = (waiting.get(c) ?? 1) - 1;
-        if (left > 0) {
-          waiting.set(c, left);
-        } else {
-          waiting.delete(c);
-          const child = this.pool.get(c);
-          if (child) heap.push(child);
-        }
-      }
-    }
-    return { txs, fees };
+    return selectForBlock(this.pool.values(), this.lookup, maxBytes, maxTxs);
   }
 
   /** Removes transactions older than expiryMs, with their descendants. Runs on a timer. */
@@ -347,247 +255,18 @@ export class Mempool {
   // ---- admission ----
 
   /**
-   * Checks and inserts. Mode "relay" applies every policy; "reorg" (a transaction from a
-   * disconnected block) skips the fee minimum and the size cap, since it was good enough for a
-   * block, and never evicts (the caller trims to the caps afterwards).
+   * Checks (checkAdmission), evicts what its plan names, and inserts. Mode "relay" applies every
+   * policy; "reorg" (a transaction from a disconnected block) skips the fee minimum and the size
+   * cap, since it was good enough for a block, and never evicts (the caller trims to the caps
+   * afterwards).
    */
   private admit(tx: Tx, id: Buffer, mode: "relay" | "reorg"): Entry {
-    const hex = id.toString("hex");
-    if (this.pool.has(hex)) {
-      throw new MempoolError("ALREADY_KNOWN", `transaction ${hex} is already in the mempool`);
-    }
-    if (tx.kind === TxKind.Coinbase) {
-      throw new MempoolError(
-        "COINBASE",
-        "a coinbase transaction is only valid as the first transaction of a block",
-        { banScore: 100 },
-      );
-    }
-    if (tx.kind !== TxKind.Transfer && !isRegistryTxKind(tx.kind)) {
-      throw new MempoolError("INVALID", `transaction kind ${tx.kind} is not admitted to the mempool`, {
-        ruleCode: "UNSUPPORTED_TX_KIND",
-        banScore: 0,
-      });
-    }
-    const size = txSize(tx);
-    if (mode === "relay" && size > this.opts.maxTxSize) {
-      throw new MempoolError(
-        "TOO_LARGE",
-        `transaction is ${size} bytes, over the relay limit of ${this.opts.maxTxSize} bytes`,
-      );
-    }
-    try {
-      checkTxSanity(tx);
-    } catch (e) {
-      throw fromBlockError(e);
-    }
-    const loc = this.chain.storage.getTxLocation(id);
-    if (loc) {
-      throw new MempoolError(
-        "ALREADY_KNOWN",
-        `transaction ${hex} is already in block ${loc.blockHash.toString("hex")}`,
-      );
-    }
-    for (const input of tx.inputs) {
-      const k = outpointKey(input.prevout);
-      const spender = this.spends.get(k);
-      if (spender !== undefined) {
-        throw new MempoolError("CONFLICT", `input ${k} is already spent by mempool transaction ${spender}`, {
-          context: { outpoint: k, conflict: spender },
-        });
-      }
-    }
-    // Cheap checks before the signatures: inputs exist, amounts add up, fee rate, room.
-    const parents = new Set<string>();
-    let inSum = 0n;
-    for (const input of tx.inputs) {
-      const entry = this.view.getUtxo(input.prevout);
-      if (!entry) {
-        throw new MempoolError("INVALID", `input ${outpointKey(input.prevout)} is not an unspent output`, {
-          ruleCode: "MISSING_INPUT",
-          banScore: 0,
-        });
-      }
-      inSum += entry.amount;
-      const p = input.prevout.txid.toString("hex");
-      if (this.pool.has(p)) parents.add(p);
-    }
-    let outSum = 0n;
-    for (const o of tx.outputs) outSum += o.amount;
-    if (outSum > inSum) {
-      throw new MempoolError(
-        "INVALID",
-        `outputs ${formatAmount(outSum)} exceed inputs ${formatAmount(inSum)}`,
-        { ruleCode: "OUTPUTS_EXCEED_INPUTS", banScore: 100 },
-      );
-    }
-    const fee = inSum - outSum;
-    const minFee = this.opts.minRelayFeeRate * BigInt(size);
-    if (mode === "relay" && fee < minFee) {
-      throw new MempoolError(
-        "LOW_FEE",
-        `fee ${formatAmount(fee)} is below the minimum relay fee ${formatAmount(minFee)} ` +
-          `(${this.opts.minRelayFeeRate} units/byte × ${size} bytes)`,
-      );
-    }
-    const entry: Entry = {
-      tx,
-      txid: id,
-      hex,
-      fee,
-      size,
-      time: this.clock.now(),
-      parents,
-      children: new Set(),
-    };
-    if (mode === "relay" && parents.size > 0) {
-      const limit = this.opts.maxAncestors;
-      if (this.ancestorsOf(entry, limit).size > limit) {
-        throw new MempoolError(
-          "TOO_MANY_ANCESTORS",
-          `transaction has more than ${limit} unconfirmed ancestors in the mempool; wait for a block`,
-        );
-      }
-    }
-    const claims = this.claimsOf(tx);
-    for (const c of claims) {
-      const holder = this.mnClaims.get(c);
-      if (holder !== undefined) {
-        throw new MempoolError(
-          "CONFLICT",
-          `masternode ${c} is already claimed by mempool transaction ${holder}`,
-          {
-            context: { claim: c, conflict: holder },
-          },
-        );
-      }
-      // A registration whose collateral a pooled transaction spends could never be mined after it.
-      const spender = c.startsWith("col:") ? this.spends.get(c.slice(4)) : undefined;
-      if (spender !== undefined) {
-        throw new MempoolError(
-          "CONFLICT",
-          `collateral ${c.slice(4)} is already spent by mempool transaction ${spender}`,
-          { context: { claim: c, conflict: spender } },
-        );
-      }
-    }
-    // Spending the collateral of a pooled registration: a block holding both in that order would
-    // be invalid (R11), so the first one in keeps it.
-    for (const input of tx.inputs) {
-      const k = outpointKey(input.prevout);
-      const registration = this.mnClaims.get(`col:${k}`);
-      if (registration !== undefined) {
-        throw new MempoolError(
-          "CONFLICT",
-          `input ${k} is the collateral of the registration in mempool transaction ${registration}`,
-          { context: { outpoint: k, conflict: registration } },
-        );
-      }
-    }
-    const evict = mode === "relay" ? this.planEviction(entry) : [];
-    try {
-      // A disconnected block's transaction was verified when that block connected, byte for byte:
-      // re-verifying 20,000 signatures after a deep reorg would block the event loop for seconds.
-      checkTxInputs(tx, id, this.view, this.chain.height + 1, this.chain.params, mode !== "reorg");
-      // Registry rules (and transfers that spend a collateral) against the tip's registry.
-      checkRegistryTx(tx, this.chain.getRegistry(), this.view, { height: this.chain.height + 1 });
-    } catch (e) {
-      throw fromBlockError(e);
-    }
-    entry.claims = claims;
+    const { entry, evict } = checkAdmission(tx, id, mode, this.admission);
     for (const h of evict) {
       if (this.pool.has(h)) this.removeWithDescendants(h, "evicted");
     }
     this.insert(entry);
     return entry;
-  }
-
-  /**
-   * The entries to evict (each with its descendants) so that `e` fits, lowest fee rate first.
-   * Throws MEMPOOL_FULL when that would evict a fee rate as high as e's, or e's own ancestors.
-   */
-  private planEviction(e: Entry): string[] {
-    let count = this.pool.size + 1;
-    let bytes = this.totalBytes + e.size;
-    const fits = (): boolean => count <= this.opts.maxCount && bytes <= this.opts.maxBytes;
-    if (fits()) return [];
-    if (e.size > this.opts.maxBytes) {
-      throw new MempoolError("MEMPOOL_FULL", `transaction of ${e.size} bytes is larger than the mempool`);
-    }
-    const ancestors = this.ancestorsOf(e);
-    const chosen = new Set<string>();
-    const roots: string[] = [];
-    for (const cand of this.byRate) {
-      if (fits()) break;
-      if (chosen.has(cand.hex)) continue;
-      for (const h of this.descendantsOf(cand.hex)) {
-        if (chosen.has(h)) continue;
-        const d = this.pool.get(h)!;
-        if (ancestors.has(h)) {
-          throw new MempoolError(
-            "MEMPOOL_FULL",
-            `mempool full: making room would evict the transaction's own parent ${h}`,
-          );
-        }
-        if (compareRate(e, d) <= 0) {
-          throw new MempoolError(
-            "MEMPOOL_FULL",
-            `mempool full: fee rate ${formatFeeRate(e.fee, e.size)} does not beat ` +
-              `${formatFeeRate(d.fee, d.size)} of the transactions it would evict`,
-          );
-        }
-        chosen.add(h);
-        count--;
-        bytes -= d.size;
-      }
-      roots.push(cand.hex);
-    }
-    return roots;
-  }
-
-  /** In-mempool ancestors of `e`; the walk stops once more than `limit` are found. */
-  private ancestorsOf(e: Entry, limit = Infinity): Set<string> {
-    const out = new Set<string>();
-    const stack = [...e.parents];
-    while (stack.length > 0 && out.size <= limit) {
-      const h = stack.pop()!;
-      if (out.has(h)) continue;
-      out.add(h);
-      const p = this.pool.get(h);
-      if (p) stack.push(...p.parents);
-    }
-    return out;
-  }
-
-  /** `hex` and every in-mempool descendant, parents before children. */
-  private descendantsOf(hex: string): string[] {
-    const out: string[] = [];
-    const seen = new Set<string>();
-    const queue = [hex];
-    for (let i = 0; i < queue.length; i++) {
-      const h = queue[i]!;
-      if (seen.has(h)) continue;
-      seen.add(h);
-      const e = this.pool.get(h);
-      if (!e) continue;
-      out.push(h);
-      queue.push(...e.children);
-    }
-    return out;
-  }
-
-  /** The registry claims a transaction makes (none for a transfer). */
-  private claimsOf(tx: Tx): string[] {
-    if (!isRegistryTxKind(tx.kind)) return [];
-    let p;
-    try {
-      p = checkRegistryTxSanity(tx);
-    } catch (e) {
-      throw fromBlockError(e);
-    }
-    const out = [`op:${p.operatorPubkey.toString("hex")}`];
-    if ("collateral" in p && p.collateral) out.push(`col:${outpointKey(p.collateral)}`);
-    return out;
   }
 
   /** Drops pooled registry transactions a new block made invalid (e.g. the operator got registered). */
@@ -653,7 +332,7 @@ export class Mempool {
   }
 
   private removeWithDescendants(hex: string, reason: RemovalReason): number {
-    const all = this.descendantsOf(hex);
+    const all = descendantsOf(hex, this.lookup);
     // Children first, so no event ever reports a parent gone while its child is still in.
     for (let i = all.length - 1; i >= 0; i--) this.removeEntry(all[i]!, reason);
     return all.length;
@@ -814,59 +493,6 @@ export class Mempool {
 
 function hexOf(txid: Buffer | string): string {
   return typeof txid === "string" ? txid.toLowerCase() : txid.toString("hex");
-}
-
-/**
- * A consensus failure as a mempool rejection. A missing input or an immature coinbase spend costs
- * the relaying peer nothing: it may simply be ahead of us, or have sent a child before its parent.
- */
-function fromBlockError(e: unknown): unknown {
-  if (!(e instanceof BlockError)) return e;
-  const lenient = STATE_DEPENDENT_RULES.has(e.code);
-  return new MempoolError("INVALID", e.message, {
-    ruleCode: e.code,
-    banScore: lenient ? 0 : e.banScore,
-  });
-}
-
-/** A binary heap; `before(a, b)` is true when a comes out first. */
-class Heap<T> {
-  private readonly items: T[] = [];
-  constructor(private readonly before: (a: T, b: T) => boolean) {}
-  get size(): number {
-    return this.items.length;
-  }
-  push(x: T): void {
-    const a = this.items;
-    a.push(x);
-    let i = a.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!this.before(a[i]!, a[p]!)) break;
-      [a[i], a[p]] = [a[p]!, a[i]!];
-      i = p;
-    }
-  }
-  pop(): T | undefined {
-    const a = this.items;
-    const top = a[0];
-    const last = a.pop();
-    if (a.length > 0 && last !== undefined) {
-      a[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < a.length && this.before(a[l]!, a[m]!)) m = l;
-        if (r < a.length && this.before(a[r]!, a[m]!)) m = r;
-        if (m === i) break;
-        [a[i], a[m]] = [a[m]!, a[i]!];
-        i = m;
-      }
-    }
-    return top;
-  }
 }
 
 function stripUndefined<T extends object>(obj: T): T {

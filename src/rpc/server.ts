@@ -5,7 +5,9 @@
  *
  * Request flow: route table → auth → concurrency limit → body (capped before buffering) →
  * JSON parse → single call or batch → per-call param parsing, handler with a timeout, result
- * serialisation.
+ * serialisation. This file holds the listener, routing, auth and the RPC endpoint's limits; the
+ * HTTP helpers (body reading, JSON replies) are in http.ts and the JSON-RPC dispatch (batches,
+ * params, timeouts, errors) in jsonRpc.ts.
  *
  * Wire conventions:
  * - Always answers in 2.0 style, but accepts "jsonrpc": "1.0" or no "jsonrpc" (bitcoin-cli).
@@ -18,7 +20,7 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { BlockList, isIP, type AddressInfo } from "node:net";
+import type { AddressInfo } from "node:net";
 import type { Clock } from "../util/clock.js";
 import { CodedError } from "../util/codedError.js";
 import type { Random } from "../util/random.js";
@@ -26,24 +28,27 @@ import { COOKIE_SECRET_BYTES, COOKIE_USER, removeCookieFile, writeCookieFile } f
 import {
   INTERNAL_ERROR,
   INVALID_REQUEST,
-  METHOD_NOT_FOUND,
   PARSE_ERROR,
   RPC_INVALID_PARAMETER,
   RpcError,
   SERVER_ERROR,
-  type RpcErrorObject,
 } from "./errors.js";
 import {
-  describeParams,
-  parseParams,
-  showValue,
-  synopsis,
-  validateParamSpecs,
-  type ParamSpec,
-  type ParsedParams,
-} from "./params.js";
+  BODY_TIMEOUT_MS,
+  DRAIN_MS,
+  TOO_LARGE,
+  TOO_SLOW,
+  isLoopbackHost,
+  readBody,
+  sendJson,
+} from "./http.js";
+import { JsonRpcDispatcher, errorResponse, type MethodDef } from "./jsonRpc.js";
+import { describeParams, synopsis, validateParamSpecs } from "./params.js";
 
 export type { ParamSpec, ParsedParams, ParamType } from "./params.js";
+export type { CallContext, MethodDef } from "./jsonRpc.js";
+export { toRpcJson } from "./jsonRpc.js";
+export { isLoopbackHost } from "./http.js";
 
 /** The logging the server needs; structurally compatible with the project's Logger. */
 export interface RpcLogger {
@@ -90,26 +95,6 @@ export interface RpcServerModules {
   random: Random;
 }
 
-export interface CallContext {
-  method: string;
-  /** The request id; null for notifications and null ids. */
-  id: string | number | null;
-  remoteAddress: string;
-  /** Aborted when the call times out, so a handler can stop its work. */
-  signal: AbortSignal;
-}
-
-export interface MethodDef {
-  description: string;
-  params: ParamSpec[];
-  /** Describes the result for `help METHOD`. */
-  result?: string;
-  /** Example command lines for `help METHOD`, e.g. "time-cli getblockhash 1000". */
-  examples?: string[];
-  /** May return a value or a promise. Throw RpcError to answer with a specific code. */
-  handler: (params: ParsedParams, ctx: CallContext) => unknown;
-}
-
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
 export class RpcServerError extends CodedError<"LISTEN_FAILED" | "ALREADY_STARTED" | "BAD_OPTIONS"> {}
@@ -119,136 +104,8 @@ interface Route {
   auth: boolean;
 }
 
-type JsonRpcId = string | number | null;
-
-const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-/** Longest method name echoed back in a "method not found" message. */
-const MAX_ECHOED_METHOD_CHARS = 100;
 /** Log a wrong-credentials warning at most this often, so a password guesser cannot flood logs. */
 const AUTH_WARN_INTERVAL_MS = 10_000;
-
-function jsonReplacer(this: unknown, key: string, value: unknown): unknown {
-  if (typeof value === "bigint") {
-    return value >= -MAX_SAFE && value <= MAX_SAFE ? Number(value) : value.toString();
-  }
-  // Buffer.toJSON has already run by now; look at the raw value on the holder.
-  const raw = (this as Record<string, unknown>)[key];
-  if (raw instanceof Uint8Array)
-    return Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("hex");
-  return value;
-}
-
-/** JSON for RPC results: bigint → number if safe, else decimal string; bytes → hex. */
-export function toRpcJson(value: unknown): string {
-  return JSON.stringify(value === undefined ? null : value, jsonReplacer) ?? "null";
-}
-
-function errorResponse(id: JsonRpcId, error: RpcErrorObject): string {
-  const body: { jsonrpc: "2.0"; id: JsonRpcId; error: RpcErrorObject } = { jsonrpc: "2.0", id, error };
-  try {
-    return toRpcJson(body);
-  } catch {
-    // Unserialisable `data` on a thrown RpcError: drop it rather than fail the response.
-    return toRpcJson({ jsonrpc: "2.0", id, error: { code: error.code, message: error.message } });
-  }
-}
-
-function sendJson(
-  res: ServerResponse,
-  status: number,
-  body: string,
-  headers: Record<string, string> = {},
-): void {
-  res.writeHead(status, {
-    "Content-Type": "application/json",
-    "Content-Length": String(Buffer.byteLength(body)),
-    ...headers,
-  });
-  res.end(body);
-}
-
-const loopbackList = new BlockList();
-loopbackList.addSubnet("127.0.0.0", 8, "ipv4");
-loopbackList.addAddress("::1", "ipv6");
-
-/** True for 127.0.0.0/8, ::1 (also IPv4-mapped 127.x) and "localhost". */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[(.*)\]$/, "$1").toLowerCase();
-  if (h === "localhost") return true;
-  const family = isIP(h);
-  if (family === 4) return loopbackList.check(h, "ipv4");
-  if (family === 6) {
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(h);
-    if (mapped?.[1] !== undefined) return loopbackList.check(mapped[1], "ipv4");
-    return loopbackList.check(h, "ipv6");
-  }
-  return false;
-}
-
-const TOO_LARGE = Symbol("too large");
-const TOO_SLOW = Symbol("too slow");
-/** 10 s to send a request body: ample for 1 MiB over any link; a stalled body frees its slot. */
-const BODY_TIMEOUT_MS = 10_000;
-/** After a 413, the client may finish writing (discarded) for this long before we hang up. */
-const DRAIN_MS = 5_000;
-
-/**
- * Reads a body of at most `limit` bytes. A declared Content-Length over the limit is refused
- * before reading anything; a chunked body is refused as soon as it grows past the limit, and
- * the rest is discarded as it arrives, never buffered.
- */
-function readBody(
-  req: IncomingMessage,
-  limit: number,
-  timeoutMs: number,
-  clock: Clock,
-): Promise<Buffer | typeof TOO_LARGE | typeof TOO_SLOW> {
-  const declared = req.headers["content-length"];
-  if (declared !== undefined && Number(declared) > limit) return Promise.resolve(TOO_LARGE);
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let settled = false;
-    // A body that never finishes must not hold a request slot (slowloris): give up on it.
-    const timer = clock.setTimeout(() => {
-      if (settled) return;
-      settled = true;
-      chunks.length = 0;
-      req.off("data", onData);
-      resolve(TOO_SLOW);
-    }, timeoutMs);
-    req.once("close", () => timer.cancel());
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) {
-        settled = true;
-        chunks.length = 0;
-        // Keep the stream flowing with no listener: the rest is dropped as it arrives.
-        req.off("data", onData);
-        resolve(TOO_LARGE);
-        return;
-      }
-      chunks.push(chunk);
-    };
-    req.on("data", onData);
-    req.once("end", () => {
-      timer.cancel();
-      if (settled) return;
-      settled = true;
-      resolve(Buffer.concat(chunks, size));
-    });
-    req.once("error", (err) => {
-      if (settled) return;
-      settled = true;
-      reject(err);
-    });
-    req.once("close", () => {
-      if (settled) return;
-      settled = true;
-      reject(new Error("client closed the connection before sending the whole body"));
-    });
-  });
-}
 
 export class RpcServer {
   private readonly opts: Required<Omit<RpcServerOptions, "onCall">> & Pick<RpcServerOptions, "onCall">;
@@ -257,6 +114,8 @@ export class RpcServer {
   private readonly random: Random;
   private readonly methods = new Map<string, MethodDef>();
   private readonly routes = new Map<string, Route>();
+  /** JSON-RPC dispatch over `methods` (the live table `register` adds to). */
+  private readonly rpc: JsonRpcDispatcher;
 
   private server: Server | null = null;
   private bound: { host: string; port: number } | null = null;
@@ -292,6 +151,7 @@ export class RpcServer {
         throw new RpcServerError("BAD_OPTIONS", `RPC option ${key} must be a positive integer, got ${v}`);
       }
     }
+    this.rpc = new JsonRpcDispatcher(this.methods, this.opts, this.clock, this.logger);
     this.registerHelp();
   }
 
@@ -517,7 +377,7 @@ export class RpcServer {
         sendJson(res, 200, errorResponse(null, { code: PARSE_ERROR, message: "parse error: invalid JSON" }));
         return;
       }
-      const reply = await this.dispatch(payload, req.socket.remoteAddress ?? "");
+      const reply = await this.rpc.dispatch(payload, req.socket.remoteAddress ?? "");
       if (reply === null) {
         // Only notifications: JSON-RPC says to return nothing at all.
         res.writeHead(204);
@@ -528,117 +388,6 @@ export class RpcServer {
     } finally {
       this.rpcActive--;
     }
-  }
-
-  /** Answers a parsed payload (one call or a batch); null when nothing is to be returned. */
-  private async dispatch(payload: unknown, remoteAddress: string): Promise<string | null> {
-    if (!Array.isArray(payload)) return this.dispatchCall(payload, remoteAddress);
-    if (payload.length === 0) {
-      return errorResponse(null, { code: INVALID_REQUEST, message: "invalid request: empty batch" });
-    }
-    if (payload.length > this.opts.maxBatch) {
-      const message = `invalid request: batch of ${payload.length} calls exceeds the limit of ${this.opts.maxBatch}`;
-      return errorResponse(null, { code: INVALID_REQUEST, message });
-    }
-    // Calls run one after another, in order, like bitcoind: a batch may depend on its order.
-    const parts: string[] = [];
-    for (const call of payload as unknown[]) {
-      const part = await this.dispatchCall(call, remoteAddress);
-      if (part !== null) parts.push(part);
-    }
-    return parts.length > 0 ? `[${parts.join(",")}]` : null;
-  }
-
-  private async dispatchCall(call: unknown, remoteAddress: string): Promise<string | null> {
-    if (typeof call !== "object" || call === null || Array.isArray(call)) {
-      return errorResponse(null, {
-        code: INVALID_REQUEST,
-        message: "invalid request: expected a JSON object",
-      });
-    }
-    const req = call as Record<string, unknown>;
-    const isNotification = !Object.hasOwn(req, "id");
-    const rawId = req.id;
-    if (!isNotification && rawId !== null && typeof rawId !== "string" && typeof rawId !== "number") {
-      const message = "invalid request: id must be a string, a number or null";
-      return errorResponse(null, { code: INVALID_REQUEST, message });
-    }
-    const id = (rawId ?? null) as JsonRpcId;
-    if (req.jsonrpc !== undefined && req.jsonrpc !== "2.0" && req.jsonrpc !== "1.0") {
-      const message = `invalid request: unsupported jsonrpc version ${showValue(req.jsonrpc)}`;
-      return errorResponse(id, { code: INVALID_REQUEST, message });
-    }
-    if (typeof req.method !== "string") {
-      return errorResponse(id, {
-        code: INVALID_REQUEST,
-        message: "invalid request: method must be a string",
-      });
-    }
-    const outcome = await this.invoke(req.method, req.params, { id, remoteAddress });
-    if (isNotification) return null;
-    return "error" in outcome
-      ? errorResponse(id, outcome.error)
-      : `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${outcome.json}}`;
-  }
-
-  private async invoke(
-    method: string,
-    params: unknown,
-    call: { id: JsonRpcId; remoteAddress: string },
-  ): Promise<{ json: string } | { error: RpcErrorObject }> {
-    const def = this.methods.get(method);
-    if (!def) {
-      const shown =
-        method.length > MAX_ECHOED_METHOD_CHARS ? `${method.slice(0, MAX_ECHOED_METHOD_CHARS)}…` : method;
-      return { error: { code: METHOD_NOT_FOUND, message: `method not found: ${shown} (see "help")` } };
-    }
-    const started = this.clock.monotonic();
-    let ok = false;
-    try {
-      const parsed = parseParams(method, def.params, params);
-      const result = await this.runWithTimeout(method, (signal) =>
-        def.handler(parsed, { method, id: call.id, remoteAddress: call.remoteAddress, signal }),
-      );
-      const json = toRpcJson(result);
-      ok = true;
-      return { json };
-    } catch (err) {
-      if (err instanceof RpcError) {
-        const error: RpcErrorObject = { code: err.code, message: err.message };
-        if (err.data !== undefined) error.data = err.data;
-        return { error };
-      }
-      this.logger.error("RPC method failed", { method }, err);
-      return { error: { code: INTERNAL_ERROR, message: "internal error" } };
-    } finally {
-      this.opts.onCall?.(method, this.clock.monotonic() - started, ok);
-    }
-  }
-
-  private runWithTimeout(method: string, fn: (signal: AbortSignal) => unknown): Promise<unknown> {
-    const ms = this.opts.requestTimeoutMs;
-    const abort = new AbortController();
-    return new Promise((resolve, reject) => {
-      const timer = this.clock.setTimeout(() => {
-        this.logger.warn("RPC call timed out", { method, timeoutMs: ms });
-        const err = new RpcError(SERVER_ERROR, "request timed out");
-        abort.abort(err);
-        reject(err);
-      }, ms);
-      // A late settle after the timeout lands on an already-settled promise and is ignored.
-      Promise.resolve()
-        .then(() => fn(abort.signal))
-        .then(
-          (value) => {
-            timer.cancel();
-            resolve(value);
-          },
-          (err: unknown) => {
-            timer.cancel();
-            reject(err instanceof Error ? err : new Error(String(err)));
-          },
-        );
-    });
   }
 
   private registerHelp(): void {

@@ -1,12 +1,7 @@
 /**
- * A minimal wallet: ed25519 keys in DATADIR/wallet.json (mode 0600), the coins paying to them,
- * and sending with coin selection, a fee, change and signatures.
- *
- * Key file (JSON):
- *   { "version": 1, "network": "devnet", "keys": [ { "seed": "<64 hex>", "created": <ms> } ] }
- * It is created when the first key is needed (getNewAddress, or a change address), written
- * atomically (temporary file, fsync, rename), and never silently replaced: a file that does not
- * parse is an error naming the file.
+ * A minimal wallet: ed25519 keys in DATADIR/wallet.json (mode 0600; keyFile.ts), the coins paying
+ * to them, and sending with coin selection (coinSelection.ts), a fee, change and signatures
+ * (transfer.ts).
  *
  * Coins are tracked from the chain: a scan of the UTXO set at start, then every connected block;
  * after a disconnect the set is rescanned (the simplest correct way to restore spent coins).
@@ -16,96 +11,28 @@
  * are never picked by coin selection, so an ordinary send cannot deregister a masternode by
  * accident. Spending one takes a deliberate `sweep` (the `spendcollateral` RPC).
  */
-import {
-  chmodSync,
-  closeSync,
-  existsSync,
-  fsyncSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  statSync,
-  writeSync,
-} from "node:fs";
-import { dirname } from "node:path";
 import type { Block } from "../primitives/block.js";
 import type { ChainReader } from "../chain/chainReader.js";
 import { formatAmount } from "../primitives/amount.js";
-import { MAX_MONEY, TX_VERSION } from "../primitives/constants.js";
-import {
-  TxKind,
-  outpointKey,
-  txSigMessage,
-  txSize,
-  txid as txidOf,
-  type OutPoint,
-  type Tx,
-} from "../primitives/tx.js";
+import { MAX_MONEY } from "../primitives/constants.js";
+import { outpointKey, txSize, txid as txidOf, type OutPoint, type Tx } from "../primitives/tx.js";
 import type { UtxoEntry } from "../primitives/utxo.js";
 import type { Registry } from "../consensus/registry.js";
-import { decodeAddress, encodeAddress, pubkeyHash, type NetworkName } from "../crypto/address.js";
+import { decodeAddress, encodeAddress, pubkeyHash } from "../crypto/address.js";
 import { KeyPair, SEED_LEN } from "../crypto/ed25519.js";
 import type { Logger } from "../logging/index.js";
 import type { Mempool } from "../mempool/mempool.js";
 import type { Clock } from "../util/clock.js";
-import { CodedError } from "../util/codedError.js";
 import type { Random } from "../util/random.js";
-import { selectCoins, type SelectableCoin } from "./coinSelection.js";
+import { selectCoins } from "./coinSelection.js";
+import { WalletError } from "./errors.js";
+import { loadKeyFile, saveKeyFile, type StoredKey } from "./keyFile.js";
+import { defaultWalletOptions, type WalletModules, type WalletOptions } from "./options.js";
+import { INPUT_SIZE, OUTPUT_SIZE, TX_BASE_SIZE, signTransfer, type Coin } from "./transfer.js";
 
-export const WALLET_FILE = "wallet.json";
-const WALLET_VERSION = 1;
-
-/** Size of a transfer, as txSize counts it: 17 bytes + 132 per input + 28 per output. */
-const TX_BASE_SIZE = 17;
-const INPUT_SIZE = 132;
-const OUTPUT_SIZE = 28;
-
-export const defaultWalletOptions = {
-  /**
-   * 10 units per byte: ten times the default minimum relay fee, so a wallet transaction still
-   * gets in when the mempool's minimum has risen; 1,770 units (0.0000177 TIME) for a simple send.
-   */
-  feeRate: 10n,
-  /**
-   * 1,320 units: an output worth less than the fee to spend it (one 132-byte input at the default
-   * 10 units/byte) is uneconomic, so the wallet neither pays to one nor makes change that small.
-   */
-  dustThreshold: 1_320n,
-} as const;
-
-export interface WalletOptions {
-  /** The key file, normally DATADIR/wallet.json. */
-  file: string;
-  network: NetworkName;
-  /** Keys the wallet may spend from but does not store (the operator key, for its rewards). */
-  extraKeys?: KeyPair[];
-  /** Fee rate in units per byte. */
-  feeRate?: bigint;
-  dustThreshold?: bigint;
-}
-
-export interface WalletModules {
-  chain: ChainReader;
-  mempool: Mempool;
-  /** TxRelay.submitLocal, so a send is announced to peers; without it, Mempool.accept. */
-  relay?: { submitLocal(tx: Tx): { txid: Buffer; fee: bigint } };
-  clock: Clock;
-  random: Random;
-  logger: Logger;
-}
-
-export type WalletErrorCode =
-  | "CORRUPT_FILE"
-  | "WRONG_NETWORK"
-  | "IO"
-  | "BAD_AMOUNT"
-  | "DUST"
-  | "BAD_FEE_RATE"
-  | "INSUFFICIENT_FUNDS"
-  /** sweep: an outpoint that is not an unspent, mature coin of this wallet, or already spent in the mempool. */
-  | "NOT_SPENDABLE";
-
-export class WalletError extends CodedError<WalletErrorCode> {}
+export { WalletError, type WalletErrorCode } from "./errors.js";
+export { WALLET_FILE } from "./keyFile.js";
+export { defaultWalletOptions, type WalletModules, type WalletOptions } from "./options.js";
 
 export interface WalletCoin {
   outpoint: OutPoint;
@@ -135,16 +62,6 @@ export interface SendOptions {
   feeRate?: bigint;
   /** Coins coin selection must not use (besides the locked ones). */
   exclude?: readonly OutPoint[];
-}
-
-interface StoredKey {
-  key: KeyPair;
-  created: number;
-}
-
-interface Coin extends SelectableCoin {
-  outpoint: OutPoint;
-  entry: UtxoEntry;
 }
 
 export class Wallet {
@@ -182,7 +99,7 @@ export class Wallet {
     this.clock = modules.clock;
     this.random = modules.random;
     this.logger = modules.logger;
-    this.stored = this.load();
+    this.stored = loadKeyFile(this.opts.file, this.opts.network, this.logger);
     for (const s of this.stored) this.addKey(s.key);
     for (const k of this.opts.extraKeys) this.addKey(k);
   }
@@ -224,7 +141,7 @@ export class Wallet {
   getNewAddress(): string {
     const key = KeyPair.fromSeed(this.random.bytes(SEED_LEN));
     const next = [...this.stored, { key, created: this.clock.now() }];
-    this.save(next);
+    saveKeyFile(this.opts.file, this.opts.network, next);
     this.stored = next;
     this.addKey(key);
     return encodeAddress(pubkeyHash(key.publicKey), this.opts.network);
@@ -337,7 +254,7 @@ export class Wallet {
     }
     const outputs = [{ amount, address: to }];
     if (sel.change > 0n) outputs.push({ amount: sel.change, address: this.changeAddress() });
-    const tx = this.signTransfer(sel.coins, outputs);
+    const tx = signTransfer(sel.coins, outputs, this.keys);
     const id = txidOf(tx);
     const size = txSize(tx);
     if (sel.change > 0n && sel.fee !== feeRate * BigInt(size)) {
@@ -386,7 +303,7 @@ export class Wallet {
         `spending ${formatAmount(total)} leaves ${formatAmount(total - fee)} after the fee ${formatAmount(fee)}, below the dust threshold`,
       );
     }
-    const tx = this.signTransfer(coins, [{ amount: total - fee, address: to }]);
+    const tx = signTransfer(coins, [{ amount: total - fee, address: to }], this.keys);
     const id = txidOf(tx);
     if (this.relay) this.relay.submitLocal(tx);
     else this.mempool.accept(tx);
@@ -398,33 +315,6 @@ export class Wallet {
       fee: formatAmount(fee),
     });
     return { txid: id, tx, fee, change: 0n };
-  }
-
-  /** A transfer spending `coins` (ours) to `outputs`, every input signed with its key. */
-  private signTransfer(coins: readonly Coin[], outputs: Tx["outputs"]): Tx {
-    const tx: Tx = {
-      version: TX_VERSION,
-      kind: TxKind.Transfer,
-      inputs: coins.map((c) => ({
-        prevout: c.outpoint,
-        pubkey: this.keys.get(c.entry.address.toString("hex"))!.publicKey,
-        signature: Buffer.alloc(64),
-      })),
-      outputs,
-      payload: Buffer.alloc(0),
-    };
-    const msg = txSigMessage(txidOf(tx));
-    const sigs = new Map<string, Buffer>();
-    for (const [i, c] of coins.entries()) {
-      const h = c.entry.address.toString("hex");
-      let sig = sigs.get(h);
-      if (!sig) {
-        sig = this.keys.get(h)!.sign(msg);
-        sigs.set(h, sig);
-      }
-      tx.inputs[i]!.signature = sig;
-    }
-    return tx;
   }
 
   // ---- coins ----
@@ -506,102 +396,6 @@ export class Wallet {
     if (this.stored.length === 0) this.getNewAddress();
     return pubkeyHash(this.stored[0]!.key.publicKey);
   }
-
-  private load(): StoredKey[] {
-    const file = this.opts.file;
-    if (!existsSync(file)) return [];
-    let text: string;
-    try {
-      text = readFileSync(file, "utf8");
-      const mode = statSync(file).mode & 0o777;
-      if ((mode & 0o077) !== 0) {
-        this.logger.warn("Wallet file is readable by other users; it holds private keys", {
-          file,
-          mode: mode.toString(8),
-        });
-      }
-    } catch (e) {
-      throw new WalletError("IO", `cannot read wallet file ${file}: ${errText(e)}`);
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (e) {
-      throw new WalletError("CORRUPT_FILE", `wallet file ${file} is corrupt: ${errText(e)}`);
-    }
-    const bad = (why: string): WalletError =>
-      new WalletError("CORRUPT_FILE", `wallet file ${file} is corrupt: ${why}`);
-    if (typeof json !== "object" || json === null || Array.isArray(json)) throw bad("expected a JSON object");
-    const o = json as Record<string, unknown>;
-    if (o.version !== WALLET_VERSION) throw bad(`unsupported version ${JSON.stringify(o.version)}`);
-    if (o.network !== this.opts.network) {
-      throw new WalletError(
-        "WRONG_NETWORK",
-        `wallet file ${file} belongs to ${String(o.network)}, not ${this.opts.network}`,
-      );
-    }
-    if (!Array.isArray(o.keys)) throw bad('"keys" must be an array');
-    return (o.keys as unknown[]).map((k, i) => {
-      if (typeof k !== "object" || k === null) throw bad(`keys[${i}] must be an object`);
-      const r = k as Record<string, unknown>;
-      if (typeof r.seed !== "string" || !/^[0-9a-f]{64}$/i.test(r.seed)) {
-        throw bad(`keys[${i}].seed must be ${SEED_LEN * 2} hex characters`);
-      }
-      if (typeof r.created !== "number" || !Number.isSafeInteger(r.created)) {
-        throw bad(`keys[${i}].created must be an integer (ms since the epoch)`);
-      }
-      return { key: KeyPair.fromSeed(Buffer.from(r.seed, "hex")), created: r.created };
-    });
-  }
-
-  /** Writes the key file atomically with mode 0600: temporary file, fsync, rename. */
-  private save(keys: StoredKey[]): void {
-    const file = this.opts.file;
-    const body =
-      JSON.stringify(
-        {
-          version: WALLET_VERSION,
-          network: this.opts.network,
-          keys: keys.map((k) => ({ seed: k.key.seed().toString("hex"), created: k.created })),
-        },
-        null,
-        2,
-      ) + "\n";
-    const tmp = `${file}.tmp`;
-    try {
-      const fd = openSync(tmp, "w", 0o600);
-      try {
-        writeSync(fd, body);
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      chmodSync(tmp, 0o600);
-      renameSync(tmp, file);
-      syncDir(dirname(file));
-    } catch (e) {
-      throw new WalletError("IO", `cannot write wallet file ${file}: ${errText(e)}`);
-    }
-  }
-}
-
-/** Makes a rename durable; not every platform can fsync a directory, so failure is ignored. */
-function syncDir(dir: string): void {
-  try {
-    const fd = openSync(dir, "r");
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // best effort
-  }
-}
-
-function errText(e: unknown): string {
-  if (e instanceof Error) return (e as NodeJS.ErrnoException).code ?? e.message;
-  return String(e);
 }
 
 function cmp(a: string, b: string): number {
