@@ -1,36 +1,29 @@
+/**
+ * The chain: fork choice, processBlock/processBlocks, reorgTo and the recovery at open. Chain
+ * delegates the side-branch policy and pruning (sideBranches.ts), the epoch-schedule cache
+ * (schedules.ts) and evidence keeping (evidenceBook.ts) to collaborators it builds at open; walks
+ * of the block tree are in blockTree.ts, opening the store with its genesis in genesisStore.ts,
+ * and the result and option types in chainTypes.ts (re-exported here).
+ */
 import type { Registry } from "../consensus/registry.js";
-import {
-  anchorHeightOf,
-  decodeSchedule,
-  encodeSchedule,
-  EPOCH_BLOCKS,
-  epochOf,
-  genesisSchedule,
-  nextSchedule,
-  type EpochSchedule,
-} from "../consensus/schedule.js";
-import {
-  decodeEquivocation,
-  describeEquivocation,
-  encodeEquivocation,
-  evidenceTx,
-  makeEquivocation,
-  offenderOf,
-  type Equivocation,
-} from "../consensus/evidence.js";
+import type { EpochSchedule } from "../consensus/schedule.js";
+import { makeEquivocation, type Equivocation } from "../consensus/evidence.js";
 import type { Clock } from "../util/clock.js";
 import { BoundedMap } from "../util/boundedMap.js";
 import { TypedEmitter } from "../util/typedEmitter.js";
 import { blockHash, encodeBlock, type Block, type BlockHeader } from "../primitives/block.js";
-import { ROUND_WEIGHT_BASE } from "../primitives/constants.js";
 import type { Tx } from "../primitives/tx.js";
-import { ChainStore, StoreError, blockWork, type BlockIndex } from "./chainStore.js";
+import { StoreError, blockWork, type BlockIndex, type ChainStore } from "./chainStore.js";
+import { ancestorOf, forkOf, mustIndex } from "./blockTree.js";
 import type { ChainEvents, ChainReader } from "./chainReader.js";
+import type { ChainLogger, ChainOptions, ProcessResult } from "./chainTypes.js";
+import { EvidenceBook } from "./evidenceBook.js";
+import { Schedules } from "./schedules.js";
+import { SideBranches } from "./sideBranches.js";
+import { openGenesisStore } from "./genesisStore.js";
 import { BlockError, isPermanentForHash } from "../primitives/errors.js";
-import { findByOperator as findRegistered } from "../consensus/registry.js";
-import { genesisRegistry, type GenesisSpec, buildGenesisBlock } from "../consensus/genesis.js";
+import type { GenesisSpec } from "../consensus/genesis.js";
 import { chainParams, type ChainParams } from "../primitives/params.js";
-import { txid as txidOf } from "../primitives/tx.js";
 import {
   checkBlockSanity,
   checkBodyWithoutUtxos,
@@ -43,67 +36,9 @@ import {
 /** Known-invalid block hashes, so a peer re-sending one costs nothing. */
 const INVALID_CACHE_SIZE = 10_000;
 
-/**
- * A side block is stored only while its branch could still win: its cumulative work is at least
- * the tip's minus the work of 8 round-0 blocks (or the sync has validated headers showing its
- * branch beats the tip), and it forks above tip − max_reorg_depth. A competing block at the tip,
- * a partition's other side and a late block all fit; junk on an old parent does not.
- */
-export const SIDE_BRANCH_WORK_MARGIN = 8n * ROUND_WEIGHT_BASE;
-/** Epoch schedules kept in memory (side anchors are not stored; main anchors are). */
-const SCHEDULE_CACHE_SIZE = 256;
-/** Hashes the sync coordinator has validated headers for and will fetch (bounded). */
-const MAX_EXPECTED = 20_000;
-
-export type ProcessResult =
-  | { status: "connected"; hash: Buffer; height: number }
-  | { status: "reorged"; hash: Buffer; height: number; depth: number; fork: BlockIndex }
-  | { status: "side"; hash: Buffer; height: number }
-  | { status: "duplicate"; hash: Buffer }
-  /**
-   * The block cannot be validated yet: its parent is unknown (`reason` absent or
-   * "unknown-parent"), or the parent is stored but the registry after it is not
-   * ("unknown-parent-state"; every block stored by this version has its snapshot, so only an
-   * older or damaged store can give it). Nothing is stored and the sender is not blamed.
-   */
-  | {
-      status: "orphan";
-      hash: Buffer;
-      prevHash: Buffer;
-      reason?: "unknown-parent" | "unknown-parent-state";
-    }
-  | { status: "reorg-refused"; hash: Buffer; depth: number }
-  /**
-   * Valid, but its branch cannot win (it forks below tip − max_reorg_depth, or has too little
-   * work): not stored. Not the sender's fault: an honest late block looks the same.
-   */
-  | { status: "side-refused"; hash: Buffer; height: number; reason: "too-deep" | "too-light" }
-  /**
-   * Valid, but its producer already has another stored block for this (height, round): kept as
-   * evidence only (the body is not stored), unless it extends the best chain.
-   */
-  | { status: "equivocation"; hash: Buffer; height: number; evidence: Equivocation };
-
+export { SIDE_BRANCH_WORK_MARGIN } from "./sideBranches.js";
+export type { ChainLogger, ChainOptions, ProcessResult } from "./chainTypes.js";
 export type { ChainEvents };
-
-/** Plain-data options for Chain.open. */
-export interface ChainOptions {
-  /**
-   * Overrides the reorg policy's maxDepth (NetworkParams.reorg). For tests and
-   * simulations that exercise the limit with short chains; production nodes leave it unset.
-   */
-  maxReorgDepth?: number;
-  /**
-   * Durable commits (default true): each write transaction returns once it is on disk. false is
-   * only for the benchmark that measures what durability costs; a node never sets it.
-   */
-  durable?: boolean;
-}
-
-export interface ChainLogger {
-  info(msg: string, ctx?: Record<string, unknown>): void;
-  warn(msg: string, ctx?: Record<string, unknown>, err?: unknown): void;
-}
 
 /**
  * Fork choice (docs/CONSENSUS.md): the tip with more cumulative work wins; equal work goes to the
@@ -128,9 +63,9 @@ export class Chain implements ChainReader {
   private readonly clock: Clock;
   private readonly logger: ChainLogger | undefined;
   private readonly invalid = new BoundedMap<string, BlockError>(INVALID_CACHE_SIZE);
-  private readonly schedules = new BoundedMap<string, EpochSchedule>(SCHEDULE_CACHE_SIZE);
-  /** Block hash → until when (epoch ms) the sync expects it: stored whatever its branch's work. */
-  private readonly expected = new BoundedMap<string, number>(MAX_EXPECTED);
+  private readonly schedules: Schedules;
+  private readonly sides: SideBranches;
+  private readonly evidence: EvidenceBook;
   private tipEntry: BlockIndex;
 
   private constructor(
@@ -150,6 +85,12 @@ export class Chain implements ChainReader {
         : { ...params, reorg: { ...params.reorg, maxDepth: opts.maxReorgDepth } };
     this.clock = modules.clock;
     this.logger = modules.logger;
+    // The collaborators get the store and plain functions, never the Chain itself.
+    const base = { store, clock: this.clock, logger: this.logger };
+    this.schedules = new Schedules({ store, ancestorAt: (e, h) => this.ancestorAt(e, h) });
+    const forgetSchedule = (h: Buffer): void => this.schedules.forget(h);
+    this.sides = new SideBranches({ ...base, params: this.params, tip: () => this.tipEntry, forgetSchedule });
+    this.evidence = new EvidenceBook({ ...base, emit: (ev) => this.emit("evidence", ev) });
     const tip = store.getIndex(store.getTipHash());
     if (!tip) throw new StoreError("tip block index entry is missing");
     this.tipEntry = tip;
@@ -168,23 +109,7 @@ export class Chain implements ChainReader {
     ) {
       throw new RangeError(`maxReorgDepth must be a non-negative integer, got ${opts.maxReorgDepth}`);
     }
-    const gBlock = buildGenesisBlock(genesis);
-    const gHash = blockHash(gBlock.header);
-    const store = ChainStore.open(dir, genesis.network, gHash, { durable: opts.durable ?? true });
-    if (store.isEmpty) {
-      const checked = checkBlockSanityGenesis(gBlock, gHash);
-      const registry = genesisRegistry(genesis);
-      store.initGenesis(genesis.network, gBlock, gHash, registry, {
-        spent: [],
-        created: gBlock.txs[0]!.outputs.map((o, index) => ({
-          outpoint: { txid: checked.txids[0]!, index },
-          entry: { amount: o.amount, address: o.address, height: 0, coinbase: true },
-        })),
-        fees: 0n,
-        registry,
-        slashed: [],
-      });
-    }
+    const { store, genesisHash: gHash } = openGenesisStore(dir, genesis, opts.durable ?? true);
     let chain: Chain;
     try {
       chain = new Chain(store, genesis, gHash, modules, opts);
@@ -396,10 +321,10 @@ export class Chain implements ChainReader {
     }
     // At most one block per (producer, height, round) is stored, unless the sync has validated
     // headers on top of this one: a branch that needs it to win.
-    const expected = this.isExpected(hash);
+    const expected = this.sides.isExpected(hash);
     if (evidence && !expected) return { status: "equivocation", hash, height: entry.height, evidence };
     if (!expected) {
-      const refusal = this.sideRefusal(entry, parent);
+      const refusal = this.sides.refusal(entry, parent);
       if (refusal) return { status: "side-refused", hash, height: entry.height, reason: refusal };
     }
     // A side branch: keep it with the registry after it (content-addressed by its mnRoot, so the
@@ -414,223 +339,58 @@ export class Chain implements ChainReader {
     return this.reorgTo(entry);
   }
 
-  /**
-   * Whether a block with this header would be refused as a side block (its branch cannot win),
-   * judged from the header alone so a relay need not download the body: null when the parent is
-   * unknown or the tip, when the sync expects it, or when it would be a second block for a stored
-   * block's (producer, height, round), which is evidence worth fetching.
-   */
+  /** Whether a block with this header would be refused as a side block (SideBranches.refusalOf). */
   sideRefusalOf(header: BlockHeader): "too-deep" | "too-light" | null {
-    const parent = this.store.getIndex(header.prevHash);
-    if (!parent || parent.hash.equals(this.tipEntry.hash)) return null;
-    const hash = blockHash(header);
-    if (this.isExpected(hash)) return null;
-    const holder = this.store.getSlot(header.producer, header.height, header.round);
-    if (holder && !holder.equals(hash)) return null;
-    const work = parent.work + blockWork(header.round);
-    return this.sideRefusal({ work }, parent);
+    return this.sides.refusalOf(header);
   }
 
-  /** Why a side block's branch cannot win, or null: too deep a fork, or too little work. */
-  private sideRefusal(entry: Pick<BlockIndex, "work">, parent: BlockIndex): "too-deep" | "too-light" | null {
-    if (entry.work + SIDE_BRANCH_WORK_MARGIN < this.tipEntry.work) return "too-light";
-    const floor = this.tipEntry.height - this.params.reorg.maxDepth;
-    // Walk down the side branch to the main chain; heights fall by one a step, so the walk ends
-    // within entry.height − floor steps.
-    let e: BlockIndex | undefined = parent;
-    while (e && this.store.isSide(e.hash)) {
-      if (e.height < floor) return "too-deep";
-      e = this.store.getIndex(e.prevHash);
-    }
-    if (!e || e.height < floor) return "too-deep";
-    return null;
-  }
-
-  /**
-   * The sync coordinator validated these headers and will fetch their blocks: store them as side
-   * blocks whatever their branch's work so far (a long heavier branch is lighter than our tip
-   * until its end). Kept for `ttlMs`, and never pruned meanwhile.
-   */
+  /** The sync will fetch these blocks: store them whatever their branch's work (SideBranches.expect). */
   expect(hashes: readonly Buffer[], ttlMs: number): void {
-    const until = this.clock.now() + Math.max(0, ttlMs);
-    for (const h of hashes) this.expected.set(h.toString("hex"), until);
+    this.sides.expect(hashes, ttlMs);
   }
 
-  private isExpected(hash: Buffer): boolean {
-    const hex = hash.toString("hex");
-    const until = this.expected.get(hex);
-    if (until === undefined) return false;
-    if (until >= this.clock.now()) return true;
-    this.expected.delete(hex);
-    return false;
-  }
-
-  /**
-   * Deletes stored side blocks whose branch can no longer win (work more than the margin behind
-   * the tip, or below tip − max_reorg_depth), unless the sync expects them or a descendant that
-   * can still win needs them. Returns how many were deleted.
-   */
+  /** Deletes stored side blocks that can no longer win; returns how many (SideBranches.prune). */
   pruneSideBranches(): number {
-    const tip = this.tipEntry;
-    const floor = tip.height - this.params.reorg.maxDepth;
-    const side: BlockIndex[] = [];
-    for (const { hash } of this.store.iterateSide()) {
-      const e = this.store.getIndex(hash);
-      if (e) side.push(e);
-    }
-    if (side.length === 0) return 0;
-    side.sort((a, b) => b.height - a.height);
-    const needed = new Set<string>();
-    for (const e of side) {
-      const hex = e.hash.toString("hex");
-      const keep =
-        needed.has(hex) ||
-        this.isExpected(e.hash) ||
-        (e.work + SIDE_BRANCH_WORK_MARGIN >= tip.work && e.height >= floor);
-      if (keep) {
-        needed.add(hex);
-        needed.add(e.prevHash.toString("hex"));
-      }
-    }
-    const doomed = side.filter((e) => !needed.has(e.hash.toString("hex")));
-    if (doomed.length === 0) return 0;
-    this.store.atomically(() => {
-      for (const e of doomed) this.store.deleteSideBlock(e);
-    });
-    for (const e of doomed) this.schedules.delete(e.hash.toString("hex"));
-    this.logger?.info("Pruned side blocks that can no longer win", {
-      blocks: doomed.length,
-      tip: tip.height,
-    });
-    return doomed.length;
+    return this.sides.prune();
   }
 
   // ---- the producer schedule ----
 
   /** The ancestor of `entry` (or `entry` itself) at `height`. */
   ancestorAt(entry: BlockIndex, height: number): BlockIndex {
-    if (height > entry.height || height < 0)
-      throw new StoreError(`no ancestor of ${entry.hash.toString("hex")} at height ${height}`);
-    let e = entry;
-    while (e.height > height) {
-      if (!this.store.isSide(e.hash)) {
-        // On the main chain: every ancestor is too, and the height index finds it at once.
-        const h = this.store.getHashAtHeight(height);
-        if (h) return this.mustIndex(h);
-      }
-      e = this.mustIndex(e.prevHash);
-    }
-    return e;
+    return ancestorOf(this.store, entry, height);
   }
 
   /** The schedule of the epoch that `parent`'s children (height parent.height + 1) belong to. */
   scheduleForChild(parent: BlockIndex): EpochSchedule {
-    const anchor = this.ancestorAt(parent, anchorHeightOf(epochOf(parent.height + 1)));
-    return this.scheduleAt(anchor);
+    return this.schedules.forChild(parent);
   }
 
-  /**
-   * The schedule fixed by an anchor block (height a multiple of EPOCH_BLOCKS): epoch 0 from the
-   * genesis registry, then each from the one before and the registry after its anchor. Computed
-   * once per anchor; main-chain anchors are stored, side ones kept in memory.
-   */
+  /** The schedule fixed by an anchor block (height a multiple of EPOCH_BLOCKS; Schedules.at). */
   scheduleAt(anchor: BlockIndex): EpochSchedule {
-    const pending: BlockIndex[] = [];
-    let base: EpochSchedule | undefined;
-    for (let a: BlockIndex = anchor; ;) {
-      base = this.cachedSchedule(a);
-      if (base) break;
-      if (a.height === 0) {
-        base = genesisSchedule(this.registryOrThrow(a));
-        this.schedules.set(a.hash.toString("hex"), base);
-        break;
-      }
-      pending.push(a);
-      a = this.ancestorAt(a, a.height - EPOCH_BLOCKS);
-    }
-    for (let i = pending.length - 1; i >= 0; i--) {
-      const a = pending[i]!;
-      base = nextSchedule(base, this.registryOrThrow(a));
-      this.schedules.set(a.hash.toString("hex"), base);
-    }
-    return base;
-  }
-
-  private cachedSchedule(anchor: BlockIndex): EpochSchedule | undefined {
-    const hex = anchor.hash.toString("hex");
-    const hit = this.schedules.get(hex);
-    if (hit) return hit;
-    const bytes = this.store.getSchedule(anchor.hash);
-    if (!bytes) return undefined;
-    const s = decodeSchedule(bytes);
-    this.schedules.set(hex, s);
-    return s;
-  }
-
-  private registryOrThrow(entry: BlockIndex): Registry {
-    const reg = this.store.getRegistryByRoot(entry.mnRoot);
-    if (!reg) throw new StoreError(`registry snapshot ${entry.mnRoot.toString("hex")} is missing`);
-    return reg;
-  }
-
-  /** Inside a write transaction: stores the schedule an anchor block fixes, once it is main. */
-  private persistScheduleIfAnchor(entry: BlockIndex): void {
-    if (entry.height === 0 || entry.height % EPOCH_BLOCKS !== 0) return;
-    if (this.store.getSchedule(entry.hash)) return;
-    this.store.putSchedule(entry.hash, encodeSchedule(this.scheduleAt(entry)));
+    return this.schedules.at(anchor);
   }
 
   // ---- evidence ----
 
-  /**
-   * Keeps evidence of equivocation (the first one per offender is all that is needed). Returns
-   * true when it is new. The caller has checked it (checkEquivocation).
-   */
+  /** Keeps checked evidence of equivocation; true when it is new (EvidenceBook.record). */
   recordEvidence(ev: Equivocation): boolean {
-    const offender = offenderOf(ev);
-    const fresh = this.store.atomically(() =>
-      this.store.putEvidence(offender, encodeEquivocation(ev), this.clock.now()),
-    );
-    if (!fresh) return false;
-    this.logger?.warn("Equivocation: a producer signed two blocks for one slot", describeEquivocation(ev));
-    this.emit("evidence", ev);
-    return true;
+    return this.evidence.record(ev);
   }
 
   /** Whether evidence against this operator key is held. */
   hasEvidenceAgainst(operator: Uint8Array): boolean {
-    return this.store.getEvidence(operator) !== undefined;
+    return this.evidence.hasAgainst(operator);
   }
 
   /** Every piece of evidence held, with when it was first seen and where it was put on chain. */
   listEvidence(): Array<{ evidence: Equivocation; seenAt: number; slashedAt: number | null }> {
-    const out = [];
-    for (const r of this.store.iterateEvidence()) {
-      try {
-        out.push({
-          evidence: decodeEquivocation(r.bytes),
-          seenAt: r.seenAt,
-          slashedAt: this.store.slashedAt(r.operator) ?? null,
-        });
-      } catch {
-        // Stored by this node after checking; skip anything unreadable rather than fail the list.
-      }
-    }
-    return out;
+    return this.evidence.list();
   }
 
-  /**
-   * Evidence transactions for the next block on the tip: against producers still registered
-   * after the tip (at most `max`).
-   */
+  /** Evidence transactions for the next block on the tip (at most `max`). */
   pendingEvidenceTxs(max: number): Tx[] {
-    const registry = this.getRegistry();
-    const out: Tx[] = [];
-    for (const { evidence } of this.listEvidence()) {
-      if (out.length >= max) break;
-      if (findRegistered(registry, offenderOf(evidence))) out.push(evidenceTx(evidence));
-    }
-    return out;
+    return this.evidence.pendingTxs(max);
   }
 
   private contextFor(parent: BlockIndex, registry: Registry): BlockContext {
@@ -652,7 +412,7 @@ export class Chain implements ChainReader {
         const changes = connectTransactions(checked, ctx, this.store);
         this.store.putBlock(entry, bytes);
         this.store.applyConnect(entry, changes, checked.txids);
-        this.persistScheduleIfAnchor(entry);
+        this.schedules.persistIfAnchor(entry);
       });
     } catch (e) {
       if (e instanceof BlockError && isPermanentForHash(e.code)) {
@@ -677,19 +437,11 @@ export class Chain implements ChainReader {
 
   /** The last common block of the main chain and the branch ending at `entry`. */
   findFork(entry: BlockIndex): BlockIndex {
-    let a: BlockIndex = this.tipEntry;
-    let b: BlockIndex = entry;
-    while (!a.hash.equals(b.hash)) {
-      if (a.height >= b.height) a = this.mustIndex(a.prevHash);
-      else b = this.mustIndex(b.prevHash);
-    }
-    return a;
+    return forkOf(this.store, this.tipEntry, entry);
   }
 
   private mustIndex(hash: Buffer): BlockIndex {
-    const e = this.store.getIndex(hash);
-    if (!e) throw new StoreError(`block index entry ${hash.toString("hex")} is missing`);
-    return e;
+    return mustIndex(this.store, hash);
   }
 
   /**
@@ -738,7 +490,7 @@ export class Chain implements ChainReader {
             checkHeaderContext(checked, ctx);
             const changes = connectTransactions(checked, ctx, this.store);
             this.store.applyConnect(entry, changes, checked.txids);
-            this.persistScheduleIfAnchor(entry);
+            this.schedules.persistIfAnchor(entry);
             registry = changes.registry ?? registry;
           } catch (e) {
             if (e instanceof BlockError) {
@@ -803,11 +555,4 @@ export class Chain implements ChainReader {
   async close(): Promise<void> {
     await this.store.close();
   }
-}
-
-function checkBlockSanityGenesis(block: Block, hash: Buffer): CheckedBlock {
-  // The genesis is built locally from the spec, so only its txids are needed.
-  const checked = { block, hash, txids: [] as Buffer[], size: encodeBlock(block).length };
-  for (const tx of block.txs) checked.txids.push(txidOf(tx));
-  return checked;
 }

@@ -7,7 +7,7 @@
  *   T                      -> tip hash (32)
  *   S                      -> UTXO stats: count u64 ‖ total u64 ‖ multiset hash (32)
  *   b ‖ hash               -> block (canonical encoding)
- *   i ‖ hash               -> block index entry (see writeIndex)
+ *   i ‖ hash               -> block index entry (see writeIndex in storeLayout.ts)
  *   h ‖ u32be height       -> hash of the main-chain block at that height
  *   u ‖ txid ‖ u32be index -> unspent output (UtxoEntry encoding)
  *   d ‖ hash               -> undo data of a connected block: its txids and the outputs it spent
@@ -37,8 +37,7 @@
  */
 import { mkdirSync } from "node:fs";
 import { open, type RootDatabase } from "lmdb";
-import { Reader, Writer, decodeExact } from "../codec/index.js";
-import { sha256 } from "../crypto/hash.js";
+import { Reader, Writer } from "../codec/index.js";
 import { decodeRegistry, encodeRegistry, registryRoot, type Registry } from "../consensus/registry.js";
 import { slashedBy } from "../consensus/evidence.js";
 import {
@@ -52,121 +51,56 @@ import {
 import { ROUND_WEIGHT_BASE } from "../primitives/constants.js";
 import type { NetworkName } from "../primitives/params.js";
 import type { OutPoint } from "../primitives/tx.js";
-import {
-  decodeUtxoEntry,
-  encodeUtxoEntry,
-  outpointBytes,
-  type UtxoEntry,
-  type UtxoView,
-} from "../primitives/utxo.js";
+import { decodeUtxoEntry, outpointBytes, type UtxoEntry, type UtxoView } from "../primitives/utxo.js";
 import type { BlockChanges, SpentOutput } from "../consensus/validation.js";
+import {
+  K_NETWORK,
+  K_REGROOT,
+  K_TIP,
+  K_VERSION,
+  P_BLOCK,
+  P_EVIDENCE,
+  P_INDEX,
+  P_REGISTRY,
+  P_REGREFS,
+  P_SCHEDULE,
+  P_SIDE,
+  P_SLASHED,
+  P_TXINDEX,
+  P_UNDO,
+  P_UTXO,
+  heightKey,
+  key,
+  readIndex,
+  readUndo,
+  slotKey,
+  writeIndex,
+  writeUndo,
+  type BlockIndex,
+} from "./storeLayout.js";
+import {
+  computeUtxoStats,
+  connectUtxos,
+  disconnectUtxos,
+  iterateUtxoSet,
+  readUtxoStats,
+  writeUtxoStats,
+  type UtxoStats,
+} from "./utxoSet.js";
+
+// The key encodings are in storeLayout.ts, the UTXO set and its stats in utxoSet.ts.
+export type { BlockIndex } from "./storeLayout.js";
+export type { UtxoStats } from "./utxoSet.js";
 
 /** 2: slot index, side set, registry refcounts, schedules, evidence and slashed keys. */
 export const SCHEMA_VERSION = 2;
 
-const K_VERSION = Buffer.from("V");
-const K_NETWORK = Buffer.from("N");
-const K_TIP = Buffer.from("T");
-const K_STATS = Buffer.from("S");
-const K_REGROOT = Buffer.from("R");
-const P_BLOCK = 0x62; // b
-const P_INDEX = 0x69; // i
-const P_HEIGHT = 0x68; // h
-const P_UTXO = 0x75; // u
-const P_UNDO = 0x64; // d
-const P_REGISTRY = 0x67; // g
-const P_TXINDEX = 0x78; // x
-const P_REGREFS = 0x63; // c
-const P_SLOT = 0x70; // p
-const P_SIDE = 0x73; // s
-const P_SCHEDULE = 0x71; // q
-const P_EVIDENCE = 0x45; // E
-const P_SLASHED = 0x7a; // z
-
-const MOD256 = 1n << 256n;
-
 export class StoreError extends Error {}
-
-/** What the node knows about a block without reading its body. */
-export interface BlockIndex {
-  hash: Buffer;
-  height: number;
-  prevHash: Buffer;
-  timestamp: number;
-  round: number;
-  producer: Buffer;
-  mnRoot: Buffer;
-  /** Cumulative fork-choice weight up to and including this block. */
-  work: bigint;
-  size: number;
-  txCount: number;
-}
-
-export interface UtxoStats {
-  count: number;
-  total: bigint;
-  /** Order-independent hash of the set: Σ SHA-256(outpoint ‖ entry) mod 2^256. */
-  hash: Buffer;
-}
 
 export function blockWork(round: number): bigint {
   // At least 1, so every block adds work and a longer chain of very late rounds still counts.
   const w = ROUND_WEIGHT_BASE / BigInt(round + 1);
   return w > 0n ? w : 1n;
-}
-
-function key(prefix: number, body: Uint8Array): Buffer {
-  const k = Buffer.allocUnsafe(1 + body.length);
-  k[0] = prefix;
-  k.set(body, 1);
-  return k;
-}
-
-function slotKey(producer: Uint8Array, height: number, round: number): Buffer {
-  const k = Buffer.allocUnsafe(1 + 32 + 8);
-  k[0] = P_SLOT;
-  k.set(producer.subarray(0, 32), 1);
-  k.writeUInt32BE(height, 33);
-  k.writeUInt32BE(round, 37);
-  return k;
-}
-
-function heightKey(height: number): Buffer {
-  const k = Buffer.allocUnsafe(5);
-  k[0] = P_HEIGHT;
-  k.writeUInt32BE(height, 1);
-  return k;
-}
-
-function writeIndex(e: BlockIndex): Buffer {
-  const w = new Writer(200);
-  w.u32(e.height)
-    .fixed(e.prevHash, 32)
-    .u64n(e.timestamp)
-    .u32(e.round)
-    .fixed(e.producer, 32)
-    .fixed(e.mnRoot, 32);
-  w.u64(e.work).u32(e.size).u32(e.txCount);
-  return w.toBuffer();
-}
-
-function readIndex(hash: Buffer, buf: Buffer): BlockIndex {
-  return decodeExact(buf, (r: Reader) => ({
-    hash,
-    height: r.u32(),
-    prevHash: r.fixed(32),
-    timestamp: r.u64n(),
-    round: r.u32(),
-    producer: r.fixed(32),
-    mnRoot: r.fixed(32),
-    work: r.u64(),
-    size: r.u32(),
-    txCount: r.u32(),
-  }));
-}
-
-function utxoDigest(k: Buffer, v: Buffer): bigint {
-  return BigInt("0x" + sha256(Buffer.concat([k, v])).toString("hex"));
 }
 
 export class ChainStore implements UtxoView {
@@ -249,7 +183,7 @@ export class ChainStore implements UtxoView {
       ver.writeUInt32LE(SCHEMA_VERSION);
       this.db.putSync(K_VERSION, ver);
       this.db.putSync(K_NETWORK, new Writer(64).string(network, 16).fixed(genesisHash, 32).toBuffer());
-      this.putStats({ count: 0, total: 0n, hash: Buffer.alloc(32) });
+      writeUtxoStats(this.db, { count: 0, total: 0n, hash: Buffer.alloc(32) });
       this.putRegistrySnapshot(registry);
       this.db.putSync(K_REGROOT, registryRoot(registry));
       const encoded = encodeBlock(genesis);
@@ -331,9 +265,7 @@ export class ChainStore implements UtxoView {
   }
 
   getStats(): UtxoStats {
-    const v = this.db.get(K_STATS);
-    if (!v) return { count: 0, total: 0n, hash: Buffer.alloc(32) };
-    return decodeExact(v, (r) => ({ count: r.u64n(), total: r.u64(), hash: r.fixed(32) }));
+    return readUtxoStats(this.db);
   }
 
   getRegistryRoot(): Buffer {
@@ -361,17 +293,7 @@ export class ChainStore implements UtxoView {
 
   /** Iterates the whole UTXO set (used by verify and gettxoutsetinfo). */
   *iterateUtxos(): Generator<{ outpoint: OutPoint; entry: UtxoEntry; key: Buffer; value: Buffer }> {
-    const start = Buffer.from([P_UTXO]);
-    const end = Buffer.from([P_UTXO + 1]);
-    for (const { key: k, value } of this.db.getRange({ start, end })) {
-      const kb = Buffer.from(k);
-      yield {
-        outpoint: { txid: kb.subarray(1, 33), index: kb.readUInt32BE(33) },
-        entry: decodeUtxoEntry(value),
-        key: kb.subarray(1),
-        value: Buffer.from(value),
-      };
-    }
+    yield* iterateUtxoSet(this.db);
   }
 
   /** Where a main-chain transaction is: its block and position. */
@@ -384,13 +306,7 @@ export class ChainStore implements UtxoView {
   getUndo(hash: Uint8Array): { txids: Buffer[]; spent: SpentOutput[] } | undefined {
     const v = this.db.get(key(P_UNDO, hash));
     if (!v) return undefined;
-    return decodeExact(v, (r) => ({
-      txids: r.array(1_000_000, (r) => r.fixed(32)),
-      spent: r.array(1_000_000, (r) => ({
-        outpoint: { txid: r.fixed(32), index: r.u32() },
-        entry: decodeUtxoEntry(r.varBytes(64)),
-      })),
-    }));
+    return readUndo(v);
   }
 
   /** The stored block `producer` signed for (height, round), if any. */
@@ -557,42 +473,13 @@ export class ChainStore implements UtxoView {
     return root;
   }
 
-  private putStats(s: UtxoStats): void {
-    this.db.putSync(K_STATS, new Writer(48).u64n(s.count).u64(s.total).fixed(s.hash, 32).toBuffer());
-  }
-
   /**
    * Makes a validated block the new tip: spends and creates outputs, writes undo data, the height
    * index, the registry and the tip. The block body and index entry must already be stored.
    */
   applyConnect(entry: BlockIndex, changes: BlockChanges, txids: Buffer[]): void {
-    const stats = this.getStats();
-    let hash = BigInt("0x" + stats.hash.toString("hex"));
-    let count = stats.count;
-    let total = stats.total;
-    for (const s of changes.spent) {
-      const k = outpointBytes(s.outpoint);
-      const v = encodeUtxoEntry(s.entry);
-      this.db.removeSync(key(P_UTXO, k));
-      hash = (hash - utxoDigest(k, v) + MOD256) % MOD256;
-      count--;
-      total -= s.entry.amount;
-    }
-    for (const c of changes.created) {
-      const k = outpointBytes(c.outpoint);
-      const v = encodeUtxoEntry(c.entry);
-      this.db.putSync(key(P_UTXO, k), v);
-      hash = (hash + utxoDigest(k, v)) % MOD256;
-      count++;
-      total += c.entry.amount;
-    }
-    this.putStats({ count, total, hash: Buffer.from(hash.toString(16).padStart(64, "0"), "hex") });
-    const undo = new Writer(64 + changes.spent.length * 80 + txids.length * 32);
-    undo.array(txids, 1_000_000, (w, id) => w.fixed(id, 32));
-    undo.array(changes.spent, 1_000_000, (w, s) => {
-      w.fixed(s.outpoint.txid, 32).u32(s.outpoint.index).varBytes(encodeUtxoEntry(s.entry), 64);
-    });
-    this.db.putSync(key(P_UNDO, entry.hash), undo.toBuffer());
+    connectUtxos(this.db, changes);
+    this.db.putSync(key(P_UNDO, entry.hash), writeUndo(txids, changes.spent));
     txids.forEach((id, i) => {
       const loc = Buffer.allocUnsafe(36);
       entry.hash.copy(loc, 0);
@@ -620,33 +507,7 @@ export class ChainStore implements UtxoView {
     const undo = this.getUndo(entry.hash);
     if (!block || !undo)
       throw new StoreError(`cannot disconnect ${entry.hash.toString("hex")}: block or undo data missing`);
-    const stats = this.getStats();
-    let hash = BigInt("0x" + stats.hash.toString("hex"));
-    let count = stats.count;
-    let total = stats.total;
-    block.txs.forEach((tx, i) => {
-      const id = undo.txids[i]!;
-      tx.outputs.forEach((_o, index) => {
-        const k = outpointBytes({ txid: id, index });
-        const dbk = key(P_UTXO, k);
-        const v = this.db.get(dbk);
-        // An output created and spent inside the same block was never in the set.
-        if (v === undefined) return;
-        this.db.removeSync(dbk);
-        hash = (hash - utxoDigest(k, Buffer.from(v)) + MOD256) % MOD256;
-        count--;
-        total -= decodeUtxoEntry(v).amount;
-      });
-    });
-    for (const s of undo.spent) {
-      const k = outpointBytes(s.outpoint);
-      const v = encodeUtxoEntry(s.entry);
-      this.db.putSync(key(P_UTXO, k), v);
-      hash = (hash + utxoDigest(k, v)) % MOD256;
-      count++;
-      total += s.entry.amount;
-    }
-    this.putStats({ count, total, hash: Buffer.from(hash.toString(16).padStart(64, "0"), "hex") });
+    disconnectUtxos(this.db, block, undo);
     this.db.removeSync(key(P_UNDO, entry.hash));
     for (const id of undo.txids) this.db.removeSync(key(P_TXINDEX, id));
     for (const op of slashedBy(block)) {
@@ -662,15 +523,7 @@ export class ChainStore implements UtxoView {
 
   /** Recomputes the UTXO stats from the set itself (for verify). */
   computeStats(): UtxoStats {
-    let hash = 0n;
-    let count = 0;
-    let total = 0n;
-    for (const u of this.iterateUtxos()) {
-      hash = (hash + utxoDigest(u.key, u.value)) % MOD256;
-      count++;
-      total += u.entry.amount;
-    }
-    return { count, total, hash: Buffer.from(hash.toString(16).padStart(64, "0"), "hex") };
+    return computeUtxoStats(this.db);
   }
 
   async close(): Promise<void> {
