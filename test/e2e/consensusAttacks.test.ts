@@ -34,7 +34,7 @@ import { sha256 } from "../../src/crypto/hash.js";
 import { RpcCallError } from "../../src/rpc/client.js";
 import { makeTransfer } from "../helpers/chainFixture.js";
 import { BranchSchedule } from "./helpers/attacker.js";
-import { BlockServingPeer, MnDevnet, sleep, waitUntil } from "./helpers/masternodes.js";
+import { BlockServingPeer, MnDevnet, sleep, waitFor } from "./helpers/masternodes.js";
 import { trapEscapes, type NodeHandle } from "./helpers/nodes.js";
 import { ChainRecorder } from "./helpers/splitNet.js";
 
@@ -123,12 +123,10 @@ void describe("attacks on the consensus rules (real nodes)", () => {
     const target = net.node(0);
     const t0 = Date.now();
     // The slots used below (parents 1 to 20, rounds up to 8) are all in the past by then.
-    await waitUntil(
-      "30 blocks",
-      () => target.n.chain.height >= 30,
-      90_000,
-      () => net.describe(),
-    );
+    await waitFor("30 blocks", () => target.n.chain.height >= 30, {
+      timeoutMs: 90_000,
+      detail: () => net.describe(),
+    });
     const t1 = Date.now();
     const peer = await rawPeerTo(0, 9);
     const chain = target.n.chain;
@@ -306,14 +304,13 @@ void describe("attacks on the consensus rules (real nodes)", () => {
       minedheight: number | null;
     }
     for (const h of honest) {
-      await waitUntil(
+      await waitFor(
         `${h.name} to hold the evidence, mined`,
         async () => {
           const rows = await h.rpc.call<EvidenceRow[]>("listevidence");
           return rows.some((r) => r.producer === opHex && r.state === "mined");
         },
-        30_000,
-        () => `${net.describe()}\n${h.recentLogs(15)}`,
+        { timeoutMs: 30_000, detail: () => `${net.describe()}\n${h.recentLogs(15)}` },
       );
       const [row] = await h.rpc.call<EvidenceRow[]>("listevidence");
       assert.equal(row!.height, height);

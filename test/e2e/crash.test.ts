@@ -98,7 +98,7 @@ void describe("crash safety: SIGKILL at random moments", () => {
             record(info);
             return info.blocks > startHeight ? true : undefined;
           },
-          { timeoutMs: 10_000, intervalMs: 50 },
+          { timeoutMs: 10_000, stepMs: 50 },
         );
         const delayMs = MIN_DELAY_MS + rand() * (MAX_DELAY_MS - MIN_DELAY_MS);
         let killed = false;

@@ -21,7 +21,7 @@ import { readCookieFile } from "../../src/rpc/cookie.js";
 import { dataDirPaths } from "../../src/node/dataDir.js";
 import { SystemClock } from "../../src/util/clock.js";
 import { CryptoRandom } from "../../src/util/random.js";
-import { cleanupAll, Devnet, sleep, trapEscapes, waitUntil } from "./helpers/nodes.js";
+import { cleanupAll, Devnet, sleep, trapEscapes, waitFor } from "./helpers/nodes.js";
 import { REPO_ROOT } from "./helpers/proc.js";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -102,12 +102,10 @@ void describe("dashboard in a real browser", () => {
       })),
     });
     const d = devnet;
-    await waitUntil(
+    await waitFor(
       "a connected devnet with a few blocks",
       async () => (await d.node(0).connectionCount()) === 3 && d.node(0).n.chain.height >= 3,
-      20_000,
-      () => d.describe(),
-      100,
+      { timeoutMs: 20_000, detail: () => d.describe(), stepMs: 100 },
     );
     const node = d.node(0).n;
     dashboard = dashboardFor(node, { clock: new SystemClock(), random: new CryptoRandom() });
@@ -224,13 +222,11 @@ void describe("dashboard in a real browser", () => {
       assert.equal(shownText, count.toLocaleString("en-US"));
 
       // It rises as blocks arrive.
-      await waitUntil(
-        "the displayed height to rise",
-        async () => (await displayedHeight(page)) > shown,
-        15_000,
-        async () => `still ${await displayedHeight(page)}`,
-        100,
-      );
+      await waitFor("the displayed height to rise", async () => (await displayedHeight(page)) > shown, {
+        timeoutMs: 15_000,
+        detail: async () => `still ${await displayedHeight(page)}`,
+        stepMs: 100,
+      });
 
       // The peers table has one row per connection (re-read both until they agree).
       let rows = -1;
@@ -254,12 +250,10 @@ void describe("dashboard in a real browser", () => {
       assert.match(tip ?? "", /^[0-9a-f]{64}$/, "the full tip hash is in the title");
 
       // Let the chart gather a few samples, then take the picture.
-      await waitUntil(
+      await waitFor(
         "a few chart samples",
         async () => Number(await page.getAttribute('[data-testid="height-chart"]', "data-samples")) >= 4,
-        15_000,
-        undefined,
-        200,
+        { timeoutMs: 15_000, stepMs: 200 },
       );
       await page.screenshot({ path: SCREENSHOT, fullPage: true });
       assert.deepEqual(consoleErrors, [], "no errors in the page's console");

@@ -26,7 +26,7 @@ import {
   MnDevnet,
   nextTip,
   sleep,
-  waitUntil,
+  waitFor,
   type BadBlockKind,
 } from "./helpers/masternodes.js";
 import { destroyAllRawPeers, RawPeer } from "./helpers/rawPeer.js";
@@ -81,15 +81,17 @@ void describe("a 6-masternode devnet (real nodes)", () => {
     const connected = performance.now();
     const nodes = net.running();
     let lists: Array<Awaited<ReturnType<typeof masternodeList>>> = [];
-    await waitUntil(
+    await waitFor(
       "every node's masternodelist to show all 6 masternodes active",
       async () => {
         lists = await Promise.all(nodes.map((h) => masternodeList(h)));
         return lists.every((l) => l.length === NODES && l.every((r) => r.status === "active"));
       },
-      10_000,
-      () => JSON.stringify(lists.map((l) => l.map((r) => r.status))),
-      5,
+      {
+        timeoutMs: 10_000,
+        detail: () => JSON.stringify(lists.map((l) => l.map((r) => r.status))),
+        stepMs: 5,
+      },
     );
     const converged = performance.now();
     const convergeMs = converged - connected;
@@ -168,18 +170,20 @@ void describe("a 6-masternode devnet (real nodes)", () => {
 
     // Every node refuses every block under the rule it breaks. The three that prove malice ban the
     // sender at once, the block kept as evidence; the timestamp is a clock fault and costs nothing.
-    await waitUntil(
+    await waitFor(
       "every node to refuse every crafted block",
       () =>
         [...offered].every(
           ([key, hash]) => refusalCode(net.node(Number(key.split("node-")[1])), hash) !== undefined,
         ),
-      10_000,
-      () =>
-        [...offered]
-          .filter(([key, hash]) => refusalCode(net.node(Number(key.split("node-")[1])), hash) === undefined)
-          .map(([key]) => key)
-          .join(", "),
+      {
+        timeoutMs: 10_000,
+        detail: () =>
+          [...offered]
+            .filter(([key, hash]) => refusalCode(net.node(Number(key.split("node-")[1])), hash) === undefined)
+            .map(([key]) => key)
+            .join(", "),
+      },
     );
     for (const h of nodes) {
       const banned = await bannedIps(h);
@@ -245,7 +249,7 @@ void describe("a 6-masternode devnet (real nodes)", () => {
       heartbeats().filter((hb) =>
         heartbeats().some((n) => n.operatorPubkey.equals(hb.operatorPubkey) && n.seq > hb.seq),
       );
-    await replayer.waitUntil(
+    await replayer.waitFor(
       () => older().length >= 5,
       "5 heartbeats with a newer one from the same masternode",
       10_000,
@@ -270,12 +274,12 @@ void describe("a 6-masternode devnet (real nodes)", () => {
     // resumes after a stall delivers.
     const replays = older().slice(0, 5);
     for (const hb of replays) replayer.send(hb);
-    await waitUntil(
+    await waitFor(
       "the node to judge all ten",
       () =>
         count("heartbeat:unknown-operator") - before.unknown >= 5 &&
         count("heartbeat:replay") - before.replay >= 5,
-      5_000,
+      { timeoutMs: 5_000 },
     );
     assert.equal(count("heartbeat:unknown-operator") - before.unknown, 5);
     assert.equal(count("heartbeat:replay") - before.replay, 5);
@@ -331,12 +335,10 @@ void describe("a 6-masternode devnet (real nodes)", () => {
     assert.ok(Date.now() < slotStart(n0.n.chain.params, tip.timestamp, 0), "stopped before its slot opened");
 
     const height = tip.height + 1;
-    await waitUntil(
-      `height ${height} on node 0`,
-      () => n0.n.chain.height >= height,
-      10_000,
-      () => net.describe(),
-    );
+    await waitFor(`height ${height} on node 0`, () => n0.n.chain.height >= height, {
+      timeoutMs: 10_000,
+      detail: () => net.describe(),
+    });
     const block = n0.n.chain.getBlock(n0.n.chain.getHashAtHeight(height)!)!;
     assert.ok(
       block.header.round >= 1,
@@ -361,7 +363,7 @@ void describe("a 6-masternode devnet (real nodes)", () => {
     assert.deepEqual(new Set(hashes), new Set([blockHash(block.header).toString("hex")]));
     assert.ok(agreed.height >= height + 2);
     // Liveness notices too: the stopped masternode goes inactive everywhere, the others stay active.
-    await waitUntil(
+    await waitFor(
       "every node to list the stopped masternode inactive",
       async () => {
         const lists = await Promise.all(net.running().map((h) => masternodeList(h)));
@@ -371,8 +373,7 @@ void describe("a 6-masternode devnet (real nodes)", () => {
             l.filter((r) => r.status === "active").length === NODES - 1,
         );
       },
-      6 * HEARTBEAT_MS + 5_000,
-      () => net.describe(),
+      { timeoutMs: 6 * HEARTBEAT_MS + 5_000, detail: () => net.describe() },
     );
   });
 });

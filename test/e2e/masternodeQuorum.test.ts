@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { trapEscapes, type NodeHandle } from "./helpers/nodes.js";
-import { MnDevnet, probeProduction, sleep, waitUntil } from "./helpers/masternodes.js";
+import { MnDevnet, probeProduction, sleep, waitFor } from "./helpers/masternodes.js";
 
 const BLOCK_MS = 1_000;
 const HEARTBEAT_MS = 500;
@@ -63,14 +63,13 @@ void describe("production needs 3 active masternodes (real nodes)", () => {
     await Promise.all([c.stop(), d.stop()]);
     const stoppedAt = Date.now();
     // Within the liveness window the survivors still count the stopped ones; then they wait.
-    await waitUntil(
+    await waitFor(
       "both survivors to report waiting: 2/3 active masternodes",
       async () => {
         const st = await Promise.all([status(a), status(b)]);
         return st.every((s) => s.status === "waiting" && s.reason === "waiting: 2/3 active masternodes");
       },
-      5 * HEARTBEAT_MS + 5_000,
-      () => net.describe(),
+      { timeoutMs: 5 * HEARTBEAT_MS + 5_000, detail: () => net.describe() },
     );
     const waitingAfter = Date.now() - stoppedAt;
     for (const h of [a, b]) {

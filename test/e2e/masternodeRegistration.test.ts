@@ -18,7 +18,7 @@ import { findByOperator } from "../../src/consensus/registry.js";
 import { Tier } from "../../src/consensus/tier.js";
 import { RpcCallError } from "../../src/rpc/client.js";
 import { trapEscapes, type NodeHandle } from "./helpers/nodes.js";
-import { masternodeList, MnDevnet, waitUntil } from "./helpers/masternodes.js";
+import { masternodeList, MnDevnet, waitFor } from "./helpers/masternodes.js";
 
 interface UnspentJson {
   txid: string;
@@ -93,23 +93,19 @@ void describe("masternode registration through transactions (real nodes)", () =>
     // A genesis masternode's rewards (a third of 100 TIME a block) mature after 5 blocks. Both
     // payments come from mature coins (change is unconfirmed until the next block), so wait for
     // 1,001 TIME plus a coin's worth of change.
-    await waitUntil(
+    await waitFor(
       "1,040 TIME of mature rewards on node 0",
       async () => (await balance(funder)) >= parseAmount("1040"),
-      90_000,
-      () => net.describe(),
-      200,
+      { timeoutMs: 90_000, detail: () => net.describe(), stepMs: 200 },
     );
     const collateralAddr = await mn.rpc.call<string>("getnewaddress");
     const feeAddr = await mn.rpc.call<string>("getnewaddress");
     const payCollateral = await funder.rpc.call<string>("sendtoaddress", [collateralAddr, "1000"]);
     await funder.rpc.call<string>("sendtoaddress", [feeAddr, "1"]);
-    await waitUntil(
+    await waitFor(
       "both payments confirmed in the new node's wallet",
       async () => (await mn.rpc.call<UnspentJson[]>("listunspent")).length >= 2,
-      20_000,
-      () => net.describe(),
-      100,
+      { timeoutMs: 20_000, detail: () => net.describe(), stepMs: 100 },
     );
     const coins = await mn.rpc.call<UnspentJson[]>("listunspent");
     const collateral = coins.find((c) => c.amount === "1000.00000000")!;
@@ -148,12 +144,10 @@ void describe("masternode registration through transactions (real nodes)", () =>
     const twice = await rpcError(mn.rpc.call("registermasternode", ["bronze"]));
     assert.equal(twice.code, -8);
     assert.match(twice.message, /already (waiting in the mempool|registered)/);
-    await waitUntil(
-      "the registration on every node's chain",
-      () => net.running().every(registered),
-      20_000,
-      () => net.describe(),
-    );
+    await waitFor("the registration on every node's chain", () => net.running().every(registered), {
+      timeoutMs: 20_000,
+      detail: () => net.describe(),
+    });
     const minedMs = Date.now() - t0;
     const entry = findByOperator(funder.n.chain.getRegistry(), op)!;
     assert.equal(entry.tier, Tier.Bronze);
@@ -170,7 +164,7 @@ void describe("masternode registration through transactions (real nodes)", () =>
     assert.equal(dup.code, -8);
 
     // Every node lists it, Bronze and (once its heartbeats arrive) active.
-    await waitUntil(
+    await waitFor(
       "every node to list the new masternode as active bronze",
       async () => {
         const lists = await Promise.all(net.running().map((h) => masternodeList(h)));
@@ -180,8 +174,7 @@ void describe("masternode registration through transactions (real nodes)", () =>
             l.some((r) => r.pubkey === opHex && r.tier === "bronze" && r.status === "active"),
         );
       },
-      10_000,
-      () => net.describe(),
+      { timeoutMs: 10_000, detail: () => net.describe() },
     );
 
     // The collateral is locked: listed as not spendable, and an ordinary send cannot take it.
@@ -201,7 +194,7 @@ void describe("masternode registration through transactions (real nodes)", () =>
     // It joins the schedule: a block whose producer is its operator key.
     const fromHeight = funder.n.chain.height;
     let produced = -1;
-    await waitUntil(
+    await waitFor(
       "a block produced by the new masternode",
       () => {
         const chain = funder.n.chain;
@@ -215,8 +208,7 @@ void describe("masternode registration through transactions (real nodes)", () =>
         }
         return false;
       },
-      40_000,
-      () => net.describe(),
+      { timeoutMs: 40_000, detail: () => net.describe() },
     );
     const status = await mn.rpc.call<{
       status: string;
@@ -234,11 +226,10 @@ void describe("masternode registration through transactions (real nodes)", () =>
     const to = await mn.rpc.call<string>("getnewaddress");
     const spendTxid = await mn.rpc.call<string>("spendcollateral", [to]);
     assert.match(spendTxid, /^[0-9a-f]{64}$/);
-    await waitUntil(
+    await waitFor(
       "the masternode to leave every node's registry",
       () => net.running().every((h) => !registered(h)),
-      20_000,
-      () => net.describe(),
+      { timeoutMs: 20_000, detail: () => net.describe() },
     );
     console.log(
       `registration: on every chain ${minedMs} ms after registermasternode; produced height ${produced} ` +
@@ -253,10 +244,10 @@ void describe("masternode registration through transactions (real nodes)", () =>
     assert.equal(after.registered, false);
     assert.equal(after.status, "not-registered");
     // The coin is back in the wallet, free: 1,000 TIME less the fee, at the chosen address.
-    await waitUntil(
+    await waitFor(
       "the spent collateral's output in the wallet",
       async () => (await mn.rpc.call<UnspentJson[]>("listunspent")).some((c) => c.txid === spendTxid),
-      10_000,
+      { timeoutMs: 10_000 },
     );
     const back = (await mn.rpc.call<UnspentJson[]>("listunspent")).find((c) => c.txid === spendTxid)!;
     assert.equal(back.address, to);

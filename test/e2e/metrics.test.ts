@@ -3,7 +3,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { dataDirPaths } from "../../src/node/dataDir.js";
-import { Devnet, cleanupAll, waitUntil } from "./helpers/nodes.js";
+import { Devnet, cleanupAll, waitFor } from "./helpers/nodes.js";
 
 /** The seeds' metric names, fixed by INTERFACE.md. */
 const SEED_METRICS = [
@@ -70,10 +70,10 @@ void describe("GET /metrics", () => {
     const producer = net!.node(0);
     const follower = net!.node(1);
     // The follower syncs a few blocks from the producer first.
-    await waitUntil(
+    await waitFor(
       "the follower syncs 4 blocks",
       async () => (await follower.rpc.call<number>("getblockcount")) >= 4,
-      20_000,
+      { timeoutMs: 20_000 },
     );
     await follower.rpc.call("getblockcount"); // one RPC call so the latency histogram has a sample
     const cookie = readFileSync(dataDirPaths(follower.dir).cookie, "utf8").trim();

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { encodeFrame } from "../../src/p2p/frame.js";
 import { encodeMessage, MsgType } from "../../src/p2p/messages.js";
 import { RpcCallError } from "../../src/rpc/client.js";
-import { cleanupAll, Devnet, DEVNET, sleep, waitUntil, type NodeHandle } from "./helpers/nodes.js";
+import { cleanupAll, Devnet, DEVNET, sleep, waitFor, type NodeHandle } from "./helpers/nodes.js";
 import { destroyAllRawPeers, RawPeer } from "./helpers/rawPeer.js";
 
 const devnets: Devnet[] = [];
@@ -67,7 +67,7 @@ void describe("P2P limits, rate limits and bans (real nodes)", () => {
       const raws = Array.from({ length: 200 }, () => RawPeer.start(rawOpts(net, a, "127.0.11.1")));
       // Each accepted one completes a correct handshake as soon as the node's Hello arrives.
       const handshakes = raws.map(async (p) => {
-        await p.waitUntil(() => p.remoteHello !== null || p.closed, "Hello or refusal", 15_000);
+        await p.waitFor(() => p.remoteHello !== null || p.closed, "Hello or refusal", 15_000);
         if (!p.closed) await p.handshake();
       });
       await Promise.all(handshakes);
@@ -92,19 +92,21 @@ void describe("P2P limits, rate limits and bans (real nodes)", () => {
       // Fill the third slot if the burst left it free, so the next step starts from 3.
       if (accepted.length === 2) {
         const third = RawPeer.start(rawOpts(net, a, "127.0.11.1"));
-        await third.waitUntil(() => third.remoteHello !== null || third.closed, "Hello or refusal");
+        await third.waitFor(() => third.remoteHello !== null || third.closed, "Hello or refusal");
         await third.handshake();
         accepted.push(third);
-        await waitUntil("three from the IP", () => pm.connectionCounts().total === 3, 5_000);
+        await waitFor("three from the IP", () => pm.connectionCounts().total === 3, { timeoutMs: 5_000 });
       }
       // One leaves: its slot is free again, and the cap still holds for the next ones.
       accepted[0]!.destroy();
-      await waitUntil("the node drops the closed one", () => pm.connectionCounts().total === 2, 5_000);
+      await waitFor("the node drops the closed one", () => pm.connectionCounts().total === 2, {
+        timeoutMs: 5_000,
+      });
       const again = [
         RawPeer.start(rawOpts(net, a, "127.0.11.1")),
         RawPeer.start(rawOpts(net, a, "127.0.11.1")),
       ];
-      await Promise.all(again.map((p) => p.waitUntil(() => p.remoteHello !== null || p.closed, "answer")));
+      await Promise.all(again.map((p) => p.waitFor(() => p.remoteHello !== null || p.closed, "answer")));
       assert.equal(again.filter((p) => !p.closed).length, 1, "one more fits, the next is refused");
       sample();
       assert.ok(most <= 3, `${most} connections from one IP at once`);
@@ -134,27 +136,22 @@ void describe("P2P limits, rate limits and bans (real nodes)", () => {
     const [n, o1, o2, m] = net.nodes as [NodeHandle, NodeHandle, NodeHandle, NodeHandle];
     await n.start();
     await o1.start();
-    await waitUntil(
-      "O1 takes the ordinary slot",
-      () => n.peerIds().includes(o1.nodeId),
-      5_000,
-      () => n.describe(),
-    );
+    await waitFor("O1 takes the ordinary slot", () => n.peerIds().includes(o1.nodeId), {
+      timeoutMs: 5_000,
+      detail: () => n.describe(),
+    });
     await o2.start();
-    await waitUntil(
+    await waitFor(
       "O2 refused with too_many_peers",
       () => n.disconnects("too_many_peers") >= 1 && o2.disconnects("too_many_peers") >= 1,
-      5_000,
-      () => `${n.describe()}\n${o2.describe()}`,
+      { timeoutMs: 5_000, detail: () => `${n.describe()}\n${o2.describe()}` },
     );
     assert.deepEqual(n.peerIds(), [o1.nodeId]);
     await m.start();
-    await waitUntil(
-      "M gets a reserved slot",
-      () => n.peerIds().includes(m.nodeId),
-      5_000,
-      () => n.describe(),
-    );
+    await waitFor("M gets a reserved slot", () => n.peerIds().includes(m.nodeId), {
+      timeoutMs: 5_000,
+      detail: () => n.describe(),
+    });
     const info = await n.peerInfo();
     assert.equal(info.length, 2);
     const mi = info.find((p) => p.nodeid === m.nodeId)!;
@@ -165,12 +162,10 @@ void describe("P2P limits, rate limits and bans (real nodes)", () => {
     // An ordinary peer trying again is still refused.
     const before = n.disconnects("too_many_peers");
     await o2.rpc.call("addnode", [n.p2p, "onetry"]);
-    await waitUntil(
-      "O2 refused again",
-      () => n.disconnects("too_many_peers") > before,
-      5_000,
-      () => n.describe(),
-    );
+    await waitFor("O2 refused again", () => n.disconnects("too_many_peers") > before, {
+      timeoutMs: 5_000,
+      detail: () => n.describe(),
+    });
     assert.equal(await n.connectionCount(), 2);
     assert.ok(!n.peerIds().includes(o2.nodeId));
   });
@@ -185,24 +180,24 @@ void describe("P2P limits, rate limits and bans (real nodes)", () => {
     const [a, r] = [net.node(0), net.node(1)];
     await a.start();
     await r.start();
-    await waitUntil("A and its real peer R connected", () => a.peerIds().includes(r.nodeId), 5_000);
+    await waitFor("A and its real peer R connected", () => a.peerIds().includes(r.nodeId), {
+      timeoutMs: 5_000,
+    });
     const ip = "127.0.11.2";
     const bans = a.n.peers.banManager;
     const x = await RawPeer.connect(rawOpts(net, a, ip));
     await x.handshake();
     // GetPeers is limited to 5 a minute (burst 5): five are served...
     for (let i = 0; i < 5; i++) x.send({ type: MsgType.GetPeers });
-    await x.waitUntil(() => x.received(MsgType.Peers).length >= 1, "a Peers answer");
+    await x.waitFor(() => x.received(MsgType.Peers).length >= 1, "a Peers answer");
     await sleep(50);
     assert.equal(bans.score(ip), 0, "within its limit: no penalty");
     // ...the sixth is over the limit: penalised (10 points), not yet banned.
     x.send({ type: MsgType.GetPeers });
-    await waitUntil(
-      "a penalty",
-      () => bans.score(ip) === 10,
-      2_000,
-      () => `score ${bans.score(ip)}`,
-    );
+    await waitFor("a penalty", () => bans.score(ip) === 10, {
+      timeoutMs: 2_000,
+      detail: () => `score ${bans.score(ip)}`,
+    });
     assert.equal(x.closed, false);
     assert.equal((await banned(a)).length, 0);
     // Ten violations (100 points) ban the IP.
@@ -228,7 +223,9 @@ void describe("P2P limits, rate limits and bans (real nodes)", () => {
     assert.deepEqual(await banned(a), []);
     const z = await RawPeer.connect(rawOpts(net, a, ip));
     await z.handshake();
-    await waitUntil("the cleared peer is listed", () => a.n.peers.connectionCounts().total === 2, 5_000);
+    await waitFor("the cleared peer is listed", () => a.n.peers.connectionCounts().total === 2, {
+      timeoutMs: 5_000,
+    });
     z.destroy();
     // Pings are limited too (3× the ping rate, burst 2 s' worth), but liveness over its limit is
     // dropped, never scored: 100 at once (what a link delivers when it resumes) cost nothing.
@@ -248,7 +245,7 @@ void describe("P2P limits, rate limits and bans (real nodes)", () => {
       }),
     );
     f.write(flood);
-    await f.waitUntil(() => f.received(MsgType.Pong).length >= 1, "pings within the limit answered");
+    await f.waitFor(() => f.received(MsgType.Pong).length >= 1, "pings within the limit answered");
     await sleep(300);
     assert.ok(f.received(MsgType.Pong).length < 100, "pings over the limit were not");
     assert.equal(f.closed, false, "the link stays");
@@ -272,23 +269,23 @@ void describe("P2P limits, rate limits and bans (real nodes)", () => {
     const [a, b] = [net.node(0), net.node(1)];
     await a.start();
     await b.start();
-    await waitUntil("A and B connected", () => a.peerIds().includes(b.nodeId), 5_000);
+    await waitFor("A and B connected", () => a.peerIds().includes(b.nodeId), { timeoutMs: 5_000 });
     const ip = b.host;
     const refusedBefore = (): number => a.disconnects("banned");
     /** A connection from the banned IP (a test peer bound to B's address), refused or not. */
     const tryFromIp = async (): Promise<RawPeer> => {
       const p = await RawPeer.connect(rawOpts(net, a, ip));
-      await p.waitUntil(() => p.remoteHello !== null || p.closed, "Hello or refusal");
+      await p.waitFor(() => p.remoteHello !== null || p.closed, "Hello or refusal");
       return p;
     };
 
     // A 2-second ban.
     await a.rpc.call("setban", [ip, "add", 2]);
     const bannedAt = Date.now();
-    await waitUntil(
+    await waitFor(
       "B dropped on both sides",
       async () => (await a.connectionCount()) === 0 && (await b.connectionCount()) === 0,
-      5_000,
+      { timeoutMs: 5_000 },
     );
     const [entry] = await banned(a);
     assert.equal(entry?.address, ip);
@@ -301,50 +298,42 @@ void describe("P2P limits, rate limits and bans (real nodes)", () => {
     assert.equal(p1.goodbyeReason, "banned");
     assert.equal(p1.remoteHello, null);
     await b.rpc.call("addnode", [a.p2p, "onetry"]);
-    await waitUntil(
-      "B's redial refused",
-      () => refusedBefore() >= n0 + 2,
-      5_000,
-      () => a.describe(),
-    );
+    await waitFor("B's redial refused", () => refusedBefore() >= n0 + 2, {
+      timeoutMs: 5_000,
+      detail: () => a.describe(),
+    });
     assert.equal(await b.connectionCount(), 0);
     // After the ban expires, the IP gets in again: a test peer, and B itself.
-    await waitUntil("the ban to expire", () => Date.now() > bannedAt + 2_100, 5_000);
+    await waitFor("the ban to expire", () => Date.now() > bannedAt + 2_100, { timeoutMs: 5_000 });
     const p2 = await tryFromIp();
     assert.equal(p2.closed, false, `still refused: ${p2.goodbyeReason}`);
     await p2.handshake();
     p2.destroy();
     await b.rpc.call("addnode", [a.p2p, "onetry"]);
-    await waitUntil(
-      "B reconnected",
-      () => a.peerIds().includes(b.nodeId),
-      5_000,
-      () => a.describe(),
-    );
+    await waitFor("B reconnected", () => a.peerIds().includes(b.nodeId), {
+      timeoutMs: 5_000,
+      detail: () => a.describe(),
+    });
     assert.deepEqual(await banned(a), []);
 
     // A ban without a time (24 h), lifted by clearbanned.
     await a.rpc.call("setban", [ip, "add"]);
-    await waitUntil("B dropped again", () => a.n.peers.connectionCounts().total === 0, 5_000);
+    await waitFor("B dropped again", () => a.n.peers.connectionCounts().total === 0, { timeoutMs: 5_000 });
     n0 = refusedBefore();
     const p3 = await tryFromIp();
     assert.equal(p3.goodbyeReason, "banned");
     await b.rpc.call("addnode", [a.p2p, "onetry"]);
-    await waitUntil(
-      "B's redial refused",
-      () => refusedBefore() >= n0 + 2,
-      5_000,
-      () => a.describe(),
-    );
+    await waitFor("B's redial refused", () => refusedBefore() >= n0 + 2, {
+      timeoutMs: 5_000,
+      detail: () => a.describe(),
+    });
     assert.equal(await a.connectionCount(), 0);
     assert.equal(await a.rpc.call("clearbanned"), 1);
     await b.rpc.call("addnode", [a.p2p, "onetry"]);
-    await waitUntil(
-      "B reconnected after clearbanned",
-      () => a.peerIds().includes(b.nodeId),
-      5_000,
-      () => a.describe(),
-    );
+    await waitFor("B reconnected after clearbanned", () => a.peerIds().includes(b.nodeId), {
+      timeoutMs: 5_000,
+      detail: () => a.describe(),
+    });
     assert.equal(await b.connectionCount(), 1);
   });
 
@@ -366,19 +355,15 @@ void describe("P2P limits, rate limits and bans (real nodes)", () => {
     await a.start();
     const counts = async (): Promise<number[]> =>
       Promise.all([a.connectionCount(), b.connectionCount(), c.connectionCount()]);
-    await waitUntil(
-      "A connected to B and C",
-      async () => (await counts()).join() === "2,1,1",
-      5_000,
-      () => net.describe(),
-    );
+    await waitFor("A connected to B and C", async () => (await counts()).join() === "2,1,1", {
+      timeoutMs: 5_000,
+      detail: () => net.describe(),
+    });
     assert.equal(await a.rpc.call("setnetworkactive", [false]), false);
-    await waitUntil(
-      "every link dropped",
-      async () => (await counts()).join() === "0,0,0",
-      5_000,
-      () => net.describe(),
-    );
+    await waitFor("every link dropped", async () => (await counts()).join() === "0,0,0", {
+      timeoutMs: 5_000,
+      detail: () => net.describe(),
+    });
     const info = await a.rpc.call<Record<string, unknown>>("getnetworkinfo");
     assert.equal(info.networkactive, false);
     assert.equal(info.connections, 0);
@@ -386,23 +371,19 @@ void describe("P2P limits, rate limits and bans (real nodes)", () => {
     // While off, A refuses inbound connections and will not dial.
     const before = a.disconnects("network_disabled");
     await b.rpc.call("addnode", [a.p2p, "onetry"]);
-    await waitUntil(
-      "B's dial refused",
-      () => a.disconnects("network_disabled") > before,
-      5_000,
-      () => a.describe(),
-    );
+    await waitFor("B's dial refused", () => a.disconnects("network_disabled") > before, {
+      timeoutMs: 5_000,
+      detail: () => a.describe(),
+    });
     await assert.rejects(a.rpc.call("addnode", [b.p2p, "onetry"]), RpcCallError);
     await sleep(300);
     assert.deepEqual(await counts(), [0, 0, 0]);
     // On again: A redials its bootstrap peers at once.
     assert.equal(await a.rpc.call("setnetworkactive", [true]), true);
-    await waitUntil(
-      "links back",
-      async () => (await counts()).join() === "2,1,1",
-      5_000,
-      () => net.describe(),
-    );
+    await waitFor("links back", async () => (await counts()).join() === "2,1,1", {
+      timeoutMs: 5_000,
+      detail: () => net.describe(),
+    });
     assert.equal((await a.rpc.call<Record<string, unknown>>("getnetworkinfo")).networkactive, true);
   });
 });

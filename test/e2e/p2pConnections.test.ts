@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { KeyPair } from "../../src/crypto/ed25519.js";
 import { MsgType } from "../../src/p2p/messages.js";
 import type { PeerInfo } from "../../src/p2p/peerManager.js";
-import { cleanupAll, Devnet, DEVNET, sleep, waitUntil, type NodeHandle } from "./helpers/nodes.js";
+import { cleanupAll, Devnet, DEVNET, sleep, waitFor, type NodeHandle } from "./helpers/nodes.js";
 import { destroyAllRawPeers, RawPeer } from "./helpers/rawPeer.js";
 
 const devnets: Devnet[] = [];
@@ -43,11 +43,10 @@ function rawTo(
 }
 
 async function connected(a: NodeHandle, b: NodeHandle, timeoutMs = 10_000): Promise<void> {
-  await waitUntil(
+  await waitFor(
     `${a.name} and ${b.name} connected`,
     () => a.peerIds().includes(b.nodeId) && b.peerIds().includes(a.nodeId),
-    timeoutMs,
-    () => `${a.describe()}\n${b.describe()}`,
+    { timeoutMs: timeoutMs, detail: () => `${a.describe()}\n${b.describe()}` },
   );
 }
 
@@ -78,16 +77,14 @@ void describe("P2P connections (real nodes)", () => {
       // The same instant: both dials start in one tick, before either side's event loop runs.
       a.n.peers.addNode(b.p2p, "onetry");
       b.n.peers.addNode(a.p2p, "onetry");
-      await waitUntil(
+      await waitFor(
         `round ${round}: exactly one connection on each side`,
         () =>
           settled(a) &&
           settled(b) &&
           a.n.peers.connectionCounts().total === 1 &&
           b.n.peers.connectionCounts().total === 1,
-        5_000,
-        () => `${a.describe()}\n${b.describe()}`,
-        2,
+        { timeoutMs: 5_000, detail: () => `${a.describe()}\n${b.describe()}`, stepMs: 2 },
       );
       assert.equal(await a.connectionCount(), 1, `round ${round}: A's getconnectioncount`);
       assert.equal(await b.connectionCount(), 1, `round ${round}: B's getconnectioncount`);
@@ -106,16 +103,14 @@ void describe("P2P connections (real nodes)", () => {
         assert.equal(pa.inbound, !aSmaller, `round ${round}: kept the larger node id's dial`);
       }
       a.n.peers.disconnect(b.nodeId);
-      await waitUntil(
+      await waitFor(
         `round ${round}: disconnected`,
         () =>
           settled(a) &&
           settled(b) &&
           a.n.peers.connectionCounts().total === 0 &&
           b.n.peers.connectionCounts().total === 0,
-        5_000,
-        () => `${a.describe()}\n${b.describe()}`,
-        2,
+        { timeoutMs: 5_000, detail: () => `${a.describe()}\n${b.describe()}`, stepMs: 2 },
       );
     }
     // The race really happened: in some rounds both dials completed and one was closed as a duplicate.
@@ -149,7 +144,7 @@ void describe("P2P connections (real nodes)", () => {
       assert.equal(info[0]!.addr, `127.0.8.20:${p.localPort}`, "the entry is the newest connection");
     }
     peers.at(-1)!.destroy();
-    await waitUntil("A drops the last test peer", async () => (await a.connectionCount()) === 0);
+    await waitFor("A drops the last test peer", async () => (await a.connectionCount()) === 0);
   });
 
   it("ping and pong in both directions: both sides learn the other's height and RTT within one interval", async () => {
@@ -167,17 +162,15 @@ void describe("P2P connections (real nodes)", () => {
     const measured: number[] = [];
     for (let i = 0; i < 3; i++) {
       const h0 = p.n.chain.height;
-      await waitUntil(
-        `P produces a block above ${h0}`,
-        () => p.n.chain.height > h0,
-        5_000,
-        () => p.describe(),
-      );
+      await waitFor(`P produces a block above ${h0}`, () => p.n.chain.height > h0, {
+        timeoutMs: 5_000,
+        detail: () => p.describe(),
+      });
       const h = p.n.chain.height;
       const t0 = performance.now();
       // Polled through RPC: P's view of F and F's view of P both reach height h.
       let last: [PeerInfo[], PeerInfo[]] = [[], []];
-      await waitUntil(
+      await waitFor(
         `both sides see height ${h}`,
         async () => {
           last = [await p.peerInfo(), await f.peerInfo()];
@@ -185,9 +178,7 @@ void describe("P2P connections (real nodes)", () => {
             (info) => info.length === 1 && info[0]!.height >= h && info[0]!.pingtime !== null,
           );
         },
-        5_000,
-        () => JSON.stringify(last),
-        5,
+        { timeoutMs: 5_000, detail: () => JSON.stringify(last), stepMs: 5 },
       );
       measured.push(performance.now() - t0);
       const [[pf], [fp]] = last;
@@ -224,7 +215,7 @@ void describe("P2P connections (real nodes)", () => {
     const masternode = await rawTo(net, a, "127.0.8.22", { operatorKey: operator });
     const t0 = performance.now();
     await Promise.all([ordinary.handshake(), masternode.handshake()]);
-    await waitUntil("both silent peers listed", async () => (await a.connectionCount()) === 2);
+    await waitFor("both silent peers listed", async () => (await a.connectionCount()) === 2);
     const mnInfo = (await a.peerInfo()).find((x) => x.nodeid === masternode.nodeId);
     assert.equal(mnInfo?.masternode, true, "the masternode test peer proved its registered operator key");
     // A dead link is replaced fast whoever is on the other end: silence is not a class privilege.
@@ -281,12 +272,10 @@ void describe("P2P connections (real nodes)", () => {
     await connected(a, b, 3_000);
     const before = (await a.peerInfo())[0]!;
     await b.stop();
-    await waitUntil(
-      "A sees B gone",
-      () => a.n.peers.connectionCounts().total === 0,
-      5_000,
-      () => a.describe(),
-    );
+    await waitFor("A sees B gone", () => a.n.peers.connectionCounts().total === 0, {
+      timeoutMs: 5_000,
+      detail: () => a.describe(),
+    });
     assert.ok(a.disconnects("shutdown") >= 1, a.describe());
     await b.start();
     const t0 = performance.now();

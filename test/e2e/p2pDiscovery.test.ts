@@ -8,7 +8,7 @@
  */
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { cleanupAll, Devnet, waitUntil } from "./helpers/nodes.js";
+import { cleanupAll, Devnet, waitFor } from "./helpers/nodes.js";
 
 const N = 12;
 
@@ -35,11 +35,10 @@ void describe("P2P discovery (real nodes)", () => {
     const t0 = performance.now();
     await nodes[0]!.start();
     await Promise.all(nodes.slice(1).map((n) => n.start()));
-    await waitUntil(
+    await waitFor(
       `every node connected to the ${N - 1} others`,
       () => nodes.every((n) => n.n.peers.connectionCounts().total === N - 1),
-      20_000,
-      () => net!.describe(),
+      { timeoutMs: 20_000, detail: () => net!.describe() },
     );
     const ms = performance.now() - t0;
     console.log(

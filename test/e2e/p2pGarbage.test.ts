@@ -18,7 +18,7 @@ import { MAX_FRAME_PAYLOAD } from "../../src/p2p/constants.js";
 import { encodeFrame, FrameDecoder, FrameError } from "../../src/p2p/frame.js";
 import { decodeMessage, encodeMessage, MsgType, payloadCap, type Message } from "../../src/p2p/messages.js";
 import type { Peer } from "../../src/p2p/peer.js";
-import { cleanupAll, Devnet, DEVNET, trapEscapes, waitUntil, type NodeHandle } from "./helpers/nodes.js";
+import { cleanupAll, Devnet, DEVNET, sleep, trapEscapes, waitFor, type NodeHandle } from "./helpers/nodes.js";
 import { destroyAllRawPeers, RawPeer } from "./helpers/rawPeer.js";
 
 const RUNS = 100;
@@ -113,18 +113,14 @@ void describe("P2P garbage input (real nodes, fast-check)", () => {
     f = net.node(1);
     await p.start();
     await f.start();
-    await waitUntil(
-      "F connected to P",
-      () => f.peerIds().includes(p.nodeId),
-      5_000,
-      () => net!.describe(),
-    );
-    await waitUntil(
-      "F synced a block from P",
-      () => f.n.chain.height >= 1,
-      5_000,
-      () => net!.describe(),
-    );
+    await waitFor("F connected to P", () => f.peerIds().includes(p.nodeId), {
+      timeoutMs: 5_000,
+      detail: () => net!.describe(),
+    });
+    await waitFor("F synced a block from P", () => f.n.chain.height >= 1, {
+      timeoutMs: 5_000,
+      detail: () => net!.describe(),
+    });
     // Well-formed messages of every type, to truncate and corrupt.
     const tip = p.n.chain.tip;
     const raw = p.n.chain.storage.getBlockBytes(tip.hash)!;
@@ -286,7 +282,7 @@ void describe("P2P garbage input (real nodes, fast-check)", () => {
             assert.ok(bans.isBanned(ip) || bans.score(ip) > 0, `${what}: dropped but not penalised`);
           }
         } else {
-          await new Promise((r) => setTimeout(r, 20));
+          await sleep(20);
         }
         if (c.mustServe) {
           assert.ok(expect.kind === "keep", `${what}: model says ${expect.kind}`);
@@ -303,7 +299,7 @@ void describe("P2P garbage input (real nodes, fast-check)", () => {
               tipHash: net!.genesisHash,
               timestamp: 1,
             });
-            await peer.waitUntil(
+            await peer.waitFor(
               () => peer.received(MsgType.Pong).some((m) => m.type === MsgType.Pong && m.nonce === 4242),
               `${what}: a Pong to our Ping after the skipped frame`,
               3_000,
@@ -330,21 +326,18 @@ void describe("P2P garbage input (real nodes, fast-check)", () => {
       });
       // F still serves P and the operator: its height follows P's, RPC answers.
       const target = p.n.chain.height;
-      await waitUntil(
-        `F catches up with P at ${target}`,
-        () => f.n.chain.height >= target,
-        5_000,
-        () => net!.describe(),
-      );
+      await waitFor(`F catches up with P at ${target}`, () => f.n.chain.height >= target, {
+        timeoutMs: 5_000,
+        detail: () => net!.describe(),
+      });
       assert.ok(tips > 0 && f.n.chain.height > startHeight, "F kept syncing blocks during the attack");
       assert.ok((await f.rpc.call<number>("getblockcount")) >= target);
       assert.ok((await f.peerInfo()).some((x) => x.nodeid === p.nodeId));
       assert.deepEqual(linkClosed, []);
-      await waitUntil(
+      await waitFor(
         "F has no garbage peer left",
         () => pm.handshakingCount === 0 && pm.connectionCounts().total === 1,
-        5_000,
-        () => f.describe(),
+        { timeoutMs: 5_000, detail: () => f.describe() },
       );
       assert.deepEqual(escapes.errors, []);
       // Most of the runs hit a drop; several kinds of outcome were exercised.

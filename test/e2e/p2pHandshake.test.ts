@@ -10,7 +10,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { NETWORKS } from "../../src/primitives/params.js";
 import { MsgType } from "../../src/p2p/messages.js";
-import { cleanupAll, Devnet, DEVNET, waitUntil, type NodeHandle } from "./helpers/nodes.js";
+import { cleanupAll, Devnet, DEVNET, waitFor, type NodeHandle } from "./helpers/nodes.js";
 import { destroyAllRawPeers, RawPeer } from "./helpers/rawPeer.js";
 
 void describe("P2P handshakes (real nodes)", () => {
@@ -56,11 +56,10 @@ void describe("P2P handshakes (real nodes)", () => {
   };
 
   it("succeeds: both sides list each other, with the right inbound flags, on one connection", async () => {
-    await waitUntil(
+    await waitFor(
       "A and B connected",
       async () => (await a.connectionCount()) === 1 && (await b.connectionCount()) === 1,
-      10_000,
-      () => net!.describe(),
+      { timeoutMs: 10_000, detail: () => net!.describe() },
     );
     const [pa] = await a.peerInfo();
     const [pb] = await b.peerInfo();
@@ -98,12 +97,10 @@ void describe("P2P handshakes (real nodes)", () => {
     // A correct Hello, framed with the testnet magic.
     p.sendHello({}, NETWORKS.testnet.magic);
     assert.equal(await p.waitClosed(), "wrong_magic", `goodbye: ${JSON.stringify(p.goodbye)}`);
-    await waitUntil(
-      "A counted wrong_magic",
-      () => a.disconnects("wrong_magic") === before + 1,
-      5_000,
-      () => a.describe(),
-    );
+    await waitFor("A counted wrong_magic", () => a.disconnects("wrong_magic") === before + 1, {
+      timeoutMs: 5_000,
+      detail: () => a.describe(),
+    });
     await onlyB();
   });
 
@@ -126,11 +123,10 @@ void describe("P2P handshakes (real nodes)", () => {
     assert.notEqual(other.genesisHash.toString("hex"), net!.genesisHash.toString("hex"));
     const aBefore = a.disconnects("wrong_genesis");
     await c.rpc.call("addnode", [a.p2p, "onetry"]);
-    await waitUntil(
+    await waitFor(
       "wrong_genesis counted by both nodes",
       () => a.disconnects("wrong_genesis") > aBefore && c.disconnects("wrong_genesis") > 0,
-      5_000,
-      () => `${a.describe()}\n${c.describe()}`,
+      { timeoutMs: 5_000, detail: () => `${a.describe()}\n${c.describe()}` },
     );
     assert.equal(await c.connectionCount(), 0);
     await onlyB();
@@ -167,21 +163,19 @@ void describe("P2P handshakes (real nodes)", () => {
     // The same peer, signing correctly from the same IP, is accepted: the refusal was the signature.
     const good = await raw("127.0.5.14");
     await good.handshake();
-    await waitUntil("A lists the honest test peer", async () => (await a.connectionCount()) === 2);
+    await waitFor("A lists the honest test peer", async () => (await a.connectionCount()) === 2);
     good.destroy();
-    await waitUntil("A drops the closed test peer", async () => (await a.connectionCount()) === 1);
+    await waitFor("A drops the closed test peer", async () => (await a.connectionCount()) === 1);
   });
 
   it("fails on a connection to self (addnode own address): self_connection, and no peer", async () => {
     const before = a.disconnects("self_connection");
     await a.rpc.call("addnode", [a.p2p, "onetry"]);
-    await waitUntil(
-      "A counted self_connection",
-      () => a.disconnects("self_connection") > before,
-      5_000,
-      () => a.describe(),
-    );
-    await waitUntil("no handshake left", () => a.n.peers.handshakingCount === 0, 5_000);
+    await waitFor("A counted self_connection", () => a.disconnects("self_connection") > before, {
+      timeoutMs: 5_000,
+      detail: () => a.describe(),
+    });
+    await waitFor("no handshake left", () => a.n.peers.handshakingCount === 0, { timeoutMs: 5_000 });
     await onlyB();
     assert.ok(!a.peerIds().includes(a.nodeId));
   });

@@ -35,7 +35,7 @@ import {
 import type { PeerInfo } from "../../src/p2p/peerManager.js";
 import type { GetSyncStatusResult } from "../../src/rpc/syncMethods.js";
 import { dataDirPaths } from "../../src/node/dataDir.js";
-import { cleanupAll, Devnet, DEVNET, sleep, waitUntil, type NodeHandle } from "./helpers/nodes.js";
+import { cleanupAll, Devnet, DEVNET, sleep, waitFor, type NodeHandle } from "./helpers/nodes.js";
 import { destroyAllRawPeers, RawPeer } from "./helpers/rawPeer.js";
 import { closeAllStallProxies, StallProxy } from "./helpers/stallProxy.js";
 
@@ -122,11 +122,10 @@ function recentLogs(n: NodeHandle, count = 12): string {
 }
 
 async function connected(a: NodeHandle, b: NodeHandle, timeoutMs = 10_000): Promise<void> {
-  await waitUntil(
+  await waitFor(
     `${a.name} and ${b.name} connected`,
     () => a.peerIds().includes(b.nodeId) && b.peerIds().includes(a.nodeId),
-    timeoutMs,
-    () => `${a.describe()}\n${b.describe()}`,
+    { timeoutMs: timeoutMs, detail: () => `${a.describe()}\n${b.describe()}` },
   );
 }
 
@@ -193,11 +192,10 @@ void describe("P2P peer policy: attacks and faults (real nodes)", () => {
     await connected(c, a);
     await connected(c, b);
     // Heartbeats flow both ways and through C: C sees both masternodes active.
-    await waitUntil(
+    await waitFor(
       "C sees A and B active",
       () => [a, b].every((m) => c.n.liveness.isActive(m.operatorKey!.publicKey)),
-      10_000,
-      () => net.describe(),
+      { timeoutMs: 10_000, detail: () => net.describe() },
     );
 
     // Settle, then check the A–B connection really goes through a proxy: either B dialled PA and
@@ -306,7 +304,7 @@ void describe("P2P peer policy: attacks and faults (real nodes)", () => {
     const r = await RawPeer.connect(rawOpts(net, n, ip));
     await r.handshake();
     // 21 in, so the 20 echoed are all older than N's latest.
-    await r.waitUntil(() => r.received(MsgType.Heartbeat).length >= 21, "21 heartbeats from N", 10_000);
+    await r.waitFor(() => r.received(MsgType.Heartbeat).length >= 21, "21 heartbeats from N", 10_000);
     const hbs = r.received(MsgType.Heartbeat).slice(0, 20) as HeartbeatMsg[];
     const own = n.operatorKey!.publicKey;
     assert.ok(
@@ -369,13 +367,10 @@ void describe("P2P peer policy: attacks and faults (real nodes)", () => {
     const linkAt = performance.now();
     let ok = true;
     try {
-      await waitUntil(
-        "A connected to C within 3 s of B's link",
-        () => a.peerIds().includes(c.nodeId),
-        3_000,
-        undefined,
-        10,
-      );
+      await waitFor("A connected to C within 3 s of B's link", () => a.peerIds().includes(c.nodeId), {
+        timeoutMs: 3_000,
+        stepMs: 10,
+      });
     } catch {
       ok = false;
     }
@@ -384,7 +379,9 @@ void describe("P2P peer policy: attacks and faults (real nodes)", () => {
       // (A plain doubling backoff would dial C a 5th time 60–90 s after A started.)
       let late = "not within 20 s more";
       try {
-        const ms = await waitUntil("A connected to C", () => a.peerIds().includes(c.nodeId), 20_000);
+        const waitedFrom = performance.now();
+        await waitFor("A connected to C", () => a.peerIds().includes(c.nodeId), { timeoutMs: 20_000 });
+        const ms = performance.now() - waitedFrom;
         late = `${((performance.now() - linkAt) / 1000).toFixed(1)} s after B's link (waited ${ms.toFixed(0)} ms more)`;
       } catch {
         // stays "not within 20 s more"
@@ -424,11 +421,10 @@ void describe("P2P peer policy: attacks and faults (real nodes)", () => {
     });
     try {
       // Held: connected and not turned away (a refusal comes at once, before any Hello).
-      await waitUntil(
+      await waitFor(
         "every dripping connection open or refused",
         () => drips.every((p) => p.connected || p.closed),
-        5_000,
-        () => n.describe(),
+        { timeoutMs: 5_000, detail: () => n.describe() },
       );
       await sleep(300);
       const holding = drips.filter((p) => !p.closed).length;
@@ -444,7 +440,7 @@ void describe("P2P peer policy: attacks and faults (real nodes)", () => {
         let error: string | null = null;
         try {
           await p.handshake();
-          await waitUntil("the node lists it", () => n.peerIds().includes(p.nodeId), 3_000);
+          await waitFor("the node lists it", () => n.peerIds().includes(p.nodeId), { timeoutMs: 3_000 });
         } catch (e) {
           error = e instanceof Error ? e.message : String(e);
         }
@@ -490,7 +486,7 @@ void describe("P2P peer policy: attacks and faults (real nodes)", () => {
           (m.type === MsgType.Blocks || m.type === MsgType.NotFound) && m.reqId === reqId,
       );
     try {
-      await r.waitUntil(() => answer() !== undefined || r.closed, "an answer to the GetBlocks", 5_000);
+      await r.waitFor(() => answer() !== undefined || r.closed, "an answer to the GetBlocks", 5_000);
     } catch {
       // No answer at all is a refusal too: what matters is that nothing was amplified.
     }
@@ -552,29 +548,25 @@ void describe("P2P peer policy: attacks and faults (real nodes)", () => {
       r.sendHello({ height: claim, tipHash: fakeTip });
       await r.waitHello();
       r.sendAuth();
-      await r.waitUntil(() => r.received(MsgType.Ping).length > 0 || r.closed, "the node's first Ping");
+      await r.waitFor(() => r.received(MsgType.Ping).length > 0 || r.closed, "the node's first Ping");
       assert.equal(r.closed, false, `handshake: ${r.goodbyeReason ?? ""}`);
       const rAddr = `${ip}:${r.localPort}`;
       const endedEarly = () => logged(n, "Sync from peer ended early").filter((x) => x.ctx.peer === rAddr);
       const ready = performance.now();
       // Today N tries at once (R is ahead on ready). A node that never tries R at all passes the
       // "at most 1" half; the window then starts at the handshake.
-      const tried = await waitUntil(
-        "N's first sync attempt from R",
-        () => getHeadersAt.length > 0,
-        10_000,
-      ).then(
+      const tried = await waitFor("N's first sync attempt from R", () => getHeadersAt.length > 0, {
+        timeoutMs: 10_000,
+      }).then(
         () => true,
         () => false,
       );
       const t0 = getHeadersAt[0] ?? ready;
       if (tried) {
-        await waitUntil(
-          "the first attempt to fail",
-          () => endedEarly().length > 0,
-          20_000,
-          () => recentLogs(n, 10),
-        );
+        await waitFor("the first attempt to fail", () => endedEarly().length > 0, {
+          timeoutMs: 20_000,
+          detail: () => recentLogs(n, 10),
+        });
       }
       // Watch 35 s from the first attempt: today's lead cooldown (10 s, doubling) retries at ~10 s
       // and ~30 s.
@@ -609,13 +601,11 @@ void describe("P2P peer policy: attacks and faults (real nodes)", () => {
     });
     const p = net.node(0);
     // Alone, it produces a block every 0.1 s: past 110 in ~11 s.
-    await waitUntil(
-      "P above height 110",
-      () => p.n.chain.height > 110,
-      60_000,
-      () => p.describe(),
-      100,
-    );
+    await waitFor("P above height 110", () => p.n.chain.height > 110, {
+      timeoutMs: 60_000,
+      detail: () => p.describe(),
+      stepMs: 100,
+    });
     const forksBefore = await metric(p, "sync_possible_fork_total");
     const raws = await Promise.all(
       ["127.0.61.50", "127.0.61.51"].map((ip) => RawPeer.connect(rawOpts(net, p, ip, { answerPings: true }))),

@@ -30,6 +30,7 @@ import {
   removeDir,
   runCli,
   runTimed,
+  sleep,
   startNode,
   waitFor,
   type FastDevnet,
@@ -244,7 +245,7 @@ void describe("every JSON-RPC method through time-cli", () => {
         const n = Number(r.stdout.trim());
         return r.code === 0 && n >= h ? n : undefined;
       },
-      { timeoutMs, intervalMs: 200 },
+      { timeoutMs, stepMs: 200 },
     );
 
   before(async () => {
@@ -371,7 +372,7 @@ void describe("every JSON-RPC method through time-cli", () => {
       assert.match(raw, /^[0-9a-f]+$/);
 
       // The uptime grows.
-      await new Promise((r) => setTimeout(r, 1100));
+      await sleep(1100);
       assert.ok((await ok<number>(a, "uptime")) > uptime);
     });
 
@@ -568,7 +569,7 @@ void describe("every JSON-RPC method through time-cli", () => {
           const peers = await ok<Array<Record<string, unknown>>>(a, "getpeerinfo");
           return peers.find((p) => p.nodeid === bNodeId);
         },
-        { timeoutMs: 15_000, intervalMs: 200 },
+        { timeoutMs: 15_000, stepMs: 200 },
       );
       for (const k of [
         "nodeid",
@@ -737,7 +738,7 @@ void describe("every JSON-RPC method through time-cli", () => {
       await waitFor(
         "5 spendable TIME on A",
         async () => (Number(await okText(a, "getbalance")) >= 6 ? true : undefined),
-        { timeoutMs: 30_000, intervalMs: 250 },
+        { timeoutMs: 30_000, stepMs: 250 },
       );
       const payId = await okText(a, "sendtoaddress", keyAddress, "5");
       assert.match(payId, HEX64);
@@ -747,7 +748,7 @@ void describe("every JSON-RPC method through time-cli", () => {
           const tx = await ok<RawTxJson>(a, "getrawtransaction", payId, "true");
           return tx.blockhash !== undefined ? tx : undefined;
         },
-        { timeoutMs: 15_000, intervalMs: 200 },
+        { timeoutMs: 15_000, stepMs: 200 },
       );
       const vout = pay.vout.find((o) => o.address === keyAddress && o.value === "5.00000000");
       assert.ok(vout, JSON.stringify(pay.vout));
@@ -827,7 +828,7 @@ void describe("every JSON-RPC method through time-cli", () => {
           const tx = await ok<RawTxJson>(a, "getrawtransaction", spendId, "1");
           return tx.blockhash !== undefined ? tx : undefined;
         },
-        { timeoutMs: 15_000, intervalMs: 200 },
+        { timeoutMs: 15_000, stepMs: 200 },
       );
       assert.equal(mined.hex, hex);
       assert.equal(mined.in_mempool, false);
@@ -905,7 +906,7 @@ void describe("every JSON-RPC method through time-cli", () => {
       await waitFor(
         "1,200 spendable TIME on A",
         async () => (Number(await okText(a, "getbalance")) >= 1200 ? true : undefined),
-        { timeoutMs: 40_000, intervalMs: 250 },
+        { timeoutMs: 40_000, stepMs: 250 },
       );
       const [collateralAddr, feeAddr] = await Promise.all([
         okText(b, "getnewaddress"),
@@ -916,7 +917,7 @@ void describe("every JSON-RPC method through time-cli", () => {
       await waitFor(
         "both payments confirmed in B's wallet",
         async () => ((await ok<UnspentJson[]>(b, "listunspent")).length >= 2 ? true : undefined),
-        { timeoutMs: 20_000, intervalMs: 200 },
+        { timeoutMs: 20_000, stepMs: 200 },
       );
       const coins = await ok<UnspentJson[]>(b, "listunspent");
       assert.ok(coins.some((c) => c.txid === payCollateral && c.amount === "1000.00000000"));
@@ -930,7 +931,7 @@ void describe("every JSON-RPC method through time-cli", () => {
           const l = await ok<MnRow[]>(a, "masternodelist");
           return l.length === 2 ? l : undefined;
         },
-        { timeoutMs: 20_000, intervalMs: 200 },
+        { timeoutMs: 20_000, stepMs: 200 },
       );
       const row = rows.find((r) => r.pubkey === bOperator);
       assert.ok(row, JSON.stringify(rows));
@@ -947,7 +948,7 @@ void describe("every JSON-RPC method through time-cli", () => {
       await waitFor(
         "B out of A's masternodelist",
         async () => ((await ok<MnRow[]>(a, "masternodelist")).length === 1 ? true : undefined),
-        { timeoutMs: 20_000, intervalMs: 200 },
+        { timeoutMs: 20_000, stepMs: 200 },
       );
       await fails(
         b,
@@ -968,17 +969,17 @@ void describe("every JSON-RPC method through time-cli", () => {
       (await ok<Array<{ nodeid: string }>>(a, "getpeerinfo")).some((p) => p.nodeid === bNodeId);
     await waitFor("B connected to A", async () => ((await connected()) ? true : undefined), {
       timeoutMs: 15_000,
-      intervalMs: 200,
+      stepMs: 200,
     });
     assert.equal(await okText(a, "disconnectnode", bNodeId), "");
     await waitFor("B gone from A's peers", async () => (!(await connected()) ? true : undefined), {
       timeoutMs: 5_000,
-      intervalMs: 100,
+      stepMs: 100,
     });
     assert.equal(await okText(a, "addnode", B_P2P, "onetry"), "");
     await waitFor("B back after addnode onetry", async () => ((await connected()) ? true : undefined), {
       timeoutMs: 15_000,
-      intervalMs: 200,
+      stepMs: 200,
     });
 
     assert.equal(await ok<boolean>(a, "setnetworkactive", "false"), false);
@@ -990,7 +991,7 @@ void describe("every JSON-RPC method through time-cli", () => {
       async () => ((await ok<number>(a, "getconnectioncount")) === 0 ? true : undefined),
       {
         timeoutMs: 5_000,
-        intervalMs: 100,
+        stepMs: 100,
       },
     );
     assert.equal(await ok<boolean>(a, "setnetworkactive", "true"), true);

@@ -97,7 +97,7 @@ void describe("JSON-RPC chain methods through time-cli", () => {
       async () => ((await rpc.call<number>("getblockcount")) >= 2 ? true : undefined),
       {
         timeoutMs: 15_000,
-        intervalMs: 100,
+        stepMs: 100,
       },
     );
   });

@@ -157,7 +157,7 @@ void describe("RPC limits on a running node", () => {
     const h0 = await height();
     await waitFor(`height ${h0 + 2}`, async () => ((await height()) >= h0 + 2 ? true : undefined), {
       timeoutMs: 10_000,
-      intervalMs: 250,
+      stepMs: 250,
     });
   };
 
@@ -173,7 +173,7 @@ void describe("RPC limits on a running node", () => {
     port = Number(u.port);
     await waitFor("height 2", async () => ((await height()) >= 2 ? true : undefined), {
       timeoutMs: 15_000,
-      intervalMs: 200,
+      stepMs: 200,
     });
   });
 
@@ -301,7 +301,7 @@ void describe("RPC limits on a running node", () => {
         await waitFor(
           `${N - MAX_CONCURRENT} answers`,
           () => (outcomes.filter((o) => o !== undefined).length >= N - MAX_CONCURRENT ? true : undefined),
-          { timeoutMs: HTTP_TIMEOUT_MS, intervalMs: 20 },
+          { timeoutMs: HTTP_TIMEOUT_MS, stepMs: 20 },
         );
         await sleep(200);
         const early = outcomes.filter((o) => o !== undefined);
@@ -412,7 +412,7 @@ void describe("RPC limits on a running node", () => {
       for (let i = 0; i < MAX_CONCURRENT; i++) slow.push(await slowClient());
       await waitFor("every slot held", async () => ((await post(CALL)).status === 503 ? true : undefined), {
         timeoutMs: 5_000,
-        intervalMs: 50,
+        stepMs: 50,
       });
       // While they hold every slot, a call is answered promptly, with the busy error.
       const busy = await post(CALL);
@@ -446,7 +446,7 @@ void describe("RPC limits on a running node", () => {
       await waitFor(
         "a call answered once the unfinished bodies time out",
         async () => ((await post(CALL)).status === 200 ? true : undefined),
-        { timeoutMs: 20_000, intervalMs: 250 },
+        { timeoutMs: 20_000, stepMs: 250 },
       );
       t.diagnostic("slots freed by the body-read timeout while the slow clients were still connected");
       const answered = await Promise.race([Promise.all(got408), sleep(5_000).then(() => null)]);
@@ -456,7 +456,7 @@ void describe("RPC limits on a running node", () => {
       await waitFor(
         "a call answered once the slow clients are gone",
         async () => ((await post(CALL)).status === 200 ? true : undefined),
-        { timeoutMs: 5_000, intervalMs: 50 },
+        { timeoutMs: 5_000, stepMs: 50 },
       );
     });
 

@@ -14,7 +14,7 @@ import { MsgType } from "../../src/p2p/messages.js";
 import type { GetSyncStatusResult } from "../../src/rpc/syncMethods.js";
 import { extend } from "../helpers/chainBuild.js";
 import { makeTransfer, type ChainHarness } from "../helpers/chainFixture.js";
-import { sleep, waitUntil } from "./helpers/nodes.js";
+import { sleep, waitFor } from "./helpers/nodes.js";
 import { destroyAllRawPeers } from "./helpers/rawPeer.js";
 import { ServingPeer } from "./helpers/servingPeer.js";
 import { SyncNet } from "./helpers/syncNet.js";
@@ -53,12 +53,11 @@ async function metric(net: SyncNet, i: number, name: string): Promise<number> {
 }
 
 /** Waits until node `i` is at `height` on the tip `tip`. */
-function reach(net: SyncNet, i: number, height: number, tip: string, timeoutMs = 30_000): Promise<number> {
-  return waitUntil(
+function reach(net: SyncNet, i: number, height: number, tip: string, timeoutMs = 30_000): Promise<true> {
+  return waitFor(
     `${net.node(i).name} at height ${height}`,
     () => net.node(i).n.chain.height === height && net.tipHex(i) === tip,
-    timeoutMs,
-    () => `${net.describe()}\n${net.node(i).recentLogs(15)}`,
+    { timeoutMs: timeoutMs, detail: () => `${net.describe()}\n${net.node(i).recentLogs(15)}` },
   );
 }
 
@@ -83,7 +82,7 @@ describe("sync scenarios from the seeds, over TCP", { timeout: 180_000 }, () => 
     // X leaves the network while the others move on 100 blocks.
     const x = net.node(3);
     await x.rpc.call("setnetworkactive", [false]);
-    await waitUntil("X has no peers", () => x.n.peers.peers().length === 0, 10_000);
+    await waitFor("X has no peers", () => x.n.peers.peers().length === 0, { timeoutMs: 10_000 });
     net.importInto(0, blocks.slice(20));
     for (const i of [1, 2]) await reach(net, i, 120, top);
     assert.equal(x.n.chain.height, 20);
@@ -150,12 +149,10 @@ describe("sync scenarios from the seeds, over TCP", { timeout: 180_000 }, () => 
     net.importInto(1, blocks.slice(0, 15));
     net.importInto(2, blocks.slice(0, 20));
     net.importInto(3, blocks.slice(0, 10));
-    await waitUntil(
-      "the node defers the far-ahead peer",
-      () => logged(net, 3, "Deferring sync"),
-      15_000,
-      () => net.node(3).recentLogs(20),
-    );
+    await waitFor("the node defers the far-ahead peer", () => logged(net, 3, "Deferring sync"), {
+      timeoutMs: 15_000,
+      detail: () => net.node(3).recentLogs(20),
+    });
     // Several coordinator intervals later it is still no further than its agreeing peers.
     await sleep(2_000);
     assert.ok(net.node(3).n.chain.height <= 20, `height ${net.node(3).n.chain.height}`);
@@ -186,24 +183,20 @@ describe("sync scenarios from the seeds, over TCP", { timeout: 180_000 }, () => 
     const grace = 800;
     for (let round = 0; round < 4; round++) {
       const h0 = p.n.chain.height;
-      await waitUntil(
-        `P produces above ${h0}`,
-        () => p.n.chain.height > h0,
-        10_000,
-        () => net.describe(),
-      );
+      await waitFor(`P produces above ${h0}`, () => p.n.chain.height > h0, {
+        timeoutMs: 10_000,
+        detail: () => net.describe(),
+      });
       const h = p.n.chain.height;
       const t0 = performance.now();
       // F must learn P's height, P must learn F's (F reaches h by syncing or relay).
-      await waitUntil(
+      await waitFor(
         `both sides report height >= ${h}`,
         async () => {
           const [pi, fi] = await Promise.all([p.peerInfo(), f.peerInfo()]);
           return fi.some((x) => x.height >= h) && pi.some((x) => x.height >= h);
         },
-        5_000,
-        () => net.describe(),
-        10,
+        { timeoutMs: 5_000, detail: () => net.describe(), stepMs: 10 },
       );
       lags.push(performance.now() - t0);
     }
@@ -257,11 +250,10 @@ describe("sync scenarios from the seeds, over TCP", { timeout: 180_000 }, () => 
         height: 1_000_000,
         tipHash: junk("tip"),
       });
-      await waitUntil(
+      await waitFor(
         "the liar's height is ignored",
         () => logged(net, 2, "Ignoring a peer's impossible height"),
-        10_000,
-        () => x.recentLogs(20),
+        { timeoutMs: 10_000, detail: () => x.recentLogs(20) },
       );
       await addHonest();
       await reach(net, 2, 60, top);
@@ -306,11 +298,10 @@ describe("sync scenarios from the seeds, over TCP", { timeout: 180_000 }, () => 
           blocks: m.hashes.map(() => Buffer.from("garbage")),
         }),
       });
-      await waitUntil(
+      await waitFor(
         "the liar is asked and dropped as a sync source",
         () => logged(net, 2, "Sync from peer ended early"),
-        10_000,
-        () => x.recentLogs(20),
+        { timeoutMs: 10_000, detail: () => x.recentLogs(20) },
       );
       assert.ok(
         liar.received(MsgType.GetHeaders).length >= 1,
@@ -367,12 +358,10 @@ describe("sync scenarios from the seeds, over TCP", { timeout: 180_000 }, () => 
           blocks: branch.filter((b) => m.hashes.some((h) => h.equals(blockHash(b.header)))).map(encodeBlock),
         }),
       });
-      await waitUntil(
-        "the liar is banned and disconnected",
-        () => liar.closed,
-        10_000,
-        () => x.recentLogs(20),
-      );
+      await waitFor("the liar is banned and disconnected", () => liar.closed, {
+        timeoutMs: 10_000,
+        detail: () => x.recentLogs(20),
+      });
       assert.equal(liar.raw.goodbyeReason, "banned");
       const pens = x.logger.records.filter((r) => r.msg === "Penalising peer").map((r) => r.ctx?.code);
       assert.deepEqual(pens, ["INVALID_HEADERS"]);
@@ -415,13 +404,11 @@ describe("sync scenarios from the seeds, over TCP", { timeout: 180_000 }, () => 
     await net.start(0);
     net.importInto(0, all);
     const x = await net.start(1);
-    const bothConnected = (): Promise<number> =>
-      waitUntil(
-        "X connected to R and H",
-        () => x.n.peers.peers().length >= 2,
-        10_000,
-        () => net.describe(),
-      );
+    const bothConnected = (): Promise<true> =>
+      waitFor("X connected to R and H", () => x.n.peers.peers().length >= 2, {
+        timeoutMs: 10_000,
+        detail: () => net.describe(),
+      });
     return { net, h, x, top: hex(h.chain.tip.hash), bothConnected };
   }
 
@@ -508,11 +495,9 @@ describe("sync scenarios from the seeds, over TCP", { timeout: 180_000 }, () => 
       ["INVALID_BLOCK", "BAD_TX_SIGNATURE", 30],
     );
     assert.equal(r.received(MsgType.GetBlocks).length, 1, "the offender is not asked again");
-    await waitUntil(
-      "the offender is disconnected (whitelisted: closed, never banned)",
-      () => r.closed,
-      10_000,
-    );
+    await waitFor("the offender is disconnected (whitelisted: closed, never banned)", () => r.closed, {
+      timeoutMs: 10_000,
+    });
     assert.equal(r.raw.goodbyeReason, "misbehaviour");
     assert.ok(x.n.chain.getIndex(badHash), "the genuine block 30 came from the honest peer");
     assert.deepEqual(

@@ -21,7 +21,7 @@ import { dataDirPaths } from "../../src/node/dataDir.js";
 import { SystemClock } from "../../src/util/clock.js";
 import { extend } from "../helpers/chainBuild.js";
 import { MnDevnet } from "./helpers/masternodes.js";
-import { sleep, trapEscapes, waitUntil, type NodeHandle } from "./helpers/nodes.js";
+import { sleep, trapEscapes, waitFor, type NodeHandle } from "./helpers/nodes.js";
 import { killAllChildren, rpcClient, runTimed, startNode, type NodeProcess } from "./helpers/proc.js";
 import { ChainRecorder, heal, heightSpread, interleavedHalves, partition } from "./helpers/splitNet.js";
 import { SyncNet } from "./helpers/syncNet.js";
@@ -125,11 +125,10 @@ async function forkResolution(t: TestContext, run: ForkRun): Promise<void> {
       "60",
     ]);
   }
-  await waitUntil(
+  await waitFor(
     "both funding transactions on every node's chain",
     () => nodes.every((h) => minedAt(h, funding.A) !== null && minedAt(h, funding.B) !== null),
-    20_000,
-    () => net.describe(),
+    { timeoutMs: 20_000, detail: () => net.describe() },
   );
 
   const rec = new Map(nodes.map((h) => [h, new ChainRecorder(h)]));
@@ -151,7 +150,7 @@ async function forkResolution(t: TestContext, run: ForkRun): Promise<void> {
     );
   }
 
-  await waitUntil(
+  await waitFor(
     `both halves ${run.perSide} blocks past the split, each with its send mined`,
     () =>
       (["A", "B"] as const).every((side) =>
@@ -159,9 +158,7 @@ async function forkResolution(t: TestContext, run: ForkRun): Promise<void> {
           (h) => h.n.chain.height >= splitHeight + run.perSide && minedAt(h, sent[side]) !== null,
         ),
       ),
-    run.splitTimeoutMs,
-    () => net.describe(),
-    50,
+    { timeoutMs: run.splitTimeoutMs, detail: () => net.describe(), stepMs: 50 },
   );
   // The halves really built two chains: neither knows the other's tip.
   const tipOf = (side: "A" | "B"): Buffer => senders[side].n.chain.tip.hash;
@@ -261,11 +258,13 @@ async function forkResolution(t: TestContext, run: ForkRun): Promise<void> {
     }
 
     // ... and is mined on the winning chain, on every node; the winner's send stays mined.
-    await waitUntil(
+    await waitFor(
       "the losing side's transaction mined on the winning chain on every node",
       () => nodes.every((h) => minedAt(h, sent[losingSide]) !== null),
-      20_000,
-      () => `${net.describe()}\nmempool sightings: ${[...seenInMempool].join(", ")}`,
+      {
+        timeoutMs: 20_000,
+        detail: () => `${net.describe()}\nmempool sightings: ${[...seenInMempool].join(", ")}`,
+      },
     );
     for (const h of nodes) {
       assert.ok(minedAt(h, sent[losingSide])! > forkHeight, `${h.name}: re-mined after the fork point`);
@@ -358,7 +357,9 @@ describe("crash mid-sync: SIGKILL, verify, restart, catch up", { timeout: 120_00
     const producer = await net.start(0);
     net.importInto(0, blocks);
     // The producer goes on producing at 0.5 s on top of the imported chain.
-    await waitUntil("the producer produces on top", () => producer.n.chain.height > 3_000, 10_000);
+    await waitFor("the producer produces on top", () => producer.n.chain.height > 3_000, {
+      timeoutMs: 10_000,
+    });
     const dir = net.node(1).dir;
     const kills: Kill[] = [];
     let last = 0;
@@ -367,16 +368,14 @@ describe("crash mid-sync: SIGKILL, verify, restart, catch up", { timeout: 120_00
       const start = await rpc.call<number>("getblockcount");
       assert.ok(start >= last, `run ${k}: restarted at ${start}, the killed node had reported ${last}`);
       // Kill as soon as it has made progress in this run, well below the target.
-      const reported = await waitUntil(
+      const reported = await waitFor(
         `run ${k}: the follower to sync some blocks`,
         async () => {
           const n = await rpc.call<number>("getblockcount");
           last = Math.max(last, n);
           return n > start;
         },
-        20_000,
-        () => p.output(),
-        2,
+        { timeoutMs: 20_000, detail: () => p.output(), stepMs: 2 },
       ).then(() => last);
       p.child.kill("SIGKILL");
       const exit = await p.waitExit(10_000);
@@ -388,13 +387,15 @@ describe("crash mid-sync: SIGKILL, verify, restart, catch up", { timeout: 120_00
     }
     const { p, rpc } = await startFollower(net, 1);
     assert.ok((await rpc.call<number>("getblockcount")) >= last);
-    await waitUntil(
+    await waitFor(
       "the follower on the producer's tip",
       async () => (await rpc.call<string>("getbestblockhash")) === hex(producer.n.chain.tip.hash),
-      30_000,
-      async () =>
-        `follower ${await rpc.call<number>("getblockcount")}, producer ${producer.n.chain.height}\n${p.output()}`,
-      20,
+      {
+        timeoutMs: 30_000,
+        detail: async () =>
+          `follower ${await rpc.call<number>("getblockcount")}, producer ${producer.n.chain.height}\n${p.output()}`,
+        stepMs: 20,
+      },
     );
     const exit = await p.kill("SIGTERM");
     assert.equal(exit.code, 0, p.output());
@@ -460,12 +461,10 @@ describe("crash mid-sync: SIGKILL, verify, restart, catch up", { timeout: 120_00
     {
       const { p, rpc } = await startFollower(net, 1, ["--log-level", "debug"]);
       assert.equal(await rpc.call<string>("getbestblockhash"), tipA);
-      await waitUntil(
+      await waitFor(
         "the follower to ask for the first batch of the heavier branch",
         () => logLines(p).some((l) => l.msg === "Requesting blocks"),
-        20_000,
-        () => p.output(),
-        1,
+        { timeoutMs: 20_000, detail: () => p.output(), stepMs: 1 },
       );
       let phase = "";
       for (let i = 0; i < 2_000 && phase === ""; i++) {
@@ -501,15 +500,13 @@ describe("crash mid-sync: SIGKILL, verify, restart, catch up", { timeout: 120_00
       writeFileSync(configFile, smaller);
       const { p, rpc } = await startFollower(net, 1);
       let tip = "";
-      await waitUntil(
+      await waitFor(
         "the follower on branch B",
         async () => {
           tip = await rpc.call<string>("getbestblockhash");
           return onB.has(tip);
         },
-        20_000,
-        () => p.output(),
-        2,
+        { timeoutMs: 20_000, detail: () => p.output(), stepMs: 2 },
       );
       p.child.kill("SIGKILL");
       await p.waitExit(10_000);
@@ -520,12 +517,10 @@ describe("crash mid-sync: SIGKILL, verify, restart, catch up", { timeout: 120_00
     }
 
     const { p, rpc } = await startFollower(net, 1);
-    await waitUntil(
+    await waitFor(
       "the follower on B's tip",
       async () => (await rpc.call<string>("getbestblockhash")) === tipB,
-      30_000,
-      () => p.output(),
-      20,
+      { timeoutMs: 30_000, detail: () => p.output(), stepMs: 20 },
     );
     const exit = await p.kill("SIGTERM");
     assert.equal(exit.code, 0, p.output());

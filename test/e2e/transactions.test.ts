@@ -3,7 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { encodeTx, txid, type Tx } from "../../src/primitives/tx.js";
 import { pubkeyHash } from "../../src/crypto/address.js";
 import { makeTransfer } from "../helpers/chainFixture.js";
-import { Devnet, cleanupAll, waitUntil, type NodeHandle } from "./helpers/nodes.js";
+import { Devnet, cleanupAll, sleep, waitFor, type NodeHandle } from "./helpers/nodes.js";
 
 interface Unspent {
   txid: string;
@@ -51,11 +51,11 @@ void describe("transactions across real nodes", () => {
         { host: "127.0.110.3", bootstrap: [0, 1] },
       ],
     });
-    await waitUntil(
+    await waitFor(
       "mature rewards on the producer",
       async () =>
         (await net!.node(0).rpc.call<Unspent[]>("listunspent")).filter((u) => u.spendable).length >= 3,
-      30_000,
+      { timeoutMs: 30_000 },
     );
   });
   after(() => cleanupAll(net));
@@ -65,7 +65,7 @@ void describe("transactions across real nodes", () => {
   /** Waits until every node reports the same UTXO-set hash at the same tip. */
   async function sameStateEverywhere(): Promise<string> {
     let hash = "";
-    await waitUntil(
+    await waitFor(
       "the same tip and UTXO set on every node",
       async () => {
         const infos = await Promise.all(
@@ -74,7 +74,7 @@ void describe("transactions across real nodes", () => {
         hash = infos[0]!.hash_serialized;
         return infos.every((i) => i.bestblock === infos[0]!.bestblock && i.hash_serialized === hash);
       },
-      20_000,
+      { timeoutMs: 20_000 },
     );
     return hash;
   }
@@ -84,16 +84,16 @@ void describe("transactions across real nodes", () => {
     const address = await receiver.rpc.call<string>("getnewaddress");
     const id = await producer.rpc.call<string>("sendtoaddress", [address, "12.5"]);
     // Relayed: the other nodes hold it in their mempools (or already in a block).
-    await waitUntil(
+    await waitFor(
       "the transaction reaches every node",
       async () => (await Promise.all(nodes().map((n) => lookup(n, id)))).every((r) => r !== null),
-      10_000,
+      { timeoutMs: 10_000 },
     );
-    await waitUntil(
+    await waitFor(
       "the transaction is mined on every node",
       async () =>
         (await Promise.all(nodes().map((n) => lookup(n, id)))).every((r) => (r?.confirmations ?? 0) >= 1),
-      15_000,
+      { timeoutMs: 15_000 },
     );
     await sameStateEverywhere();
     const blocks = new Set((await Promise.all(nodes().map((n) => lookup(n, id)))).map((r) => r!.blockhash));
@@ -121,7 +121,7 @@ void describe("transactions across real nodes", () => {
       sent.some((s) => s.status === "fulfilled"),
       "at least one node accepted its spend",
     );
-    await waitUntil(
+    await waitFor(
       "one of the two spends is mined on every node",
       async () => {
         const seen = await Promise.all(
@@ -129,7 +129,7 @@ void describe("transactions across real nodes", () => {
         );
         return seen.every(([ra, rb]) => (ra?.confirmations ?? 0) >= 1 || (rb?.confirmations ?? 0) >= 1);
       },
-      20_000,
+      { timeoutMs: 20_000 },
     );
     await sameStateEverywhere();
     const results = await Promise.all(
@@ -169,7 +169,7 @@ void describe("transactions across real nodes", () => {
     const e3 = await rpcError(a.rpc.call("sendrawtransaction", ["zz-not-hex"]));
     assert.equal(e3.code, -22);
     // Give relay time to happen if it wrongly would, then check no node has either.
-    await new Promise((r) => setTimeout(r, 1_500));
+    await sleep(1_500);
     for (const n of [a, b, producer]) {
       assert.equal(await lookup(n, txid(bad).toString("hex")), null, "the bad-signature spend is nowhere");
       assert.equal(await lookup(n, txid(over).toString("hex")), null, "the overspend is nowhere");

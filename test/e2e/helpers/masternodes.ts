@@ -40,7 +40,7 @@ import {
   sleep,
   startAllOrCleanup,
   stopAllAndRemove,
-  waitUntil,
+  waitFor,
 } from "./nodes.js";
 import { RawPeer } from "./rawPeer.js";
 
@@ -170,7 +170,7 @@ export class MnDevnet {
     what = "all nodes to agree",
   ): Promise<{ hash: string; height: number }> {
     let tip = { hash: "", height: -1 };
-    await waitUntil(
+    await waitFor(
       `${what} on one tip at height >= ${minHeight}`,
       () => {
         const nodes = this.running();
@@ -179,15 +179,14 @@ export class MnDevnet {
         tip = { hash: n0.hash.toString("hex"), height: n0.height };
         return hashes.size === 1 && n0.height >= minHeight;
       },
-      timeoutMs,
-      () => this.describe(),
+      { timeoutMs: timeoutMs, detail: () => this.describe() },
     );
     return tip;
   }
 
   /** Waits until every running node has a full mesh: a ready peer for each other running node. */
-  async waitMesh(timeoutMs = 15_000): Promise<number> {
-    return waitUntil(
+  async waitMesh(timeoutMs = 15_000): Promise<void> {
+    await waitFor(
       "a full mesh between the running nodes",
       () => {
         const nodes = this.running();
@@ -196,9 +195,7 @@ export class MnDevnet {
           return nodes.every((o) => o === h || ids.has(o.nodeId));
         });
       },
-      timeoutMs,
-      () => this.describe(),
-      5,
+      { timeoutMs: timeoutMs, detail: () => this.describe(), stepMs: 5 },
     );
   }
 }
@@ -411,14 +408,12 @@ export class BlockServingPeer {
 /** Waits for `node`'s tip to change from what it is now; returns the new tip's height. */
 export async function nextTip(h: NodeHandle, timeoutMs = 10_000): Promise<number> {
   const start = h.n.chain.tip.hash;
-  await waitUntil(
-    `a new tip on ${h.name}`,
-    () => !h.n.chain.tip.hash.equals(start),
-    timeoutMs,
-    () => h.describe(),
-    2,
-  );
+  await waitFor(`a new tip on ${h.name}`, () => !h.n.chain.tip.hash.equals(start), {
+    timeoutMs: timeoutMs,
+    detail: () => h.describe(),
+    stepMs: 2,
+  });
   return h.n.chain.height;
 }
 
-export { sleep, waitUntil };
+export { sleep, waitFor };

@@ -34,6 +34,9 @@ import { RpcClient } from "../../../src/rpc/client.js";
 import { readCookieFile } from "../../../src/rpc/cookie.js";
 import { SystemClock } from "../../../src/util/clock.js";
 import { CryptoRandom } from "../../../src/util/random.js";
+import { sleep, waitFor } from "./wait.js";
+
+export { sleep, waitFor };
 
 /** The devnet network constants every test node runs with. */
 export const DEVNET = NETWORKS.devnet;
@@ -77,29 +80,6 @@ export interface DevnetOptions {
   genesis?: GenesisSpec;
   /** Start the nodes at once (default true); all nodes start concurrently. */
   start?: boolean;
-}
-
-/** Polls `cond` every `stepMs` until it is true; throws naming `what` (and `detail()`) after `timeoutMs`. */
-export async function waitUntil(
-  what: string,
-  cond: () => boolean | Promise<boolean>,
-  timeoutMs = 10_000,
-  detail?: () => string | Promise<string>,
-  stepMs = 20,
-): Promise<number> {
-  const start = performance.now();
-  for (;;) {
-    if (await cond()) return performance.now() - start;
-    if (performance.now() - start > timeoutMs) {
-      const more = detail ? ` (${await detail()})` : "";
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${more}`);
-    }
-    await sleep(stepMs);
-  }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** A free TCP port on `host` (bound, then released). */

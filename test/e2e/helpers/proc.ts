@@ -11,9 +11,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { setTimeout as sleep } from "node:timers/promises";
 import { RpcClient } from "../../../src/rpc/client.js";
 import { readCookieFile } from "../../../src/rpc/cookie.js";
+import { sleep, waitFor } from "./wait.js";
+
+export { sleep, waitFor };
 
 export const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const TIMED = join(REPO_ROOT, "bin", "timed.js");
@@ -214,21 +216,6 @@ export function rpcClient(url: string, cookieFile: string, timeoutMs = 10_000): 
   const creds = readCookieFile(cookieFile);
   if (!creds) throw new Error(`no cookie at ${cookieFile}`);
   return new RpcClient({ url, user: creds.user, password: creds.password, timeoutMs });
-}
-
-/** Polls `probe` until it returns a value other than undefined; bounded by time. */
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
-  { timeoutMs = 15_000, intervalMs = 50 }: { timeoutMs?: number; intervalMs?: number } = {},
-): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(intervalMs);
-  }
 }
 
 /** A fresh temporary directory; remove it with `removeDir`. */

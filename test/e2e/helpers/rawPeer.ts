@@ -21,6 +21,7 @@ import {
   type Message,
 } from "../../../src/p2p/messages.js";
 import { AUTH_DOMAIN, MN_AUTH_DOMAIN } from "../../../src/p2p/peer.js";
+import { waitFor } from "./wait.js";
 
 export interface RawPeerOptions {
   /** "host:port" of the node. */
@@ -58,12 +59,9 @@ function splitHostPort(addr: string): { host: string; port: number } {
 }
 
 /** Polls `cond` until it holds, or throws naming `what`. */
+/** The shared wait helper, polling every 5 ms (frames arrive fast on loopback). */
 async function until(cond: () => boolean, what: string, timeoutMs: number): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  await waitFor(what, cond, { timeoutMs, stepMs: 5 });
 }
 
 export class RawPeer {
@@ -298,7 +296,7 @@ export class RawPeer {
   }
 
   /** Waits until `cond` holds. */
-  waitUntil(cond: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+  waitFor(cond: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
     return until(cond, what, timeoutMs);
   }
 

@@ -61,7 +61,7 @@ export class ServingPeer {
     await raw.waitHello();
     raw.sendAuth();
     p.timer = setInterval(() => p.poll(), 2);
-    await raw.waitUntil(
+    await raw.waitFor(
       () => raw.received(MsgType.Ping).length > 0 || raw.closed,
       "the node's first Ping (handshake done)",
       5_000,

@@ -6,7 +6,7 @@
  */
 import type { BlockIndex } from "../../../src/chain/chainStore.js";
 import type { NodeHandle } from "./nodes.js";
-import { waitUntil } from "./nodes.js";
+import { waitFor } from "./nodes.js";
 
 const hex = (b: Buffer): string => b.toString("hex");
 
@@ -44,11 +44,10 @@ export async function partition(
   for (const x of a) for (const y of b) bans.push(x.rpc.call("setban", [y.host, "add", seconds]));
   for (const y of b) for (const x of a) bans.push(y.rpc.call("setban", [x.host, "add", seconds]));
   await Promise.all(bans);
-  await waitUntil(
+  await waitFor(
     "no connection across the split",
     () => a.every((x) => !linkedTo(x, b)) && b.every((y) => !linkedTo(y, a)),
-    10_000,
-    () => [...a, ...b].map((h) => h.describe()).join("\n"),
+    { timeoutMs: 10_000, detail: () => [...a, ...b].map((h) => h.describe()).join("\n") },
   );
 }
 
