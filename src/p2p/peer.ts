@@ -1,5 +1,5 @@
 import { CodecError } from "../codec/index.js";
-import { verifySignature, type KeyPair } from "../crypto/ed25519.js";
+import type { KeyPair } from "../crypto/ed25519.js";
 import type { Logger } from "../logging/index.js";
 import { BoundedMap } from "../util/boundedMap.js";
 import type { Clock, TimerHandle } from "../util/clock.js";
@@ -12,7 +12,6 @@ import {
   MAX_DROPPED_PER_INTERVAL,
   MAX_PENDING_REQUESTS,
   MAX_SEND_QUEUE_BYTES,
-  MIN_PROTOCOL_VERSION,
   PROOF_SCORE,
   PROTOCOL_VERSION,
   REQUEST_TIMEOUT_MS,
@@ -36,9 +35,9 @@ import {
 import { FLOOD_SCORE, REQUEST_TYPES } from "./rateLimits.js";
 import { TokenBucket } from "../util/tokenBucket.js";
 import type { Connection } from "./transport.js";
+import { authFor, checkAuth, helloRefusal } from "./handshake.js";
 
-export const AUTH_DOMAIN = Buffer.from("TIME/p2p-auth/v1", "utf8");
-export const MN_AUTH_DOMAIN = Buffer.from("TIME/mn-auth/v1", "utf8");
+export { AUTH_DOMAIN, MN_AUTH_DOMAIN } from "./handshake.js";
 
 export type Direction = "inbound" | "outbound";
 
@@ -489,26 +488,9 @@ export class Peer {
         this.misbehave("PROTOCOL_VIOLATION", PROOF_SCORE, "second Hello in the handshake");
         return;
       }
-      if (msg.version < MIN_PROTOCOL_VERSION) {
-        this.close(
-          GoodbyeReason.UNSUPPORTED_VERSION,
-          `protocol version ${msg.version} < ${MIN_PROTOCOL_VERSION}`,
-        );
-        return;
-      }
-      if (msg.network !== this.local.network) {
-        this.close(GoodbyeReason.WRONG_NETWORK, `peer is on ${msg.network}, we are on ${this.local.network}`);
-        return;
-      }
-      if (!msg.genesisHash.equals(this.local.genesisHash)) {
-        this.close(
-          GoodbyeReason.WRONG_GENESIS,
-          `peer genesis ${msg.genesisHash.toString("hex")} is not ours`,
-        );
-        return;
-      }
-      if (msg.nodeId.equals(this.local.nodeKey.publicKey)) {
-        this.close(GoodbyeReason.SELF_CONNECTION, "connected to ourselves");
+      const refusal = helloRefusal(msg, this.local);
+      if (refusal) {
+        this.close(refusal.reason, refusal.message);
         return;
       }
       this.hello = msg;
@@ -516,18 +498,7 @@ export class Peer {
       this.helloTimer = null;
       this.height = msg.height;
       this.tipHash = msg.tipHash;
-      const me = this.local.nodeKey.publicKey;
-      const signature = this.local.nodeKey.sign(
-        Buffer.concat([AUTH_DOMAIN, msg.challenge, me, msg.nodeId, this.local.genesisHash]),
-      );
-      const op = this.local.operatorKey;
-      this.send({
-        type: MsgType.Auth,
-        signature,
-        operator: op
-          ? { pubkey: op.publicKey, signature: op.sign(Buffer.concat([MN_AUTH_DOMAIN, msg.challenge, me])) }
-          : null,
-      });
+      this.send(authFor(msg, this.local));
       this.sentAuth = true;
       this.maybeReady();
       return;
@@ -538,37 +509,12 @@ export class Peer {
         this.misbehave("PROTOCOL_VIOLATION", PROOF_SCORE, this.hello ? "second Auth" : "Auth before Hello");
         return;
       }
-      const them = this.hello.nodeId;
-      const ok = verifySignature(
-        them,
-        Buffer.concat([
-          AUTH_DOMAIN,
-          this.challenge,
-          them,
-          this.local.nodeKey.publicKey,
-          this.local.genesisHash,
-        ]),
-        msg.signature,
-      );
-      if (!ok) {
-        this.close(GoodbyeReason.BAD_SIGNATURE, "node key signature over our challenge does not verify");
+      const checked = checkAuth(msg, this.hello.nodeId, this.challenge, this.local);
+      if ("reason" in checked) {
+        this.close(checked.reason, checked.message);
         return;
       }
-      if (msg.operator) {
-        const opOk = verifySignature(
-          msg.operator.pubkey,
-          Buffer.concat([MN_AUTH_DOMAIN, this.challenge, them]),
-          msg.operator.signature,
-        );
-        if (!opOk) {
-          this.close(
-            GoodbyeReason.BAD_SIGNATURE,
-            "operator key signature over our challenge does not verify",
-          );
-          return;
-        }
-        this.operatorPubkey = msg.operator.pubkey;
-      }
+      if (checked.operator) this.operatorPubkey = checked.operator;
       this.gotAuth = true;
       this.maybeReady();
       return;
