@@ -54,29 +54,50 @@ export function* iterateUtxoSet(
   }
 }
 
+/** The UTXO stats kept up to date while one block's changes are written. */
+class RunningStats {
+  private hash: bigint;
+  private count: number;
+  private total: bigint;
+
+  constructor(private readonly db: Db) {
+    const stats = readUtxoStats(db);
+    this.hash = BigInt("0x" + stats.hash.toString("hex"));
+    this.count = stats.count;
+    this.total = stats.total;
+  }
+
+  /** Adds an output to the set. */
+  put(outpoint: OutPoint, entry: UtxoEntry): void {
+    const k = outpointBytes(outpoint);
+    const v = encodeUtxoEntry(entry);
+    this.db.putSync(key(P_UTXO, k), v);
+    this.hash = (this.hash + utxoDigest(k, v)) % MOD256;
+    this.count++;
+    this.total += entry.amount;
+  }
+
+  /** Removes an output whose stored bytes are `v`. */
+  remove(k: Buffer, v: Buffer, amount: bigint): void {
+    this.db.removeSync(key(P_UTXO, k));
+    this.hash = (this.hash - utxoDigest(k, v) + MOD256) % MOD256;
+    this.count--;
+    this.total -= amount;
+  }
+
+  write(): void {
+    const hash = Buffer.from(this.hash.toString(16).padStart(64, "0"), "hex");
+    writeUtxoStats(this.db, { count: this.count, total: this.total, hash });
+  }
+}
+
 /** Connecting a block: spends and creates its outputs and updates the stats. */
 export function connectUtxos(db: Db, changes: BlockChanges): void {
-  const stats = readUtxoStats(db);
-  let hash = BigInt("0x" + stats.hash.toString("hex"));
-  let count = stats.count;
-  let total = stats.total;
-  for (const s of changes.spent) {
-    const k = outpointBytes(s.outpoint);
-    const v = encodeUtxoEntry(s.entry);
-    db.removeSync(key(P_UTXO, k));
-    hash = (hash - utxoDigest(k, v) + MOD256) % MOD256;
-    count--;
-    total -= s.entry.amount;
-  }
-  for (const c of changes.created) {
-    const k = outpointBytes(c.outpoint);
-    const v = encodeUtxoEntry(c.entry);
-    db.putSync(key(P_UTXO, k), v);
-    hash = (hash + utxoDigest(k, v)) % MOD256;
-    count++;
-    total += c.entry.amount;
-  }
-  writeUtxoStats(db, { count, total, hash: Buffer.from(hash.toString(16).padStart(64, "0"), "hex") });
+  const stats = new RunningStats(db);
+  for (const s of changes.spent)
+    stats.remove(outpointBytes(s.outpoint), encodeUtxoEntry(s.entry), s.entry.amount);
+  for (const c of changes.created) stats.put(c.outpoint, c.entry);
+  stats.write();
 }
 
 /**
@@ -84,33 +105,19 @@ export function connectUtxos(db: Db, changes: BlockChanges): void {
  * undo data) and updates the stats.
  */
 export function disconnectUtxos(db: Db, block: Block, undo: { txids: Buffer[]; spent: SpentOutput[] }): void {
-  const stats = readUtxoStats(db);
-  let hash = BigInt("0x" + stats.hash.toString("hex"));
-  let count = stats.count;
-  let total = stats.total;
+  const stats = new RunningStats(db);
   block.txs.forEach((tx, i) => {
     const id = undo.txids[i]!;
     tx.outputs.forEach((_o, index) => {
       const k = outpointBytes({ txid: id, index });
-      const dbk = key(P_UTXO, k);
-      const v = db.get(dbk);
+      const v = db.get(key(P_UTXO, k));
       // An output created and spent inside the same block was never in the set.
       if (v === undefined) return;
-      db.removeSync(dbk);
-      hash = (hash - utxoDigest(k, Buffer.from(v)) + MOD256) % MOD256;
-      count--;
-      total -= decodeUtxoEntry(v).amount;
+      stats.remove(k, Buffer.from(v), decodeUtxoEntry(v).amount);
     });
   });
-  for (const s of undo.spent) {
-    const k = outpointBytes(s.outpoint);
-    const v = encodeUtxoEntry(s.entry);
-    db.putSync(key(P_UTXO, k), v);
-    hash = (hash + utxoDigest(k, v)) % MOD256;
-    count++;
-    total += s.entry.amount;
-  }
-  writeUtxoStats(db, { count, total, hash: Buffer.from(hash.toString(16).padStart(64, "0"), "hex") });
+  for (const s of undo.spent) stats.put(s.outpoint, s.entry);
+  stats.write();
 }
 
 /** Recomputes the UTXO stats from the set itself (for verify). */

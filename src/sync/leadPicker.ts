@@ -153,29 +153,11 @@ export class LeadPicker {
     for (const r of reports) {
       const e = r.state;
       if (e.id !== lead.id && !consensusCheck(r, ours, reports).ok) continue;
-      out.push({
-        id: e.id,
-        addr: e.addr,
-        whitelisted: e.whitelisted,
-        masternode: e.masternode,
-        height: e.height,
-        rttMs: e.rttMs,
-        consecutiveFailures: e.consecutiveFailures,
-      });
+      out.push(downloadPeerOf(e));
     }
     if (!out.some((p) => p.id === lead.id)) {
       const e = this.modules.view.get(lead.id);
-      if (e?.connected) {
-        out.push({
-          id: e.id,
-          addr: e.addr,
-          whitelisted: e.whitelisted,
-          masternode: e.masternode,
-          height: e.height,
-          rttMs: e.rttMs,
-          consecutiveFailures: e.consecutiveFailures,
-        });
-      }
+      if (e?.connected) out.push(downloadPeerOf(e));
     }
     return out;
   }
@@ -232,4 +214,17 @@ export class LeadPicker {
   markChecked(lead: PeerState): void {
     this.checkedTips.set(lead.id, { tip: lead.tipHash.toString("hex"), at: this.modules.clock.monotonic() });
   }
+}
+
+/** What RangeDownload needs to know of a peer to rank it. */
+function downloadPeerOf(e: PeerState): DownloadPeer {
+  return {
+    id: e.id,
+    addr: e.addr,
+    whitelisted: e.whitelisted,
+    masternode: e.masternode,
+    height: e.height,
+    rttMs: e.rttMs,
+    consecutiveFailures: e.consecutiveFailures,
+  };
 }
