@@ -176,6 +176,8 @@ class MemoryConnection implements Connection {
   private scheduled = false;
   private ending = false;
   private isClosed = false;
+  private closeReported = false;
+  private closeError: Error | undefined;
   private wantDrain = false;
   private timers = new Set<TimerHandle>();
 
@@ -226,7 +228,7 @@ class MemoryConnection implements Connection {
   }
 
   onClose(fn: (err?: Error) => void): void {
-    if (this.isClosed) fn();
+    if (this.isClosed && this.closeReported) queueMicrotask(() => fn(this.closeError));
     else this.closeFns.push(fn);
   }
 
@@ -305,16 +307,25 @@ class MemoryConnection implements Connection {
     }
   }
 
+  /**
+   * Closes at once (writes fail from now on), but reports the close later, in a microtask, as a
+   * socket reports 'close' after end() or destroy() has returned: a caller that closes and then
+   * records why (Peer sends a Goodbye, then finishes) must see its own reason win.
+   */
   private close(err?: Error): void {
     if (this.isClosed) return;
     this.isClosed = true;
+    this.closeError = err;
     for (const t of this.timers) t.cancel();
     this.timers.clear();
     this.inbox = [];
     this.inboxBytes = 0;
     this.net.closed(this);
-    const fns = this.closeFns;
-    this.closeFns = [];
-    for (const fn of fns) fn(err);
+    queueMicrotask(() => {
+      this.closeReported = true;
+      const fns = this.closeFns;
+      this.closeFns = [];
+      for (const fn of fns) fn(err);
+    });
   }
 }

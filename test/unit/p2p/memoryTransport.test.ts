@@ -116,6 +116,7 @@ describe("MemoryTransport: the contract of TCP, in memory, on the injected clock
     client.onClose((e) => closes.push(e));
     server.onClose((e) => closes.push(e));
     for (let i = 0; i < 5; i++) client.write(Buffer.alloc(10));
+    await settle();
     assert.equal(closes.length, 2, "both ends closed once the cap was passed");
     assert.match(String(closes[0]), /buffer over 30 bytes/);
     assert.equal(client.write(Buffer.alloc(1)), false);
@@ -136,6 +137,7 @@ describe("MemoryTransport: the contract of TCP, in memory, on the injected clock
     assert.equal(Buffer.concat(a.got.server).toString(), "last words");
     assert.deepEqual([closedA, closedB], [1, 1]);
     a.client.destroy();
+    await settle();
     assert.deepEqual([closedA, closedB], [1, 1]);
     // Over a dead link end() cannot flush: it gives up after 2 s, as TCP does.
     const b = await pair(net, "10.0.0.3", "10.0.0.4");
@@ -147,8 +149,28 @@ describe("MemoryTransport: the contract of TCP, in memory, on the injected clock
     await settle();
     assert.equal(closed, 0);
     clock.advance(2_000);
+    await settle();
     assert.equal(closed, 1);
     assert.equal(net.connectionCount, 0);
+  });
+
+  it("a close is reported after end() or destroy() returns, as a socket's 'close' is", async () => {
+    const net = new MemoryNetwork(new ManualClock());
+    const { client, server } = await pair(net);
+    const order: string[] = [];
+    client.onClose(() => order.push("client closed"));
+    server.onClose(() => order.push("server closed"));
+    client.destroy();
+    order.push("destroy returned");
+    assert.equal(client.write(Buffer.from("x")), false, "no write after destroy");
+    await settle();
+    assert.deepEqual(order, ["destroy returned", "client closed", "server closed"]);
+    // A callback added after the close was reported still hears of it, later too.
+    let late = false;
+    client.onClose(() => (late = true));
+    assert.equal(late, false);
+    await settle();
+    assert.equal(late, true);
   });
 
   it("latency goes through the clock", async () => {
