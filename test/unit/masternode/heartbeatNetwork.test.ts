@@ -1,5 +1,6 @@
-// HeartbeatService over real PeerManagers on loopback: relay once per hop, attestations, spoofed
-// and replayed heartbeats penalised, and a newcomer's view filled from one MnList.
+// HeartbeatService over real PeerManagers on a virtual network (one ManualClock per test):
+// relay once per hop, attestations, spoofed and replayed heartbeats penalised, and a newcomer's
+// view filled from one MnList.
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { findByOperator, type Registry } from "../../../src/consensus/registry.js";
@@ -8,8 +9,7 @@ import { HeartbeatService, type HeartbeatNetwork } from "../../../src/masternode
 import { livenessOptions, MasternodeLiveness } from "../../../src/masternode/liveness.js";
 import { attestationHash, heartbeatHash, signHeartbeat } from "../../../src/masternode/livenessMessages.js";
 import { MsgType, type Heartbeat } from "../../../src/p2p/messages.js";
-import { SystemClock } from "../../../src/util/clock.js";
-import { sleep, startNode, stopAll, waitFor, type TestNode } from "../p2p/harness.js";
+import { FAST, stopAll, testKey, VirtualNet, type TestNode } from "../p2p/harness.js";
 import { heartbeat, opKey, opKeys, registryOf } from "./helpers.js";
 
 /** Long enough that no timer fires during a test: every heartbeat here is sent on purpose. */
@@ -41,13 +41,14 @@ after(async () => {
 });
 
 async function mnNode(
+  v: VirtualNet,
   host: string,
   registry: Registry,
   operator: KeyPair | null,
   extras: { key?: KeyPair; blacklist?: string[] } = {},
 ): Promise<MnNode> {
-  const clock = new SystemClock();
-  const t = await startNode(
+  const clock = v.clock;
+  const t = await v.startNode(
     host,
     { blacklist: extras.blacklist ?? [] },
     {
@@ -114,79 +115,83 @@ function countBy(rs: Received[], type: Received["type"]): Map<string, number> {
   return m;
 }
 
-describe("HeartbeatService over loopback PeerManagers", () => {
+describe("HeartbeatService over PeerManagers on a virtual network", () => {
   it("relays a heartbeat A→B→C exactly once per hop, and masternodes attest it", async () => {
+    const v = new VirtualNet(901);
     const ops = opKeys("net-line", 3);
     const [opA, opB, opC] = ops as [KeyPair, KeyPair, KeyPair];
     const registry = registryOf(ops);
-    const keyA = KeyPair.generate();
-    const keyC = KeyPair.generate();
+    const keyA = testKey("heartbeat-net/a");
+    const keyC = testKey("heartbeat-net/c");
     // A line: A and C refuse each other, so everything between them goes through B.
-    const a = await mnNode("127.0.50.1", registry, opA, {
+    const a = await mnNode(v, "10.50.0.1", registry, opA, {
       key: keyA,
       blacklist: [keyC.publicKey.toString("hex")],
     });
-    const b = await mnNode("127.0.50.2", registry, opB);
-    const c = await mnNode("127.0.50.3", registry, opC, {
+    const b = await mnNode(v, "10.50.0.2", registry, opB);
+    const c = await mnNode(v, "10.50.0.3", registry, opC, {
       key: keyC,
       blacklist: [keyA.publicKey.toString("hex")],
     });
     b.t.pm.addNode(a.t.addr, "add");
-    await waitFor(
+    await v.until(
       () => a.liveness.activeCount() === 2 && b.liveness.activeCount() === 2,
       "A and B swap lists",
     );
     c.t.pm.addNode(b.t.addr, "add");
-    await waitFor(() => connected(a.t, b.t) && connected(b.t, c.t), "A–B and B–C linked");
+    await v.until(() => connected(a.t, b.t) && connected(b.t, c.t), "A–B and B–C linked");
     // The lists swapped on connect: B and C see all three; A has not heard of C yet.
-    await waitFor(
+    await v.until(
       () => b.liveness.activeCount() === 3 && c.liveness.activeCount() === 3,
       "B and C views filled from MnList",
     );
-    assert.equal(a.liveness.activeCount(), 2);
-    assert.equal(connected(a.t, c.t), false);
+    assert.equal(a.liveness.activeCount(), 2, "A has not heard of C yet");
+    assert.equal(connected(a.t, c.t), false, "A and C are not linked");
 
     for (const n of [a, b, c]) n.received.length = 0;
-    assert.equal(a.service.sendHeartbeat(), true);
+    assert.equal(a.service.sendHeartbeat(), true, "A sends a heartbeat");
     const seq = a.liveness.lastSeq(opA.publicKey);
-    await waitFor(() => c.liveness.lastSeq(opA.publicKey) === seq, "C has A's heartbeat");
+    await v.until(() => c.liveness.lastSeq(opA.publicKey) === seq, "C has A's heartbeat");
     const witnesses = (n: MnNode): number => n.liveness.rowFor(opA.publicKey, "devnet")?.witnesses ?? 0;
-    await waitFor(
+    await v.until(
       () => witnesses(a) === 2 && witnesses(b) === 2 && witnesses(c) === 2,
       "B's and C's attestations everywhere",
     );
-    await sleep(300); // room for any extra copy to show up
+    // 10 ping intervals (100 ms): room for any extra copy to show up. Relays go out on receipt;
+    // the 60 s heartbeat timer stays far off, so no new heartbeat is sent meanwhile.
+    await v.advance(10 * FAST.pingIntervalMs);
 
     const hbs = (n: MnNode) => countBy(n.received, "heartbeat");
     assert.equal(hbs(a).size, 0, "B never echoes A's heartbeat back");
-    assert.deepEqual([...hbs(b).values()], [1]);
-    assert.deepEqual([...hbs(c).values()], [1]);
-    assert.equal(b.received.find((r) => r.type === "heartbeat")?.from, a.t.id);
-    assert.equal(c.received.find((r) => r.type === "heartbeat")?.from, b.t.id);
+    assert.deepEqual([...hbs(b).values()], [1], "B gets A's heartbeat once");
+    assert.deepEqual([...hbs(c).values()], [1], "C gets A's heartbeat once");
+    assert.equal(b.received.find((r) => r.type === "heartbeat")?.from, a.t.id, "B has it from A");
+    assert.equal(c.received.find((r) => r.type === "heartbeat")?.from, b.t.id, "C has it from B");
     // Attestations: A gets B's directly and C's through B; B gets C's; C gets B's. Each once.
     const atts = (n: MnNode) => countBy(n.received, "attestation");
-    assert.equal(atts(a).size, 2);
-    assert.equal(atts(b).size, 1);
-    assert.equal(atts(c).size, 1);
+    assert.equal(atts(a).size, 2, "A gets B's and C's attestations");
+    assert.equal(atts(b).size, 1, "B gets C's attestation");
+    assert.equal(atts(c).size, 1, "C gets B's attestation");
     for (const n of [a, b, c])
       assert.ok(
         [...atts(n).values()].every((v) => v === 1),
         "no attestation twice",
       );
-    for (const n of [a, b, c]) assert.deepEqual(n.penalties, []);
+    for (const n of [a, b, c]) assert.deepEqual(n.penalties, [], "nobody is penalised");
 
     // And C's heartbeat reaches A through B.
     c.service.sendHeartbeat();
-    await waitFor(() => a.liveness.activeCount() === 3, "A sees C through B");
+    await v.until(() => a.liveness.activeCount() === 3, "A sees C through B");
   });
 
   it("a spoofed heartbeat (unregistered key) and a replay are dropped unscored; a forgery is proof and bans the sender", async () => {
+    const v = new VirtualNet(902);
     const ops = opKeys("net-spoof", 2);
     const [opA, opB] = ops as [KeyPair, KeyPair];
     const registry = registryOf(ops);
-    const a = await mnNode("127.0.50.11", registry, opA);
-    const b = await mnNode("127.0.50.12", registry, opB);
-    const rogue = await startNode("127.0.50.13");
+    const a = await mnNode(v, "10.50.0.11", registry, opA);
+    const b = await mnNode(v, "10.50.0.12", registry, opB);
+    const rogue = await v.startNode("10.50.0.13");
     plain.push(rogue);
     const captured: Heartbeat[] = [];
     rogue.onMessage((_peer, msg) => {
@@ -194,19 +199,19 @@ describe("HeartbeatService over loopback PeerManagers", () => {
     });
     b.t.pm.addNode(a.t.addr, "add");
     rogue.pm.addNode(a.t.addr, "add");
-    await waitFor(
+    await v.until(
       () => connected(a.t, b.t) && connected(a.t, rogue) && connected(rogue, a.t),
       "B and the rogue on A",
     );
     const toA = rogue.pm.getPeer(a.t.id)!;
-    await waitFor(() => a.liveness.activeCount() === 2, "A sees B");
+    await v.until(() => a.liveness.activeCount() === 2, "A sees B");
 
     b.service.sendHeartbeat();
     const seqB = b.liveness.lastSeq(opB.publicKey);
-    await waitFor(() => captured.some((h) => h.seq === seqB), "the rogue got B's heartbeat through A");
+    await v.until(() => captured.some((h) => h.seq === seqB), "the rogue got B's heartbeat through A");
     const real = captured.find((h) => h.seq === seqB)!;
     const stranger = opKey("net-spoof-stranger", 0);
-    const now = Date.now();
+    const now = v.clock.now();
 
     // An exact copy is a duplicate: relays cross all the time, so no penalty.
     toA.send({ type: MsgType.Heartbeat, ...real });
@@ -224,7 +229,7 @@ describe("HeartbeatService over loopback PeerManagers", () => {
     });
     toA.send({ type: MsgType.Heartbeat, ...old });
     const fromRogue = () => a.penalties.filter((p) => p.peer === rogue.id);
-    await waitFor(
+    await v.until(
       () =>
         (a.service.stats.verdicts.get("heartbeat:unknown-operator") ?? 0) >= 1 &&
         (a.service.stats.verdicts.get("heartbeat:replay") ?? 0) >= 1,
@@ -232,51 +237,57 @@ describe("HeartbeatService over loopback PeerManagers", () => {
     );
     // A stale copy and an unknown key are what honest gossip looks like after a stall or across
     // a block of registry difference: dropped, never scored.
-    assert.deepEqual(fromRogue(), []);
-    assert.equal(a.t.pm.banManager.score("127.0.50.13"), 0);
+    assert.deepEqual(fromRogue(), [], "the rogue is not penalised");
+    assert.equal(a.t.pm.banManager.score("10.50.0.13"), 0, "the rogue's IP is not scored");
     assert.equal(a.liveness.lastSeq(opB.publicKey), seqB, "B's state untouched");
-    assert.equal(a.liveness.isActive(stranger.publicKey), false);
-    assert.equal(a.liveness.activeCount(), 2);
+    assert.equal(a.liveness.isActive(stranger.publicKey), false, "the stranger is not active");
+    assert.equal(a.liveness.activeCount(), 2, "A still sees two masternodes");
 
     // B's key with a signature that is not B's: 100, and the rogue's IP is banned.
     toA.send({
       type: MsgType.Heartbeat,
-      ...heartbeat(stranger, new SystemClock()),
+      ...heartbeat(stranger, v.clock),
       operatorPubkey: opB.publicKey,
     });
-    await waitFor(() => fromRogue().length === 1, "forgery penalised");
-    assert.deepEqual(fromRogue()[0], { peer: rogue.id, score: 100, reason: "heartbeat bad-signature" });
-    await waitFor(() => !connected(a.t, rogue), "the rogue is dropped");
-    const ban = a.t.pm.listBanned().find((e) => e.subject === "127.0.50.13");
-    assert.ok(ban);
-    assert.equal(ban.source, "proof");
+    await v.until(() => fromRogue().length === 1, "forgery penalised");
+    assert.deepEqual(
+      fromRogue()[0],
+      { peer: rogue.id, score: 100, reason: "heartbeat bad-signature" },
+      "a forgery scores 100",
+    );
+    await v.until(() => !connected(a.t, rogue), "the rogue is dropped");
+    const ban = a.t.pm.listBanned().find((e) => e.subject === "10.50.0.13");
+    assert.ok(ban, "the rogue's IP is banned");
+    assert.equal(ban.source, "proof", "a proof ban");
     assert.match(ban.evidence, /^heartbeat [0-9a-f]{64} of /, "the forged heartbeat is kept as evidence");
     assert.equal(connected(a.t, b.t), true, "B is not affected");
     assert.deepEqual(
       a.penalties.filter((p) => p.peer !== rogue.id),
       [],
+      "nobody else is penalised",
     );
   });
 
   it("a newcomer fills its masternode list from one peer's MnList", async () => {
+    const v = new VirtualNet(903);
     const ops = opKeys("net-list", 3);
     const [opA, opB, opC] = ops as [KeyPair, KeyPair, KeyPair];
     const registry = registryOf(ops);
-    const a = await mnNode("127.0.50.21", registry, opA);
-    const b = await mnNode("127.0.50.22", registry, opB);
-    const c = await mnNode("127.0.50.23", registry, opC);
+    const a = await mnNode(v, "10.50.0.21", registry, opA);
+    const b = await mnNode(v, "10.50.0.22", registry, opB);
+    const c = await mnNode(v, "10.50.0.23", registry, opC);
     b.t.pm.addNode(a.t.addr, "add");
     c.t.pm.addNode(a.t.addr, "add");
     c.t.pm.addNode(b.t.addr, "add");
-    await waitFor(
+    await v.until(
       () => [a, b, c].every((n) => n.liveness.activeCount() === 3),
       "A, B and C see each other (from the lists swapped on connect)",
     );
 
     // A non-masternode that may talk to A only. No heartbeat is sent from here on.
-    const d = await mnNode("127.0.50.24", registry, null, { blacklist: [b.t.id, c.t.id] });
+    const d = await mnNode(v, "10.50.0.24", registry, null, { blacklist: [b.t.id, c.t.id] });
     d.t.pm.addNode(a.t.addr, "add");
-    await waitFor(() => d.liveness.activeCount() === 3, "D sees all three active");
+    await v.until(() => d.liveness.activeCount() === 3, "D sees all three active");
     assert.equal(d.service.stats.verdicts.get("heartbeat:new"), undefined, "nothing came by gossip");
     assert.equal(d.service.stats.verdicts.get("announce:new"), 1, "A announced itself directly");
     assert.ok(
@@ -286,8 +297,8 @@ describe("HeartbeatService over loopback PeerManagers", () => {
     const rows = d.liveness.list("devnet");
     const addrs = new Map([a, b, c].map((n) => [n.operator!.publicKey.toString("hex"), n.t.addr]));
     for (const r of rows) {
-      assert.equal(r.status, "active");
-      assert.notEqual(r.lastseen, null);
+      assert.equal(r.status, "active", `${r.pubkey} is active`);
+      assert.notEqual(r.lastseen, null, `${r.pubkey} was seen`);
       assert.equal(r.address, addrs.get(r.pubkey), "the announced address");
     }
     assert.deepEqual(
@@ -295,7 +306,11 @@ describe("HeartbeatService over loopback PeerManagers", () => {
       new Set([a.t.addr, b.t.addr, c.t.addr]),
       "every address went to the onAnnounced hook",
     );
-    assert.deepEqual(new Set(d.announced.map((x) => x.nodeId)), new Set([a.t.id, b.t.id, c.t.id]));
-    assert.equal(connected(d.t, b.t) || connected(d.t, c.t), false);
+    assert.deepEqual(
+      new Set(d.announced.map((x) => x.nodeId)),
+      new Set([a.t.id, b.t.id, c.t.id]),
+      "with every node id",
+    );
+    assert.equal(connected(d.t, b.t) || connected(d.t, c.t), false, "D talks to A only");
   });
 });

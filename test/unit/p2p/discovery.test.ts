@@ -1,21 +1,22 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { startNode, stopAll, waitFor, type TestNode } from "./harness.js";
+import { FAST, stopAll, VirtualNet, type TestNode } from "./harness.js";
 
-// This file uses 127.0.7.0/24.
+// Runs on its own virtual network, in 10.7.0.0/24.
 
 test("discovery: 12 nodes, each given only node 1 as bootstrap, all connect to each other", async () => {
+  const v = new VirtualNet(801);
   const nodes: TestNode[] = [];
   try {
     const N = 12;
     // Discovery runs on the connect-time GetPeers and first-hand relays; the periodic GetPeers
     // (1 s here) is only a backstop.
-    const first = await startNode("127.0.7.1");
+    const first = await v.startNode("10.7.0.1");
     nodes.push(first);
-    const t0 = performance.now();
+    const t0 = v.clock.now();
     const rest = await Promise.all(
       Array.from({ length: N - 1 }, (_, i) =>
-        startNode(`127.0.7.${i + 2}`, { bootstrapPeers: [first.addr] }),
+        v.startNode(`10.7.0.${i + 2}`, { bootstrapPeers: [first.addr] }),
       ),
     );
     nodes.push(...rest);
@@ -25,11 +26,10 @@ test("discovery: 12 nodes, each given only node 1 as bootstrap, all connect to e
         const peers = n.pm.peers();
         return peers.length === N - 1 && peers.every((p) => ids.has(p.nodeIdHex) && p.nodeIdHex !== n.id);
       });
-    await waitFor(fullMesh, "every node connected to every other", 20_000, 20);
-    const took = performance.now() - t0;
-    console.log(`discovery: ${N} nodes fully connected in ${Math.round(took)} ms`);
-    // Both ends of every pair agree on which TCP connection links them (racing duplicates,
-    // if any were still in flight, have been resolved).
+    await v.until(fullMesh, "every node connected to every other", 20_000);
+    console.log(`discovery: ${N} nodes fully connected in ${v.clock.now() - t0} ms of virtual time`);
+    // Both ends of every pair agree on which connection links them (racing duplicates, if any
+    // were still in flight, have been resolved).
     const byId = new Map(nodes.map((n) => [n.id, n]));
     const consistent = (): boolean =>
       fullMesh() &&
@@ -43,14 +43,14 @@ test("discovery: 12 nodes, each given only node 1 as bootstrap, all connect to e
           return other !== undefined && other.addr === p.addrlocal && other.addrlocal === p.addr;
         }),
       );
-    await waitFor(consistent, "both ends agree on every link", 5_000, 20);
+    await v.until(consistent, "both ends agree on every link", 5_000);
     // One connection per pair: every link is outbound on exactly one side.
     let outbound = 0;
     for (const n of nodes) outbound += n.pm.connectionCounts().outbound;
-    assert.equal(outbound, (N * (N - 1)) / 2);
+    assert.equal(outbound, (N * (N - 1)) / 2, "one outbound side per pair");
     // Nobody was penalised for discovery traffic.
     for (const n of nodes) {
-      assert.equal(n.pm.listBanned().length, 0);
+      assert.equal(n.pm.listBanned().length, 0, `${n.host} banned nobody`);
       for (const m of nodes) assert.equal(n.pm.banManager.score(m.host), 0, `${n.host} scored ${m.host}`);
     }
     // And the mesh holds (no cycling) over many ping intervals.
@@ -65,7 +65,8 @@ test("discovery: 12 nodes, each given only node 1 as bootstrap, all connect to e
         )
         .join(";");
     const before = links();
-    await new Promise((r) => setTimeout(r, 1_500));
+    // 15 ping intervals (100 ms), and with them a discovery round (1 s).
+    await v.advance(15 * FAST.pingIntervalMs);
     assert.equal(links(), before, "the same connections, 15 ping intervals later");
   } finally {
     await stopAll(nodes);

@@ -3,69 +3,75 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { KeyPair } from "../../../src/crypto/ed25519.js";
 import { nullLogger } from "../../../src/logging/index.js";
 import { GoodbyeReason, MsgType, type Message } from "../../../src/p2p/messages.js";
 import { Peer } from "../../../src/p2p/peer.js";
 import { PeerManager, PeerManagerError, type PeerInfo } from "../../../src/p2p/peerManager.js";
-import { TcpTransport, type Connection, type Transport } from "../../../src/p2p/transport.js";
-import { ManualClock, SystemClock } from "../../../src/util/clock.js";
-import { CryptoRandom, SeededRandom } from "../../../src/util/random.js";
+import type { Transport } from "../../../src/p2p/transport.js";
+import { SeededRandom } from "../../../src/util/random.js";
 import {
   CountingTransport,
-  deadPort,
+  FAST,
+  FAST_MAX_REDIAL_MS,
   makeLocal,
-  sleep,
-  startNode,
+  PORT,
   stopAll,
-  waitFor,
+  testKey,
+  VirtualNet,
   type TestNode,
 } from "./harness.js";
 
-// This file uses 127.0.3.0/24 (and dead addresses in 127.0.6.0/24).
+// Every test runs on its own virtual network. This file uses 10.3.0.0/24 (and addresses where
+// nothing listens in 10.6.0.0/24).
 
 test("handshake: two managers see one ready peer each, with the right ids and directions", async () => {
+  const v = new VirtualNet(301);
   let a: TestNode | undefined;
   let b: TestNode | undefined;
   try {
-    a = await startNode("127.0.3.1", {}, { height: 7 });
-    b = await startNode("127.0.3.2", { bootstrapPeers: [a.addr] }, { height: 3 });
+    a = await v.startNode("10.3.0.1", {}, { height: 7 });
     const ready: string[] = [];
     a.pm.events.on("peerReady", (p) => ready.push(p.nodeIdHex));
-    await waitFor(() => a!.pm.peers().length === 1 && b!.pm.peers().length === 1, "both ready");
+    b = await v.startNode("10.3.0.2", { bootstrapPeers: [a.addr] }, { height: 3 });
+    await v.until(() => a!.pm.peers().length === 1 && b!.pm.peers().length === 1, "both ready");
     const [pa] = a.pm.peers();
     const [pb] = b.pm.peers();
-    assert.equal(pa!.nodeIdHex, b.id);
-    assert.equal(pb!.nodeIdHex, a.id);
-    assert.equal(pa!.direction, "inbound");
-    assert.equal(pb!.direction, "outbound");
-    assert.equal(pa!.ip, "127.0.3.2", "b dialled from its own listen IP");
-    assert.deepEqual(ready, [b.id]);
-    assert.deepEqual(a.pm.connectionCounts(), { total: 1, inbound: 1, outbound: 0 });
-    assert.deepEqual(b.pm.connectionCounts(), { total: 1, inbound: 0, outbound: 1 });
+    assert.equal(pa!.nodeIdHex, b.id, "a's peer is b");
+    assert.equal(pb!.nodeIdHex, a.id, "b's peer is a");
+    assert.equal(pa!.direction, "inbound", "b dialled a: inbound at a");
+    assert.equal(pb!.direction, "outbound", "and outbound at b");
+    assert.equal(pa!.ip, "10.3.0.2", "b dialled from its own listen IP");
+    assert.deepEqual(ready, [b.id], "one peerReady event at a, for b");
+    assert.deepEqual(a.pm.connectionCounts(), { total: 1, inbound: 1, outbound: 0 }, "a's counts");
+    assert.deepEqual(b.pm.connectionCounts(), { total: 1, inbound: 0, outbound: 1 }, "b's counts");
     // Heights come from the handshake and then every ping.
-    assert.equal(pb!.height, 7);
+    assert.equal(pb!.height, 7, "a's height from the handshake");
     a.tip.height = 9;
-    await waitFor(() => pb!.height === 9, "height from a ping/pong");
-    await waitFor(() => a!.pm.peerInfo()[0]!.pingtime !== null, "a measured an RTT");
+    const tookHeight = await v.until(() => pb!.height === 9, "height from a ping/pong");
+    assert.ok(tookHeight <= FAST.pingIntervalMs, `the next ping carried it (${tookHeight} ms)`);
+    await v.until(() => a!.pm.peerInfo()[0]!.pingtime !== null, "a measured an RTT", FAST.pingIntervalMs);
     const info = a.pm.peerInfo()[0]!;
-    assert.equal(info.nodeid, b.id);
-    assert.equal(info.inbound, true);
-    assert.equal(info.listenaddr, b.addr);
-    assert.equal(info.masternode, false);
-    assert.equal(info.whitelisted, false);
-    assert.equal(info.operator, null);
-    assert.equal(typeof info.conntime, "number");
-    assert.ok(info.bytessent > 0 && info.bytesrecv > 0);
-    assert.equal(info.addr, b.pm.peerInfo()[0]!.addrlocal);
+    assert.equal(info.nodeid, b.id, "peerInfo: nodeid");
+    assert.equal(info.inbound, true, "peerInfo: inbound");
+    assert.equal(info.listenaddr, b.addr, "peerInfo: listenaddr");
+    assert.equal(info.masternode, false, "peerInfo: masternode");
+    assert.equal(info.whitelisted, false, "peerInfo: whitelisted");
+    assert.equal(info.operator, null, "peerInfo: operator");
+    assert.equal(typeof info.conntime, "number", "peerInfo: conntime");
+    assert.ok(
+      info.bytessent > 0 && info.bytesrecv > 0,
+      `bytes sent ${info.bytessent}, received ${info.bytesrecv}`,
+    );
+    assert.equal(info.addr, b.pm.peerInfo()[0]!.addrlocal, "a's remote address is b's local one");
     // The book learned b's listen address first-hand.
-    assert.equal(a.pm.addressBook.get(b.addr)?.nodeId, b.id);
+    assert.equal(a.pm.addressBook.get(b.addr)?.nodeId, b.id, "the book has b's listen address with its id");
   } finally {
     await stopAll([a, b]);
   }
 });
 
 test("simultaneous dial, 50 times: exactly one connection survives, the same one on both sides", async () => {
+  const v = new VirtualNet(302);
   let a: TestNode | undefined;
   let b: TestNode | undefined;
   try {
@@ -74,28 +80,29 @@ test("simultaneous dial, 50 times: exactly one connection survives, the same one
       connectRatePerMinute: 100_000,
       ordinaryBackoff: { baseMs: 50, maxMs: 600_000, maxAttempts: 10 },
     };
-    a = await startNode("127.0.3.3", opts);
-    b = await startNode("127.0.3.4", opts);
+    a = await v.startNode("10.3.0.3", opts);
+    b = await v.startNode("10.3.0.4", opts);
     const smaller = Buffer.compare(a.key.publicKey, b.key.publicKey) < 0 ? a : b;
     const settled = (n: TestNode): boolean => n.pm.peers().length === 1 && n.pm.handshakingCount === 0;
     const empty = (n: TestNode): boolean => n.pm.peers().length === 0 && n.pm.handshakingCount === 0;
     for (let i = 0; i < 50; i++) {
       a.pm.addNode(b.addr, "onetry");
       b.pm.addNode(a.addr, "onetry");
-      await waitFor(() => settled(a!) && settled(b!), `round ${i}: one connection each`);
-      await sleep(20);
+      await v.until(() => settled(a!) && settled(b!), `round ${i}: one connection each`);
+      // 10 dial (and ping) intervals of 100 ms: no late duplicate, no redial, no late close.
+      await v.advance(10 * FAST.dialIntervalMs);
       assert.ok(settled(a) && settled(b), `round ${i}: still exactly one after settling`);
       const ia: PeerInfo = a.pm.peerInfo()[0]!;
       const ib: PeerInfo = b.pm.peerInfo()[0]!;
-      assert.equal(ia.nodeid, b.id);
-      assert.equal(ib.nodeid, a.id);
-      assert.equal(ia.addr, ib.addrlocal, `round ${i}: same TCP connection (a's remote = b's local)`);
-      assert.equal(ib.addr, ia.addrlocal, `round ${i}: same TCP connection (b's remote = a's local)`);
-      assert.notEqual(ia.inbound, ib.inbound);
+      assert.equal(ia.nodeid, b.id, `round ${i}: a's peer is b`);
+      assert.equal(ib.nodeid, a.id, `round ${i}: b's peer is a`);
+      assert.equal(ia.addr, ib.addrlocal, `round ${i}: same connection (a's remote = b's local)`);
+      assert.equal(ib.addr, ia.addrlocal, `round ${i}: same connection (b's remote = a's local)`);
+      assert.notEqual(ia.inbound, ib.inbound, `round ${i}: inbound on one side, outbound on the other`);
       const keptDialledBySmaller = smaller === a ? !ia.inbound : !ib.inbound;
       assert.ok(keptDialledBySmaller, `round ${i}: the link dialled by the smaller id survived`);
-      assert.equal(a.pm.disconnect(b.id), true);
-      await waitFor(() => empty(a!) && empty(b!), `round ${i}: disconnected`);
+      assert.equal(a.pm.disconnect(b.id), true, `round ${i}: disconnect finds b`);
+      await v.until(() => empty(a!) && empty(b!), `round ${i}: disconnected`);
     }
     // Duplicates were closed as duplicates, and nothing else went wrong.
     const dup =
@@ -113,56 +120,52 @@ test("simultaneous dial, 50 times: exactly one connection survives, the same one
 });
 
 test("no cycling: one link stays up, unchanged, across 50 ping intervals", async () => {
+  const v = new VirtualNet(303);
   let a: TestNode | undefined;
   let b: TestNode | undefined;
   try {
-    a = await startNode("127.0.3.18");
-    b = await startNode("127.0.3.19", { bootstrapPeers: [a.addr] });
-    await waitFor(() => a!.pm.peers().length === 1 && b!.pm.peers().length === 1, "connected");
+    a = await v.startNode("10.3.0.18");
+    b = await v.startNode("10.3.0.19", { bootstrapPeers: [a.addr] });
+    await v.until(() => a!.pm.peers().length === 1 && b!.pm.peers().length === 1, "connected");
     const pa = a.pm.peers()[0]!;
     const pb = b.pm.peers()[0]!;
     const link = a.pm.peerInfo()[0]!.addr;
+    // A pong sets the RTT: cleared before each ping interval, it is set again only by a pong.
     const pongsSeen = { a: 0, b: 0 };
-    let lastA = pa.rttMs;
-    let lastB = pb.rttMs;
-    const timer = setInterval(() => {
-      if (pa.rttMs !== lastA) {
-        pongsSeen.a++;
-        lastA = pa.rttMs;
-      }
-      if (pb.rttMs !== lastB) {
-        pongsSeen.b++;
-        lastB = pb.rttMs;
-      }
-    }, 5);
-    await sleep(52 * 100);
-    clearInterval(timer);
-    assert.equal(pa.state, "ready");
-    assert.equal(pb.state, "ready");
+    for (let i = 0; i < 52; i++) {
+      pa.rttMs = null;
+      pb.rttMs = null;
+      await v.advance(FAST.pingIntervalMs);
+      if (pa.rttMs !== null) pongsSeen.a++;
+      if (pb.rttMs !== null) pongsSeen.b++;
+    }
+    assert.equal(pa.state, "ready", "a's peer is still ready");
+    assert.equal(pb.state, "ready", "b's peer is still ready");
     assert.equal(a.pm.peers()[0], pa, "the same Peer object");
-    assert.equal(a.pm.peerInfo()[0]!.addr, link, "the same TCP connection");
+    assert.equal(a.pm.peerInfo()[0]!.addr, link, "the same connection");
     assert.equal(a.pm.disconnects.size + b.pm.disconnects.size, 0, "nothing was ever closed");
     // Pongs arrive on both sides, inbound and outbound alike (the original lost them on outbound).
     assert.ok(pongsSeen.a > 10 && pongsSeen.b > 10, `RTT updates: ${pongsSeen.a} / ${pongsSeen.b}`);
+    assert.deepEqual(pongsSeen, { a: 52, b: 52 }, "a pong in every one of the 52 intervals");
   } finally {
     await stopAll([a, b]);
   }
 });
 
 test("a peer reconnecting from new ephemeral ports is counted once", async () => {
+  const v = new VirtualNet(304);
   let a: TestNode | undefined;
   const clients: Peer[] = [];
   try {
-    a = await startNode("127.0.3.5");
-    const [host, port] = [a.host, Number(a.addr.split(":")[1])];
-    const bKey = KeyPair.generate();
-    const local = makeLocal(bKey);
-    local.listenAddr = () => "127.0.3.6:24999";
-    const transport = new TcpTransport();
-    const modules = { clock: new SystemClock(), random: new CryptoRandom(), logger: nullLogger };
+    a = await v.startNode("10.3.0.5");
+    const local = makeLocal(testKey("ephemeral-b"));
+    local.listenAddr = () => "10.3.0.6:24999";
+    const modules = { clock: v.clock, random: v.random(), logger: nullLogger };
     const closedReasons: GoodbyeReason[] = [];
+    const ports = new Set<number>();
     for (let i = 0; i < 5; i++) {
-      const conn: Connection = await transport.dial(host, port, { timeoutMs: 1_000, localHost: "127.0.3.6" });
+      const conn = await v.dial("10.3.0.6", a.addr);
+      ports.add(conn.localPort);
       const peer = new Peer(
         conn,
         local,
@@ -172,19 +175,23 @@ test("a peer reconnecting from new ephemeral ports is counted once", async () =>
       peer.events.on("closed", (e) => closedReasons.push(e.reason));
       clients.push(peer);
       peer.start();
-      await waitFor(() => peer.state === "ready", `connection ${i} ready`);
-      await waitFor(
+      await v.until(() => peer.state === "ready", `connection ${i} ready`);
+      await v.until(
         () => a!.pm.peers().length === 1 && a!.pm.peers()[0]!.port === conn.localPort,
         `a keeps only connection ${i}`,
       );
-      assert.equal(a.pm.connectionCounts().total, 1);
-      assert.equal(a.pm.peerInfo().length, 1);
+      assert.equal(a.pm.connectionCounts().total, 1, `connection ${i}: one connection`);
+      assert.equal(a.pm.peerInfo().length, 1, `connection ${i}: one peer`);
     }
-    await waitFor(() => closedReasons.length === 4, "the four older connections closed");
-    assert.ok(closedReasons.every((r) => r === GoodbyeReason.DUPLICATE_CONNECTION));
-    assert.equal(clients.filter((c) => c.state === "ready").length, 1);
+    assert.equal(ports.size, 5, "five different ephemeral ports");
+    await v.until(() => closedReasons.length === 4, "the four older connections closed");
+    assert.ok(
+      closedReasons.every((r) => r === GoodbyeReason.DUPLICATE_CONNECTION),
+      `each closed as a duplicate (${closedReasons.map((r) => GoodbyeReason[r]).join(", ")})`,
+    );
+    assert.equal(clients.filter((c) => c.state === "ready").length, 1, "one client still ready");
     assert.equal(a.pm.addressBook.size, 1, "one book entry for the node, keyed by its listen address");
-    assert.ok(a.pm.addressBook.has("127.0.3.6:24999"));
+    assert.ok(a.pm.addressBook.has("10.3.0.6:24999"), "the entry is its listen address");
   } finally {
     for (const c of clients) c.close(GoodbyeReason.SHUTDOWN);
     await stopAll([a]);
@@ -192,204 +199,209 @@ test("a peer reconnecting from new ephemeral ports is counted once", async () =>
 });
 
 test("reconnect: a restarted peer on the same address is reconnected", async () => {
+  const v = new VirtualNet(305);
   let a: TestNode | undefined;
   let b: TestNode | undefined;
   let b2: TestNode | undefined;
   try {
-    const bKey = KeyPair.generate();
-    b = await startNode("127.0.3.7", {}, { key: bKey });
-    const port = Number(b.addr.split(":")[1]);
-    a = await startNode("127.0.3.8", { bootstrapPeers: [b.addr] });
-    await waitFor(() => a!.pm.getPeer(bKey.publicKey.toString("hex")) !== undefined, "a connects to b");
+    const bKey = testKey("restarted-b");
+    b = await v.startNode("10.3.0.7", {}, { key: bKey });
+    a = await v.startNode("10.3.0.8", { bootstrapPeers: [b.addr] });
+    await v.until(() => a!.pm.getPeer(bKey.publicKey.toString("hex")) !== undefined, "a connects to b");
     const closed: string[] = [];
     a.pm.events.on("peerClosed", (e) => closed.push(GoodbyeReason[e.reason]));
     await b.pm.stop();
-    await waitFor(() => a!.pm.peers().length === 0, "a notices b is gone");
-    assert.deepEqual(closed, ["SHUTDOWN"]);
-    await sleep(150); // a few failed redials while b is down
-    b2 = await startNode("127.0.3.7", {}, { key: bKey, port });
-    const took = await waitFor(
+    await v.until(() => a!.pm.peers().length === 0, "a notices b is gone");
+    assert.deepEqual(closed, ["SHUTDOWN"], "b said goodbye with SHUTDOWN");
+    await v.advance(150); // a few failed redials while b is down (the backoff starts at 50 ms)
+    b2 = await v.startNode("10.3.0.7", {}, { key: bKey, port: PORT });
+    const took = await v.until(
       () => a!.pm.getPeer(b2!.id)?.state === "ready",
       "a reconnects to the restarted b",
     );
-    assert.ok(took < 5_000);
-    assert.equal(b2.pm.peers()[0]?.nodeIdHex, a.id);
+    // The next redial is at most one maximal backoff away, and the dial loop ticks every 100 ms.
+    const bound = FAST_MAX_REDIAL_MS + FAST.dialIntervalMs;
+    assert.ok(took <= bound, `reconnected ${took} ms after the restart (at most ${bound})`);
+    assert.equal(b2.pm.peers()[0]?.nodeIdHex, a.id, "the restarted b has a as its peer");
   } finally {
     await stopAll([a, b, b2]);
   }
 });
 
 test("backoff: an ordinary address is given up after its limit, a bootstrap peer never", async () => {
+  const v = new VirtualNet(306);
   let a: TestNode | undefined;
   try {
-    const transport = new CountingTransport();
-    const deadBoot = `127.0.6.1:${await deadPort("127.0.6.1")}`;
-    const deadBook = `127.0.6.2:${await deadPort("127.0.6.2")}`;
-    a = await startNode(
-      "127.0.3.9",
+    // Nothing listens at either address: every dial is refused at once.
+    const deadBoot = `10.6.0.1:${PORT}`;
+    const deadBook = `10.6.0.2:${PORT}`;
+    let transport!: CountingTransport;
+    const dialIntervalMs = 50;
+    a = await v.startNode(
+      "10.3.0.9",
       {
         bootstrapPeers: [deadBoot],
         ordinaryBackoff: { baseMs: 10, maxMs: 40, maxAttempts: 3 },
         masternodeBackoff: { baseMs: 10, maxMs: 40, maxAttempts: 5 },
-        dialIntervalMs: 50,
+        dialIntervalMs,
       },
-      { transport },
+      { transport: (inner) => (transport = new CountingTransport(inner, v.clock)) },
     );
     a.pm.addressBook.add({ address: deadBook, source: "peers" });
-    await waitFor(
+    await v.until(
       () => transport.count(deadBoot) >= 12,
       "bootstrap redialled past the ordinary limit",
       5_000,
     );
     assert.equal(transport.count(deadBook), 3, "the book address was tried exactly 3 times");
-    await sleep(300);
+    // 10 dial intervals (50 ms), each longer than the address's longest backoff (40 ms + 20%).
+    await v.advance(10 * dialIntervalMs);
     assert.equal(transport.count(deadBook), 3, "and never again");
     const before = transport.count(deadBoot);
-    await waitFor(() => transport.count(deadBoot) > before + 2, "the bootstrap peer is still retried");
-    assert.equal(a.pm.addressBook.get(deadBook)?.failures, 3);
+    await v.until(() => transport.count(deadBoot) > before + 2, "the bootstrap peer is still retried");
+    assert.equal(a.pm.addressBook.get(deadBook)?.failures, 3, "the book counts 3 failures");
   } finally {
     await stopAll([a]);
   }
 });
 
 test("backoff: a node that completes the handshake and then drops us is given up too", async () => {
+  const v = new VirtualNet(307);
   let a: TestNode | undefined;
   let b: TestNode | undefined;
   try {
     // b has no ordinary inbound slot: it refuses every ordinary peer right after the handshake.
-    b = await startNode("127.0.3.40", { maxInbound: 1, reservedMasternodeSlots: 1 });
-    const transport = new CountingTransport();
-    a = await startNode(
-      "127.0.3.41",
-      { ordinaryBackoff: { baseMs: 10, maxMs: 40, maxAttempts: 4 }, dialIntervalMs: 50 },
-      { transport },
+    b = await v.startNode("10.3.0.40", { maxInbound: 1, reservedMasternodeSlots: 1 });
+    let transport!: CountingTransport;
+    const dialIntervalMs = 50;
+    a = await v.startNode(
+      "10.3.0.41",
+      { ordinaryBackoff: { baseMs: 10, maxMs: 40, maxAttempts: 4 }, dialIntervalMs },
+      { transport: (inner) => (transport = new CountingTransport(inner, v.clock)) },
     );
     a.pm.addressBook.add({ address: b.addr, source: "peers" });
-    await waitFor(() => (a!.pm.disconnects.get("too_many_peers") ?? 0) >= 4, "refused four times", 5_000);
-    await sleep(400);
+    await v.until(() => (a!.pm.disconnects.get("too_many_peers") ?? 0) >= 4, "refused four times", 5_000);
+    // 10 dial intervals (50 ms), each longer than the address's longest backoff (40 ms + 20%).
+    await v.advance(10 * dialIntervalMs);
     assert.equal(
       transport.count(b.addr),
       4,
       "a handshake that is dropped at once does not reset the backoff",
     );
-    assert.equal(a.pm.peers().length, 0);
+    assert.equal(a.pm.peers().length, 0, "a has no peer");
   } finally {
     await stopAll([a, b]);
   }
 });
 
 test("backoff: jittered exponential delays, 5 s → 300 s (10 tries) and 2 s → 60 s for masternodes", async () => {
-  // Virtual time: a transport that always fails, a manual clock and a seeded random source.
-  const clock = new ManualClock();
-  const dials = new Map<string, number[]>();
-  const transport: Transport = {
-    listen: () => Promise.reject(new Error("not listening")),
-    dial: (host, port) => {
-      const k = `${host}:${port}`;
-      dials.set(k, [...(dials.get(k) ?? []), clock.now()]);
-      return Promise.reject(new Error("connection refused"));
-    },
-  };
+  // Virtual time, the default options: nothing listens at any of the three addresses, so every
+  // dial is refused.
+  const v = new VirtualNet(308);
+  const transport = new CountingTransport(v.transport("10.3.0.50"), v.clock);
   const pm = new PeerManager(
-    { bootstrapPeers: ["127.0.6.10:1"] },
+    { bootstrapPeers: [`10.6.0.10:${PORT}`] },
     {
-      clock,
+      clock: v.clock,
       random: new SeededRandom(7),
       logger: nullLogger,
       transport,
-      local: makeLocal(KeyPair.generate()),
+      local: makeLocal(testKey("backoff-jitter")),
     },
   );
   await pm.start();
-  pm.addressBook.add({ address: "127.0.6.11:1", source: "peers" });
-  pm.setMasternodeAddresses(["127.0.6.12:1"]);
-  const flush = () => new Promise((r) => setImmediate(r));
-  for (let t = 0; t < 4_000_000; t += 250) {
-    clock.advance(250);
-    await flush();
-  }
+  pm.addressBook.add({ address: `10.6.0.11:${PORT}`, source: "peers" });
+  pm.setMasternodeAddresses([`10.6.0.12:${PORT}`]);
+  await v.advance(4_000_000, 250);
   await pm.stop();
   const gaps = (k: string): number[] => {
-    const ts = dials.get(k) ?? [];
+    const ts = transport.times(k);
     return ts.slice(1).map((t, i) => t - ts[i]!);
   };
   const within = (gap: number, expected: number): boolean =>
     gap >= expected * 0.8 - 1 && gap <= expected * 1.2 + 1_000 + 300; // + one dial-loop tick
   // Ordinary (from the book): 10 tries, then given up.
-  const ordinary = gaps("127.0.6.11:1");
-  assert.equal(dials.get("127.0.6.11:1")?.length, 10);
+  const ordinary = gaps(`10.6.0.11:${PORT}`);
+  assert.equal(transport.count(`10.6.0.11:${PORT}`), 10, "the ordinary address was tried 10 times");
   const expectOrdinary = [5, 10, 20, 40, 80, 160, 300, 300, 300].map((s) => s * 1000);
   ordinary.forEach((g, i) =>
     assert.ok(within(g, expectOrdinary[i]!), `ordinary gap ${i}: ${g} vs ${expectOrdinary[i]}`),
   );
   // Bootstrap: the same growth, but retried forever at the maximum.
-  const boot = gaps("127.0.6.10:1");
-  assert.ok(boot.length > 15);
+  const boot = gaps(`10.6.0.10:${PORT}`);
+  assert.ok(boot.length > 15, `the bootstrap peer retried past 15 tries (${boot.length})`);
   boot.forEach((g, i) => assert.ok(within(g, expectOrdinary[Math.min(i, 8)]!), `bootstrap gap ${i}: ${g}`));
   // Masternode service address: 2 s doubling to 60 s, forever.
-  const mn = gaps("127.0.6.12:1");
+  const mn = gaps(`10.6.0.12:${PORT}`);
   const expectMn = [2, 4, 8, 16, 32, 60].map((s) => s * 1000);
   assert.ok(mn.length > 50, `masternode address retried past 50 tries (${mn.length})`);
   mn.forEach((g, i) => assert.ok(within(g, expectMn[Math.min(i, 5)]!), `masternode gap ${i}: ${g}`));
   // The jitter really varies the delays.
-  assert.ok(new Set(mn.slice(10, 30)).size > 5);
+  assert.ok(new Set(mn.slice(10, 30)).size > 5, `distinct gaps: ${new Set(mn.slice(10, 30)).size}`);
 });
 
 test("setNetworkActive(false) drops every peer and refuses them; true brings them back", async () => {
+  const v = new VirtualNet(309);
   let a: TestNode | undefined;
   let b: TestNode | undefined;
   let c: TestNode | undefined;
   try {
-    b = await startNode("127.0.3.10");
-    c = await startNode("127.0.3.11", { bootstrapPeers: [] });
-    a = await startNode("127.0.3.12", { bootstrapPeers: [b.addr] });
+    b = await v.startNode("10.3.0.10");
+    c = await v.startNode("10.3.0.11", { bootstrapPeers: [] });
+    a = await v.startNode("10.3.0.12", { bootstrapPeers: [b.addr] });
     c.pm.addNode(a.addr, "add");
-    await waitFor(() => a!.pm.peers().length === 2, "a has b (outbound) and c (inbound)");
+    await v.until(() => a!.pm.peers().length === 2, "a has b (outbound) and c (inbound)");
     a.pm.setNetworkActive(false);
-    assert.equal(a.pm.networkActive, false);
-    await waitFor(
+    assert.equal(a.pm.networkActive, false, "the network is off");
+    await v.until(
       () => a!.pm.peers().length === 0 && b!.pm.peers().length === 0 && c!.pm.peers().length === 0,
       "all dropped",
     );
-    await sleep(400); // c keeps retrying a and is refused
-    assert.equal(a.pm.peers().length, 0);
+    // 10 of c's longest redial delays (400 ms + 20%): c keeps retrying a and is refused.
+    await v.advance(10 * FAST_MAX_REDIAL_MS);
+    assert.equal(a.pm.peers().length, 0, "a let nobody in");
     assert.ok((c.pm.disconnects.get("network_disabled") ?? 0) >= 2, "c was told the network is disabled");
-    assert.throws(() => a!.pm.addNode(b!.addr, "onetry"), PeerManagerError);
+    assert.throws(() => a!.pm.addNode(b!.addr, "onetry"), PeerManagerError, "addnode is refused while off");
     a.pm.setNetworkActive(true);
-    await waitFor(() => a!.pm.peers().length === 2, "both back", 5_000);
-    assert.ok(a.pm.getPeer(b.id) && a.pm.getPeer(c.id));
+    await v.until(() => a!.pm.peers().length === 2, "both back", 5_000);
+    assert.ok(a.pm.getPeer(b.id) && a.pm.getPeer(c.id), "b and c are both back");
   } finally {
     await stopAll([a, b, c]);
   }
 });
 
 test("address book persists across a restart and reconnects from it", async () => {
+  const v = new VirtualNet(310);
   const dir = await mkdtemp(join(tmpdir(), "pm-book-"));
   let a: TestNode | undefined;
   let a2: TestNode | undefined;
   let b: TestNode | undefined;
   try {
     const file = join(dir, "peers.json");
-    b = await startNode("127.0.3.13");
-    const aKey = KeyPair.generate();
-    a = await startNode("127.0.3.14", { bootstrapPeers: [b.addr], addressBookFile: file }, { key: aKey });
-    await waitFor(() => a!.pm.peers().length === 1, "a connected");
-    a.pm.setBan("127.0.3.99", "add");
+    b = await v.startNode("10.3.0.13");
+    const aKey = testKey("persisted-a");
+    a = await v.startNode("10.3.0.14", { bootstrapPeers: [b.addr], addressBookFile: file }, { key: aKey });
+    await v.until(() => a!.pm.peers().length === 1, "a connected");
+    a.pm.setBan("10.3.0.99", "add");
     await a.pm.stop();
     const saved = JSON.parse(await readFile(file, "utf8")) as {
       entries: Array<{ address: string; nodeId: string }>;
     };
-    assert.ok(saved.entries.some((e) => e.address === b!.addr && e.nodeId === b!.id));
-    await waitFor(() => b!.pm.peers().length === 0, "b saw a leave");
+    assert.ok(
+      saved.entries.some((e) => e.address === b!.addr && e.nodeId === b!.id),
+      "the saved book has b with its node id",
+    );
+    await v.until(() => b!.pm.peers().length === 0, "b saw a leave");
     // No bootstrap this time: the book alone brings b back.
-    a2 = await startNode("127.0.3.14", { addressBookFile: file }, { key: aKey });
-    await waitFor(() => a2!.pm.getPeer(b!.id) !== undefined, "a reconnects to b from its saved book");
+    a2 = await v.startNode("10.3.0.14", { addressBookFile: file }, { key: aKey });
+    await v.until(() => a2!.pm.getPeer(b!.id) !== undefined, "a reconnects to b from its saved book");
     // Bans are kept beside the book and come back too.
     assert.deepEqual(
       a2.pm.listBanned().map((x) => x.subject),
-      ["127.0.3.99"],
+      ["10.3.0.99"],
+      "the ban came back",
     );
-    assert.ok(JSON.parse(await readFile(join(dir, "banlist.json"), "utf8")));
+    assert.ok(JSON.parse(await readFile(join(dir, "banlist.json"), "utf8")), "banlist.json is saved");
   } finally {
     await stopAll([a, a2, b]);
     await rm(dir, { recursive: true, force: true });
@@ -397,17 +409,18 @@ test("address book persists across a restart and reconnects from it", async () =
 });
 
 test("operator API: addnode, disconnect, whitelist, events and broadcast", async () => {
+  const v = new VirtualNet(311);
   let a: TestNode | undefined;
   let b: TestNode | undefined;
   try {
     const opts = { ordinaryBackoff: { baseMs: 50, maxMs: 5_000, maxAttempts: 10 } };
-    a = await startNode("127.0.3.15", opts);
-    b = await startNode("127.0.3.16", opts);
-    assert.throws(() => a!.pm.addNode("not an address", "add"), PeerManagerError);
-    assert.throws(() => a!.pm.addNode(b!.addr, "remove"), /has not been added/);
+    a = await v.startNode("10.3.0.15", opts);
+    b = await v.startNode("10.3.0.16", opts);
+    assert.throws(() => a!.pm.addNode("not an address", "add"), PeerManagerError, "a bad address");
+    assert.throws(() => a!.pm.addNode(b!.addr, "remove"), /has not been added/, "removing what is not there");
     a.pm.addNode(b.addr, "add");
-    assert.throws(() => a!.pm.addNode(b!.addr, "add"), /already added/);
-    await waitFor(() => a!.pm.getPeer(b!.id) !== undefined, "addnode connects");
+    assert.throws(() => a!.pm.addNode(b!.addr, "add"), /already added/, "adding twice");
+    await v.until(() => a!.pm.getPeer(b!.id) !== undefined, "addnode connects");
 
     const got: Message[] = [];
     b.onMessage((_peer, msg) => got.push(msg));
@@ -417,79 +430,114 @@ test("operator API: addnode, disconnect, whitelist, events and broadcast", async
     });
     const states: number[] = [];
     b.pm.events.on("peerState", (p) => states.push(p.height));
-    assert.equal(a.pm.broadcast({ type: MsgType.NotFound, reqId: 0, message: "x" }), 1);
+    assert.equal(a.pm.broadcast({ type: MsgType.NotFound, reqId: 0, message: "x" }), 1, "broadcast to b");
     assert.equal(
       a.pm.broadcast({ type: MsgType.NotFound, reqId: 0, message: "x" }, () => false),
       0,
+      "a filter that refuses everyone",
     );
     a.tip.height = 42;
-    await waitFor(() => states.includes(42), "peerState with the new height");
+    await v.until(() => states.includes(42), "peerState with the new height");
     // The NotFound was unsolicited (Peer drops it) and never reaches the route; a GetHeaders does.
     a.pm.broadcast({ type: MsgType.GetHeaders, reqId: 1, locator: [], stopHash: Buffer.alloc(32), max: 1 });
-    await waitFor(() => got.some((m) => m.type === MsgType.GetHeaders), "routed message");
+    await v.until(() => got.some((m) => m.type === MsgType.GetHeaders), "routed message");
     assert.ok(
       !got.some((m) => m.type === MsgType.GetPeers || m.type === MsgType.Peers),
       "discovery stays inside",
     );
-    assert.ok(b.logger.records.some((r) => r.level === "error" && /Message route threw/.test(r.msg)));
+    assert.ok(
+      b.logger.records.some((r) => r.level === "error" && /Message route threw/.test(r.msg)),
+      "the route's throw is logged",
+    );
     assert.ok(b.pm.getPeer(a.id), "the peer survives a route that threw");
 
     a.pm.addNode(b.addr, "remove");
-    assert.equal(a.pm.disconnect("no-such-peer"), false);
-    assert.equal(a.pm.disconnect(b.addr), true);
-    await waitFor(() => a!.pm.peers().length === 0 && b!.pm.peers().length === 0, "disconnected");
-    await sleep(300);
+    assert.equal(a.pm.disconnect("no-such-peer"), false, "disconnect of an unknown peer");
+    assert.equal(a.pm.disconnect(b.addr), true, "disconnect by address");
+    await v.until(() => a!.pm.peers().length === 0 && b!.pm.peers().length === 0, "disconnected");
+    // 10 dial intervals (100 ms), well inside the 5 s hold-off a manual disconnect sets.
+    await v.advance(10 * FAST.dialIntervalMs);
     assert.equal(a.pm.peers().length, 0, "a deliberate disconnect is not redialled at once");
 
-    assert.deepEqual(a.pm.getWhitelist(), []);
-    assert.equal(a.pm.addWhitelist("127.0.3.16:24000"), true);
-    assert.equal(a.pm.addWhitelist(b.id.toUpperCase()), true);
-    assert.deepEqual(a.pm.getWhitelist().sort(), ["127.0.3.16", b.id].sort());
-    assert.throws(() => a!.pm.addWhitelist("example.com"), PeerManagerError);
-    assert.throws(() => a!.pm.setBan("127.0.3.16", "add"), /whitelisted/);
-    assert.equal(a.pm.removeWhitelist("127.0.3.16"), true);
-    assert.equal(a.pm.removeWhitelist(b.id), true);
-    assert.equal(a.pm.setBan("127.0.3.16", "add", 60), true);
-    assert.equal(a.pm.listBanned()[0]?.subject, "127.0.3.16");
-    assert.equal(a.pm.setBan("127.0.3.16", "remove"), true);
-    assert.equal(a.pm.listBanned().length, 0);
-    assert.throws(() => a!.pm.setBan("nope", "add"), PeerManagerError);
+    assert.deepEqual(a.pm.getWhitelist(), [], "the whitelist starts empty");
+    assert.equal(a.pm.addWhitelist("10.3.0.16:24000"), true, "whitelist an address (its IP)");
+    assert.equal(a.pm.addWhitelist(b.id.toUpperCase()), true, "whitelist a node id, any case");
+    assert.deepEqual(a.pm.getWhitelist().sort(), ["10.3.0.16", b.id].sort(), "the IP and the id, canonical");
+    assert.throws(() => a!.pm.addWhitelist("example.com"), PeerManagerError, "a host name is refused");
+    assert.throws(() => a!.pm.setBan("10.3.0.16", "add"), /whitelisted/, "a whitelisted IP is not banned");
+    assert.equal(a.pm.removeWhitelist("10.3.0.16"), true, "remove the IP");
+    assert.equal(a.pm.removeWhitelist(b.id), true, "remove the id");
+    assert.equal(a.pm.setBan("10.3.0.16", "add", 60), true, "now the IP can be banned");
+    assert.equal(a.pm.listBanned()[0]?.subject, "10.3.0.16", "and is listed");
+    assert.equal(a.pm.setBan("10.3.0.16", "remove"), true, "unbanned");
+    assert.equal(a.pm.listBanned().length, 0, "the list is empty again");
+    assert.throws(() => a!.pm.setBan("nope", "add"), PeerManagerError, "a bad ban subject");
   } finally {
     await stopAll([a, b]);
   }
 });
 
 test("outbound slots: the dial loop never exceeds maxOutbound", async () => {
+  const v = new VirtualNet(312);
   const nodes: TestNode[] = [];
   try {
-    for (let i = 0; i < 5; i++) nodes.push(await startNode(`127.0.3.${30 + i}`));
-    const a = await startNode("127.0.3.29", { maxOutbound: 2 });
+    for (let i = 0; i < 5; i++) nodes.push(await v.startNode(`10.3.0.${30 + i}`));
+    const a = await v.startNode("10.3.0.29", { maxOutbound: 2 });
     nodes.push(a);
     for (const n of nodes.slice(0, 5)) a.pm.addressBook.add({ address: n.addr, source: "peers" });
-    await waitFor(() => a.pm.connectionCounts().outbound === 2, "two outbound");
-    await sleep(400);
+    await v.until(() => a.pm.connectionCounts().outbound === 2, "two outbound");
+    // 10 dial intervals (100 ms): the loop had ten chances to go over.
+    await v.advance(10 * FAST.dialIntervalMs);
     // The others learn about a through discovery and dial it: those are inbound, not limited here.
-    assert.equal(a.pm.connectionCounts().outbound, 2);
-    assert.equal(a.pm.dialingCount, 0);
-    assert.equal(a.pm.peers().filter((p) => p.direction === "outbound").length, 2);
+    assert.equal(a.pm.connectionCounts().outbound, 2, "still two outbound");
+    assert.equal(a.pm.dialingCount, 0, "and no dial in progress");
+    assert.equal(a.pm.peers().filter((p) => p.direction === "outbound").length, 2, "two outbound peers");
   } finally {
     await stopAll(nodes);
   }
 });
 
+/** Also accepts on `alias`, as a dual-stack socket accepts its IPv4 address IPv4-mapped. */
+function alsoListenOn(inner: Transport, alias: string): Transport {
+  return {
+    listen: async (host, port, onConnection) => {
+      const l = await inner.listen(host, port, onConnection);
+      const second = await inner.listen(alias, l.port, onConnection);
+      return {
+        host: l.host,
+        port: l.port,
+        close: async () => {
+          await second.close();
+          await l.close();
+        },
+      };
+    },
+    dial: (host, port, opts) => inner.dial(host, port, opts),
+  };
+}
+
 test("self: dialling our own address is detected once and never repeated", async () => {
+  const v = new VirtualNet(313);
   let a: TestNode | undefined;
   try {
-    const transport = new CountingTransport();
-    a = await startNode("127.0.3.17", {}, { transport });
+    let transport!: CountingTransport;
+    a = await v.startNode(
+      "10.3.0.17",
+      {},
+      {
+        transport: (inner) =>
+          (transport = new CountingTransport(alsoListenOn(inner, "::ffff:10.3.0.17"), v.clock)),
+      },
+    );
     const self = a.addr;
     // Our own listener under an address string that is not our listen address.
-    const alias = `[::ffff:127.0.3.17]:${self.split(":")[1]}`;
+    const alias = `[::ffff:10.3.0.17]:${self.split(":")[1]}`;
     a.pm.addNode(alias, "add");
-    await waitFor(() => (a!.pm.disconnects.get("self_connection") ?? 0) > 0, "self connection detected");
-    await sleep(400);
-    assert.equal(transport.count(`::ffff:127.0.3.17:${self.split(":")[1]}`), 1, "dialled exactly once");
-    assert.equal(a.pm.peers().length, 0);
+    await v.until(() => (a!.pm.disconnects.get("self_connection") ?? 0) > 0, "self connection detected");
+    // 10 of the longest redial delays (400 ms + 20%) of an addnode target, which is retried forever.
+    await v.advance(10 * FAST_MAX_REDIAL_MS);
+    assert.equal(transport.count(`::ffff:10.3.0.17:${self.split(":")[1]}`), 1, "dialled exactly once");
+    assert.equal(a.pm.peers().length, 0, "no peer: a is not its own peer");
   } finally {
     await stopAll([a]);
   }

@@ -1,104 +1,98 @@
 // Who gets a slot: netgroup limits on inbound peers and handshakes, outbound diversity, the
 // masternode link floor and eviction. Connections come from any address (public ones included)
-// through an in-memory listener, each driven by a real Peer on the other end of a pipe.
+// over the virtual network, each driven by a real Peer on the dialling end.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { KeyPair } from "../../../src/crypto/ed25519.js";
+import type { KeyPair } from "../../../src/crypto/ed25519.js";
 import { nullLogger } from "../../../src/logging/index.js";
 import { GoodbyeReason } from "../../../src/p2p/messages.js";
 import type { PeerManagerOptions } from "../../../src/p2p/options.js";
 import { Peer } from "../../../src/p2p/peer.js";
-import { PeerManager } from "../../../src/p2p/peerManager.js";
-import type { Connection, Transport } from "../../../src/p2p/transport.js";
-import { SystemClock } from "../../../src/util/clock.js";
-import { CryptoRandom } from "../../../src/util/random.js";
-import { FAST, makeLocal, waitFor } from "./harness.js";
-import { pipe } from "./memoryPipe.js";
+import type { PeerManager } from "../../../src/p2p/peerManager.js";
+import { CountingTransport, FAST, makeLocal, testKey, VirtualNet } from "./harness.js";
 
-/** A transport whose listener the test feeds by hand, and whose dials hang until the test ends. */
-class HandFedTransport implements Transport {
-  onConnection: ((c: Connection) => void) | null = null;
-  readonly dialled: string[] = [];
-  listen(host: string, port: number, onConnection: (c: Connection) => void) {
-    this.onConnection = onConnection;
-    return Promise.resolve({ host, port: port || 24200, close: () => Promise.resolve() });
-  }
-  dial(host: string, port: number): Promise<Connection> {
-    this.dialled.push(`${host}:${port}`);
-    return new Promise<Connection>(() => undefined);
-  }
-}
+/** The manager under test listens here. */
+const HOST = "198.18.0.1";
 
 interface Client {
   peer: Peer;
   closedWith: GoodbyeReason | null;
 }
 
+interface Rig {
+  v: VirtualNet;
+  pm: PeerManager;
+  /** Every dial the manager made. */
+  transport: CountingTransport;
+  /** Clients made so far (each gets its own key). */
+  clients: number;
+}
+
 async function manager(
+  seed: number,
   opts: Partial<PeerManagerOptions>,
   registered: KeyPair[] = [],
-): Promise<{ pm: PeerManager; transport: HandFedTransport }> {
-  const transport = new HandFedTransport();
-  const pm = new PeerManager(
-    { ...FAST, listen: { host: "198.18.0.1", port: 24200 }, ...opts },
-    {
-      clock: new SystemClock(),
-      random: new CryptoRandom(),
-      logger: nullLogger,
-      transport,
-      local: makeLocal(KeyPair.generate()),
-      isRegisteredMasternode: (pk) => registered.some((k) => k.publicKey.equals(pk)),
-      registeredMasternodeCount: () => registered.length,
-    },
-  );
-  await pm.start();
-  return { pm, transport };
+): Promise<Rig> {
+  const v = new VirtualNet(seed);
+  let transport!: CountingTransport;
+  const node = await v.startNode(HOST, opts, {
+    isRegisteredMasternode: (pk) => registered.some((k) => k.publicKey.equals(pk)),
+    registeredMasternodeCount: () => registered.length,
+    transport: (inner) => (transport = new CountingTransport(inner, v.clock)),
+  });
+  return { v, pm: node.pm, transport, clients: 0 };
 }
 
 /** A client at `ip` connecting to the manager; it completes the handshake unless `silent`. */
-function connectFrom(
-  t: HandFedTransport,
+async function connectFrom(
+  rig: Rig,
   ip: string,
   o: { operatorKey?: KeyPair; silent?: boolean } = {},
-): Client {
-  const [server, client] = pipe("198.18.0.1", ip);
+): Promise<Client> {
+  const conn = await rig.v.dial(ip, `${HOST}:24200`);
   const peer = new Peer(
-    client,
-    makeLocal(KeyPair.generate(), o.operatorKey ?? null),
+    conn,
+    makeLocal(testKey(`slots/client-${rig.clients++}`), o.operatorKey ?? null),
     { direction: "outbound", pingIntervalMs: 60_000, rateLimits: {} },
-    { clock: new SystemClock(), random: new CryptoRandom(), logger: nullLogger },
+    { clock: rig.v.clock, random: rig.v.random(), logger: nullLogger },
   );
   const c: Client = { peer, closedWith: null };
   peer.events.on("closed", (e) => (c.closedWith ??= e.reason));
-  t.onConnection!(server);
   if (!o.silent) peer.start();
   return c;
+}
+
+/** Clients from every one of `ips` at once. */
+function connectAll(rig: Rig, ips: string[], o: { silent?: boolean } = {}): Promise<Client[]> {
+  return Promise.all(ips.map((ip) => connectFrom(rig, ip, o)));
 }
 
 const settled = (c: Client): boolean => c.peer.state !== "handshaking";
 
 test("inbound netgroups: at most 2 ordinary peers per /24 and 4 per /16; local ranges, masternodes exempt", async () => {
-  const op = KeyPair.generate();
-  const { pm, transport } = await manager({ maxInboundPerNetgroup: 2 }, [op]);
+  const op = testKey("slots/netgroup-operator");
+  const rig = await manager(501, { maxInboundPerNetgroup: 2 }, [op]);
+  const { v, pm } = rig;
   try {
-    const a = ["203.0.113.1", "203.0.113.2", "203.0.113.3"].map((ip) => connectFrom(transport, ip));
-    await waitFor(() => a.every(settled), "first /24 settled");
+    const a = await connectAll(rig, ["203.0.113.1", "203.0.113.2", "203.0.113.3"]);
+    await v.until(() => a.every(settled), "first /24 settled");
     assert.deepEqual(
       a.map((c) => c.peer.state),
       ["ready", "ready", "closed"],
+      "the /24 holds 2 at most",
     );
-    assert.equal(a[2]!.closedWith, GoodbyeReason.TOO_MANY_FROM_NETGROUP);
-    const b = ["203.0.114.1", "203.0.114.2", "203.0.115.1"].map((ip) => connectFrom(transport, ip));
-    await waitFor(() => b.every(settled), "same /16 settled");
+    assert.equal(a[2]!.closedWith, GoodbyeReason.TOO_MANY_FROM_NETGROUP, "refused for its netgroup");
+    const b = await connectAll(rig, ["203.0.114.1", "203.0.114.2", "203.0.115.1"]);
+    await v.until(() => b.every(settled), "same /16 settled");
     assert.deepEqual(
       b.map((c) => c.peer.state),
       ["ready", "ready", "closed"],
       "the /16 holds 4 at most",
     );
-    const other = connectFrom(transport, "198.51.100.7");
-    const mn = connectFrom(transport, "203.0.113.9", { operatorKey: op });
-    const locals = ["10.1.2.3", "10.1.2.4", "10.1.2.5"].map((ip) => connectFrom(transport, ip));
-    await waitFor(() => [other, mn, ...locals].every(settled), "the rest settled");
+    const other = await connectFrom(rig, "198.51.100.7");
+    const mn = await connectFrom(rig, "203.0.113.9", { operatorKey: op });
+    const locals = await connectAll(rig, ["10.1.2.3", "10.1.2.4", "10.1.2.5"]);
+    await v.until(() => [other, mn, ...locals].every(settled), "the rest settled");
     assert.equal(other.peer.state, "ready", "another /16 is not held back");
     assert.equal(mn.peer.state, "ready", "a registered masternode is exempt");
     assert.ok(
@@ -111,79 +105,91 @@ test("inbound netgroups: at most 2 ordinary peers per /24 and 4 per /16; local r
 });
 
 test("handshake slots: at most 4 per netgroup are held by connections that have not finished their handshake", async () => {
-  const { pm, transport } = await manager({ maxHandshakingPerNetgroup: 4, maxHandshakingPerIp: 2 });
+  const rig = await manager(502, { maxHandshakingPerNetgroup: 4, maxHandshakingPerIp: 2 });
+  const { v, pm } = rig;
   try {
-    const silent = ["203.0.113.10", "203.0.113.11", "203.0.113.12", "203.0.113.13", "203.0.113.14"].map(
-      (ip) => connectFrom(transport, ip, { silent: true }),
+    const silent = await connectAll(
+      rig,
+      ["203.0.113.10", "203.0.113.11", "203.0.113.12", "203.0.113.13", "203.0.113.14"],
+      { silent: true },
     );
-    await waitFor(() => (pm.disconnects.get("too_many_peers") ?? 0) >= 1, "the fifth turned away");
-    assert.equal(pm.handshakingCount, 4);
+    await v.until(() => (pm.disconnects.get("too_many_peers") ?? 0) >= 1, "the fifth turned away");
+    assert.equal(pm.handshakingCount, 4, "four in the handshake");
     assert.ok(
       silent.slice(0, 4).every((c) => !c.peer.hello),
       "four hold their slots",
     );
     // The fifth silent connection was turned away at once (the client never started, so it saw
     // only the Goodbye); a legitimate client from elsewhere is served.
-    const ok = connectFrom(transport, "198.51.100.20");
-    await waitFor(() => settled(ok), "served");
-    assert.equal(ok.peer.state, "ready");
+    const ok = await connectFrom(rig, "198.51.100.20");
+    await v.until(() => settled(ok), "served");
+    assert.equal(ok.peer.state, "ready", "a client from another netgroup completes its handshake");
   } finally {
     await pm.stop();
   }
 });
 
 test("masternode link floor: below it a masternode gets in over full slots; above it one evicts the newest ordinary inbound peer; an ordinary newcomer is refused", async () => {
-  const ops = [KeyPair.generate(), KeyPair.generate(), KeyPair.generate()];
-  const { pm, transport } = await manager(
-    { maxInbound: 2, reservedMasternodeSlots: 0, masternodeLinkFloor: 1 },
-    ops,
-  );
+  const ops = [0, 1, 2].map((i) => testKey(`slots/floor-operator-${i}`));
+  const rig = await manager(503, { maxInbound: 2, reservedMasternodeSlots: 0, masternodeLinkFloor: 1 }, ops);
+  const { v, pm } = rig;
   try {
-    assert.equal(pm.masternodeLinkFloor(), 1);
-    const o1 = connectFrom(transport, "10.0.0.1");
-    await waitFor(() => settled(o1), "o1");
-    const o2 = connectFrom(transport, "10.0.0.2");
-    await waitFor(() => settled(o2), "o2");
+    assert.equal(pm.masternodeLinkFloor(), 1, "the floor is 1");
+    const o1 = await connectFrom(rig, "10.0.0.1");
+    await v.until(() => settled(o1), "o1");
+    const o2 = await connectFrom(rig, "10.0.0.2");
+    await v.until(() => settled(o2), "o2");
     assert.equal(pm.connectionCounts().inbound, 2, "inbound full of ordinary peers");
-    const mn1 = connectFrom(transport, "10.0.0.11", { operatorKey: ops[0]! });
-    await waitFor(() => settled(mn1), "mn1");
+    const mn1 = await connectFrom(rig, "10.0.0.11", { operatorKey: ops[0]! });
+    await v.until(() => settled(mn1), "mn1");
     assert.equal(mn1.peer.state, "ready", "below the floor the limits stretch for a masternode");
-    assert.equal(pm.connectionCounts().inbound, 3);
-    assert.equal(pm.masternodeLinks(), 1);
-    const mn2 = connectFrom(transport, "10.0.0.12", { operatorKey: ops[1]! });
-    await waitFor(() => settled(mn2) && o2.peer.state === "closed", "mn2 in, o2 out");
-    assert.equal(mn2.peer.state, "ready");
+    assert.equal(pm.connectionCounts().inbound, 3, "three inbound over two slots");
+    assert.equal(pm.masternodeLinks(), 1, "one masternode link");
+    const mn2 = await connectFrom(rig, "10.0.0.12", { operatorKey: ops[1]! });
+    await v.until(() => settled(mn2) && o2.peer.state === "closed", "mn2 in, o2 out");
+    assert.equal(mn2.peer.state, "ready", "mn2 is in");
     assert.equal(o2.closedWith, GoodbyeReason.EVICTED, "the newest ordinary peer made room");
-    assert.equal(o1.peer.state, "ready");
-    const o3 = connectFrom(transport, "10.0.0.3");
-    await waitFor(() => settled(o3), "o3");
+    assert.equal(o1.peer.state, "ready", "the older ordinary peer stays");
+    const o3 = await connectFrom(rig, "10.0.0.3");
+    await v.until(() => settled(o3), "o3");
     assert.equal(o3.closedWith, GoodbyeReason.TOO_MANY_PEERS, "an ordinary peer never evicts anyone");
     assert.equal(mn1.peer.state, "ready", "masternodes are never evicted");
-    assert.equal(pm.masternodeLinks(), 2);
+    assert.equal(pm.masternodeLinks(), 2, "two masternode links");
   } finally {
     await pm.stop();
   }
 });
 
 test("outbound diversity: at most 2 address-book dials per /16 at once; permanent targets exempt", async () => {
-  const { pm, transport } = await manager({ maxOutboundPerNetgroup: 2, maxDialsPerTick: 8, maxOutbound: 25 });
+  // Every target is behind a dead link: a dial is never answered, and times out only after 60 s.
+  const rig = await manager(504, {
+    maxOutboundPerNetgroup: 2,
+    maxDialsPerTick: 8,
+    maxOutbound: 25,
+    dialTimeoutMs: 60_000,
+  });
+  const { v, pm, transport } = rig;
   try {
-    for (let i = 1; i <= 6; i++) pm.addressBook.add({ address: `203.0.113.${i}:24200`, source: "peers" });
-    for (let i = 1; i <= 2; i++) pm.addressBook.add({ address: `198.51.100.${i}:24200`, source: "peers" });
-    pm.setMasternodeAddresses(["203.0.114.1:24200", "203.0.114.2:24200", "203.0.114.3:24200"]);
-    await waitFor(() => transport.dialled.length >= 7, "dials started", 3_000);
-    await new Promise((r) => setTimeout(r, 300));
+    const book = [1, 2, 3, 4, 5, 6].map((i) => `203.0.113.${i}`).concat(["198.51.100.1", "198.51.100.2"]);
+    const masternodes = ["203.0.114.1", "203.0.114.2", "203.0.114.3"];
+    for (const ip of [...book, ...masternodes]) v.net.setLinkDown(HOST, ip, true);
+    for (const ip of book) pm.addressBook.add({ address: `${ip}:24200`, source: "peers" });
+    pm.setMasternodeAddresses(masternodes.map((ip) => `${ip}:24200`));
+    await v.until(() => transport.dialled().length >= 7, "dials started", 3_000);
+    // 10 dial intervals (100 ms), all inside the 60 s dial timeout: ten chances to go over.
+    await v.advance(10 * FAST.dialIntervalMs);
+    const dialled = transport.dialled();
     assert.equal(
-      transport.dialled.filter((a) => a.startsWith("203.0.113.")).length,
+      dialled.filter((a) => a.startsWith("203.0.113.")).length,
       2,
       "two per /16 from the address book",
     );
     assert.equal(
-      transport.dialled.filter((a) => a.startsWith("203.0.114.")).length,
+      dialled.filter((a) => a.startsWith("203.0.114.")).length,
       3,
       "masternode targets are exempt, and do not count",
     );
-    assert.equal(transport.dialled.filter((a) => a.startsWith("198.51.100.")).length, 2);
+    assert.equal(dialled.filter((a) => a.startsWith("198.51.100.")).length, 2, "another /16 gets its two");
   } finally {
     await pm.stop();
   }

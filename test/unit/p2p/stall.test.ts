@@ -1,78 +1,77 @@
-// Stall detection, the resumed burst and the Hello deadline, on one Peer pair over an in-memory
-// pipe with a virtual clock: time is advanced, never slept.
+// Stall detection, the resumed burst and the Hello deadline, on one Peer pair over the virtual
+// network (a link taken down holds its bytes, as TCP does) with a virtual clock: time is
+// advanced, never slept.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { KeyPair } from "../../../src/crypto/ed25519.js";
 import { nullLogger } from "../../../src/logging/index.js";
 import { encodeFrame } from "../../../src/p2p/frame.js";
 import { encodeMessage, GoodbyeReason, MsgType } from "../../../src/p2p/messages.js";
 import { Peer, type PeerEvents } from "../../../src/p2p/peer.js";
 import { rateLimitsFor } from "../../../src/p2p/rateLimits.js";
-import { ManualClock } from "../../../src/util/clock.js";
-import { SeededRandom } from "../../../src/util/random.js";
-import { MAGIC, makeLocal } from "./harness.js";
-import { pipe, type PipeEnd } from "./memoryPipe.js";
+import type { Connection } from "../../../src/p2p/transport.js";
+import { MAGIC, makeLocal, PORT, testKey, VirtualNet } from "./harness.js";
 
 const PING_MS = 1_000;
+/** Virtual time moves in steps of 50 ms here. */
+const STEP = 50;
 
-/** Advances virtual time in 50 ms steps, letting the pipes deliver between steps. */
-async function run(clock: ManualClock, ms: number): Promise<void> {
-  for (let t = 0; t < ms; t += 50) {
-    clock.advance(Math.min(50, ms - t));
-    await settle();
-  }
+const A = "10.8.0.1";
+const B = "10.8.0.2";
+
+/** A raw connection from A to B: [A's end, B's end]. */
+async function link(v: VirtualNet): Promise<[Connection, Connection]> {
+  const accepted: Connection[] = [];
+  await v.transport(B).listen(B, PORT, (c) => accepted.push(c));
+  const ca = await v.dial(A, `${B}:${PORT}`);
+  await v.settle();
+  assert.equal(accepted.length, 1, "B accepted the connection");
+  return [ca, accepted[0]!];
 }
 
-async function settle(): Promise<void> {
-  for (let i = 0; i < 20; i++) await Promise.resolve();
-}
-
-async function pair(clock: ManualClock, aPingMs = PING_MS) {
-  const [ca, cb] = pipe();
-  const mk = (conn: PipeEnd, direction: "inbound" | "outbound", seed: number, pingMs: number): Peer =>
+async function pair(v: VirtualNet, aPingMs = PING_MS) {
+  const [ca, cb] = await link(v);
+  const mk = (conn: Connection, direction: "inbound" | "outbound", tag: string, pingMs: number): Peer =>
     new Peer(
       conn,
-      makeLocal(KeyPair.generate()),
+      makeLocal(testKey(`stall/${v.seed}/${tag}`)),
       { direction, pingIntervalMs: pingMs, rateLimits: rateLimitsFor(PING_MS), helloTimeoutMs: 3_000 },
-      { clock, random: new SeededRandom(seed), logger: nullLogger },
+      { clock: v.clock, random: v.random(), logger: nullLogger },
     );
-  const a = mk(ca, "outbound", 1, aPingMs);
-  const b = mk(cb, "inbound", 2, PING_MS);
+  const a = mk(ca, "outbound", "a", aPingMs);
+  const b = mk(cb, "inbound", "b", PING_MS);
   const misbehaviour: Array<PeerEvents["misbehaviour"]> = [];
   for (const p of [a, b]) p.events.on("misbehaviour", (e) => misbehaviour.push(e));
   a.start();
   b.start();
-  await settle();
+  await v.settle();
   return { a, b, ca, cb, misbehaviour };
 }
 
 test("stall: a link that is silent for 3 ping intervals is closed STALLED within 4 intervals", async () => {
-  const clock = new ManualClock();
-  const { a, b, ca, cb } = await pair(clock);
-  assert.equal(a.state, "ready");
-  assert.equal(b.state, "ready");
-  await run(clock, 20 * PING_MS);
+  const v = new VirtualNet(601);
+  const { a, b } = await pair(v);
+  assert.equal(a.state, "ready", "a finished its handshake");
+  assert.equal(b.state, "ready", "b finished its handshake");
+  await v.advance(20 * PING_MS, STEP);
   assert.equal(a.state, "ready", "a healthy link is never closed on a timer");
-  ca.stalled = true;
-  cb.stalled = true;
-  const from = clock.now();
+  v.net.setLinkDown(A, B, true);
+  const from = v.clock.now();
   let closedAt: number | null = null;
-  a.events.on("closed", () => (closedAt ??= clock.now()));
-  await run(clock, 3 * PING_MS);
+  a.events.on("closed", () => (closedAt ??= v.clock.now()));
+  await v.advance(3 * PING_MS, STEP);
   assert.equal(a.state, "ready", "not before 3 silent intervals");
-  await run(clock, PING_MS + 1);
-  assert.equal(a.state, "closed");
-  assert.equal(a.closeReason, GoodbyeReason.STALLED);
+  await v.advance(PING_MS + 1, STEP);
+  assert.equal(a.state, "closed", "closed in the 4th silent interval");
+  assert.equal(a.closeReason, GoodbyeReason.STALLED, "as STALLED");
   assert.ok(closedAt! - from <= 4 * PING_MS + 1, `closed ${closedAt! - from} ms after the stall began`);
 });
 
 test("stall: a shorter stall ends in a burst (pings far over their bucket) that is dropped unscored; the link stays", async () => {
-  const clock = new ManualClock();
-  const { a, b, ca, cb, misbehaviour } = await pair(clock);
-  await run(clock, 5 * PING_MS);
-  ca.stalled = true;
-  cb.stalled = true;
-  await run(clock, 2.5 * PING_MS);
+  const v = new VirtualNet(602);
+  const { a, b, misbehaviour } = await pair(v);
+  await v.advance(5 * PING_MS, STEP);
+  v.net.setLinkDown(A, B, true);
+  await v.advance(2.5 * PING_MS, STEP);
   // A backlog much larger than the bucket allows (3/s, burst 6 at 1 s pings).
   for (let i = 0; i < 200; i++)
     a.send({
@@ -80,29 +79,29 @@ test("stall: a shorter stall ends in a burst (pings far over their bucket) that 
       nonce: 10_000 + i,
       height: 1,
       tipHash: Buffer.alloc(32),
-      timestamp: clock.now(),
+      timestamp: v.clock.now(),
     });
-  ca.release();
-  cb.release();
-  await settle();
-  assert.equal(a.state, "ready");
-  assert.equal(b.state, "ready");
+  v.net.setLinkDown(A, B, false);
+  await v.settle();
+  assert.equal(a.state, "ready", "a survives the stall");
+  assert.equal(b.state, "ready", "b survives the burst");
   assert.ok(b.droppedOverLimit >= 190, `excess dropped (${b.droppedOverLimit})`);
   assert.deepEqual(misbehaviour, [], "a burst of liveness is never misbehaviour");
-  await run(clock, 20 * PING_MS);
+  await v.advance(20 * PING_MS, STEP);
   assert.equal(b.state, "ready", "and the link lives on");
 });
 
 test("stall: a large frame still arriving is not silence (partial frames count as bytes received)", async () => {
-  const clock = new ManualClock();
+  const v = new VirtualNet(603);
   // a is the sender of the large frame: it pings once and never again, so only b's view is tested.
-  const { b, ca, cb } = await pair(clock, 1e9);
-  await run(clock, 2 * PING_MS);
-  // Nothing else from a reaches b: only the bytes of one large Peers frame, a slice per interval.
-  ca.stalled = true;
+  const { b, ca } = await pair(v, 1e9);
+  await v.advance(2 * PING_MS, STEP);
+  // Nothing else from a reaches b: a stops reading (so it never answers b's pings), and the
+  // test writes the bytes of one large Peers frame on a's connection, a slice per interval.
+  ca.pause();
   const peers = Array.from({ length: 500 }, (_, i) => ({
     nodeId: Buffer.alloc(32, i % 256),
-    address: `127.0.8.${i % 250}:${1000 + i}`,
+    address: `10.8.1.${i % 250}:${1000 + i}`,
     services: 1,
     lastSeen: 0,
   }));
@@ -110,9 +109,9 @@ test("stall: a large frame still arriving is not silence (partial frames count a
   const slices = 10;
   const size = Math.ceil(frame.length / slices);
   for (let i = 0; i < slices; i++) {
-    await run(clock, PING_MS);
-    cb.deliver(frame.subarray(i * size, (i + 1) * size));
-    await settle();
+    await v.advance(PING_MS, STEP);
+    ca.write(frame.subarray(i * size, (i + 1) * size));
+    await v.settle();
     assert.equal(
       b.state,
       "ready",
@@ -122,23 +121,23 @@ test("stall: a large frame still arriving is not silence (partial frames count a
 });
 
 test("Hello deadline: a connection that never completes its Hello is closed after helloTimeoutMs", async () => {
-  const clock = new ManualClock();
-  const [c1, c2] = pipe();
+  const v = new VirtualNet(604);
+  const [c1, c2] = await link(v);
   const p = new Peer(
-    c1,
-    makeLocal(KeyPair.generate()),
+    c2,
+    makeLocal(testKey("stall/hello-deadline")),
     { direction: "inbound", pingIntervalMs: PING_MS, rateLimits: {}, helloTimeoutMs: 3_000 },
-    { clock, random: new SeededRandom(3), logger: nullLogger },
+    { clock: v.clock, random: v.random(), logger: nullLogger },
   );
   p.start();
-  await Promise.resolve();
+  await v.settle();
   // The remote drips one byte a second of what could be a Hello.
   for (let i = 0; i < 2; i++) {
-    await run(clock, 1_000);
-    c2.write(Buffer.from([0x00]));
+    await v.advance(1_000, STEP);
+    c1.write(Buffer.from([0x00]));
   }
-  assert.equal(p.state, "handshaking");
-  await run(clock, 1_001);
-  assert.equal(p.state, "closed");
-  assert.equal(p.closeReason, GoodbyeReason.HANDSHAKE_TIMEOUT);
+  assert.equal(p.state, "handshaking", "still in the handshake after 2 s");
+  await v.advance(1_001, STEP);
+  assert.equal(p.state, "closed", "closed at the 3 s Hello deadline");
+  assert.equal(p.closeReason, GoodbyeReason.HANDSHAKE_TIMEOUT, "as a handshake timeout");
 });
