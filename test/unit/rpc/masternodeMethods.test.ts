@@ -17,7 +17,7 @@ import { Mempool } from "../../../src/mempool/mempool.js";
 import { RpcCallError } from "../../../src/rpc/client.js";
 import { Wallet } from "../../../src/wallet/wallet.js";
 import { ChainHarness, tempDir, testGenesis, testKeys } from "../../helpers/chainFixture.js";
-import { heartbeat, opKey, TEST_OPTS } from "./helpers.js";
+import { heartbeat, opKey, TEST_OPTS } from "../masternode/helpers.js";
 
 const USER = "mn";
 const PASSWORD = "rpc-test";
