@@ -24,6 +24,7 @@ import { openGenesisStore } from "./genesisStore.js";
 import { BlockError, isPermanentForHash } from "../primitives/errors.js";
 import type { GenesisSpec } from "../consensus/genesis.js";
 import { chainParams, type ChainParams } from "../primitives/params.js";
+import type { KvOpener } from "./kv.js";
 import {
   checkBlockSanity,
   checkBodyWithoutUtxos,
@@ -100,7 +101,7 @@ export class Chain implements ChainReader {
   static open(
     dir: string,
     genesis: GenesisSpec,
-    modules: { clock: Clock; logger?: ChainLogger },
+    modules: { clock: Clock; logger?: ChainLogger; openKv?: KvOpener },
     opts: ChainOptions = {},
   ): Chain {
     if (
@@ -109,7 +110,12 @@ export class Chain implements ChainReader {
     ) {
       throw new RangeError(`maxReorgDepth must be a non-negative integer, got ${opts.maxReorgDepth}`);
     }
-    const { store, genesisHash: gHash } = openGenesisStore(dir, genesis, opts.durable ?? true);
+    const { store, genesisHash: gHash } = openGenesisStore(
+      dir,
+      genesis,
+      opts.durable ?? true,
+      modules.openKv,
+    );
     let chain: Chain;
     try {
       chain = new Chain(store, genesis, gHash, modules, opts);

@@ -35,8 +35,7 @@
  * durable: `atomically` returns only once the transaction is on disk (overlappingSync is off), so
  * a block is never announced, relayed or built on before a power loss would keep it.
  */
-import { mkdirSync } from "node:fs";
-import { open, type RootDatabase } from "lmdb";
+import { openLmdbKv, type KvOpener, type KvStore } from "./kv.js";
 import { Reader, Writer } from "../codec/index.js";
 import { decodeRegistry, encodeRegistry, registryRoot, type Registry } from "../consensus/registry.js";
 import { slashedBy } from "../consensus/evidence.js";
@@ -104,10 +103,10 @@ export function blockWork(round: number): bigint {
 }
 
 export class ChainStore implements UtxoView {
-  private readonly db: RootDatabase<Buffer, Buffer>;
+  private readonly db: KvStore;
   private registryCache: { root: string; reg: Registry } | null = null;
 
-  private constructor(db: RootDatabase<Buffer, Buffer>) {
+  private constructor(db: KvStore) {
     this.db = db;
   }
 
@@ -119,20 +118,9 @@ export class ChainStore implements UtxoView {
     dir: string,
     network: NetworkName,
     genesisHash: Buffer,
-    opts: { durable?: boolean } = {},
+    opts: { durable?: boolean; openKv?: KvOpener } = {},
   ): ChainStore {
-    mkdirSync(dir, { recursive: true });
-    const db = open<Buffer, Buffer>({
-      path: dir,
-      keyEncoding: "binary",
-      encoding: "binary",
-      // Room for a long chain; LMDB only maps address space, it does not allocate it.
-      mapSize: 64 * 1024 ** 3,
-      // Durable commits: lmdb's default on Linux (overlappingSync) returns from a commit before
-      // its fsync, so a power loss could drop a block the node had already announced or signed.
-      // (`durable: false` restores that default, for the benchmark that measures the cost.)
-      overlappingSync: opts.durable === false,
-    });
+    const db = (opts.openKv ?? openLmdbKv)(dir, { durable: opts.durable !== false });
     const store = new ChainStore(db);
     try {
       store.checkIdentity(network, genesisHash);

@@ -8,16 +8,18 @@ import type { CheckedBlock } from "../consensus/validation.js";
 import { blockHash, encodeBlock, type Block } from "../primitives/block.js";
 import { txid as txidOf } from "../primitives/tx.js";
 import { ChainStore } from "./chainStore.js";
+import type { KvOpener } from "./kv.js";
 
 /** Opens (or creates) the store in `dir` for `genesis`; returns it with the genesis hash. */
 export function openGenesisStore(
   dir: string,
   genesis: GenesisSpec,
   durable: boolean,
+  openKv?: KvOpener,
 ): { store: ChainStore; genesisHash: Buffer } {
   const gBlock = buildGenesisBlock(genesis);
   const gHash = blockHash(gBlock.header);
-  const store = ChainStore.open(dir, genesis.network, gHash, { durable });
+  const store = ChainStore.open(dir, genesis.network, gHash, { durable, openKv });
   if (store.isEmpty) {
     const checked = checkBlockSanityGenesis(gBlock, gHash);
     const registry = genesisRegistry(genesis);

@@ -3,13 +3,13 @@
  * outputs, and the order-independent multiset hash that verify and gettxoutsetinfo compare. The
  * functions write through the store's database and are called inside its write transactions.
  */
-import type { RootDatabase } from "lmdb";
 import { Writer, decodeExact } from "../codec/index.js";
 import { sha256 } from "../crypto/hash.js";
 import type { Block } from "../primitives/block.js";
 import type { OutPoint } from "../primitives/tx.js";
 import { decodeUtxoEntry, encodeUtxoEntry, outpointBytes, type UtxoEntry } from "../primitives/utxo.js";
 import type { BlockChanges, SpentOutput } from "../consensus/validation.js";
+import type { KvStore } from "./kv.js";
 import { K_STATS, P_UTXO, key } from "./storeLayout.js";
 
 const MOD256 = 1n << 256n;
@@ -21,7 +21,7 @@ export interface UtxoStats {
   hash: Buffer;
 }
 
-type Db = RootDatabase<Buffer, Buffer>;
+type Db = KvStore;
 
 function utxoDigest(k: Buffer, v: Buffer): bigint {
   return BigInt("0x" + sha256(Buffer.concat([k, v])).toString("hex"));

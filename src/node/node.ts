@@ -1,4 +1,5 @@
 import { Chain } from "../chain/chain.js";
+import type { KvOpener } from "../chain/kv.js";
 import type { GenesisSpec } from "../consensus/genesis.js";
 import type { NodeConfig } from "../config/index.js";
 import { parseHostPort } from "../config/index.js";
@@ -60,6 +61,8 @@ export interface TimeNodeModules {
   logger: Logger;
   /** TCP by default; the simulator passes an in-memory transport. */
   transport?: Transport;
+  /** How the chain opens its store: LMDB by default; the simulator passes an in-memory one. */
+  openKv?: KvOpener;
 }
 
 export interface TimeNodeEvents {
@@ -409,6 +412,7 @@ export class TimeNode {
       const chain = Chain.open(paths.chain, genesis, {
         clock: modules.clock,
         logger: modules.logger.child({ module: "chain" }),
+        ...(modules.openKv ? { openKv: modules.openKv } : {}),
       });
       return new TimeNode(config, modules, { chain, nodeKey, operatorKey, release });
     } catch (e) {
