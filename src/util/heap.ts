@@ -7,6 +7,16 @@ export class Heap<T> {
   get size(): number {
     return this.items.length;
   }
+  /** The item that would come out next, without removing it. */
+  peek(): T | undefined {
+    return this.items[0];
+  }
+  /** Keeps only the items for which `keep` holds (O(n)). */
+  retain(keep: (x: T) => boolean): void {
+    const kept = this.items.filter(keep);
+    this.items.length = 0;
+    for (const x of kept) this.push(x);
+  }
   push(x: T): void {
     const a = this.items;
     a.push(x);
