@@ -12,6 +12,7 @@
  * writer.
  */
 import type { Clock, TimerHandle } from "../util/clock.js";
+import type { Random } from "../util/random.js";
 import type { Connection, Listener, Transport } from "./transport.js";
 
 export interface MemoryNetworkOptions {
@@ -21,7 +22,35 @@ export interface MemoryNetworkOptions {
   maxBufferedBytes: number;
   /** One-way delay of every write, through the clock. 0 (default): the next microtask. */
   latencyMs: number;
+  /**
+   * The model of the link from one host to another, when it is more than `latencyMs`: read at
+   * every write, so a simulation can change it while running. Undefined: `latencyMs` alone.
+   */
+  link?: (from: string, to: string) => LinkModel | undefined;
+  /** Draws jitter and loss; required with `link` (seeded, so a run repeats). */
+  random?: Random;
 }
+
+/**
+ * One direction of a link between two hosts, as TCP sees it. Bytes on one connection still arrive
+ * in order (loss delays everything behind it); connections on one link share its bandwidth;
+ * different connections may overtake each other.
+ */
+export interface LinkModel {
+  /** One-way propagation delay. */
+  latencyMs: number;
+  /** A uniform extra delay in [0, jitterMs) per write. */
+  jitterMs: number;
+  /** Chance that a write's segment is lost and resent after a retransmission timeout. */
+  loss: number;
+  /** Bytes per second; 0 or Infinity: unlimited. */
+  bandwidthBytesPerS: number;
+}
+
+/** TCP's minimum retransmission timeout (RFC 6298 allows 1 s; Linux uses 200 ms). */
+const MIN_RTO_MS = 200;
+/** A segment is resent at most this many times before the model gives up on being realistic. */
+const MAX_RETRANSMITS = 6;
 
 export const defaultMemoryNetworkOptions: MemoryNetworkOptions = {
   highWaterBytes: 1024 * 1024,
@@ -45,7 +74,11 @@ export class MemoryNetwork {
   private readonly listeners = new Map<string, (c: Connection) => void>();
   private readonly downLinks = new Set<string>();
   private readonly open = new Set<MemoryConnection>();
+  /** When each directed link's bandwidth is next free (only with a link model). */
+  private readonly busyUntil = new Map<string, number>();
   private nextPort = FIRST_PORT;
+  /** Bytes and writes carried, for the simulator's report. */
+  readonly stats = { writes: 0, bytes: 0 };
 
   constructor(
     readonly clock: Clock,
@@ -60,6 +93,41 @@ export class MemoryNetwork {
       listen: (h, port, onConnection) => this.listen(h, port, onConnection),
       dial: (h, port, opts) => this.dial(opts.localHost ?? host, h, port, opts.timeoutMs),
     };
+  }
+
+  /**
+   * The delay of `bytes` written now from `from` to `to` on a connection whose previous write
+   * arrives at `after` (virtual ms): never earlier than that, as TCP keeps a stream in order.
+   */
+  deliveryTime(from: string, to: string, bytes: number, after: number): number {
+    const now = this.clock.now();
+    const model = this.opts.link?.(from, to);
+    if (!model) return Math.max(after, now + this.opts.latencyMs);
+    const rnd = this.opts.random;
+    if (!rnd) throw new Error("MemoryNetwork: a link model needs a seeded random");
+    let sendAt = now;
+    if (model.bandwidthBytesPerS > 0 && Number.isFinite(model.bandwidthBytesPerS)) {
+      const dir = `${from}>${to}`;
+      sendAt = Math.max(now, this.busyUntil.get(dir) ?? 0);
+      const done = sendAt + (bytes * 1000) / model.bandwidthBytesPerS;
+      if (done > now) this.busyUntil.set(dir, done);
+      else this.busyUntil.delete(dir);
+      sendAt = done;
+    }
+    let at = sendAt + model.latencyMs + (model.jitterMs > 0 ? rnd.float() * model.jitterMs : 0);
+    const rto = Math.max(MIN_RTO_MS, 2 * model.latencyMs);
+    for (let i = 0, backoff = rto; i < MAX_RETRANSMITS && model.loss > 0 && rnd.float() < model.loss; i++) {
+      at += backoff;
+      backoff *= 2;
+    }
+    return Math.max(after, Math.ceil(at));
+  }
+
+  /** A host's process died: its listeners go and every connection it had is reset. */
+  dropHost(host: string): void {
+    for (const k of [...this.listeners.keys()]) if (k.startsWith(`${host}:`)) this.listeners.delete(k);
+    for (const c of [...this.open])
+      if (c.localHost === host) c.destroy(new Error("connection reset by peer"));
   }
 
   /** Connections open now. */
@@ -172,6 +240,8 @@ class MemoryConnection implements Connection {
   private inboxBytes = 0;
   /** Chunks written here whose delay has not yet passed. */
   private inFlight = 0;
+  /** When the last chunk written here arrives (virtual ms): later ones never overtake it. */
+  private lastArrival = 0;
   private paused = false;
   private scheduled = false;
   private ending = false;
@@ -201,14 +271,19 @@ class MemoryConnection implements Connection {
       this.destroy(new Error(`in-memory connection buffer over ${this.net.opts.maxBufferedBytes} bytes`));
       return false;
     }
-    const { latencyMs } = this.net.opts;
-    if (latencyMs > 0) {
+    this.net.stats.writes++;
+    this.net.stats.bytes += chunk.length;
+    const { latencyMs, link } = this.net.opts;
+    if (latencyMs > 0 || link) {
+      const now = this.net.clock.now();
+      const at = this.net.deliveryTime(this.localHost, this.remoteHost, chunk.length, this.lastArrival);
+      this.lastArrival = at;
       this.inFlight += chunk.length;
       const t = this.net.clock.setTimeout(() => {
         this.timers.delete(t);
         this.inFlight -= chunk.length;
         this.peer.receive(chunk);
-      }, latencyMs);
+      }, at - now);
       this.timers.add(t);
     } else {
       this.peer.receive(chunk);

@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import { MemoryNetwork } from "../../../src/p2p/memoryTransport.js";
 import type { Connection } from "../../../src/p2p/transport.js";
 import { ManualClock } from "../../../src/util/clock.js";
+import { SeededRandom } from "../../../src/util/random.js";
 
 /** Lets every queued microtask run (deliveries are microtasks, never the wall clock). */
 async function settle(): Promise<void> {
@@ -184,5 +185,90 @@ describe("MemoryTransport: the contract of TCP, in memory, on the injected clock
     clock.advance(50);
     await settle();
     assert.equal(Buffer.concat(got.server).toString(), "hi");
+  });
+});
+
+describe("MemoryTransport: the link model (latency, jitter, loss, bandwidth)", () => {
+  const model = { latencyMs: 40, jitterMs: 30, loss: 0.2, bandwidthBytesPerS: 0 };
+
+  it("jitter and loss never reorder one connection's bytes, and every byte arrives", async () => {
+    const clock = new ManualClock(0);
+    const net = new MemoryNetwork(clock, { link: () => model, random: new SeededRandom(5) });
+    const { client, got } = await pair(net);
+    const sent: string[] = [];
+    for (let i = 0; i < 200; i++) {
+      sent.push(`<${i}>`);
+      client.write(Buffer.from(`<${i}>`));
+      clock.advance(1);
+      await settle();
+    }
+    for (let i = 0; i < 200 && Buffer.concat(got.server).length < sent.join("").length; i++) {
+      clock.advance(100);
+      await settle();
+    }
+    assert.equal(Buffer.concat(got.server).toString(), sent.join(""));
+  });
+
+  it("arrival is no earlier than the latency, and loss costs a retransmission timeout", () => {
+    const clock = new ManualClock(0);
+    const lossy = { latencyMs: 50, jitterMs: 0, loss: 1, bandwidthBytesPerS: 0 };
+    const clean = { ...lossy, loss: 0 };
+    let which = clean;
+    const net = new MemoryNetwork(clock, { link: () => which, random: new SeededRandom(1) });
+    assert.equal(net.deliveryTime("a", "b", 10, 0), 50);
+    which = lossy;
+    // Always lost: resent after 200, 400, … ms, up to the model's cap of 6 retransmissions.
+    assert.equal(net.deliveryTime("a", "b", 10, 0), 50 + 200 + 400 + 800 + 1_600 + 3_200 + 6_400);
+    assert.equal(net.deliveryTime("a", "b", 10, 99_999), 99_999, "never before the previous write");
+  });
+
+  it("bandwidth is shared by the link's connections and queues a burst", () => {
+    const clock = new ManualClock(0);
+    const slow = { latencyMs: 10, jitterMs: 0, loss: 0, bandwidthBytesPerS: 1_000 };
+    const net = new MemoryNetwork(clock, { link: () => slow, random: new SeededRandom(1) });
+    assert.equal(net.deliveryTime("a", "b", 500, 0), 510);
+    assert.equal(net.deliveryTime("a", "b", 500, 0), 1_010, "the second write waits for the first");
+    assert.equal(net.deliveryTime("b", "a", 500, 0), 510, "the other direction is free");
+  });
+
+  it("two connections on one link may overtake each other (TCP orders only within one)", async () => {
+    const clock = new ManualClock(0);
+    const rnd = new SeededRandom(11);
+    const net = new MemoryNetwork(clock, {
+      link: () => ({ latencyMs: 5, jitterMs: 100, loss: 0, bandwidthBytesPerS: 0 }),
+      random: rnd,
+    });
+    const one = await pair(net, "10.0.0.1", "10.0.0.2");
+    let server2: Connection | null = null;
+    await net.transport("10.0.0.2").listen("10.0.0.2", 24300, (c) => (server2 = c));
+    const client2 = await net.transport("10.0.0.1").dial("10.0.0.2", 24300, { timeoutMs: 1_000 });
+    await settle();
+    const arrivals: string[] = [];
+    one.server.onData(() => arrivals.push("one"));
+    (server2 as unknown as Connection).onData(() => arrivals.push("two"));
+    let overtaken = false;
+    for (let i = 0; i < 50 && !overtaken; i++) {
+      arrivals.length = 0;
+      one.client.write(Buffer.from("x"));
+      client2.write(Buffer.from("y"));
+      clock.advance(200);
+      await settle();
+      overtaken = arrivals[0] === "two";
+    }
+    assert.ok(overtaken, "in 50 tries the second connection's write never arrived first");
+  });
+
+  it("dropHost resets every connection of a crashed host and closes its listeners", async () => {
+    const net = new MemoryNetwork(new ManualClock());
+    const { client } = await pair(net);
+    let closed = false;
+    client.onClose(() => (closed = true));
+    net.dropHost("10.0.0.2");
+    await settle();
+    assert.ok(closed);
+    await assert.rejects(
+      net.transport("10.0.0.1").dial("10.0.0.2", 24200, { timeoutMs: 1_000 }),
+      /ECONNREFUSED/,
+    );
   });
 });
