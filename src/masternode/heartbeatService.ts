@@ -13,12 +13,19 @@ import {
   type Message,
   type MnAnnounceMsg,
   type MnListMsg,
+  type LivenessBatchMsg,
+  decodeMessage,
+  encodeAttestation,
+  encodeHeartbeat,
 } from "../p2p/messages.js";
+import { CodecError } from "../codec/index.js";
+import { LivenessRelay, trickleIntervalMs } from "./livenessRelay.js";
 import type { Peer } from "../p2p/peer.js";
 import type { Clock, TimerHandle } from "../util/clock.js";
 import type { LivenessVerdict, MasternodeLiveness } from "./liveness.js";
 import {
   attestationHash,
+  isDesignatedWitness,
   heartbeatHash,
   signAttestation,
   signHeartbeat,
@@ -128,6 +135,8 @@ export class HeartbeatService {
   /** When we last sent each peer our announcement (a WeakMap: it goes with the peer). */
   private readonly announcedTo = new WeakMap<Peer, number>();
   private listsInFlight = 0;
+  /** Relays heartbeats and attestations by inventory (livenessRelay.ts). */
+  readonly relay: LivenessRelay;
   /** Local times of recent MnList answers; at most LIST_ANSWERS_WANTED kept. */
   private listAnswers: number[] = [];
   private warnedAddress = false;
@@ -138,12 +147,19 @@ export class HeartbeatService {
     private readonly modules: HeartbeatServiceModules,
   ) {
     this.announceIntervalMs = Math.max(MIN_ANNOUNCE_INTERVAL_MS, opts.announceIntervalMs);
+    this.relay = new LivenessRelay(trickleIntervalMs(opts.heartbeatIntervalMs), {
+      clock: modules.clock,
+      logger: modules.logger,
+      network: modules.network,
+      has: (h) => modules.liveness.hasSeen(h),
+    });
   }
 
   start(): void {
     if (this.started) return;
     this.started = true;
     const { clock } = this.modules;
+    this.relay.start();
     this.timers.push(clock.setInterval(() => this.heartbeatTick(), this.opts.heartbeatIntervalMs));
     if (this.modules.operatorKey) {
       this.timers.push(clock.setInterval(() => this.announceTick(), this.announceIntervalMs));
@@ -153,6 +169,7 @@ export class HeartbeatService {
   }
 
   stop(): void {
+    this.relay.stop();
     for (const t of this.timers) t.cancel();
     this.timers = [];
     this.started = false;
@@ -172,7 +189,9 @@ export class HeartbeatService {
     const hb = signHeartbeat(key, { seq, timestamp: now, height: tip.height, tipHash: tip.hash });
     liveness.recordOwnHeartbeat(hb);
     const hash = heartbeatHash(hb);
+    // Our own goes to every peer at once; the pool lets third parties fetch it by inventory.
     network.broadcast({ type: MsgType.Heartbeat, ...hb }, (p) => this.markFor(p, hash));
+    this.relay.relay("heartbeat", hash, encodeHeartbeat(hb));
     this.stats.heartbeatsSent++;
     return true;
   }
@@ -202,8 +221,7 @@ export class HeartbeatService {
     }
   }
 
-  /** Handles the liveness messages; returns false for any other type. */
-  /** Dispatches the four liveness messages to their routes; returns false for any other type. */
+  /** Dispatches the liveness messages to their routes; returns false for any other type. */
   handle(peer: Peer, msg: Message): boolean {
     switch (msg.type) {
       case MsgType.Heartbeat:
@@ -218,8 +236,46 @@ export class HeartbeatService {
       case MsgType.GetMnList:
         this.onGetMnList(peer, msg);
         return true;
+      case MsgType.LivenessInv:
+        this.relay.onInv(peer, msg.hashes);
+        return true;
+      case MsgType.GetLiveness:
+        this.relay.onGet(peer, msg.hashes);
+        return true;
+      case MsgType.LivenessBatch:
+        this.onLivenessBatch(peer, msg);
+        return true;
       default:
         return false;
+    }
+  }
+
+  /**
+   * The route for LivenessBatch: each item is checked as if it had come alone. An item that does
+   * not decode is a malformed message: proof, as a malformed frame would be.
+   */
+  onLivenessBatch(peer: Peer, msg: LivenessBatchMsg): void {
+    for (const [type, items] of [
+      [MsgType.Heartbeat, msg.heartbeats],
+      [MsgType.Attestation, msg.attestations],
+    ] as const) {
+      for (const bytes of items) {
+        let item: Message;
+        try {
+          item = decodeMessage(type, bytes);
+        } catch (e) {
+          if (!(e instanceof CodecError)) throw e;
+          this.modules.network.misbehaving(
+            peer,
+            100,
+            `malformed ${MsgType[type]} in LivenessBatch: ${e.message}`,
+            `LivenessBatch item ${bytes.subarray(0, 64).toString("hex")}`,
+          );
+          return;
+        }
+        if (item.type === MsgType.Heartbeat) this.onHeartbeat(peer, item);
+        else if (item.type === MsgType.Attestation) this.onAttestation(peer, item);
+      }
     }
   }
 
@@ -238,7 +294,7 @@ export class HeartbeatService {
       this.penalise(peer, "heartbeat", verdict, () => heartbeatEvidence(msg, hash));
       return;
     }
-    this.modules.network.broadcast(msg, (p) => p !== peer && this.markFor(p, hash));
+    this.relay.relay("heartbeat", hash, encodeHeartbeat(msg), peer);
     this.attest(msg, hash);
   }
 
@@ -258,7 +314,7 @@ export class HeartbeatService {
       );
       return;
     }
-    this.modules.network.broadcast(msg, (p) => p !== peer && this.markFor(p, hash));
+    this.relay.relay("attestation", hash, encodeAttestation(msg), peer);
   }
 
   /** The route for MnAnnounce. */
@@ -375,8 +431,9 @@ export class HeartbeatService {
   /** As a registered masternode, witness another masternode's new heartbeat. */
   private attest(hb: HeartbeatMsg, hash: Buffer): void {
     const key = this.modules.operatorKey;
-    const { liveness, clock, network } = this.modules;
+    const { liveness, clock } = this.modules;
     if (!key || hb.operatorPubkey.equals(key.publicKey) || !liveness.isRegistered(key.publicKey)) return;
+    if (!isDesignatedWitness(hash, key.publicKey, liveness.registeredCount())) return;
     const att = signAttestation(key, {
       heartbeatHash: hash,
       operatorPubkey: hb.operatorPubkey,
@@ -386,7 +443,9 @@ export class HeartbeatService {
     // Record our own witness first: it dedups the echoes, and a full heartbeat needs no more.
     if (liveness.onAttestation(att) !== "new") return;
     const attHash = attestationHash(att);
-    network.broadcast({ type: MsgType.Attestation, ...att }, (p) => this.markFor(p, attHash));
+    // By inventory, like a relay: sent at once it could overtake the heartbeat it attests, which
+    // travels by inventory, and a peer drops an attestation of a heartbeat it does not hold.
+    this.relay.relay("attestation", attHash, encodeAttestation(att));
     this.stats.attestationsSent++;
   }
 

@@ -19,6 +19,7 @@ import type { Clock } from "../util/clock.js";
 import {
   attestationHash,
   heartbeatHash,
+  isDesignatedWitness,
   mnAnnounceHash,
   verifyAttestation,
   verifyHeartbeat,
@@ -233,6 +234,17 @@ export class MasternodeLiveness {
     return this.entryFor(pubkey) !== undefined;
   }
 
+  /** Whether a heartbeat or attestation with this hash was accepted (relay dedup). */
+  hasSeen(hash: Buffer): boolean {
+    const hex = hash.toString("hex");
+    return this.seenHeartbeats.has(hex) || this.seenAttestations.has(hex);
+  }
+
+  /** Masternodes in the chain's registry now. */
+  registeredCount(): number {
+    return this.modules.registry().length;
+  }
+
   /** The registry entry for an operator key, from the chain's current registry. */
   entryFor(pubkey: Buffer): MasternodeEntry | undefined {
     return findByOperator(this.modules.registry(), pubkey);
@@ -289,6 +301,7 @@ export class MasternodeLiveness {
     const attested = findByOperator(registry, att.operatorPubkey);
     if (!witness || !attested) return "unknown-operator";
     if (witness.operatorPubkey.equals(attested.operatorPubkey)) return "invalid";
+    if (!isDesignatedWitness(att.heartbeatHash, witness.operatorPubkey, registry.length)) return "invalid";
     if (!verifyAttestation(att, witness.operatorPubkey)) return "bad-signature";
     const time = this.checkTime(att.timestamp, this.opts.windowMs);
     if (time !== "ok") return time;

@@ -1,5 +1,5 @@
 import { verifySignature, type KeyPair } from "../crypto/ed25519.js";
-import { sha256d } from "../crypto/hash.js";
+import { sha256, sha256d } from "../crypto/hash.js";
 import {
   attestationBody,
   encodeAttestation,
@@ -77,4 +77,30 @@ export function verifyMnAnnounce(ann: MnAnnounce, pubkey: Buffer): boolean {
 
 export function mnAnnounceHash(ann: MnAnnounce): Buffer {
   return sha256d(encodeMnAnnounce(ann));
+}
+
+/** Expected witnesses per heartbeat under the witness lottery (isDesignatedWitness). */
+export const WITNESSES_PER_HEARTBEAT = 2;
+const WITNESS_DOMAIN = Buffer.from("TIME/witness/v1", "utf8");
+
+/**
+ * The witness lottery. Only the masternodes it designates attest a heartbeat: a registered
+ * masternode W is designated for heartbeat H when the first 4 bytes of
+ * SHA-256("TIME/witness/v1" ‖ H's hash ‖ W's operator key), read big-endian, are below
+ * floor(2^32 × WITNESSES_PER_HEARTBEAT / (registered − 1)); with registered − 1 ≤
+ * WITNESSES_PER_HEARTBEAT every other masternode is designated. So a heartbeat draws about 2
+ * attestations whatever the number of masternodes, where "everyone attests, the first 32
+ * count" had every masternode sign and send one: O(masternodes²) messages per interval.
+ * Nobody can choose to be designated: the heartbeat's hash decides, and it is signed by the
+ * attested masternode.
+ */
+export function isDesignatedWitness(
+  heartbeatHash: Uint8Array,
+  witnessPubkey: Uint8Array,
+  registered: number,
+): boolean {
+  const others = registered - 1;
+  if (others <= WITNESSES_PER_HEARTBEAT) return true;
+  const draw = sha256(Buffer.concat([WITNESS_DOMAIN, heartbeatHash, witnessPubkey])).readUInt32BE(0);
+  return draw < Math.floor((2 ** 32 * WITNESSES_PER_HEARTBEAT) / others);
 }

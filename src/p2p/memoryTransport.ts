@@ -29,6 +29,8 @@ export interface MemoryNetworkOptions {
   link?: (from: string, to: string) => LinkModel | undefined;
   /** Draws jitter and loss; required with `link` (seeded, so a run repeats). */
   random?: Random;
+  /** Sees every write (the simulator hashes them into its event trace). Must not keep `chunk`. */
+  onWrite?: (from: string, to: string, chunk: Buffer) => void;
 }
 
 /**
@@ -273,6 +275,7 @@ class MemoryConnection implements Connection {
     }
     this.net.stats.writes++;
     this.net.stats.bytes += chunk.length;
+    this.net.opts.onWrite?.(this.localHost, this.remoteHost, chunk);
     const { latencyMs, link } = this.net.opts;
     if (latencyMs > 0 || link) {
       const now = this.net.clock.now();

@@ -33,6 +33,9 @@ export enum MsgType {
   MnAnnounce = 0x0052,
   GetMnList = 0x0053,
   MnList = 0x0054,
+  LivenessInv = 0x0055,
+  GetLiveness = 0x0056,
+  LivenessBatch = 0x0057,
   /** Equivocation evidence: two headers one producer signed for one (height, round). */
   Evidence = 0x0060,
 }
@@ -297,6 +300,28 @@ export interface MnListMsg {
   heartbeats: Heartbeat[];
 }
 
+/** At most this many hashes per LivenessInv or GetLiveness, and items per LivenessBatch. */
+export const MAX_LIVENESS_PER_MESSAGE = 1_000;
+
+/** Hashes of heartbeats and attestations the sender relays (src/masternode/livenessRelay.ts). */
+export interface LivenessInvMsg {
+  type: MsgType.LivenessInv;
+  hashes: Buffer[];
+}
+
+/** Asks for the heartbeats and attestations with these hashes. */
+export interface GetLivenessMsg {
+  type: MsgType.GetLiveness;
+  hashes: Buffer[];
+}
+
+/** Heartbeats and attestations, each as its full encoding (a Heartbeat or Attestation payload). */
+export interface LivenessBatchMsg {
+  type: MsgType.LivenessBatch;
+  heartbeats: Buffer[];
+  attestations: Buffer[];
+}
+
 /** Gossiped proof of equivocation (src/consensus/evidence.ts): header A ‖ header B. */
 export interface EvidenceMsg {
   type: MsgType.Evidence;
@@ -368,4 +393,7 @@ export type Message =
   | AttestationMsg
   | MnAnnounceMsg
   | GetMnListMsg
-  | MnListMsg;
+  | MnListMsg
+  | LivenessInvMsg
+  | GetLivenessMsg
+  | LivenessBatchMsg;

@@ -22,6 +22,7 @@ import {
   HEARTBEAT_SIZE,
   ATTESTATION_SIZE,
   MAX_TXS_PER_MESSAGE,
+  MAX_LIVENESS_PER_MESSAGE,
   type Heartbeat,
   type Attestation,
   type MnAnnounce,
@@ -297,6 +298,28 @@ const CODECS: { [T in MsgType]: MsgCodec<T> } = {
       reqId: r.u32(),
       announces: r.array(MAX_MN_LIST_ENTRIES, readMnAnnounce),
       heartbeats: r.array(MAX_MN_LIST_ENTRIES, readHeartbeat),
+    }),
+  },
+  [MsgType.LivenessInv]: {
+    cap: 64 + 32 * MAX_LIVENESS_PER_MESSAGE,
+    write: (w, m) => void w.array(m.hashes, MAX_LIVENESS_PER_MESSAGE, (w, h) => void w.fixed(h, 32)),
+    read: (r) => ({ hashes: r.array(MAX_LIVENESS_PER_MESSAGE, hash) }),
+  },
+  [MsgType.GetLiveness]: {
+    cap: 64 + 32 * MAX_LIVENESS_PER_MESSAGE,
+    write: (w, m) => void w.array(m.hashes, MAX_LIVENESS_PER_MESSAGE, (w, h) => void w.fixed(h, 32)),
+    read: (r) => ({ hashes: r.array(MAX_LIVENESS_PER_MESSAGE, hash) }),
+  },
+  // Each item is length-prefixed and at most 512 bytes (a Heartbeat or Attestation payload cap).
+  [MsgType.LivenessBatch]: {
+    cap: 64 + 2 * MAX_LIVENESS_PER_MESSAGE * (4 + 512),
+    write: (w, m) => {
+      w.array(m.heartbeats, MAX_LIVENESS_PER_MESSAGE, (w, b) => void w.varBytes(b, 512));
+      w.array(m.attestations, MAX_LIVENESS_PER_MESSAGE, (w, b) => void w.varBytes(b, 512));
+    },
+    read: (r) => ({
+      heartbeats: r.array(MAX_LIVENESS_PER_MESSAGE, (r) => r.varBytes(512)),
+      attestations: r.array(MAX_LIVENESS_PER_MESSAGE, (r) => r.varBytes(512)),
     }),
   },
   [MsgType.Evidence]: {

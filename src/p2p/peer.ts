@@ -255,7 +255,17 @@ export class Peer {
 
   send(msg: Message): void {
     if (this.state === "closed") return;
-    const frame = encodeFrame(this.local.magic, msg.type, encodeMessage(msg));
+    this.sendFrame(this.encode(msg));
+  }
+
+  /** `msg` as a frame for this network: the same bytes for every peer of this node. */
+  encode(msg: Message): Buffer {
+    return encodeFrame(this.local.magic, msg.type, encodeMessage(msg));
+  }
+
+  /** Sends a frame made by encode(); a broadcast encodes once and sends the bytes to every peer. */
+  sendFrame(frame: Buffer): void {
+    if (this.state === "closed") return;
     this.bytesOut += frame.length;
     this.conn.write(frame);
     if (this.conn.pendingBytes > MAX_SEND_QUEUE_BYTES) {

@@ -397,10 +397,13 @@ export class PeerManager {
   /** Sends `msg` to every ready peer, inbound and outbound alike, that passes `filter`. */
   broadcast(msg: Message, filter?: (p: Peer) => boolean): number {
     let n = 0;
+    // Encoded (and checksummed) once, not once per peer.
+    let frame: Buffer | null = null;
     for (const p of this.table.readyPeers()) {
       try {
         if (filter && !filter(p)) continue;
-        p.send(msg);
+        frame ??= p.encode(msg);
+        p.sendFrame(frame);
         n++;
       } catch (e) {
         this.log.error("Broadcast to a peer failed", { peer: p.addr }, e);

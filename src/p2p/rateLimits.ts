@@ -91,6 +91,12 @@ export function rateLimitsFor(
     // Peers 10 per minute: a GetPeers answer plus relayed new addresses.
     [MsgType.Peers]: [10 / 60, 10],
     ...livenessRateLimits(liveness),
+    // Liveness relay by inventory: an honest peer sends one LivenessInv per trickle interval (at
+    // least 50 ms), split past 1,000 hashes, and one GetLiveness and one LivenessBatch per
+    // inventory it answers. Over the limit they are dropped: the hashes come again from others.
+    [MsgType.LivenessInv]: [40, 200],
+    [MsgType.GetLiveness]: [40, 200],
+    [MsgType.LivenessBatch]: [40, 200],
     // Masternode announcements 3 per minute in the original. They are not relayed: a peer only
     // ever sends its own, on connect and then at most every 30 s (announce_interval >= 30 s).
     [MsgType.MnAnnounce]: [3 / 60, 3],

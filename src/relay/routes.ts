@@ -38,6 +38,9 @@ export function nodeRoutes(parts: RoutedParts): Routes {
     [MsgType.Attestation]: (peer, msg) => heartbeats.onAttestation(peer, msg),
     [MsgType.MnAnnounce]: (peer, msg) => heartbeats.onAnnounce(peer, msg),
     [MsgType.GetMnList]: (peer, msg) => heartbeats.onGetMnList(peer, msg),
+    [MsgType.LivenessInv]: (peer, msg) => heartbeats.relay.onInv(peer, msg.hashes),
+    [MsgType.GetLiveness]: (peer, msg) => heartbeats.relay.onGet(peer, msg.hashes),
+    [MsgType.LivenessBatch]: (peer, msg) => heartbeats.onLivenessBatch(peer, msg),
     [MsgType.Evidence]: (peer, msg) => evidence.onEvidence(peer, msg),
   };
 }

@@ -8,8 +8,9 @@ import { KeyPair } from "../../../src/crypto/ed25519.js";
 import { HeartbeatService, type HeartbeatNetwork } from "../../../src/masternode/heartbeatService.js";
 import { livenessOptions, MasternodeLiveness } from "../../../src/masternode/liveness.js";
 import { attestationHash, heartbeatHash, signHeartbeat } from "../../../src/masternode/livenessMessages.js";
-import { MsgType, type Heartbeat } from "../../../src/p2p/messages.js";
-import { FAST, stopAll, testKey, VirtualNet, type TestNode } from "../p2p/harness.js";
+import { decodeMessage, MsgType, type Heartbeat, type Message } from "../../../src/p2p/messages.js";
+import { MAX_TRICKLE_MS } from "../../../src/masternode/livenessRelay.js";
+import { stopAll, testKey, VirtualNet, type TestNode } from "../p2p/harness.js";
 import { heartbeat, opKey, opKeys, registryOf } from "./helpers.js";
 
 /** Long enough that no timer fires during a test: every heartbeat here is sent on purpose. */
@@ -89,14 +90,24 @@ async function mnNode(
   );
   const received: Received[] = [];
   t.onMessage((peer, msg) => {
-    if (msg.type === MsgType.Heartbeat) {
-      received.push({ type: "heartbeat", hash: heartbeatHash(msg).toString("hex"), from: peer.nodeIdHex });
-    } else if (msg.type === MsgType.Attestation) {
-      received.push({
-        type: "attestation",
-        hash: attestationHash(msg).toString("hex"),
-        from: peer.nodeIdHex,
-      });
+    // Counted whether it came alone or in a LivenessBatch (the relay by inventory).
+    const items: Message[] =
+      msg.type === MsgType.LivenessBatch
+        ? [
+            ...msg.heartbeats.map((b) => decodeMessage(MsgType.Heartbeat, b)),
+            ...msg.attestations.map((b) => decodeMessage(MsgType.Attestation, b)),
+          ]
+        : [msg];
+    for (const m of items) {
+      if (m.type === MsgType.Heartbeat) {
+        received.push({ type: "heartbeat", hash: heartbeatHash(m).toString("hex"), from: peer.nodeIdHex });
+      } else if (m.type === MsgType.Attestation) {
+        received.push({
+          type: "attestation",
+          hash: attestationHash(m).toString("hex"),
+          from: peer.nodeIdHex,
+        });
+      }
     }
     service.handle(peer, msg);
   });
@@ -156,10 +167,12 @@ describe("HeartbeatService over PeerManagers on a virtual network", () => {
     await v.until(
       () => witnesses(a) === 2 && witnesses(b) === 2 && witnesses(c) === 2,
       "B's and C's attestations everywhere",
+      // Two relays by inventory on the way to A: up to two trickle intervals each, plus requests.
+      6 * MAX_TRICKLE_MS,
     );
-    // 10 ping intervals (100 ms): room for any extra copy to show up. Relays go out on receipt;
-    // the 60 s heartbeat timer stays far off, so no new heartbeat is sent meanwhile.
-    await v.advance(10 * FAST.pingIntervalMs);
+    // Room for any extra copy to show up: several trickle intervals (relays go out by inventory
+    // every trickle); the 60 s heartbeat timer stays far off, so no new heartbeat is sent meanwhile.
+    await v.advance(5 * MAX_TRICKLE_MS);
 
     const hbs = (n: MnNode) => countBy(n.received, "heartbeat");
     assert.equal(hbs(a).size, 0, "B never echoes A's heartbeat back");
@@ -194,8 +207,12 @@ describe("HeartbeatService over PeerManagers on a virtual network", () => {
     const rogue = await v.startNode("10.50.0.13");
     plain.push(rogue);
     const captured: Heartbeat[] = [];
-    rogue.onMessage((_peer, msg) => {
-      if (msg.type === MsgType.Heartbeat) captured.push(msg);
+    rogue.onMessage((peer, msg) => {
+      // The rogue plays the relay protocol far enough to be sent heartbeats: it asks for them.
+      if (msg.type === MsgType.LivenessInv) peer.send({ type: MsgType.GetLiveness, hashes: msg.hashes });
+      if (msg.type === MsgType.LivenessBatch)
+        for (const b of msg.heartbeats)
+          captured.push(decodeMessage(MsgType.Heartbeat, b) as Heartbeat & Message);
     });
     b.t.pm.addNode(a.t.addr, "add");
     rogue.pm.addNode(a.t.addr, "add");
@@ -208,7 +225,11 @@ describe("HeartbeatService over PeerManagers on a virtual network", () => {
 
     b.service.sendHeartbeat();
     const seqB = b.liveness.lastSeq(opB.publicKey);
-    await v.until(() => captured.some((h) => h.seq === seqB), "the rogue got B's heartbeat through A");
+    await v.until(
+      () => captured.some((h) => h.seq === seqB),
+      "the rogue got B's heartbeat through A",
+      4 * MAX_TRICKLE_MS,
+    );
     const real = captured.find((h) => h.seq === seqB)!;
     const stranger = opKey("net-spoof-stranger", 0);
     const now = v.clock.now();

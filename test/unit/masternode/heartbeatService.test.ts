@@ -11,8 +11,8 @@ import {
   type HeartbeatNetwork,
 } from "../../../src/masternode/heartbeatService.js";
 import type { MasternodeLiveness } from "../../../src/masternode/liveness.js";
-import { heartbeatHash, signAttestation } from "../../../src/masternode/livenessMessages.js";
-import { MsgType, type Message } from "../../../src/p2p/messages.js";
+import { attestationHash, heartbeatHash, signAttestation } from "../../../src/masternode/livenessMessages.js";
+import { encodeHeartbeat, MsgType, type Message } from "../../../src/p2p/messages.js";
 import type { Peer } from "../../../src/p2p/peer.js";
 import { rateLimitsFor } from "../../../src/p2p/rateLimits.js";
 import { TokenBucket } from "../../../src/util/tokenBucket.js";
@@ -31,6 +31,17 @@ interface FakePeer {
   markKnown(h: Buffer): void;
   knows(h: Buffer): boolean;
   request(): Promise<never>;
+}
+
+/** Every hash announced to `p` by LivenessInv, in order. */
+function invHashes(p: FakePeer): string[] {
+  return p.sent.flatMap((m) =>
+    m.type === MsgType.LivenessInv ? m.hashes.map((h) => h.toString("hex")) : [],
+  );
+}
+
+function scores(net: { penalties: Array<{ score: number }> }): number[] {
+  return net.penalties.map((p) => p.score);
 }
 
 function fakePeer(i: number, operator: KeyPair | null = null): FakePeer {
@@ -179,7 +190,7 @@ describe("HeartbeatService: as a masternode", () => {
     svc.stop();
   });
 
-  it("relays a new heartbeat once to the peers not known to have it, and attests it", () => {
+  it("relays a new heartbeat by inventory to the peers not known to have it, serves it, and attests it", () => {
     const rig = livenessRig(keys, me);
     const from = fakePeer(1);
     const other = fakePeer(2);
@@ -187,37 +198,82 @@ describe("HeartbeatService: as a masternode", () => {
     const net = new FakeNetwork([from, other, knowing]);
     const svc = service(rig.liveness, rig.clock, net, me);
     const hb = heartbeat(b, rig.clock);
-    knowing.markKnown(heartbeatHash(hb));
+    const hash = heartbeatHash(hb);
+    knowing.markKnown(hash);
     assert.equal(svc.handle(asPeer(from), { type: MsgType.Heartbeat, ...hb }), true);
-    assert.equal(ofType(from, MsgType.Heartbeat).length, 0, "never echoed to its sender");
-    assert.equal(ofType(other, MsgType.Heartbeat).length, 1);
-    assert.equal(ofType(knowing, MsgType.Heartbeat).length, 0);
-    // Our attestation goes to everyone (none of them has it yet).
-    for (const p of [from, other, knowing]) {
-      const atts = ofType(p, MsgType.Attestation);
-      assert.equal(atts.length, 1);
-      const att = atts[0]!;
-      assert.ok(att.type === MsgType.Attestation && att.witnessPubkey.equals(me.publicKey));
-    }
-    assert.equal(rig.liveness.rowFor(b.publicKey, "devnet")?.witnesses, 1);
+    assert.equal(rig.liveness.rowFor(b.publicKey, "devnet")?.witnesses, 1, "we attested it");
+    const mine = attestationHash(
+      signAttestation(me, {
+        heartbeatHash: hash,
+        operatorPubkey: b.publicKey,
+        seq: hb.seq,
+        timestamp: rig.clock.now(),
+      }),
+    );
+    // Everything waits for the trickle, then goes out as hashes, once per peer: the heartbeat to
+    // the peers without it, our attestation to all (sent at once, it could overtake the heartbeat).
+    assert.deepEqual(invHashes(other), [], "nothing before the trickle");
+    svc.relay.flush();
+    svc.relay.flush();
+    assert.deepEqual(invHashes(from), [mine.toString("hex")], "the heartbeat never goes back to its sender");
+    assert.deepEqual(invHashes(knowing), [mine.toString("hex")]);
+    assert.deepEqual(invHashes(other), [hash.toString("hex"), mine.toString("hex")]);
+    assert.equal(ofType(other, MsgType.Heartbeat).length + ofType(other, MsgType.Attestation).length, 0);
+    // Asked for it, we send its exact bytes; an unknown hash is skipped.
+    svc.handle(asPeer(other), { type: MsgType.GetLiveness, hashes: [hash, Buffer.alloc(32, 9)] });
+    const batch = ofType(other, MsgType.LivenessBatch)[0]!;
+    assert.ok(batch.type === MsgType.LivenessBatch);
+    assert.deepEqual(batch.heartbeats, [encodeHeartbeat(hb)]);
+    assert.deepEqual(batch.attestations, []);
     // The same heartbeat again, from another peer: nothing more goes out, and no penalty.
     svc.handle(asPeer(other), { type: MsgType.Heartbeat, ...hb });
-    assert.equal(ofType(other, MsgType.Heartbeat).length, 1);
-    assert.equal(ofType(from, MsgType.Attestation).length, 1);
+    svc.relay.flush();
+    assert.equal(invHashes(other).length, 2);
     assert.deepEqual(net.penalties, []);
-    // A new attestation by c is relayed once to the peers that did not send it.
+    // A new attestation by c is announced once, to the peer that did not send it.
     const att = signAttestation(c, {
-      heartbeatHash: heartbeatHash(hb),
+      heartbeatHash: hash,
       operatorPubkey: b.publicKey,
       seq: hb.seq,
       timestamp: rig.clock.now(),
     });
     svc.handle(asPeer(other), { type: MsgType.Attestation, ...att });
     svc.handle(asPeer(knowing), { type: MsgType.Attestation, ...att });
-    assert.equal(ofType(other, MsgType.Attestation).length, 1);
-    assert.equal(ofType(from, MsgType.Attestation).length, 2);
-    assert.equal(ofType(knowing, MsgType.Attestation).length, 2);
+    svc.relay.flush();
+    assert.equal(invHashes(other).length, 2);
+    assert.equal(invHashes(knowing).length, 1);
+    assert.deepEqual(invHashes(from), [mine.toString("hex"), attestationHash(att).toString("hex")]);
     assert.equal(rig.liveness.rowFor(b.publicKey, "devnet")?.witnesses, 2);
+  });
+
+  it("asks an announcer only for hashes it lacks and nobody is sending; a batch counts as the messages in it", () => {
+    const rig = livenessRig(keys, me);
+    const p1 = fakePeer(1);
+    const p2 = fakePeer(2);
+    const net = new FakeNetwork([p1, p2]);
+    const svc = service(rig.liveness, rig.clock, net, me);
+    const unknown = Buffer.alloc(32, 7);
+    svc.handle(asPeer(p1), { type: MsgType.LivenessInv, hashes: [unknown] });
+    svc.handle(asPeer(p2), { type: MsgType.LivenessInv, hashes: [unknown] });
+    assert.equal(ofType(p1, MsgType.GetLiveness).length, 1);
+    assert.equal(ofType(p2, MsgType.GetLiveness).length, 0, "already asked p1");
+    rig.clock.advance(5_001);
+    svc.handle(asPeer(p2), { type: MsgType.LivenessInv, hashes: [unknown] });
+    assert.equal(ofType(p2, MsgType.GetLiveness).length, 1, "p1 never answered: ask the next announcer");
+    const hb = heartbeat(b, rig.clock);
+    const hash = heartbeatHash(hb);
+    svc.handle(asPeer(p2), {
+      type: MsgType.LivenessBatch,
+      heartbeats: [encodeHeartbeat(hb)],
+      attestations: [],
+    });
+    assert.equal(rig.liveness.rowFor(b.publicKey, "devnet")?.status, "active");
+    svc.handle(asPeer(p1), { type: MsgType.LivenessInv, hashes: [hash] });
+    assert.equal(ofType(p1, MsgType.GetLiveness).length, 1, "held now: not asked again");
+    assert.deepEqual(net.penalties, []);
+    // A malformed item in a batch is proof against its sender.
+    svc.handle(asPeer(p1), { type: MsgType.LivenessBatch, heartbeats: [Buffer.alloc(10)], attestations: [] });
+    assert.deepEqual(scores(net), [100]);
   });
 
   it("penalises only proof (a forged signature, with the heartbeat as evidence); stale, replayed, unknown and future gossip cost nothing", () => {

@@ -3,9 +3,12 @@ import { describe, it } from "node:test";
 import { defaultConfig, NETWORK_NAMES } from "../../../src/config/index.js";
 import { encodeAddress } from "../../../src/crypto/address.js";
 import { KeyPair } from "../../../src/crypto/ed25519.js";
+import { sha256 } from "../../../src/crypto/hash.js";
 import { livenessOptions, SEEN_CACHE_SIZE, type AnnounceSource } from "../../../src/masternode/liveness.js";
 import {
   heartbeatHash,
+  isDesignatedWitness,
+  WITNESSES_PER_HEARTBEAT,
   signAttestation,
   signMnAnnounce,
   verifyHeartbeat,
@@ -291,25 +294,47 @@ describe("liveness: attestations", () => {
     assert.equal(liveness.rowFor(a.publicKey, "devnet")?.witnesses, 0);
   });
 
-  it("keeps at most MAX_WITNESSES_PER_HEARTBEAT witnesses per heartbeat", () => {
-    const many = opKeys("att-many", MAX_WITNESSES_PER_HEARTBEAT + 3);
+  it("takes attestations only from the witnesses the lottery designates (about 4 per heartbeat)", () => {
+    const many = opKeys("att-many", 40);
     const target = many[0]!;
     const { clock, liveness } = livenessRig(many);
     const hb = heartbeat(target, clock);
     liveness.onHeartbeat(hb);
+    const hash = heartbeatHash(hb);
     const verdicts = many.slice(1).map((w) =>
       liveness.onAttestation(
         signAttestation(w, {
-          heartbeatHash: heartbeatHash(hb),
+          heartbeatHash: hash,
           operatorPubkey: target.publicKey,
           seq: hb.seq,
           timestamp: clock.now(),
         }),
       ),
     );
-    assert.equal(verdicts.filter((v) => v === "new").length, MAX_WITNESSES_PER_HEARTBEAT);
-    assert.deepEqual(verdicts.slice(MAX_WITNESSES_PER_HEARTBEAT), ["full", "full"]);
-    assert.equal(liveness.rowFor(target.publicKey, "devnet")?.witnesses, MAX_WITNESSES_PER_HEARTBEAT);
+    const designated = many.slice(1).map((w) => isDesignatedWitness(hash, w.publicKey, many.length));
+    assert.deepEqual(
+      verdicts,
+      designated.map((d) => (d ? "new" : "invalid")),
+      "designated witnesses count, the others are dropped without a penalty",
+    );
+    assert.equal(liveness.rowFor(target.publicKey, "devnet")?.witnesses, designated.filter(Boolean).length);
+  });
+
+  it("the lottery designates WITNESSES_PER_HEARTBEAT witnesses on average, and everyone in a small network", () => {
+    const keys = opKeys("lottery", 101);
+    let total = 0;
+    let most = 0;
+    for (let i = 0; i < 500; i++) {
+      const hash = sha256(Buffer.from(`heartbeat ${i}`));
+      const n = keys.filter((k) => isDesignatedWitness(hash, k.publicKey, keys.length)).length;
+      total += n;
+      most = Math.max(most, n);
+    }
+    const mean = total / 500;
+    assert.ok(Math.abs(mean - WITNESSES_PER_HEARTBEAT) < 0.5, `mean ${mean}`);
+    assert.ok(most < MAX_WITNESSES_PER_HEARTBEAT, `at most ${most}`);
+    const few = keys.slice(0, WITNESSES_PER_HEARTBEAT + 1);
+    assert.ok(few.every((k) => isDesignatedWitness(sha256(Buffer.from("x")), k.publicKey, few.length)));
   });
 });
 

@@ -1,0 +1,160 @@
+/**
+ * Relaying liveness gossip by inventory (PROTOCOL.md, "Liveness relay"). A heartbeat or
+ * attestation this node accepted as new is not pushed to every peer at once: its hash joins each
+ * peer's queue, and every trickle interval each peer gets one LivenessInv with the hashes it is
+ * not known to have. A peer asks for the ones it lacks (GetLiveness) and gets them in one
+ * LivenessBatch.
+ *
+ * Why: pushing every message to every peer made each node receive each heartbeat from nearly
+ * every neighbour, and the simulator showed that cost growing as masternodes × links. With an
+ * inventory a node receives each message's bytes about once; its other neighbours cost it a
+ * 32-byte hash, and all of a trickle interval's hashes share one frame per link.
+ *
+ * What a peer can do with it: announce hashes it does not have (we ask once, then forget the
+ * request after REQUEST_TIMEOUT_MS), ask for hashes (we answer only from what we relayed
+ * recently), send batches nobody asked for (each item is checked as if it came alone). Every
+ * table here is bounded.
+ */
+import type { Logger } from "../logging/index.js";
+import { MAX_LIVENESS_PER_MESSAGE, MsgType, type LivenessBatchMsg } from "../p2p/messageTypes.js";
+import type { Peer } from "../p2p/peer.js";
+import { BoundedMap } from "../util/boundedMap.js";
+import type { Clock, TimerHandle } from "../util/clock.js";
+
+export type LivenessKind = "heartbeat" | "attestation";
+
+/** Longest a trickle interval may be; shorter heartbeat intervals trickle faster. */
+export const MAX_TRICKLE_MS = 2_000;
+const MIN_TRICKLE_MS = 50;
+/** A request not answered in this long may be made again, to whoever announces the hash next. */
+export const REQUEST_TIMEOUT_MS = 5_000;
+/** Hashes waiting to be announced to one peer; past this the oldest are dropped (it can ask the list). */
+const MAX_QUEUED_PER_PEER = 4 * MAX_LIVENESS_PER_MESSAGE;
+/** Messages kept to answer GetLiveness: a few intervals of a 20,000-masternode registry's gossip. */
+const POOL_SIZE = 60_000;
+/** Outstanding requests remembered. */
+const MAX_IN_FLIGHT = 20_000;
+
+/** The trickle interval for a heartbeat interval: half of it, within [50 ms, 2 s]. */
+export function trickleIntervalMs(heartbeatIntervalMs: number): number {
+  return Math.min(MAX_TRICKLE_MS, Math.max(MIN_TRICKLE_MS, Math.round(heartbeatIntervalMs / 2)));
+}
+
+export interface LivenessRelayNetwork {
+  peers(): Peer[];
+}
+
+export interface LivenessRelayModules {
+  clock: Clock;
+  logger: Logger;
+  network: LivenessRelayNetwork;
+  /** Whether this node already holds (or has rejected) the message with this hash. */
+  has: (hash: Buffer) => boolean;
+}
+
+interface Pooled {
+  kind: LivenessKind;
+  /** The message's full encoding, as in a Heartbeat or Attestation payload. */
+  bytes: Buffer;
+}
+
+export class LivenessRelay {
+  private readonly pool = new BoundedMap<string, Pooled>(POOL_SIZE);
+  private readonly inFlight = new BoundedMap<string, number>(MAX_IN_FLIGHT);
+  private readonly queues = new WeakMap<Peer, Map<string, Buffer>>();
+  private timer: TimerHandle | null = null;
+  readonly stats = { invSent: 0, invReceived: 0, requested: 0, served: 0 };
+
+  constructor(
+    readonly trickleMs: number,
+    private readonly modules: LivenessRelayModules,
+  ) {}
+
+  start(): void {
+    this.timer ??= this.modules.clock.setInterval(() => this.flush(), this.trickleMs);
+  }
+
+  stop(): void {
+    this.timer?.cancel();
+    this.timer = null;
+  }
+
+  /**
+   * A message was accepted as new: keep it to serve, and queue its hash for every peer not known
+   * to have it (not `from`, which sent it to us).
+   */
+  relay(kind: LivenessKind, hash: Buffer, bytes: Buffer, from?: Peer): void {
+    const hex = hash.toString("hex");
+    this.pool.set(hex, { kind, bytes });
+    this.inFlight.delete(hex);
+    for (const p of this.modules.network.peers()) {
+      if (p === from || p.knows(hash)) continue;
+      let q = this.queues.get(p);
+      if (!q) this.queues.set(p, (q = new Map<string, Buffer>()));
+      q.set(hex, hash);
+      if (q.size > MAX_QUEUED_PER_PEER) q.delete(q.keys().next().value!);
+    }
+  }
+
+  /** Sends every peer its queued hashes that it is still not known to have. */
+  flush(): void {
+    for (const p of this.modules.network.peers()) {
+      const q = this.queues.get(p);
+      if (!q || q.size === 0) continue;
+      const hashes: Buffer[] = [];
+      for (const h of q.values()) {
+        if (p.knows(h)) continue;
+        p.markKnown(h);
+        hashes.push(h);
+      }
+      q.clear();
+      try {
+        for (let i = 0; i < hashes.length; i += MAX_LIVENESS_PER_MESSAGE) {
+          p.send({ type: MsgType.LivenessInv, hashes: hashes.slice(i, i + MAX_LIVENESS_PER_MESSAGE) });
+          this.stats.invSent++;
+        }
+      } catch (e) {
+        this.modules.logger.error("Liveness: sending an inventory failed", { peer: p.addr }, e);
+      }
+    }
+  }
+
+  /** The route for LivenessInv: ask the sender for what we lack and nobody is already sending. */
+  onInv(peer: Peer, hashes: readonly Buffer[]): void {
+    this.stats.invReceived++;
+    const now = this.modules.clock.monotonic();
+    const want: Buffer[] = [];
+    for (const h of hashes) {
+      peer.markKnown(h);
+      const hex = h.toString("hex");
+      if (this.pool.has(hex) || this.modules.has(h)) continue;
+      const asked = this.inFlight.get(hex);
+      if (asked !== undefined && now - asked < REQUEST_TIMEOUT_MS) continue;
+      this.inFlight.set(hex, now);
+      want.push(h);
+    }
+    if (want.length === 0) return;
+    this.stats.requested += want.length;
+    peer.send({ type: MsgType.GetLiveness, hashes: want });
+  }
+
+  /** The route for GetLiveness: what we hold of it, in one batch (unknown hashes are skipped). */
+  onGet(peer: Peer, hashes: readonly Buffer[]): void {
+    const batch: LivenessBatchMsg = { type: MsgType.LivenessBatch, heartbeats: [], attestations: [] };
+    for (const h of hashes) {
+      const item = this.pool.get(h.toString("hex"));
+      if (!item) continue;
+      peer.markKnown(h);
+      (item.kind === "heartbeat" ? batch.heartbeats : batch.attestations).push(item.bytes);
+    }
+    const n = batch.heartbeats.length + batch.attestations.length;
+    if (n === 0) return;
+    this.stats.served += n;
+    peer.send(batch);
+  }
+
+  /** Messages pooled to serve, and requests outstanding (for status and tests). */
+  get sizes(): { pool: number; inFlight: number } {
+    return { pool: this.pool.size, inFlight: this.inFlight.size };
+  }
+}
