@@ -7,6 +7,7 @@
  * Exits 1 when an invariant or the scenario's own expectation fails; the output names the seed,
  * the virtual time and the command that repeats the run.
  */
+import { performance } from "node:perf_hooks";
 import { Command, InvalidArgumentError } from "commander";
 import { formatReport, runScenario } from "./scenario.js";
 import { SCENARIOS } from "./scenarios/index.js";
@@ -38,6 +39,11 @@ const program = new Command("sim")
   .option("--no-verify-cache", "verify every signature in every node (no shared cache)")
   .option("--log-level <level>", "node log level kept for a violation report")
   .option("--json", "print the report as JSON")
+  .option(
+    "--progress <seconds>",
+    "print a progress line to stderr every this many virtual seconds",
+    num("--progress"),
+  )
   .option("--list", "list the scenarios");
 
 program.parse();
@@ -55,6 +61,7 @@ const o = program.opts<{
   logLevel?: string;
   json?: boolean;
   list?: boolean;
+  progress?: number;
 }>();
 
 if (o.list) {
@@ -78,6 +85,19 @@ if (o.blockTime !== undefined) options.blockTimeMs = Math.round(o.blockTime * 10
 if (o.store !== undefined) options.store = o.store as SimOptions["store"];
 if (o.maxOutbound !== undefined) options.maxOutbound = o.maxOutbound;
 if (o.logLevel !== undefined) options.logLevel = o.logLevel as SimOptions["logLevel"];
+if (o.progress !== undefined) {
+  const wall0 = performance.now();
+  options.progressEveryMs = o.progress * 1000;
+  options.onProgress = (sim) => {
+    const honest = sim.honestRunning();
+    const heights = honest.map((n) => n.n.chain.height);
+    console.error(
+      `[sim] virtual ${((sim.clock.now() - sim.startMs) / 1000).toFixed(0)} s, wall ${((performance.now() - wall0) / 1000).toFixed(1)} s, ` +
+        `height ${Math.min(...heights)}..${Math.max(...heights)}, ${sim.net.connectionCount / 2} links, ` +
+        `heap ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(0)} MiB`,
+    );
+  };
+}
 const blockTimeMs = options.blockTimeMs ?? scenario.defaults?.blockTimeMs ?? defaultSimOptions.blockTimeMs;
 const durationMs = o.duration !== undefined ? Math.round(o.duration * 1000) : (o.blocks ?? 30) * blockTimeMs;
 

@@ -54,6 +54,8 @@ export interface SimReport {
   bytesPerBlockPerNode: number;
   /** Frames per block per node by message type, largest first. */
   framesByType: Record<string, number>;
+  /** Goodbyes sent over the run, by reason (connection churn). */
+  goodbyes: Record<string, number>;
   invariantsChecked: Record<InvariantName, number>;
   /** Signature checks answered by the cache shared across simulated nodes (null: no cache). */
   verifyCache: { hits: number; misses: number } | null;
@@ -134,6 +136,7 @@ export async function runScenario(
           v.frames / blocks / nodes,
         ]),
     ),
+    goodbyes: Object.fromEntries([...sim.goodbyes].sort((a, b) => b[1] - a[1])),
     invariantsChecked: { ...sim.invariants.checks },
     verifyCache: sim.verifyCache ? { hits: sim.verifyCache.hits, misses: sim.verifyCache.misses } : null,
     traceHash: sim.traceHash(),
@@ -166,6 +169,12 @@ export function formatReport(r: SimReport): string {
         .slice(0, 8)
         .map(([k, v]) => `${k} ${v.toFixed(1)}`)
         .join(", "),
+    ],
+    [
+      "goodbyes",
+      Object.entries(r.goodbyes)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ") || "none",
     ],
     [
       "invariants checked",

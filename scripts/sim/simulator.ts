@@ -25,6 +25,9 @@ import { dataDirPaths } from "../../src/node/dataDir.js";
 import { initDataDir } from "../../src/node/init.js";
 import { TimeNode } from "../../src/node/node.js";
 import { MemoryNetwork, type LinkModel } from "../../src/p2p/memoryTransport.js";
+import type { Transport } from "../../src/p2p/transport.js";
+import { FRAME_HEADER_SIZE } from "../../src/p2p/constants.js";
+import { decodeMessage, GoodbyeReason, MsgType } from "../../src/p2p/messages.js";
 import type { BlockIndex } from "../../src/chain/storeLayout.js";
 import { ManualClock } from "../../src/util/clock.js";
 import { SeededRandom } from "../../src/util/random.js";
@@ -58,6 +61,13 @@ export interface SimOptions {
   maxOutbound?: number;
   logLevel: LogLevel;
   invariants: Partial<InvariantOptions>;
+  /** Extra config for node `i` (merged over the simulator's own), e.g. smaller inbound limits. */
+  configFor?: (i: number, masternode: boolean) => ConfigOverrides;
+  /** Virtual ms between two nodes' starts: nodes boot one after another, not all at once. */
+  startSpacingMs: number;
+  /** Called every `progressEveryMs` of virtual time (the CLI prints a line to stderr). */
+  onProgress?: (sim: Simulator) => void;
+  progressEveryMs: number;
 }
 
 export const defaultSimOptions: SimOptions = {
@@ -74,6 +84,8 @@ export const defaultSimOptions: SimOptions = {
   minMasternodes: 3,
   logLevel: "warn",
   invariants: {},
+  progressEveryMs: 60_000,
+  startSpacingMs: 10,
 };
 
 /** Liveness and sync intervals for a block time, scaled as the devnet scales its own (2 s blocks). */
@@ -103,6 +115,8 @@ export class SimNode {
   startedAt = 0;
   /** Whether it left for good (churn) rather than crashed. */
   left = false;
+  /** Wraps its transport from the next start on (a lying peer's, adversary.ts). */
+  wrapTransport: ((t: Transport) => Transport) | null = null;
   readonly log: SimLog;
 
   constructor(
@@ -150,7 +164,9 @@ export class SimNode {
         clock,
         random: new SeededRandom(this.sim.random.int(2 ** 31)),
         logger: this.log.logger({ node: this.name }),
-        transport: this.sim.net.transport(this.host),
+        transport: this.wrapTransport
+          ? this.wrapTransport(this.sim.net.transport(this.host))
+          : this.sim.net.transport(this.host),
         openKv,
       },
     );
@@ -215,6 +231,7 @@ export class Simulator {
   /** Virtual time at the start. */
   readonly startMs = SIM_EPOCH_MS;
   private operators: KeyPair[] = [];
+  private nextProgressAt = SIM_EPOCH_MS;
   private stopped = false;
 
   private constructor(
@@ -259,7 +276,10 @@ export class Simulator {
     installVerifyCache(sim.verifyCache);
     try {
       for (let i = 0; i < opts.nodes; i++) sim.addNode(i < opts.masternodes);
-      for (const n of sim.nodes) await n.start();
+      for (const n of sim.nodes) {
+        await n.start();
+        if (opts.startSpacingMs > 0) await sim.run(opts.startSpacingMs);
+      }
     } catch (e) {
       await sim.stop();
       throw e;
@@ -290,6 +310,9 @@ export class Simulator {
       ...(this.opts.maxOutbound !== undefined ? { max_outbound: this.opts.maxOutbound } : {}),
     };
     set.consensus = { min_masternodes: this.opts.minMasternodes };
+    const extra = this.opts.configFor?.(i, masternode) ?? {};
+    for (const [k, v] of Object.entries(extra) as Array<[keyof ConfigOverrides, object]>)
+      (set as Record<string, object>)[k] = { ...((set as Record<string, object>)[k] ?? {}), ...v };
     set.rpc = { enabled: false };
     set.logging = { level: this.opts.logLevel, format: "json" };
     const r = initDataDir({
@@ -339,7 +362,19 @@ export class Simulator {
     s.frames++;
     s.bytes += chunk.length;
     this.framesByType.set(type, s);
+    if (type === (MsgType.Goodbye as number)) {
+      try {
+        const m = decodeMessage(MsgType.Goodbye, chunk.subarray(FRAME_HEADER_SIZE));
+        const why = m.type === MsgType.Goodbye ? (GoodbyeReason[m.reason] ?? String(m.reason)) : "?";
+        this.goodbyes.set(why, (this.goodbyes.get(why) ?? 0) + 1);
+      } catch {
+        this.goodbyes.set("malformed", (this.goodbyes.get("malformed") ?? 0) + 1);
+      }
+    }
   }
+
+  /** Goodbyes sent, by reason: connection churn shows here. */
+  readonly goodbyes = new Map<string, number>();
 
   /** Adds one line to the event trace. */
   record(line: string): void {
@@ -386,6 +421,10 @@ export class Simulator {
         if (this.clock.now() < next) this.clock.set(next);
         await this.settle();
         this.invariants.check();
+        if (this.opts.onProgress && this.clock.now() >= this.nextProgressAt) {
+          this.nextProgressAt = this.clock.now() + this.opts.progressEveryMs;
+          this.opts.onProgress(this);
+        }
         continue;
       }
       if (at >= end && (due === undefined || due > end)) {

@@ -22,6 +22,7 @@ import { CodecError } from "../codec/index.js";
 import { LivenessRelay, trickleIntervalMs } from "./livenessRelay.js";
 import type { Peer } from "../p2p/peer.js";
 import type { Clock, TimerHandle } from "../util/clock.js";
+import type { Random } from "../util/random.js";
 import type { LivenessVerdict, MasternodeLiveness } from "./liveness.js";
 import {
   attestationHash,
@@ -52,6 +53,8 @@ export interface HeartbeatNetwork {
 
 export interface HeartbeatServiceModules {
   clock: Clock;
+  /** Picks the peers relayed liveness messages are announced to. */
+  random: Random;
   logger: Logger;
   liveness: MasternodeLiveness;
   network: HeartbeatNetwork;
@@ -149,6 +152,7 @@ export class HeartbeatService {
     this.announceIntervalMs = Math.max(MIN_ANNOUNCE_INTERVAL_MS, opts.announceIntervalMs);
     this.relay = new LivenessRelay(trickleIntervalMs(opts.heartbeatIntervalMs), {
       clock: modules.clock,
+      random: modules.random,
       logger: modules.logger,
       network: modules.network,
       has: (h) => modules.liveness.hasSeen(h),
@@ -288,7 +292,7 @@ export class HeartbeatService {
   onHeartbeat(peer: Peer, msg: HeartbeatMsg): void {
     const hash = heartbeatHash(msg);
     peer.markKnown(hash);
-    const verdict = this.modules.liveness.onHeartbeat(msg, "gossip");
+    const verdict = this.modules.liveness.onHeartbeat(msg, "gossip", hash);
     this.count("heartbeat", verdict);
     if (verdict !== "new") {
       this.penalise(peer, "heartbeat", verdict, () => heartbeatEvidence(msg, hash));
@@ -302,7 +306,7 @@ export class HeartbeatService {
   onAttestation(peer: Peer, msg: AttestationMsg): void {
     const hash = attestationHash(msg);
     peer.markKnown(hash);
-    const verdict = this.modules.liveness.onAttestation(msg);
+    const verdict = this.modules.liveness.onAttestation(msg, hash);
     this.count("attestation", verdict);
     if (verdict !== "new") {
       this.penalise(

@@ -256,8 +256,11 @@ export class MasternodeLiveness {
   }
 
   /** Checks a heartbeat and, when it is new, records it as the masternode's latest sign of life. */
-  onHeartbeat(hb: Heartbeat, source: EvidenceSource = "gossip"): HeartbeatVerdict {
-    const hash = heartbeatHash(hb);
+  onHeartbeat(
+    hb: Heartbeat,
+    source: EvidenceSource = "gossip",
+    hash: Buffer = heartbeatHash(hb),
+  ): HeartbeatVerdict {
     const hashHex = hash.toString("hex");
     // Before any signature work: relays deliver the same heartbeat many times over. The latest
     // heartbeat of its masternode arriving again is such a relay crossing; a copy of an older one
@@ -292,8 +295,8 @@ export class MasternodeLiveness {
   }
 
   /** Checks a witness attestation and records the witness against the attested heartbeat. */
-  onAttestation(att: Attestation): AttestationVerdict {
-    const hash = attestationHash(att);
+  /** `hash` is attestationHash(att), when the caller has it already. */
+  onAttestation(att: Attestation, hash: Buffer = attestationHash(att)): AttestationVerdict {
     const hashHex = hash.toString("hex");
     if (this.seenAttestations.has(hashHex)) return "duplicate";
     const registry = this.modules.registry();

@@ -20,6 +20,7 @@ import { MAX_LIVENESS_PER_MESSAGE, MsgType, type LivenessBatchMsg } from "../p2p
 import type { Peer } from "../p2p/peer.js";
 import { BoundedMap } from "../util/boundedMap.js";
 import type { Clock, TimerHandle } from "../util/clock.js";
+import type { Random } from "../util/random.js";
 
 export type LivenessKind = "heartbeat" | "attestation";
 
@@ -32,8 +33,20 @@ export const REQUEST_TIMEOUT_MS = 5_000;
 const MAX_QUEUED_PER_PEER = 4 * MAX_LIVENESS_PER_MESSAGE;
 /** Messages kept to answer GetLiveness: a few intervals of a 20,000-masternode registry's gossip. */
 const POOL_SIZE = 60_000;
+/**
+ * And for at most this long: a peer asks within a trickle interval and a round trip of our
+ * announcement, or after REQUEST_TIMEOUT_MS from someone else; nothing older is ever asked for.
+ */
+export const POOL_TTL_MS = 30_000;
 /** Outstanding requests remembered. */
 const MAX_IN_FLIGHT = 20_000;
+/**
+ * Peers that are not masternodes each message is announced to, picked at random per message
+ * (masternode peers always get it). Gossip to 6 random neighbours reaches every node of a
+ * connected network with high probability (a node is missed by all of its announcers about
+ * e^-6 = 0.25% of the time, and liveness counts 5 intervals), at a fraction of announcing to all.
+ */
+export const RELAY_FANOUT = 6;
 
 /** The trickle interval for a heartbeat interval: half of it, within [50 ms, 2 s]. */
 export function trickleIntervalMs(heartbeatIntervalMs: number): number {
@@ -46,6 +59,8 @@ export interface LivenessRelayNetwork {
 
 export interface LivenessRelayModules {
   clock: Clock;
+  /** Picks the peers a message is announced to. */
+  random: Random;
   logger: Logger;
   network: LivenessRelayNetwork;
   /** Whether this node already holds (or has rejected) the message with this hash. */
@@ -54,6 +69,8 @@ export interface LivenessRelayModules {
 
 interface Pooled {
   kind: LivenessKind;
+  /** When it was pooled (monotonic ms). */
+  at: number;
   /** The message's full encoding, as in a Heartbeat or Attestation payload. */
   bytes: Buffer;
 }
@@ -85,19 +102,42 @@ export class LivenessRelay {
    */
   relay(kind: LivenessKind, hash: Buffer, bytes: Buffer, from?: Peer): void {
     const hex = hash.toString("hex");
-    this.pool.set(hex, { kind, bytes });
+    this.pool.set(hex, { kind, bytes, at: this.modules.clock.monotonic() });
     this.inFlight.delete(hex);
+    const others: Peer[] = [];
     for (const p of this.modules.network.peers()) {
-      if (p === from || p.knows(hash)) continue;
-      let q = this.queues.get(p);
-      if (!q) this.queues.set(p, (q = new Map<string, Buffer>()));
-      q.set(hex, hash);
-      if (q.size > MAX_QUEUED_PER_PEER) q.delete(q.keys().next().value!);
+      if (p === from) continue;
+      if (!p.operatorPubkey) others.push(p);
+      else if (!p.knows(hash)) this.enqueue(p, hex, hash);
     }
+    // RELAY_FANOUT of the others that may lack it, at random (a partial Fisher–Yates shuffle;
+    // whether a peer knows it is asked only of the ones drawn).
+    let picked = 0;
+    for (let i = 0; i < others.length && picked < RELAY_FANOUT; i++) {
+      const j = i + this.modules.random.int(others.length - i);
+      const p = others[j]!;
+      others[j] = others[i]!;
+      if (p.knows(hash)) continue;
+      this.enqueue(p, hex, hash);
+      picked++;
+    }
+  }
+
+  private enqueue(p: Peer, hex: string, hash: Buffer): void {
+    let q = this.queues.get(p);
+    if (!q) this.queues.set(p, (q = new Map<string, Buffer>()));
+    q.set(hex, hash);
+    if (q.size > MAX_QUEUED_PER_PEER) q.delete(q.keys().next().value!);
   }
 
   /** Sends every peer its queued hashes that it is still not known to have. */
   flush(): void {
+    // The pool is in insertion order: drop what has outlived POOL_TTL_MS from the front.
+    const cutoff = this.modules.clock.monotonic() - POOL_TTL_MS;
+    for (const [hex, item] of this.pool.entries()) {
+      if (item.at >= cutoff) break;
+      this.pool.delete(hex);
+    }
     for (const p of this.modules.network.peers()) {
       const q = this.queues.get(p);
       if (!q || q.size === 0) continue;

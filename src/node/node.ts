@@ -14,7 +14,7 @@ import type { Random } from "../util/random.js";
 import { TypedEmitter } from "../util/typedEmitter.js";
 import { findByOperator } from "../consensus/registry.js";
 import { SERVICE_BLOCKS, SERVICE_MASTERNODE } from "../p2p/constants.js";
-import { peerManagerOptionsFromConfig } from "../p2p/options.js";
+import { FULL_NODE_MASTERNODE_LINK_FLOOR, peerManagerOptionsFromConfig } from "../p2p/options.js";
 import type { LocalInfo } from "../p2p/peer.js";
 import { PeerManager } from "../p2p/peerManager.js";
 import { TcpTransport, type Transport } from "../p2p/transport.js";
@@ -204,6 +204,7 @@ export class TimeNode {
       { heartbeatIntervalMs: hbMs, announceIntervalMs: annMs },
       {
         clock: modules.clock,
+        random: modules.random,
         logger: log.child({ module: "heartbeat" }),
         liveness: this.liveness,
         network: this.peers,
@@ -284,6 +285,9 @@ export class TimeNode {
       // Ask one peer for addresses every 10 pings (60 s on mainnet is the ceiling).
       peerManagerOptionsFromConfig(config.network, config.node.data_dir, {
         discoveryIntervalMs: Math.min(60_000, Math.max(5_000, 10 * pingMs)),
+        ...(config.masternode.enabled
+          ? {}
+          : { masternodeLinkFloor: FULL_NODE_MASTERNODE_LINK_FLOOR, masternodesFillOutbound: false }),
       }),
       {
         clock: modules.clock,

@@ -325,7 +325,12 @@ export class Dialer {
         this.opts.maxPeers - total,
         this.opts.maxDialsPerTick,
       );
-      const mnSlots = Math.min(Math.max(slots, shortfall), this.opts.maxDialsPerTick);
+      // A masternode fills its slots with masternodes first; a full node dials them only up to
+      // its floor, and fills the rest from the address book.
+      const mnSlots = Math.min(
+        this.opts.masternodesFillOutbound ? Math.max(slots, shortfall) : shortfall,
+        this.opts.maxDialsPerTick,
+      );
       if (Math.max(slots, mnSlots) <= 0) return;
       const now = this.modules.clock.now();
       const busy = this.busyAddresses();

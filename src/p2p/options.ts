@@ -57,6 +57,12 @@ export interface PeerManagerOptions {
    * masternode link is ever evicted. docs/PROTOCOL.md "Masternode link floor".
    */
   masternodeLinkFloor: number;
+  /**
+   * Whether registered masternodes' addresses also fill ordinary outbound slots (a masternode:
+   * true), or are dialled only up to the link floor (a full node: false). Every full node filling
+   * its slots with masternodes would ask more of their inbound slots than they have.
+   */
+  masternodesFillOutbound: boolean;
   /** Period of the dial loop. */
   dialIntervalMs: number;
   /** New dials the loop starts per tick. */
@@ -125,9 +131,10 @@ export const defaultPeerManagerOptions: PeerManagerOptions = {
   // 2 outbound address-book peers per /16, so our view of the network does not come from one
   // provider. Bootstrap peers, addnode and masternodes are exempt.
   maxOutboundPerNetgroup: 2,
-  // 8 (or every other registered masternode when fewer): at least 4 as the issue asks, and
+  // 8 (or every other registered masternode when fewer) for a masternode: at least 4, and
   // enough that a third of them lying or silent still leaves a majority of honest ones.
   masternodeLinkFloor: 8,
+  masternodesFillOutbound: true,
   // About once a second, as the dial loop is specified; reconnects are paced by the backoff.
   dialIntervalMs: 1_000,
   // 8 new dials per second at most, so a book full of dead addresses is worked through steadily
@@ -208,3 +215,11 @@ export function peerManagerOptionsFromConfig(
     ...overrides,
   };
 }
+
+/**
+ * A full node's masternode link floor. Two links to masternodes keep a full node fed with blocks
+ * if one masternode is down, and leave room: 100 masternodes' ordinary inbound slots (50 each by
+ * default) can serve 2,500 full nodes at two links each, where a floor of 8 would need 6,400 of
+ * them for 800 full nodes and keep the rest redialling refused masternodes for ever.
+ */
+export const FULL_NODE_MASTERNODE_LINK_FLOOR = 2;

@@ -245,12 +245,13 @@ export class Peer {
     return this.hello !== null;
   }
 
+  // Keyed by the hash's bytes as a latin1 string: half the length of hex, and cheaper to make.
   markKnown(hash: Buffer): void {
-    this.known.set(hash.toString("hex"), true);
+    this.known.set(hash.toString("latin1"), true);
   }
 
   knows(hash: Buffer): boolean {
-    return this.known.has(hash.toString("hex"));
+    return this.known.has(hash.toString("latin1"));
   }
 
   send(msg: Message): void {

@@ -14,7 +14,7 @@ export function expectProgress(sim: Simulator, ctx: ScenarioContext, fraction: n
 
 /** Ends a run: the honest nodes must come to one tip within `boundMs` (the converged invariant). */
 export async function finalAgreement(sim: Simulator, boundMs: number): Promise<void> {
-  sim.invariants.expectConvergence(boundMs);
+  sim.invariants.expectConvergence(boundMs, "final");
   await sim.runUntil("one honest tip at the end", () => !sim.invariants.converging, boundMs + 2_000);
 }
 

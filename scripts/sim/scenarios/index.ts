@@ -1,5 +1,13 @@
 /** Every scenario, by name. Each lives in its own file, documented there. */
 import type { Scenario } from "../scenario.js";
+import { byzantine } from "./byzantine.js";
+import { churn } from "./churn.js";
+import { lyingPeers } from "./lyingPeers.js";
+import { mixed } from "./mixed.js";
+import { partition, partition3 } from "./partition.js";
+import { rollingCrash } from "./rollingCrash.js";
 import { steady } from "./steady.js";
 
-export const SCENARIOS: Record<string, Scenario> = Object.fromEntries([steady].map((s) => [s.name, s]));
+export const SCENARIOS: Record<string, Scenario> = Object.fromEntries(
+  [steady, partition, partition3, rollingCrash, churn, lyingPeers, byzantine, mixed].map((s) => [s.name, s]),
+);

@@ -10,6 +10,7 @@ import { livenessOptions, MasternodeLiveness } from "../../../src/masternode/liv
 import { attestationHash, heartbeatHash, signHeartbeat } from "../../../src/masternode/livenessMessages.js";
 import { decodeMessage, MsgType, type Heartbeat, type Message } from "../../../src/p2p/messages.js";
 import { MAX_TRICKLE_MS } from "../../../src/masternode/livenessRelay.js";
+import { SeededRandom } from "../../../src/util/random.js";
 import { stopAll, testKey, VirtualNet, type TestNode } from "../p2p/harness.js";
 import { heartbeat, opKey, opKeys, registryOf } from "./helpers.js";
 
@@ -78,6 +79,7 @@ async function mnNode(
     { heartbeatIntervalMs: HEARTBEAT_MS, announceIntervalMs: ANNOUNCE_MS },
     {
       clock,
+      random: new SeededRandom(nodes.length + 1),
       logger: t.logger,
       liveness,
       network,

@@ -17,6 +17,7 @@ import type { Peer } from "../../../src/p2p/peer.js";
 import { rateLimitsFor } from "../../../src/p2p/rateLimits.js";
 import { TokenBucket } from "../../../src/util/tokenBucket.js";
 import { ManualClock } from "../../../src/util/clock.js";
+import { SeededRandom } from "../../../src/util/random.js";
 import { heartbeat, livenessRig, opKey, opKeys } from "./helpers.js";
 
 interface FakePeer {
@@ -96,6 +97,7 @@ function service(
 ): HeartbeatService {
   return new HeartbeatService(opts, {
     clock,
+    random: new SeededRandom(1),
     logger: createMemoryLogger({ level: "debug" }),
     liveness,
     network,
@@ -341,6 +343,7 @@ describe("HeartbeatService: as a masternode", () => {
       { heartbeatIntervalMs: 1_000, announceIntervalMs: 30_000 },
       {
         clock: rig.clock,
+        random: new SeededRandom(2),
         logger: createMemoryLogger({ level: "info" }),
         liveness: fresh.liveness,
         network: net,
