@@ -318,7 +318,7 @@ export class HeartbeatService {
       );
       return;
     }
-    this.relay.relay("attestation", hash, encodeAttestation(msg), peer);
+    // Never relayed: an attestation goes one hop, from its witness to the witness's peers.
   }
 
   /** The route for MnAnnounce. */
@@ -447,9 +447,11 @@ export class HeartbeatService {
     // Record our own witness first: it dedups the echoes, and a full heartbeat needs no more.
     if (liveness.onAttestation(att) !== "new") return;
     const attHash = attestationHash(att);
-    // By inventory, like a relay: sent at once it could overtake the heartbeat it attests, which
-    // travels by inventory, and a peer drops an attestation of a heartbeat it does not hold.
-    this.relay.relay("attestation", attHash, encodeAttestation(att));
+    // To our own peers only, and by inventory: sent at once it could overtake the heartbeat it
+    // attests, which travels by inventory, and a peer drops an attestation of a heartbeat it
+    // does not hold. Relaying attestations further cost every node two messages for each
+    // heartbeat, to feed nothing but the `witnesses` column of masternodelist.
+    this.relay.relay("attestation", attHash, encodeAttestation(att), undefined, "neighbours");
     this.stats.attestationsSent++;
   }
 

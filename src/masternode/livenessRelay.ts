@@ -97,17 +97,24 @@ export class LivenessRelay {
   }
 
   /**
-   * A message was accepted as new: keep it to serve, and queue its hash for every peer not known
-   * to have it (not `from`, which sent it to us).
+   * A message was accepted as new: keep it to serve, and queue its hash for the peers not known
+   * to have it (never `from`, which sent it to us): every masternode peer and RELAY_FANOUT others
+   * ("gossip"), or every peer ("neighbours", for our own attestations, which go one hop only).
    */
-  relay(kind: LivenessKind, hash: Buffer, bytes: Buffer, from?: Peer): void {
+  relay(
+    kind: LivenessKind,
+    hash: Buffer,
+    bytes: Buffer,
+    from?: Peer,
+    to: "gossip" | "neighbours" = "gossip",
+  ): void {
     const hex = hash.toString("hex");
     this.pool.set(hex, { kind, bytes, at: this.modules.clock.monotonic() });
     this.inFlight.delete(hex);
     const others: Peer[] = [];
     for (const p of this.modules.network.peers()) {
       if (p === from) continue;
-      if (!p.operatorPubkey) others.push(p);
+      if (!p.operatorPubkey && to === "gossip") others.push(p);
       else if (!p.knows(hash)) this.enqueue(p, hex, hash);
     }
     // RELAY_FANOUT of the others that may lack it, at random (a partial Fisher–Yates shuffle;
