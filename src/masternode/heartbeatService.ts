@@ -119,9 +119,10 @@ type Kind = "heartbeat" | "attestation" | "announce" | "list";
 /**
  * Liveness gossip over P2P. As a masternode it heartbeats every interval and announces itself to
  * each peer on connect and then every announce interval; it attests other masternodes'
- * heartbeats. For every node it checks incoming heartbeats, attestations and announcements
- * through MasternodeLiveness, relays new heartbeats and attestations once (per-peer known sets),
- * penalises senders of bad evidence, and serves and asks for the masternode list.
+ * heartbeats it is designated for (the witness lottery). For every node it checks incoming
+ * heartbeats, attestations and announcements through MasternodeLiveness, relays new heartbeats
+ * by inventory (LivenessRelay; attestations go one hop, from their witness), penalises senders
+ * of bad evidence, and serves and asks for the masternode list.
  */
 export class HeartbeatService {
   readonly stats: HeartbeatStats = {
