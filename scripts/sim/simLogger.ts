@@ -3,17 +3,9 @@
  * a threshold, so a violation can show what the nodes involved said just before it. Bounded: a
  * thousand nodes log for hours of virtual time.
  */
-import type { LogFn, Logger, LogLevel } from "../../src/logging/index.js";
+import { LEVEL_VALUES, type LogFn, type Logger, type LogLevel } from "../../src/logging/index.js";
 
-const ORDER: Record<LogLevel, number> = {
-  trace: 10,
-  debug: 20,
-  info: 30,
-  warn: 40,
-  error: 50,
-  fatal: 60,
-  silent: 100,
-};
+const ORDER = LEVEL_VALUES;
 type MethodLevel = "trace" | "debug" | "info" | "warn" | "error";
 
 export interface SimLogLine {

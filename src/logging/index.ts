@@ -1,6 +1,7 @@
 export {
   createLogger,
   createMemoryLogger,
+  LEVEL_VALUES,
   MEMORY_LOGGER_CAPACITY,
   nullLogger,
   type CreateLoggerOptions,

@@ -46,7 +46,7 @@ export interface CreateLoggerOptions {
 }
 
 /** Levels as pino numbers them, so that filtering agrees with pino's. */
-const LEVEL_VALUES: Record<LogLevel, number> = {
+export const LEVEL_VALUES: Readonly<Record<LogLevel, number>> = {
   trace: 10,
   debug: 20,
   info: 30,

@@ -18,21 +18,7 @@ import { rateLimitsFor } from "../../../src/p2p/rateLimits.js";
 import { TokenBucket } from "../../../src/util/tokenBucket.js";
 import { ManualClock } from "../../../src/util/clock.js";
 import { SeededRandom } from "../../../src/util/random.js";
-import { heartbeat, livenessRig, opKey, opKeys } from "./helpers.js";
-
-interface FakePeer {
-  addr: string;
-  nodeId: Buffer;
-  nodeIdHex: string;
-  operatorPubkey: Buffer | null;
-  state: "ready" | "closed";
-  sent: Message[];
-  known: Set<string>;
-  send(m: Message): void;
-  markKnown(h: Buffer): void;
-  knows(h: Buffer): boolean;
-  request(): Promise<never>;
-}
+import { fakePeer, heartbeat, livenessRig, opKey, opKeys, type FakePeer } from "./helpers.js";
 
 /** Every hash announced to `p` by LivenessInv, in order. */
 function invHashes(p: FakePeer): string[] {
@@ -43,29 +29,6 @@ function invHashes(p: FakePeer): string[] {
 
 function scores(net: { penalties: Array<{ score: number }> }): number[] {
   return net.penalties.map((p) => p.score);
-}
-
-function fakePeer(i: number, operator: KeyPair | null = null): FakePeer {
-  const nodeId = KeyPair.fromSeed(Buffer.alloc(32, 100 + i)).publicKey;
-  return {
-    addr: `127.0.5.${i}:1`,
-    nodeId,
-    nodeIdHex: nodeId.toString("hex"),
-    operatorPubkey: operator?.publicKey ?? null,
-    state: "ready",
-    sent: [],
-    known: new Set(),
-    send(m) {
-      this.sent.push(m);
-    },
-    markKnown(h) {
-      this.known.add(h.toString("hex"));
-    },
-    knows(h) {
-      return this.known.has(h.toString("hex"));
-    },
-    request: () => Promise.reject(new Error("fake peers serve no lists")),
-  };
 }
 
 class FakeNetwork implements HeartbeatNetwork {

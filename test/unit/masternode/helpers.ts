@@ -7,7 +7,7 @@ import { Tier } from "../../../src/consensus/tier.js";
 import { createMemoryLogger } from "../../../src/logging/index.js";
 import { MasternodeLiveness, type LivenessOptions } from "../../../src/masternode/liveness.js";
 import { signHeartbeat } from "../../../src/masternode/livenessMessages.js";
-import type { Heartbeat } from "../../../src/p2p/messages.js";
+import type { Heartbeat, Message } from "../../../src/p2p/messages.js";
 import { ManualClock, type Clock } from "../../../src/util/clock.js";
 
 /** Deterministic operator keys. */
@@ -77,4 +77,42 @@ export function heartbeat(key: KeyPair, clock: Clock, over: Partial<Heartbeat> =
     height: over.height ?? 7,
     tipHash: over.tipHash ?? TIP,
   });
+}
+
+/** A stand-in for a ready Peer: records what is sent to it, and what it is known to have. */
+export interface FakePeer {
+  addr: string;
+  nodeId: Buffer;
+  nodeIdHex: string;
+  operatorPubkey: Buffer | null;
+  state: "ready" | "closed";
+  sent: Message[];
+  known: Set<string>;
+  send(m: Message): void;
+  markKnown(h: Buffer): void;
+  knows(h: Buffer): boolean;
+  request(): Promise<never>;
+}
+
+export function fakePeer(i: number, operator: KeyPair | null = null): FakePeer {
+  const nodeId = KeyPair.fromSeed(Buffer.alloc(32, 100 + i)).publicKey;
+  return {
+    addr: `127.0.5.${i}:1`,
+    nodeId,
+    nodeIdHex: nodeId.toString("hex"),
+    operatorPubkey: operator?.publicKey ?? null,
+    state: "ready",
+    sent: [],
+    known: new Set(),
+    send(m) {
+      this.sent.push(m);
+    },
+    markKnown(h) {
+      this.known.add(h.toString("hex"));
+    },
+    knows(h) {
+      return this.known.has(h.toString("hex"));
+    },
+    request: () => Promise.reject(new Error("fake peers serve no lists")),
+  };
 }

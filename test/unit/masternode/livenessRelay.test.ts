@@ -8,40 +8,13 @@ import {
   RELAY_FANOUT,
   trickleIntervalMs,
 } from "../../../src/masternode/livenessRelay.js";
-import { MsgType, type Message } from "../../../src/p2p/messages.js";
+import { MsgType } from "../../../src/p2p/messages.js";
 import type { Peer } from "../../../src/p2p/peer.js";
 import { ManualClock } from "../../../src/util/clock.js";
 import { SeededRandom } from "../../../src/util/random.js";
+import { fakePeer, opKey, type FakePeer } from "./helpers.js";
 
-interface Fake {
-  addr: string;
-  operatorPubkey: Buffer | null;
-  sent: Message[];
-  known: Set<string>;
-  send(m: Message): void;
-  markKnown(h: Buffer): void;
-  knows(h: Buffer): boolean;
-}
-
-function fake(i: number, masternode: boolean): Fake {
-  return {
-    addr: `10.0.0.${i}:1`,
-    operatorPubkey: masternode ? Buffer.alloc(32, i) : null,
-    sent: [],
-    known: new Set(),
-    send(m) {
-      this.sent.push(m);
-    },
-    markKnown(h) {
-      this.known.add(h.toString("hex"));
-    },
-    knows(h) {
-      return this.known.has(h.toString("hex"));
-    },
-  };
-}
-
-function rig(peers: Fake[]): LivenessRelay {
+function rig(peers: FakePeer[]): LivenessRelay {
   return new LivenessRelay(1_000, {
     clock: new ManualClock(0),
     random: new SeededRandom(4),
@@ -51,13 +24,13 @@ function rig(peers: Fake[]): LivenessRelay {
   });
 }
 
-const announced = (p: Fake): number =>
+const announced = (p: FakePeer): number =>
   p.sent.reduce((n, m) => n + (m.type === MsgType.LivenessInv ? m.hashes.length : 0), 0);
 
 void describe("LivenessRelay", () => {
   it("announces to every masternode peer and to RELAY_FANOUT others, a different draw per message", () => {
-    const mns = [1, 2].map((i) => fake(i, true));
-    const others = Array.from({ length: 14 }, (_, i) => fake(10 + i, false));
+    const mns = [1, 2].map((i) => fakePeer(i, opKey("relay", i)));
+    const others = Array.from({ length: 14 }, (_, i) => fakePeer(10 + i));
     const relay = rig([...mns, ...others]);
     const messages = 40;
     for (let i = 0; i < messages; i++) relay.relay("heartbeat", Buffer.alloc(32, i), Buffer.alloc(150));
@@ -72,8 +45,8 @@ void describe("LivenessRelay", () => {
   });
 
   it("a peer that sent a message, or is known to have it, is never told of it", () => {
-    const from = fake(1, true);
-    const knowing = fake(2, true);
+    const from = fakePeer(1, opKey("relay", 1));
+    const knowing = fakePeer(2, opKey("relay", 2));
     const relay = rig([from, knowing]);
     const h = Buffer.alloc(32, 7);
     knowing.markKnown(h);
@@ -91,7 +64,7 @@ void describe("LivenessRelay", () => {
 
 void describe("LivenessRelay pool", () => {
   it("serves what it relayed, and forgets it after POOL_TTL_MS", () => {
-    const peer = fake(1, true);
+    const peer = fakePeer(1, opKey("relay", 1));
     const clock = new ManualClock(0);
     const relay = new LivenessRelay(1_000, {
       clock,
