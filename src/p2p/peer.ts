@@ -20,6 +20,8 @@ import {
   USER_AGENT,
 } from "./constants.js";
 import { encodeFrame, FrameDecoder, FrameError } from "./frame.js";
+import { PeerError } from "./errors.js";
+export { PeerError };
 import {
   decodeMessage,
   encodeMessage,
@@ -92,15 +94,6 @@ export interface PeerEvents {
   /** `evidence` is the proof as received (hex of the offending bytes, hashes, the rule). */
   misbehaviour: { peer: Peer; kind: MisbehaviourKind; score: number; detail: string; evidence: string };
   closed: { peer: Peer; reason: GoodbyeReason; message: string; byUs: boolean };
-}
-
-export class PeerError extends Error {
-  constructor(
-    readonly code: "TIMEOUT" | "CLOSED" | "TOO_MANY_REQUESTS" | "NOT_FOUND" | "UNEXPECTED_RESPONSE",
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 interface Pending {
