@@ -31,6 +31,11 @@ export interface ProducerModules {
   /** Evidence transactions to put on chain (against producers still registered); default none. */
   selectEvidence?: () => Tx[];
   onProduced?: (hash: Buffer, height: number, round: number) => void;
+  /**
+   * A better branch the sync is fetching (validated headers that beat our tip): no block is
+   * built on a tip about to be replaced. Default: never.
+   */
+  productionHold?: () => { hash: Buffer; height: number } | null;
   /** Our own block was rejected: the transactions it carried are dropped so the next try is clean. */
   onBlockRejected?: (txs: Tx[]) => void;
 }
@@ -126,6 +131,16 @@ export class BlockProducer {
         reason: `already signed block ${signed.toString("hex").slice(0, 16)} for height ${height} round ${round}`,
         nextHeight: height,
         nextRound: round + 1,
+      });
+      return;
+    }
+    const hold = this.modules.productionHold?.();
+    if (hold) {
+      this.setState({
+        state: "ready",
+        reason: `holding: the sync is fetching a better branch (height ${hold.height}, ${hold.hash.toString("hex").slice(0, 16)})`,
+        nextHeight: height,
+        nextRound: round,
       });
       return;
     }

@@ -148,6 +148,7 @@ export class TimeNode {
             onBlockRejected: (txs) => this.mempool.evict(txs.map((t) => txidOf(t))),
             selectTransactions: (maxBytes, maxTxs) => this.mempool.selectForBlock(maxBytes, maxTxs),
             selectEvidence: () => this.chain.pendingEvidenceTxs(MAX_EVIDENCE_PER_BLOCK),
+            productionHold: () => this.sync.productionHold(),
           },
         )
       : null;

@@ -129,3 +129,12 @@ export const LOG_REPEAT_MS = 30_000;
 
 /** Distinct (peer, range) requests remembered per sync, so a range never goes twice to one peer. */
 export const MAX_REQUESTED_RANGES = 100_000;
+
+/**
+ * A masternode does not produce while the sync is fetching a branch whose validated headers beat
+ * its tip (a block on the beaten tip would only be orphaned, and after a partition heals it
+ * prolongs the race between the two sides). The hold lasts this long after the branch was found
+ * or last made progress, at least, or one round timeout if that is longer; and never past the
+ * sync's deadline. A lead that stalls its download therefore holds us for one such period only.
+ */
+export const PRODUCTION_HOLD_MIN_MS = 2_000;

@@ -17,6 +17,7 @@ import {
   MAX_WINDOW_HEADERS,
   MAX_WINDOWS_PER_SYNC,
   PRIORITY_MAX_BATCH_RETRIES,
+  PRODUCTION_HOLD_MIN_MS,
 } from "./constants.js";
 import { SyncError, toSyncError } from "./errors.js";
 import {
@@ -98,8 +99,32 @@ interface HeaderWindow {
  */
 export class LeadSync {
   private current: RangeDownload | null = null;
+  /** The better branch this run is fetching (see productionHold), until when it holds production. */
+  private better: { hash: Buffer; height: number; work: bigint; until: number; deadline: number } | null =
+    null;
 
   constructor(private readonly modules: LeadSyncModules) {}
+
+  /**
+   * The branch the sync is fetching when its validated headers beat our tip and it is still
+   * making progress: a producer waits for it instead of building on a tip about to be replaced
+   * (PRODUCTION_HOLD_MIN_MS). Null otherwise. The headers were checked against the schedule and
+   * the producers' signatures, so only a real heavier branch holds anyone.
+   */
+  productionHold(): { hash: Buffer; height: number } | null {
+    const b = this.better;
+    if (!b || this.modules.clock.monotonic() >= b.until) return null;
+    if (!isBetterTip({ work: b.work, hash: b.hash } as BlockIndex, this.modules.chain.tip)) return null;
+    return { hash: b.hash, height: b.height };
+  }
+
+  private holdUntil(deadline: number): number {
+    const { clock, chain } = this.modules;
+    return Math.min(
+      deadline,
+      clock.monotonic() + Math.max(PRODUCTION_HOLD_MIN_MS, chain.params.roundTimeoutMs),
+    );
+  }
 
   /** Stops the running download, if any. */
   abort(reason: string): void {
@@ -113,7 +138,6 @@ export class LeadSync {
     deadline: number,
     onBlocks: (count: number) => void,
   ): Promise<LeadOutcome> {
-    const { chain, clock, logger } = this.modules;
     const run: LeadRun = {
       lead,
       priority: lead.whitelisted && lead.masternode,
@@ -121,6 +145,16 @@ export class LeadSync {
       deadline,
       onBlocks,
     };
+    try {
+      return await this.follow(run);
+    } finally {
+      this.better = null;
+    }
+  }
+
+  private async follow(run: LeadRun): Promise<LeadOutcome> {
+    const { chain, clock, logger } = this.modules;
+    const { lead, deadline } = run;
     const found = await this.findFork(run);
     if ("error" in found) return found;
     const { fork } = found;
@@ -150,6 +184,15 @@ export class LeadSync {
       const better = isBetterTip({ work: last.work, hash: last.hash } as BlockIndex, chain.tip);
       const first = validated[0]!;
       const extendsTip = first.header.prevHash.equals(chain.tip.hash);
+      if (better) {
+        this.better = {
+          hash: last.hash,
+          height: last.header.height,
+          work: last.work,
+          until: this.holdUntil(deadline),
+          deadline,
+        };
+      }
       if (!better && !more) {
         logger.debug("Peer's branch has no more work than ours", {
           peer: lead.addr,
@@ -469,6 +512,7 @@ export class LeadSync {
         requested: run.requested,
         onPeerResult: (id, ok) => (ok ? view.recordSuccess(id) : view.recordFailure(id)),
         onApplied: (count, peerId) => {
+          if (this.better) this.better.until = this.holdUntil(this.better.deadline);
           run.onBlocks(count);
           this.modules.onApplied(count);
           if (view.get(peerId)?.masternode) metrics?.masternodeSyncBlocksReceivedTotal.inc(count);

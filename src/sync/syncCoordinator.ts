@@ -175,6 +175,11 @@ export class SyncCoordinator implements SyncTrigger {
     return this.stateValue.status === "Syncing";
   }
 
+  /** The better branch being fetched, if a producer should wait for it (LeadSync.productionHold). */
+  productionHold(): { hash: Buffer; height: number } | null {
+    return this.stopped ? null : this.leadSync.productionHold();
+  }
+
   // --- triggers (SyncTrigger) ------------------------------------------------------------
 
   onPeerAhead(peer: Peer): void {

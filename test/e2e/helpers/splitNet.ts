@@ -72,6 +72,9 @@ export interface ReorgSeen {
   oldTip: string;
   newTip: string;
   newHeight: number;
+  /** Chain work of the old and the new tip (decimal): fork choice must have preferred the new one. */
+  oldWork: string;
+  newWork: string;
 }
 
 /** What one node's chain and mempool did while recorded. */
@@ -94,6 +97,8 @@ export class ChainRecorder {
           oldTip: hex(r.oldTip.hash),
           newTip: hex(r.newTip.hash),
           newHeight: r.newTip.height,
+          oldWork: r.oldTip.work.toString(),
+          newWork: r.newTip.work.toString(),
         }),
       ),
       n.chain.events.on("tip", (t: BlockIndex) => this.tips.push({ height: t.height, hash: hex(t.hash) })),

@@ -6,10 +6,10 @@ import { after, describe, it } from "node:test";
 import { blockHash, decodeBlock, encodeBlock, type Block } from "../../../src/primitives/block.js";
 import type { Chain } from "../../../src/chain/chain.js";
 import { pubkeyHash } from "../../../src/crypto/address.js";
-import { AGREEMENT_GRACE_MS, LEAD_COOLDOWN_MS } from "../../../src/sync/constants.js";
+import { AGREEMENT_GRACE_MS, LEAD_COOLDOWN_MS, PRODUCTION_HOLD_MIN_MS } from "../../../src/sync/constants.js";
 import { SyncError } from "../../../src/sync/errors.js";
 import { transitionBatch, type Batch } from "../../../src/sync/rangeDownload.js";
-import { nextSyncState } from "../../../src/sync/syncCoordinator.js";
+import { nextSyncState, type SyncCoordinator } from "../../../src/sync/syncCoordinator.js";
 import {
   ChainHarness,
   GENESIS_TIME,
@@ -545,6 +545,46 @@ describe("SyncCoordinator: forks", () => {
     await check;
     assert.notEqual(tipOf(b.chain), ourTip);
     assert.equal(tipOf(b.chain), tipOf(src.chain));
+  });
+
+  it("holds production while it fetches a better branch: from its validated headers, until it lands or stops making progress", async () => {
+    const src = track(new ChainHarness(genesis, keys));
+    const prefix = extend(src, 10);
+    extend(src, 15); // 15 blocks of full work
+    const b = bed();
+    b.importBlocks(prefix);
+    extend(b.local, 30, { round: 2 }); // taller, lighter
+    // A lighter branch never holds anyone.
+    const light = track(new ChainHarness(genesis, keys));
+    light.chain.processBlocks(prefix.map((block) => ({ block })));
+    extend(light, 5, { round: 3 });
+    b.addPeer({ id: "light" }, light.chain);
+    b.coordinator.hint("light");
+    await b.coordinator.check();
+    assert.equal(b.coordinator.productionHold(), null);
+    assert.equal(b.chain.height, 40);
+
+    let release = (): void => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    b.addPeer({ id: "p", behaviour: { blocksGate: gate } }, src.chain);
+    b.coordinator.hint("p");
+    const check = b.coordinator.check();
+    let hold: ReturnType<SyncCoordinator["productionHold"]> = null;
+    for (let i = 0; i < 50 && !hold; i++) {
+      await new Promise((r) => setImmediate(r));
+      hold = b.coordinator.productionHold();
+    }
+    assert.ok(hold, "the branch's headers beat our tip: production holds");
+    assert.equal(hold.height, 25);
+    assert.equal(hold.hash.toString("hex"), tipOf(src.chain));
+    // No progress for the hold's period: the download may be stalled by its peer, so the hold
+    // lapses and production goes on (the sync itself keeps trying).
+    b.local.clock.advance(PRODUCTION_HOLD_MIN_MS);
+    assert.equal(b.coordinator.productionHold(), null, "a stalled download holds no one past its period");
+    release();
+    await check;
+    assert.equal(tipOf(b.chain), tipOf(src.chain));
+    assert.equal(b.coordinator.productionHold(), null, "the branch landed: nothing to wait for");
   });
 
   it("never stalls when the first 2,000 headers of the branch are already stored", async () => {

@@ -32,6 +32,8 @@ export interface PeerBehaviour {
   tamperHashes?: (hashes: Buffer[]) => Buffer[];
   /** Never answers GetHashes, and never times out either (headers and blocks are answered). */
   hashesHang?: boolean;
+  /** GetBlocks answers only once this settles (a download that makes no progress meanwhile). */
+  blocksGate?: Promise<void>;
 }
 
 /** An in-process peer answering from a real Chain exactly as BlockServer does. */
@@ -99,7 +101,10 @@ export function fakeFns(
   return {
     penalties,
     getHeaders: (id, locator, max) => later(() => byId(id).getHeaders(locator, max)),
-    getBlocks: (id, hashes) => later(() => byId(id).getBlocks(hashes)),
+    getBlocks: async (id, hashes) => {
+      await peers.find((x) => x.id === id)?.behaviour.blocksGate;
+      return later(() => byId(id).getBlocks(hashes));
+    },
     getHashes: (id, heights) =>
       peers.find((x) => x.id === id)?.behaviour.hashesHang
         ? new Promise<Buffer[]>(() => undefined)
