@@ -126,8 +126,12 @@ export class Writer {
     return this;
   }
 
-  /** A copy of the bytes written so far. */
+  /**
+   * The bytes written so far. A view when they fill at least half of the buffer (writes only ever
+   * append, so they stay as they are); a trimmed copy when a view would pin much unused memory.
+   */
   toBuffer(): Buffer {
-    return Buffer.from(this.buf.subarray(0, this.pos));
+    const out = this.buf.subarray(0, this.pos);
+    return this.pos * 2 >= this.buf.length ? out : Buffer.from(out);
   }
 }

@@ -205,8 +205,8 @@ interface MasternodeState {
  */
 export class MasternodeLiveness {
   private readonly states = new Map<string, MasternodeState>();
-  private readonly seenHeartbeats = new BoundedMap<string, true>(SEEN_CACHE_SIZE);
-  private readonly seenAttestations = new BoundedMap<string, true>(SEEN_CACHE_SIZE);
+  private readonly seenHeartbeats: SeenHashes;
+  private readonly seenAttestations: SeenHashes;
   private readonly announceMaxAgeMs: number;
 
   constructor(
@@ -214,6 +214,11 @@ export class MasternodeLiveness {
     private readonly modules: LivenessModules,
   ) {
     this.announceMaxAgeMs = opts.announceMaxAgeMs ?? opts.windowMs;
+    // A copy arriving later than this after the original is past the window by its own
+    // timestamp (at most maxClockDrift ahead when accepted), so checkTime refuses it anyway.
+    const keepMs = 2 * opts.windowMs + opts.maxClockDriftMs;
+    this.seenHeartbeats = new SeenHashes(SEEN_CACHE_SIZE, keepMs, modules.clock);
+    this.seenAttestations = new SeenHashes(SEEN_CACHE_SIZE, keepMs, modules.clock);
   }
 
   get windowMs(): number {
@@ -236,8 +241,8 @@ export class MasternodeLiveness {
 
   /** Whether a heartbeat or attestation with this hash was accepted (relay dedup). */
   hasSeen(hash: Buffer): boolean {
-    const hex = hash.toString("hex");
-    return this.seenHeartbeats.has(hex) || this.seenAttestations.has(hex);
+    const key = seenKey(hash);
+    return this.seenHeartbeats.has(key) || this.seenAttestations.has(key);
   }
 
   /** Masternodes in the chain's registry now. */
@@ -261,11 +266,11 @@ export class MasternodeLiveness {
     source: EvidenceSource = "gossip",
     hash: Buffer = heartbeatHash(hb),
   ): HeartbeatVerdict {
-    const hashHex = hash.toString("hex");
+    const hashKey = seenKey(hash);
     // Before any signature work: relays deliver the same heartbeat many times over. The latest
     // heartbeat of its masternode arriving again is such a relay crossing; a copy of an older one
     // is a replay (an honest peer relays a heartbeat only while it is the newest it has).
-    if (this.seenHeartbeats.has(hashHex)) {
+    if (this.seenHeartbeats.has(hashKey)) {
       const state = this.states.get(hb.operatorPubkey.toString("hex"));
       return state && hb.seq < state.lastSeq ? "replay" : "duplicate";
     }
@@ -276,7 +281,7 @@ export class MasternodeLiveness {
     if (time !== "ok") return time;
     const state = this.stateFor(entry.operatorPubkey);
     if (hb.seq <= state.lastSeq) return "replay";
-    this.seenHeartbeats.set(hashHex, true);
+    this.seenHeartbeats.add(hashKey);
     this.accept(state, hb, hash, source === "gossip" ? this.now() : Math.min(this.now(), hb.timestamp));
     return "new";
   }
@@ -288,7 +293,7 @@ export class MasternodeLiveness {
       throw new Error("recordOwnHeartbeat: the heartbeat is not signed by our operator key");
     }
     const hash = heartbeatHash(hb);
-    this.seenHeartbeats.set(hash.toString("hex"), true);
+    this.seenHeartbeats.add(seenKey(hash));
     // An unregistered masternode has no place in the view (the registry is the only roster).
     if (!this.isRegistered(self)) return;
     this.accept(this.stateFor(self), hb, hash, this.now());
@@ -297,8 +302,8 @@ export class MasternodeLiveness {
   /** Checks a witness attestation and records the witness against the attested heartbeat. */
   /** `hash` is attestationHash(att), when the caller has it already. */
   onAttestation(att: Attestation, hash: Buffer = attestationHash(att)): AttestationVerdict {
-    const hashHex = hash.toString("hex");
-    if (this.seenAttestations.has(hashHex)) return "duplicate";
+    const hashKey = seenKey(hash);
+    if (this.seenAttestations.has(hashKey)) return "duplicate";
     const registry = this.modules.registry();
     const witness = findByOperator(registry, att.witnessPubkey);
     const attested = findByOperator(registry, att.operatorPubkey);
@@ -313,7 +318,7 @@ export class MasternodeLiveness {
     if (att.seq < state.lastSeq) return "stale";
     // Same seq, different heartbeat: the masternode signed two (or the witness saw another).
     if (!att.heartbeatHash.equals(state.heartbeatHash)) return "unknown-heartbeat";
-    this.seenAttestations.set(hashHex, true);
+    this.seenAttestations.add(hashKey);
     const witnessHex = witness.operatorPubkey.toString("hex");
     if (state.witnesses.has(witnessHex)) return "duplicate";
     if (state.witnesses.size >= MAX_WITNESSES_PER_HEARTBEAT) return "full";
@@ -472,5 +477,40 @@ export class MasternodeLiveness {
 
   private now(): number {
     return this.modules.clock.now();
+  }
+}
+
+/** The key of a hash in the seen caches: its bytes as a latin1 string (half the size of hex). */
+function seenKey(hash: Buffer): string {
+  return hash.toString("latin1");
+}
+
+/**
+ * Hashes seen recently: at most `capacity`, and none older than `keepMs` (pruned from the oldest
+ * as new ones arrive). Past that age a copy is refused by its timestamp, so remembering it longer
+ * would only hold memory: at 20 heartbeats a second the cap alone took 40 minutes to reach.
+ */
+class SeenHashes {
+  private readonly map: BoundedMap<string, number>;
+  constructor(
+    capacity: number,
+    private readonly keepMs: number,
+    private readonly clock: Clock,
+  ) {
+    this.map = new BoundedMap(capacity);
+  }
+  get size(): number {
+    return this.map.size;
+  }
+  has(key: string): boolean {
+    return this.map.has(key);
+  }
+  add(key: string): void {
+    const now = this.clock.monotonic();
+    for (const [k, at] of this.map.entries()) {
+      if (now - at < this.keepMs) break;
+      this.map.delete(k);
+    }
+    this.map.set(key, now);
   }
 }

@@ -17,6 +17,7 @@
  */
 import type { Logger } from "../logging/index.js";
 import { MAX_LIVENESS_PER_MESSAGE, MsgType, type LivenessBatchMsg } from "../p2p/messageTypes.js";
+import { inventoryKey } from "../p2p/inventory.js";
 import type { Peer } from "../p2p/peer.js";
 import { BoundedMap } from "../util/boundedMap.js";
 import type { Clock, TimerHandle } from "../util/clock.js";
@@ -108,14 +109,15 @@ export class LivenessRelay {
     from?: Peer,
     to: "gossip" | "neighbours" = "gossip",
   ): void {
-    const hex = hash.toString("hex");
-    this.pool.set(hex, { kind, bytes, at: this.modules.clock.monotonic() });
-    this.inFlight.delete(hex);
+    const key = hash.toString("latin1");
+    const inv = inventoryKey(hash);
+    this.pool.set(key, { kind, bytes, at: this.modules.clock.monotonic() });
+    this.inFlight.delete(key);
     const others: Peer[] = [];
     for (const p of this.modules.network.peers()) {
       if (p === from) continue;
       if (!p.operatorPubkey && to === "gossip") others.push(p);
-      else if (!p.knows(hash)) this.enqueue(p, hex, hash);
+      else if (!p.knows(inv)) this.enqueue(p, key, hash);
     }
     // RELAY_FANOUT of the others that may lack it, at random (a partial Fisher–Yates shuffle;
     // whether a peer knows it is asked only of the ones drawn).
@@ -124,16 +126,16 @@ export class LivenessRelay {
       const j = i + this.modules.random.int(others.length - i);
       const p = others[j]!;
       others[j] = others[i]!;
-      if (p.knows(hash)) continue;
-      this.enqueue(p, hex, hash);
+      if (p.knows(inv)) continue;
+      this.enqueue(p, key, hash);
       picked++;
     }
   }
 
-  private enqueue(p: Peer, hex: string, hash: Buffer): void {
+  private enqueue(p: Peer, key: string, hash: Buffer): void {
     let q = this.queues.get(p);
     if (!q) this.queues.set(p, (q = new Map<string, Buffer>()));
-    q.set(hex, hash);
+    q.set(key, hash);
     if (q.size > MAX_QUEUED_PER_PEER) q.delete(q.keys().next().value!);
   }
 
@@ -141,17 +143,18 @@ export class LivenessRelay {
   flush(): void {
     // The pool is in insertion order: drop what has outlived POOL_TTL_MS from the front.
     const cutoff = this.modules.clock.monotonic() - POOL_TTL_MS;
-    for (const [hex, item] of this.pool.entries()) {
+    for (const [key, item] of this.pool.entries()) {
       if (item.at >= cutoff) break;
-      this.pool.delete(hex);
+      this.pool.delete(key);
     }
     for (const p of this.modules.network.peers()) {
       const q = this.queues.get(p);
       if (!q || q.size === 0) continue;
       const hashes: Buffer[] = [];
       for (const h of q.values()) {
-        if (p.knows(h)) continue;
-        p.markKnown(h);
+        const inv = inventoryKey(h);
+        if (p.knows(inv)) continue;
+        p.markKnown(inv);
         hashes.push(h);
       }
       q.clear();
@@ -173,11 +176,11 @@ export class LivenessRelay {
     const want: Buffer[] = [];
     for (const h of hashes) {
       peer.markKnown(h);
-      const hex = h.toString("hex");
-      if (this.pool.has(hex) || this.modules.has(h)) continue;
-      const asked = this.inFlight.get(hex);
+      const key = h.toString("latin1");
+      if (this.pool.has(key) || this.modules.has(h)) continue;
+      const asked = this.inFlight.get(key);
       if (asked !== undefined && now - asked < REQUEST_TIMEOUT_MS) continue;
-      this.inFlight.set(hex, now);
+      this.inFlight.set(key, now);
       want.push(h);
     }
     if (want.length === 0) return;
@@ -189,7 +192,7 @@ export class LivenessRelay {
   onGet(peer: Peer, hashes: readonly Buffer[]): void {
     const batch: LivenessBatchMsg = { type: MsgType.LivenessBatch, heartbeats: [], attestations: [] };
     for (const h of hashes) {
-      const item = this.pool.get(h.toString("hex"));
+      const item = this.pool.get(h.toString("latin1"));
       if (!item) continue;
       peer.markKnown(h);
       (item.kind === "heartbeat" ? batch.heartbeats : batch.attestations).push(item.bytes);

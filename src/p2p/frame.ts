@@ -117,7 +117,9 @@ export class FrameDecoder {
     const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
     this.chunks = [];
     this.buffered = 0;
-    // Copy so the frame does not pin the socket's larger chunk in memory.
-    return Buffer.from(all.subarray(0, n));
+    // A view when the chunk holds little else (a small read, or one whole frame); a copy when a
+    // view would pin a much larger socket chunk in memory.
+    const out = all.subarray(0, n);
+    return all.buffer.byteLength <= Math.max(8_192, 2 * n) ? out : Buffer.from(out);
   }
 }

@@ -21,6 +21,7 @@ import {
 } from "./constants.js";
 import { encodeFrame, FrameDecoder, FrameError } from "./frame.js";
 import { PeerError } from "./errors.js";
+import { inventoryKey } from "./inventory.js";
 export { PeerError };
 import {
   decodeMessage,
@@ -155,7 +156,7 @@ export class Peer {
   private readonly pending = new Map<number, Pending>();
   private nextReqId = 1;
   private readonly buckets = new Map<MsgType, TokenBucket>();
-  private readonly known = new BoundedMap<string, true>(KNOWN_INVENTORY_PER_PEER);
+  private readonly known = new BoundedMap<number, true>(KNOWN_INVENTORY_PER_PEER);
 
   constructor(
     private readonly conn: Connection,
@@ -238,13 +239,13 @@ export class Peer {
     return this.hello !== null;
   }
 
-  // Keyed by the hash's bytes as a latin1 string: half the length of hex, and cheaper to make.
-  markKnown(hash: Buffer): void {
-    this.known.set(hash.toString("latin1"), true);
+  /** Records that the remote has `hash` (a hash, or its inventoryKey when the caller has one). */
+  markKnown(hash: Buffer | number): void {
+    this.known.set(typeof hash === "number" ? hash : inventoryKey(hash), true);
   }
 
-  knows(hash: Buffer): boolean {
-    return this.known.has(hash.toString("latin1"));
+  knows(hash: Buffer | number): boolean {
+    return this.known.has(typeof hash === "number" ? hash : inventoryKey(hash));
   }
 
   send(msg: Message): void {

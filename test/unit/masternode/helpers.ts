@@ -8,6 +8,7 @@ import { createMemoryLogger } from "../../../src/logging/index.js";
 import { MasternodeLiveness, type LivenessOptions } from "../../../src/masternode/liveness.js";
 import { signHeartbeat } from "../../../src/masternode/livenessMessages.js";
 import type { Heartbeat, Message } from "../../../src/p2p/messages.js";
+import { inventoryKey } from "../../../src/p2p/inventory.js";
 import { ManualClock, type Clock } from "../../../src/util/clock.js";
 
 /** Deterministic operator keys. */
@@ -87,10 +88,10 @@ export interface FakePeer {
   operatorPubkey: Buffer | null;
   state: "ready" | "closed";
   sent: Message[];
-  known: Set<string>;
+  known: Set<number>;
   send(m: Message): void;
-  markKnown(h: Buffer): void;
-  knows(h: Buffer): boolean;
+  markKnown(h: Buffer | number): void;
+  knows(h: Buffer | number): boolean;
   request(): Promise<never>;
 }
 
@@ -107,11 +108,12 @@ export function fakePeer(i: number, operator: KeyPair | null = null): FakePeer {
     send(m) {
       this.sent.push(m);
     },
+    // Keyed as the real Peer keys its inventory (callers may pass the key itself).
     markKnown(h) {
-      this.known.add(h.toString("hex"));
+      this.known.add(typeof h === "number" ? h : inventoryKey(h));
     },
     knows(h) {
-      return this.known.has(h.toString("hex"));
+      return this.known.has(typeof h === "number" ? h : inventoryKey(h));
     },
     request: () => Promise.reject(new Error("fake peers serve no lists")),
   };

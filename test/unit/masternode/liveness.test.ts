@@ -197,6 +197,23 @@ describe("liveness: heartbeats", () => {
     assert.equal(liveness.trackedCount, 1, "state is per registered masternode, not per heartbeat");
   });
 
+  it("the seen-cache forgets hashes once a copy would be refused by its timestamp anyway", () => {
+    const { clock, liveness } = livenessRig([a, b], a);
+    const first = heartbeat(a, clock, { seq: 1 });
+    liveness.recordOwnHeartbeat(first);
+    for (let i = 0; i < 99; i++) liveness.recordOwnHeartbeat(heartbeat(a, clock, { seq: 2 + i }));
+    assert.equal(liveness.seenCacheSize, 100);
+    const keepMs = 2 * TEST_OPTS.windowMs + TEST_OPTS.maxClockDriftMs;
+    clock.advance(keepMs - 1);
+    liveness.recordOwnHeartbeat(heartbeat(a, clock, { seq: 200 }));
+    assert.equal(liveness.seenCacheSize, 101, "nothing is forgotten before its time");
+    clock.advance(1);
+    liveness.recordOwnHeartbeat(heartbeat(a, clock, { seq: 201 }));
+    assert.equal(liveness.seenCacheSize, 2, "the 100 old ones are gone, the two recent ones kept");
+    // A copy of a forgotten one is past the window by its own timestamp: refused, not re-accepted.
+    assert.equal(liveness.onHeartbeat(first), "stale");
+  });
+
   it("prune drops the state of masternodes that left the registry", () => {
     const rig = livenessRig([a, b, c]);
     for (const k of [a, b, c]) rig.liveness.onHeartbeat(heartbeat(k, rig.clock));
