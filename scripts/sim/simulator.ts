@@ -18,6 +18,7 @@ import { MemoryKv, MemoryKvData } from "../../src/chain/memoryKv.js";
 import { openLmdbKv, type KvOpener } from "../../src/chain/kv.js";
 import { loadConfig, type ConfigOverrides } from "../../src/config/index.js";
 import { makeGenesisSpec, type GenesisSpec } from "../../src/consensus/genesis.js";
+import type { TierName } from "../../src/consensus/tier.js";
 import { KeyPair, VerifyCache, installVerifyCache } from "../../src/crypto/ed25519.js";
 import { sha256 } from "../../src/crypto/hash.js";
 import type { LogLevel } from "../../src/logging/index.js";
@@ -68,6 +69,14 @@ export interface SimOptions {
   /** Called every `progressEveryMs` of virtual time (the CLI prints a line to stderr). */
   onProgress?: (sim: Simulator) => void;
   progressEveryMs: number;
+  /**
+   * Tier of every genesis masternode; unset: the genesis default (Free). A scenario that needs
+   * heavier honest masternodes (an attacker's registrations kept under a third of the weight)
+   * sets it; every other genesis stays byte for byte as it was.
+   */
+  genesisTier?: TierName;
+  /** Coins in the genesis (none when unset), e.g. for an attacker that must pay collateral. */
+  allocations?: ReadonlyArray<{ address: string; amount: bigint }>;
 }
 
 export const defaultSimOptions: SimOptions = {
@@ -268,7 +277,9 @@ export class Simulator {
       masternodes: operators.map((k, i) => ({
         operatorPubkey: k.publicKey,
         address: `${hostOf(i)}:${P2P_PORT}`,
+        ...(opts.genesisTier !== undefined ? { tier: opts.genesisTier } : {}),
       })),
+      ...(opts.allocations !== undefined ? { allocations: [...opts.allocations] } : {}),
     });
     const dir = mkdtempSync(join(tmpdir(), `timed-sim-${opts.seed}-`));
     const sim = new Simulator(opts, dir, genesis);

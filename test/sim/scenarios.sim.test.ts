@@ -6,7 +6,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { runScenario, type SimReport } from "../../scripts/sim/scenario.js";
+import { lastGrind } from "../../scripts/sim/scenarios/grind.js";
 import { SCENARIOS } from "../../scripts/sim/scenarios/index.js";
+import { lastSybil } from "../../scripts/sim/scenarios/sybil.js";
 import type { SimOptions } from "../../scripts/sim/simulator.js";
 
 const BLOCK_MS = 10_000;
@@ -53,6 +55,37 @@ void describe("simulator: scenarios at 20 nodes, fixed seeds", () => {
   it("byzantine: withholding and equivocating masternodes; evidence everywhere, one honest tip", async () => {
     const r = await run("byzantine", { seed: 41, nodes: 20, masternodes: 10 }, 24);
     assert.ok(r.blocks >= 12, `${r.blocks} blocks`);
+  });
+
+  it("grind: a coalition under a third of the weight releases a ground private branch; the payment stands", async (t) => {
+    // The scenario itself throws if an honest node switches to the branch, loses the tip of the
+    // release or the payment, or takes the double spend.
+    await run("grind", { seed: 91, nodes: 16, masternodes: 8 }, 30);
+    const g = lastGrind!;
+    t.diagnostic(JSON.stringify(g));
+    assert.equal(g.coalition.length, 2, "2 of 8: the most under a third");
+    assert.ok(g.branch >= 2, `a real branch: ${g.branch} blocks`);
+    assert.ok(g.paymentHeight > g.forkHeight && g.releaseHeight > g.paymentHeight);
+  });
+
+  it("sybil: Bronze Sybils over the block cap and Free ones; R4, R18 and the epochs hold", async (t) => {
+    await run("sybil", { seed: 101, nodes: 12, masternodes: 6 }, 45);
+    const s = lastSybil!;
+    t.diagnostic(JSON.stringify(s));
+    const perBlock = Object.values(s.registrationBlocks);
+    assert.equal(s.sybils, 14, "as many as stay under a third of the weight at 6 Silver masternodes");
+    assert.equal(
+      perBlock.reduce((a, b) => a + b, 0),
+      s.sybils,
+      "every Sybil registered",
+    );
+    assert.ok(perBlock.length >= 2 && perBlock.every((n) => n <= 8), JSON.stringify(s.registrationBlocks));
+    const honest = 11;
+    assert.equal(s.refused["block MN_TOO_MANY_REGISTRATIONS"], honest);
+    assert.equal(s.refused["rpc MN_FREE_TIER"], honest);
+    assert.equal(s.refused["block MN_FREE_TIER"], honest);
+    assert.ok(s.servedOverP2p > 0, "the Free registration went out over P2P too");
+    assert.ok(s.weightShare < 1 / 3 && s.roundZeroShare < 1 / 3, JSON.stringify(s));
   });
 
   it("lying-peers and churn: liars and newcomers cost the honest nodes nothing", async () => {

@@ -6,8 +6,8 @@
  * network must keep producing through fallback rounds, hold evidence against every equivocator
  * that produced, drop it from the registry, and end on one tip.
  *
- * Not simulated here (covered by test/e2e/consensusAttacks.test.ts on real processes): schedule
- * grinding by a private branch, and Sybil registrations.
+ * The other Byzantine attacks have their own scenarios: schedule grinding by a private branch
+ * (grind.ts) and Sybil registrations (sybil.ts).
  */
 import { makeEquivocator, makeWithholder } from "../adversary.js";
 import type { Scenario } from "../scenario.js";
