@@ -149,6 +149,13 @@ export class Discovery {
     }, ms);
   }
 
+  /** Our addresses to a peer about to be turned away (no slot), if our budget allows. */
+  sendAddresses(entry: PeerEntry): void {
+    entry.owesPeers = true;
+    this.flushPeers(entry.peer, entry);
+    entry.owesPeers = false;
+  }
+
   /** Sends what a peer is owed (an answer and/or relays) in one Peers, if our budget allows. */
   private flushPeers(peer: Peer, entry: PeerEntry): void {
     if (!entry.owesPeers && entry.relay.size === 0) return;

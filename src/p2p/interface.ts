@@ -150,6 +150,8 @@ export interface AdmissionFns {
   connectivityReturned(): void;
   /** `ip` is the host of a registered masternode's service address. */
   isMasternodeIp(ip: string): boolean;
+  /** Sends `peer` our addresses now (one Peers, if the budget allows). */
+  sendAddresses(peer: Peer): void;
 }
 
 /** What the Dialer needs from the others. */

@@ -141,6 +141,10 @@ export class PeerManager {
         attach,
         connectivityReturned: () => this.dialer.connectivityReturned(),
         isMasternodeIp: (ip) => this.dialer.isMasternodeIp(ip),
+        sendAddresses: (peer) => {
+          const entry = this.table.get(peer);
+          if (entry) this.discovery.sendAddresses(entry);
+        },
       },
     });
     const admission = this.admission;

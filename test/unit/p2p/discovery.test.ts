@@ -72,3 +72,33 @@ test("discovery: 12 nodes, each given only node 1 as bootstrap, all connect to e
     await stopAll(nodes);
   }
 });
+
+test("discovery: a bootstrap node with no slot left sends addresses with its refusal, so latecomers connect elsewhere", async () => {
+  const v = new VirtualNet(803);
+  const nodes: TestNode[] = [];
+  try {
+    // The only node anyone knows takes 3 ordinary inbound peers; then it is full.
+    const seed = await v.startNode("10.7.2.1", { maxPeers: 3, maxInbound: 3, reservedMasternodeSlots: 0 });
+    nodes.push(seed);
+    // The first three take the seed's slots, one at a time; the other five find it full.
+    for (let i = 0; i < 3; i++) {
+      const n = await v.startNode(`10.7.2.${i + 2}`, { bootstrapPeers: [seed.addr] });
+      nodes.push(n);
+      await v.until(() => n.pm.peers().length > 0, `early node ${i} connected to the seed`, 5_000);
+    }
+    for (let i = 3; i < 8; i++)
+      nodes.push(await v.startNode(`10.7.2.${i + 2}`, { bootstrapPeers: [seed.addr] }));
+    const late = nodes.slice(4);
+    assert.ok(late.every((n) => !n.pm.peers().some((p) => p.nodeIdHex === seed.id)));
+    // Without addresses, a refused node knew only the full seed: it redialled it and stayed alone.
+    await v.until(
+      () => late.every((n) => n.pm.peers().some((p) => p.nodeIdHex !== seed.id)),
+      "every latecomer connected to a node other than the full seed",
+      30_000,
+    );
+    assert.ok(seed.pm.peers().length <= 3, "the seed kept its limit");
+    assert.ok((seed.pm.disconnects.get("too_many_peers") ?? 0) > 0, "the seed did refuse the latecomers");
+  } finally {
+    await stopAll(nodes);
+  }
+});
