@@ -49,3 +49,13 @@ export const MAX_SEND_QUEUE_BYTES = 24 * 1024 * 1024;
 export const MAX_PENDING_REQUESTS = 64;
 /** Block hashes remembered per peer as already known to it (relay dedup). */
 export const KNOWN_INVENTORY_PER_PEER = 4_096;
+
+/** Ping slack as in the seeds: 3 missed pongs of 90 s for peers, 6 of 180 s for masternodes. */
+export function pingPolicy(
+  intervalMs: number,
+  privileged: boolean,
+): { timeoutMs: number; maxMissed: number } {
+  return privileged
+    ? { timeoutMs: 6 * intervalMs, maxMissed: 6 }
+    : { timeoutMs: 3 * intervalMs, maxMissed: 3 };
+}

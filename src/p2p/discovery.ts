@@ -150,7 +150,9 @@ export class Discovery {
   }
 
   /** Our addresses to a peer about to be turned away (no slot), if our budget allows. */
-  sendAddresses(entry: PeerEntry): void {
+  sendAddresses(peer: Peer): void {
+    const entry = this.table.get(peer);
+    if (!entry) return;
     entry.owesPeers = true;
     this.flushPeers(entry.peer, entry);
     entry.owesPeers = false;

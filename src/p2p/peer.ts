@@ -12,6 +12,7 @@ import {
   MAX_DROPPED_PER_INTERVAL,
   MAX_PENDING_REQUESTS,
   MAX_SEND_QUEUE_BYTES,
+  pingPolicy,
   PROOF_SCORE,
   PROTOCOL_VERSION,
   REQUEST_TIMEOUT_MS,
@@ -102,13 +103,6 @@ interface Pending {
   resolve: (m: Message) => void;
   reject: (e: Error) => void;
   timer: TimerHandle;
-}
-
-/** Ping slack as in the seeds: 3 missed pongs of 90 s for peers, 6 of 180 s for masternodes. */
-function pingPolicy(intervalMs: number, privileged: boolean): { timeoutMs: number; maxMissed: number } {
-  return privileged
-    ? { timeoutMs: 6 * intervalMs, maxMissed: 6 }
-    : { timeoutMs: 3 * intervalMs, maxMissed: 3 };
 }
 
 /**

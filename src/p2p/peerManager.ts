@@ -141,13 +141,9 @@ export class PeerManager {
         attach,
         connectivityReturned: () => this.dialer.connectivityReturned(),
         isMasternodeIp: (ip) => this.dialer.isMasternodeIp(ip),
-        sendAddresses: (peer) => {
-          const entry = this.table.get(peer);
-          if (entry) this.discovery.sendAddresses(entry);
-        },
+        sendAddresses: (peer) => this.discovery.sendAddresses(peer),
       },
     });
-    const admission = this.admission;
     this.dialer = new Dialer({
       ...shared,
       opts: this.opts,
@@ -159,11 +155,11 @@ export class PeerManager {
       fns: {
         attach,
         checkIsolation: () => this.checkIsolation(),
-        isMasternodePeer: (p) => admission.isMasternodePeer(p),
-        masternodeLinks: () => admission.masternodeLinks(),
-        masternodeLinkFloor: () => admission.masternodeLinkFloor(),
-        isWhitelistedIp: (ip) => admission.isWhitelistedIp(ip),
-        isWhitelistedId: (id) => admission.isWhitelistedId(id),
+        isMasternodePeer: (p) => this.admission.isMasternodePeer(p),
+        masternodeLinks: () => this.admission.masternodeLinks(),
+        masternodeLinkFloor: () => this.admission.masternodeLinkFloor(),
+        isWhitelistedIp: (ip) => this.admission.isWhitelistedIp(ip),
+        isWhitelistedId: (id) => this.admission.isWhitelistedId(id),
         bound: () => this.listener,
       },
     });
