@@ -194,3 +194,28 @@ test("outbound diversity: at most 2 address-book dials per /16 at once; permanen
     await pm.stop();
   }
 });
+
+test("masternode targets are dialled in random order: nodes sharing one registry do not all dial the same few", async () => {
+  // In registry order, every node dialled the same first masternodes, filled their ordinary
+  // inbound slots and was refused in a herd.
+  const masternodes = Array.from({ length: 20 }, (_, i) => `203.0.115.${i + 1}:24200`);
+  const firstDials = new Set<string>();
+  for (let seed = 601; seed < 607; seed++) {
+    const rig = await manager(seed, {
+      masternodesFillOutbound: true,
+      maxOutbound: 2,
+      maxDialsPerTick: 2,
+      dialTimeoutMs: 60_000,
+    });
+    try {
+      for (const a of masternodes) rig.v.net.setLinkDown(HOST, a.split(":")[0]!, true);
+      rig.pm.setMasternodeAddresses(masternodes);
+      await rig.v.until(() => rig.transport.dialled().length >= 2, "two masternode dials", 3_000);
+      for (const a of rig.transport.dialled().slice(0, 2)) firstDials.add(a);
+    } finally {
+      await rig.pm.stop();
+    }
+  }
+  // Six nodes, two dials each: in registry order that is 2 addresses; at random, nearly 12.
+  assert.ok(firstDials.size >= 6, `first dials went to only ${firstDials.size} masternodes`);
+});
