@@ -10,6 +10,7 @@ import { encodeFrame } from "../../src/p2p/frame.js";
 import { decodeMessage, encodeMessage, MsgType, type Message } from "../../src/p2p/messages.js";
 import type { Connection, Transport } from "../../src/p2p/transport.js";
 import type { Block } from "../../src/primitives/block.js";
+import { BlockError } from "../../src/primitives/errors.js";
 import type { SimNode, Simulator } from "./simulator.js";
 
 /**
@@ -122,4 +123,17 @@ export function makeEquivocator(n: SimNode): { twins: () => number } {
     }
   });
   return { twins: () => twins };
+}
+
+/**
+ * Hands `block` straight to node `h`'s chain, as if a peer had sent it: the outcome is the
+ * processing status, or the rule a refusal named (any other error is a bug and is thrown).
+ */
+export function handIn(h: SimNode, block: Block): string {
+  try {
+    return h.n.chain.processBlock(block).status;
+  } catch (e) {
+    if (!(e instanceof BlockError)) throw e;
+    return e.code;
+  }
 }

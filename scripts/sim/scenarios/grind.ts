@@ -32,8 +32,8 @@ import { addressFromPubkey, pubkeyHash } from "../../../src/crypto/address.js";
 import type { KeyPair } from "../../../src/crypto/ed25519.js";
 import { blockHash, type Block } from "../../../src/primitives/block.js";
 import { COIN, ROUND_WEIGHT_BASE } from "../../../src/primitives/constants.js";
-import { BlockError } from "../../../src/primitives/errors.js";
 import { TxKind, txid } from "../../../src/primitives/tx.js";
+import { handIn } from "../adversary.js";
 import type { Scenario } from "../scenario.js";
 import type { SimNode } from "../simulator.js";
 import { expectProgress, finalAgreement, pick } from "./common.js";
@@ -231,13 +231,7 @@ export const grind: Scenario = {
     const handedIn: Record<string, number> = {};
     for (const h of honest) {
       for (const b of branch) {
-        let what: string;
-        try {
-          what = h.n.chain.processBlock(b).status;
-        } catch (e) {
-          if (!(e instanceof BlockError)) throw e;
-          what = e.code;
-        }
+        const what = handIn(h, b);
         handedIn[what] = (handedIn[what] ?? 0) + 1;
       }
     }

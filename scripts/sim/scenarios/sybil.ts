@@ -49,8 +49,8 @@ import { sha256 } from "../../../src/crypto/hash.js";
 import { MempoolError } from "../../../src/mempool/errors.js";
 import { blockHash, type Block } from "../../../src/primitives/block.js";
 import { COIN } from "../../../src/primitives/constants.js";
-import { BlockError } from "../../../src/primitives/errors.js";
 import { TxKind, txid, type OutPoint, type Tx } from "../../../src/primitives/tx.js";
+import { handIn } from "../adversary.js";
 import type { Scenario } from "../scenario.js";
 import type { SimNode, Simulator } from "../simulator.js";
 import { expectProgress, finalAgreement, pick } from "./common.js";
@@ -110,15 +110,9 @@ async function ownRoundZero(sim: Simulator, n: SimNode, what: string): Promise<B
 }
 
 /** Hands `block` to every honest node; each must refuse it for `rule`. */
-function handIn(sim: Simulator, block: Block, rule: string, refused: Record<string, number>): void {
+function handInAll(sim: Simulator, block: Block, rule: string, refused: Record<string, number>): void {
   for (const h of sim.honestRunning()) {
-    let what: string;
-    try {
-      what = h.n.chain.processBlock(block).status;
-    } catch (e) {
-      if (!(e instanceof BlockError)) throw e;
-      what = e.code;
-    }
+    const what = handIn(h, block);
     refused[`block ${what}`] = (refused[`block ${what}`] ?? 0) + 1;
     if (what !== rule) throw new Error(`${h.name} took the attacker's block as ${what}, not ${rule}`);
   }
@@ -237,7 +231,7 @@ export const sybil: Scenario = {
     );
     let parent = await ownRoundZero(sim, mine, "over the registration cap");
     const overCap = ownBlock(mine, parent, registrations, BigInt(count) * TX_FEE);
-    handIn(sim, overCap, "MN_TOO_MANY_REGISTRATIONS", refused);
+    handInAll(sim, overCap, "MN_TOO_MANY_REGISTRATIONS", refused);
     for (const tx of registrations) mine.n.txRelay.submitLocal(tx);
     const registered = (h: SimNode): boolean => {
       const reg = h.n.chain.getRegistry();
@@ -279,7 +273,7 @@ export const sybil: Scenario = {
     }
     parent = await ownRoundZero(sim, mine, "a Free registration");
     const freeBlock = ownBlock(mine, parent, [free], TX_FEE);
-    handIn(sim, freeBlock, "MN_FREE_TIER", refused);
+    handInAll(sim, freeBlock, "MN_FREE_TIER", refused);
     // Its own node serves the Free registration to whoever asks, and announces it to every peer.
     const relay = mine.n.txRelay;
     const serve = relay.onGetTxs.bind(relay);
