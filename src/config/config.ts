@@ -133,6 +133,14 @@ export function checkConsistency(cfg: NodeConfig, source: string | undefined): v
       "network.reserved_masternode_slots",
     );
   }
+  if (net.plaintext_transport && cfg.node.network !== "devnet") {
+    fail(
+      "INCONSISTENT",
+      source,
+      `[network].plaintext_transport is allowed only on devnet; ${cfg.node.network} sessions are always encrypted`,
+      "network.plaintext_transport",
+    );
+  }
   const { user, password } = cfg.rpc;
   if ((user === undefined) !== (password === undefined)) {
     const [given, missing] = user !== undefined ? ["user", "password"] : ["password", "user"];

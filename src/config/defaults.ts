@@ -79,6 +79,8 @@ export function fileDefaults(network: NetworkName, dataDir: string): NodeConfig 
       max_connections_per_ip: 3,
       ping_interval: n.pingIntervalSeconds,
       connect_rate_per_minute: 10,
+      // Sessions are encrypted and bound to both ends' keys; only a devnet may turn that off.
+      plaintext_transport: false,
     },
     // RPC listens only on loopback unless the config says otherwise (INTERFACE.md).
     rpc: { enabled: true, listen_address: `127.0.0.1:${n.rpcPort}` },

@@ -55,6 +55,8 @@ export interface NetworkSection {
   ping_interval: number;
   /** New inbound connections accepted per IP per 60 s. */
   connect_rate_per_minute: number;
+  /** Run P2P sessions unencrypted (devnet only; both ends must agree). */
+  plaintext_transport: boolean;
 }
 
 export interface RpcSection {
@@ -177,6 +179,7 @@ export const NetworkSectionSchema = z.strictObject({
   max_connections_per_ip: count(),
   ping_interval: seconds(),
   connect_rate_per_minute: positiveInt(),
+  plaintext_transport: bool(),
 });
 
 export const RpcSectionSchema = z.strictObject({

@@ -57,6 +57,8 @@ const KEY_DOCS: KeyDocs = {
     ping_interval:
       "Seconds between pings to each peer (fractions allowed). Pings carry the height and tip, and measure latency.",
     connect_rate_per_minute: "Most new connections accepted from one IP address per 60 seconds.",
+    plaintext_transport:
+      "Devnet only: run peer sessions without encryption (for debugging and benchmarks). Both ends must agree; an encrypted node refuses a plaintext one. Refused on testnet and mainnet.",
   },
   rpc: {
     enabled: "Serve JSON-RPC and metrics.",

@@ -278,6 +278,7 @@ export class TimeNode {
       genesisHash: this.chain.genesisHash,
       nodeKey: this.nodeKey,
       operatorKey: this.operatorKey,
+      plaintext: config.network.plaintext_transport,
       listenAddr: () => config.network.external_address ?? config.network.listen_address,
       services: () => SERVICE_BLOCKS | (this.operatorKey ? SERVICE_MASTERNODE : 0),
       tip: () => ({ height: this.chain.tip.height, hash: this.chain.tip.hash }),

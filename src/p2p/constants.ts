@@ -1,6 +1,6 @@
 /** Protocol version spoken by this node; peers below MIN_PROTOCOL_VERSION are refused. */
-export const PROTOCOL_VERSION = 1;
-export const MIN_PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
+export const MIN_PROTOCOL_VERSION = 2;
 
 /** Frame header: magic 4 | type u16 | length u32 | checksum 4. */
 export const FRAME_HEADER_SIZE = 14;

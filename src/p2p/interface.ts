@@ -99,6 +99,8 @@ export interface PeerInfo {
   lastrecv: number;
   bytessent: number;
   bytesrecv: number;
+  /** The session's record layer: "chacha20-poly1305", or "plaintext" on a devnet that chose it. */
+  transport: "chacha20-poly1305" | "plaintext";
 }
 
 export interface ConnectionCounts {

@@ -67,6 +67,13 @@ export enum GoodbyeReason {
   TOO_MANY_FROM_NETGROUP = 22,
   /** Closed to make room for a peer that ranks higher (a masternode, say). */
   EVICTED = 23,
+  /** One side offers encrypted records and the other plaintext (only a devnet may run plaintext). */
+  TRANSPORT_MISMATCH = 24,
+  /**
+   * A record of the encrypted session failed to authenticate: tampered, replayed, reordered or
+   * dropped on the way. Anyone on the path can cause it, so it closes the link and bans no one.
+   */
+  BAD_RECORD = 25,
 }
 
 export function goodbyeReasonName(r: number): string {
@@ -108,13 +115,17 @@ export interface HelloMsg {
   services: number;
   userAgent: string;
   timestamp: number;
+  /** The sender's ephemeral X25519 public key for this connection; null in a version-1 Hello. */
+  ephemeralKey: Buffer | null;
+  /** TransportMode (secureChannel.ts): 1 = ChaCha20-Poly1305 records, 0 = plaintext (devnet only). */
+  transport: number;
 }
 
 export interface AuthMsg {
   type: MsgType.Auth;
-  /** Node key over AUTH_DOMAIN ‖ peer challenge ‖ own node id ‖ peer node id ‖ genesis hash. */
+  /** Node key over AUTH_DOMAIN ‖ signer's role ‖ transcript hash (handshake.ts). */
   signature: Buffer;
-  /** Masternode proof: operator key over MN_AUTH_DOMAIN ‖ peer challenge ‖ own node id. */
+  /** Masternode proof: operator key over MN_AUTH_DOMAIN ‖ signer's role ‖ transcript hash. */
   operator: { pubkey: Buffer; signature: Buffer } | null;
 }
 

@@ -131,6 +131,8 @@ const CODECS: { [T in MsgType]: MsgCodec<T> } = {
         .fixed(m.challenge, 32);
       w.string(m.listenAddr, MAX_STRING).u32(m.height).fixed(m.tipHash, 32).u32(m.services);
       w.string(m.userAgent, MAX_USER_AGENT).u64n(m.timestamp);
+      // Protocol version 2: the ephemeral X25519 key and the transport mode (absent in version 1).
+      if (m.ephemeralKey) w.fixed(m.ephemeralKey, 32).u8(m.transport);
     },
     read: (r) => ({
       version: r.u32(),
@@ -144,6 +146,9 @@ const CODECS: { [T in MsgType]: MsgCodec<T> } = {
       services: r.u32(),
       userAgent: r.string(MAX_USER_AGENT),
       timestamp: r.u64n(),
+      ...(r.remaining >= 33
+        ? { ephemeralKey: r.fixed(32), transport: r.u8() }
+        : { ephemeralKey: null, transport: 0 }),
     }),
   },
   [MsgType.Auth]: {

@@ -10,17 +10,15 @@ import {
   HELLO_TIMEOUT_MS,
   KNOWN_INVENTORY_PER_PEER,
   MAX_DROPPED_PER_INTERVAL,
-  MAX_PENDING_REQUESTS,
   MAX_SEND_QUEUE_BYTES,
   pingPolicy,
   PROOF_SCORE,
-  PROTOCOL_VERSION,
   REQUEST_TIMEOUT_MS,
   SERVICE_MASTERNODE,
   STALL_PING_INTERVALS,
-  USER_AGENT,
 } from "./constants.js";
-import { encodeFrame, FrameDecoder, FrameError } from "./frame.js";
+import { encodeFrame, FrameDecoder, FrameError, framingFailure } from "./frame.js";
+import type { Frame, WireMessage } from "./frame.js";
 import { PeerError } from "./errors.js";
 import { inventoryKey } from "./inventory.js";
 export { PeerError };
@@ -37,9 +35,19 @@ import {
   type MessageOf,
 } from "./messages.js";
 import { FLOOD_SCORE, REQUEST_TYPES } from "./rateLimits.js";
+import { PendingRequests } from "./requests.js";
 import { TokenBucket } from "../util/tokenBucket.js";
 import type { Connection } from "./transport.js";
-import { authFor, checkAuth, helloRefusal } from "./handshake.js";
+import {
+  authFor,
+  checkAuth,
+  HandshakeState,
+  helloFor,
+  helloRefusal,
+  keyRefusal,
+  type Session,
+} from "./handshake.js";
+import { MAX_RECORDS_PER_DIRECTION, type RecordSealer } from "./secureChannel.js";
 
 export { AUTH_DOMAIN, MN_AUTH_DOMAIN } from "./handshake.js";
 
@@ -52,6 +60,8 @@ export interface LocalInfo {
   genesisHash: Buffer;
   nodeKey: KeyPair;
   operatorKey: KeyPair | null;
+  /** Run plaintext sessions (a devnet's explicit option, `plaintext_transport`); false by default. */
+  plaintext?: boolean;
   listenAddr: () => string;
   services: () => number;
   /** Current best height and tip, for Hello, Ping and Pong. */
@@ -98,13 +108,6 @@ export interface PeerEvents {
   closed: { peer: Peer; reason: GoodbyeReason; message: string; byUs: boolean };
 }
 
-interface Pending {
-  expect: readonly MsgType[];
-  resolve: (m: Message) => void;
-  reject: (e: Error) => void;
-  timer: TimerHandle;
-}
-
 /**
  * One connection to one peer, inbound or outbound alike: one message loop, one handler.
  * The handshake authenticates the node key (each side signs the other's challenge), and a
@@ -141,14 +144,17 @@ export class Peer {
 
   private readonly decoder: FrameDecoder;
   private readonly challenge: Buffer;
+  private readonly handshake: HandshakeState;
+  /** The session once both Hellos are in: its transcript and, when encrypted, its keys. */
+  private session: Session | null = null;
+  private sealer: RecordSealer | null = null;
   private sentAuth = false;
   private gotAuth = false;
   private handshakeTimer: TimerHandle | null = null;
   private helloTimer: TimerHandle | null = null;
   private pingTimer: TimerHandle | null = null;
   private readonly pings = new Map<number, number>();
-  private readonly pending = new Map<number, Pending>();
-  private nextReqId = 1;
+  private readonly requests: PendingRequests;
   private readonly buckets = new Map<MsgType, TokenBucket>();
   private readonly known = new BoundedMap<number, true>(KNOWN_INVENTORY_PER_PEER);
 
@@ -166,6 +172,11 @@ export class Peer {
     this.lastBytesAt = modules.clock.monotonic();
     this.lastFrameMono = this.lastBytesAt;
     this.challenge = modules.random.bytes(32);
+    this.requests = new PendingRequests(modules.clock);
+    this.handshake = new HandshakeState(
+      opts.direction === "outbound" ? "initiator" : "responder",
+      modules.random.bytes(32),
+    );
     this.decoder = new FrameDecoder(local.magic, payloadCap, (type, length) =>
       modules.logger.debug("Skipping unknown message type", { type, length }),
     );
@@ -189,20 +200,23 @@ export class Peer {
       if (!this.hello) this.close(GoodbyeReason.HANDSHAKE_TIMEOUT, `no complete Hello within ${helloMs} ms`);
     }, helloMs);
     const tip = this.local.tip();
-    this.send({
-      type: MsgType.Hello,
-      version: PROTOCOL_VERSION,
-      network: this.local.network,
-      genesisHash: this.local.genesisHash,
-      nodeId: this.local.nodeKey.publicKey,
-      challenge: this.challenge,
-      listenAddr: this.local.listenAddr(),
-      height: tip.height,
-      tipHash: tip.hash,
-      services: this.local.services(),
-      userAgent: USER_AGENT,
-      timestamp: this.modules.clock.now(),
-    });
+    const hello = this.encode(
+      helloFor(this.local, this.handshake.ephemeral.publicKey, {
+        challenge: this.challenge,
+        listenAddr: this.local.listenAddr(),
+        height: tip.height,
+        tipHash: tip.hash,
+        services: this.local.services(),
+        timestamp: this.modules.clock.now(),
+      }),
+    );
+    this.handshake.sent(hello.payload);
+    this.sendFrame(hello);
+  }
+
+  /** Whether the session's records are encrypted (false before the Hellos, and on a plaintext devnet). */
+  get encrypted(): boolean {
+    return this.sealer !== null;
   }
 
   /** The authenticated node id (the peer's public key); only valid once ready. */
@@ -247,14 +261,29 @@ export class Peer {
     this.sendFrame(this.encode(msg));
   }
 
-  /** `msg` as a frame for this network: the same bytes for every peer of this node. */
-  encode(msg: Message): Buffer {
-    return encodeFrame(this.local.magic, msg.type, encodeMessage(msg));
+  /** `msg` encoded once: a broadcast encodes it once and hands it to every peer. */
+  encode(msg: Message): WireMessage {
+    return { type: msg.type, payload: encodeMessage(msg) };
   }
 
-  /** Sends a frame made by encode(); a broadcast encodes once and sends the bytes to every peer. */
-  sendFrame(frame: Buffer): void {
+  /**
+   * The bytes of `w` on this connection: a sealed record (which takes the next sequence number,
+   * so the bytes must be written, in order), or a plaintext frame.
+   */
+  wireBytes(w: WireMessage): Buffer {
+    if (this.sealer) return this.sealer.seal(w.type, w.payload);
+    return (w.frame ??= encodeFrame(this.local.magic, w.type, w.payload));
+  }
+
+  /** Sends a message made by encode(). */
+  sendFrame(w: WireMessage): void {
     if (this.state === "closed") return;
+    // One record is kept back for the Goodbye (the limit is 2^48: no connection lives that long).
+    if (this.sealer && this.sealer.sequence >= MAX_RECORDS_PER_DIRECTION - 1) {
+      this.close(GoodbyeReason.SHUTDOWN, "record sequence limit reached");
+      return;
+    }
+    const frame = this.wireBytes(w);
     this.bytesOut += frame.length;
     this.conn.write(frame);
     if (this.conn.pendingBytes > MAX_SEND_QUEUE_BYTES) {
@@ -272,19 +301,7 @@ export class Peer {
     timeoutMs = REQUEST_TIMEOUT_MS,
   ): Promise<MessageOf<T>> {
     if (this.state !== "ready") return Promise.reject(new PeerError("CLOSED", "peer is not connected"));
-    if (this.pending.size >= MAX_PENDING_REQUESTS) {
-      return Promise.reject(new PeerError("TOO_MANY_REQUESTS", "too many requests in flight to this peer"));
-    }
-    const reqId = this.nextReqId;
-    this.nextReqId = this.nextReqId >= 0xffffffff ? 1 : this.nextReqId + 1;
-    return new Promise<MessageOf<T>>((resolve, reject) => {
-      const timer = this.modules.clock.setTimeout(() => {
-        this.pending.delete(reqId);
-        reject(new PeerError("TIMEOUT", `request ${reqId} to ${this.addr} timed out after ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(reqId, { expect, resolve: resolve as (m: Message) => void, reject, timer });
-      this.send(build(reqId));
-    });
+    return this.requests.start((reqId) => this.send(build(reqId)), expect, timeoutMs, this.addr);
   }
 
   /** Ends the connection, telling the peer why. Idempotent. */
@@ -292,13 +309,7 @@ export class Peer {
     if (this.state === "closed") return;
     if (reason !== GoodbyeReason.CONNECTION_LOST) {
       try {
-        this.conn.write(
-          encodeFrame(
-            this.local.magic,
-            MsgType.Goodbye,
-            encodeMessage({ type: MsgType.Goodbye, reason, message }),
-          ),
-        );
+        this.conn.write(this.wireBytes(this.encode({ type: MsgType.Goodbye, reason, message })));
       } catch {
         // best effort
       }
@@ -316,11 +327,7 @@ export class Peer {
     this.handshakeTimer?.cancel();
     this.helloTimer?.cancel();
     this.pingTimer?.cancel();
-    for (const [, p] of this.pending) {
-      p.timer.cancel();
-      p.reject(new PeerError("CLOSED", `peer closed (${goodbyeReasonName(reason)})`));
-    }
-    this.pending.clear();
+    this.requests.rejectAll(`peer closed (${goodbyeReasonName(reason)})`);
     this.events.emit("closed", { peer: this, reason, message, byUs });
   }
 
@@ -336,61 +343,65 @@ export class Peer {
     if (this.state === "closed") return;
     this.bytesIn += chunk.length;
     this.lastBytesAt = this.modules.clock.monotonic();
-    let frames;
-    try {
-      frames = this.decoder.push(chunk);
-    } catch (e) {
-      if (e instanceof FrameError) {
-        // Close first, so the Goodbye and the reason counter say why; the score (and any ban) follows.
-        this.close(
-          e.code === "WRONG_MAGIC" ? GoodbyeReason.WRONG_MAGIC : GoodbyeReason.PROTOCOL_VIOLATION,
-          e.message,
-        );
-        // Another network's node (a wrong magic) is a configuration mistake, not an attack: no ban.
-        if (e.code !== "WRONG_MAGIC") {
-          const ctx = Object.entries(e.context)
-            .map(([k, v]) => `${k}=${String(v)}`)
-            .join(" ");
-          this.misbehave("MALFORMED_FRAME", PROOF_SCORE, e.message, `${e.code}: ${e.message}; ${ctx}`);
-        }
-        return;
-      }
-      this.modules.logger.error("Frame decoder failed", { peer: this.addr }, e);
-      this.close(GoodbyeReason.PROTOCOL_VIOLATION, "bad framing");
-      return;
-    }
-    for (const f of frames) {
-      if ((this.state as Peer["state"]) === "closed") return;
-      let msg: Message;
-      try {
-        msg = decodeMessage(f.type as MsgType, f.payload);
-      } catch (e) {
-        const detail = `undecodable ${MsgType[f.type] ?? f.type}: ${e instanceof CodecError ? e.message : String(e)}`;
-        this.close(GoodbyeReason.PROTOCOL_VIOLATION, detail);
-        const evidence = `type 0x${f.type.toString(16)}, ${f.payload.length} bytes, first bytes ${f.payload
-          .subarray(0, 64)
-          .toString("hex")}: ${detail}`;
-        this.misbehave("UNDECODABLE", PROOF_SCORE, detail, evidence);
-        return;
-      }
-      this.lastMessageAt = this.modules.clock.now();
-      this.lastFrameMono = this.modules.clock.monotonic();
-      try {
-        this.handle(msg);
-      } catch (e) {
-        // A handler bug must never take the process down; drop this peer and log.
-        this.modules.logger.error(
-          "Peer message handler failed",
-          { peer: this.addr, type: MsgType[msg.type] },
-          e,
-        );
-        this.close(GoodbyeReason.PROTOCOL_VIOLATION, "internal error handling message");
-        return;
-      }
+    this.decoder.feed(chunk);
+    // One frame at a time: the peer's Hello switches the decoder to records for what follows it.
+    while ((this.state as Peer["state"]) !== "closed") {
+      const f = this.nextFrame();
+      if (!f || !this.onFrame(f)) return;
     }
   }
 
-  private handle(msg: Message): void {
+  /** The next frame, or null (none yet, or the framing failed and the peer is closed). */
+  private nextFrame(): Frame | null {
+    try {
+      return this.decoder.next();
+    } catch (e) {
+      if (!(e instanceof FrameError)) {
+        this.modules.logger.error("Frame decoder failed", { peer: this.addr }, e);
+        this.close(GoodbyeReason.PROTOCOL_VIOLATION, "bad framing");
+        return null;
+      }
+      // Close first, so the Goodbye and the reason counter say why; the score (and any ban) follows.
+      const failure = framingFailure(e);
+      this.close(failure.reason, e.message);
+      if (failure.evidence) this.misbehave("MALFORMED_FRAME", PROOF_SCORE, e.message, failure.evidence);
+      return null;
+    }
+  }
+
+  /** Decodes and handles one frame; false once the peer is closed. */
+  private onFrame(f: Frame): boolean {
+    let msg: Message;
+    try {
+      msg = decodeMessage(f.type as MsgType, f.payload);
+    } catch (e) {
+      const detail = `undecodable ${MsgType[f.type] ?? f.type}: ${e instanceof CodecError ? e.message : String(e)}`;
+      this.close(GoodbyeReason.PROTOCOL_VIOLATION, detail);
+      const evidence = `type 0x${f.type.toString(16)}, ${f.payload.length} bytes, first bytes ${f.payload
+        .subarray(0, 64)
+        .toString("hex")}: ${detail}`;
+      this.misbehave("UNDECODABLE", PROOF_SCORE, detail, evidence);
+      return false;
+    }
+    this.lastMessageAt = this.modules.clock.now();
+    this.lastFrameMono = this.modules.clock.monotonic();
+    try {
+      this.handle(msg, f.payload);
+    } catch (e) {
+      // A handler bug must never take the process down; drop this peer and log.
+      this.modules.logger.error(
+        "Peer message handler failed",
+        { peer: this.addr, type: MsgType[msg.type] },
+        e,
+      );
+      this.close(GoodbyeReason.PROTOCOL_VIOLATION, "internal error handling message");
+      return false;
+    }
+    return this.state !== "closed";
+  }
+
+  /** `raw` is the payload as received (a Hello's bytes go into the transcript). */
+  private handle(msg: Message, raw: Buffer): void {
     if (msg.type === MsgType.Goodbye) {
       this.modules.logger.debug("Peer said goodbye", {
         peer: this.addr,
@@ -402,7 +413,7 @@ export class Peer {
       return;
     }
     if (this.state === "handshaking") {
-      this.handleHandshake(msg);
+      this.handleHandshake(msg, raw);
       return;
     }
     const bucket = this.buckets.get(msg.type);
@@ -442,31 +453,8 @@ export class Peer {
     }
     const reqId = responseReqId(msg);
     if (reqId !== null) {
-      const p = this.pending.get(reqId);
-      if (!p) {
-        // A late answer to a timed-out request: normal after a stall (the whole backlog arrives at
-        // once), so it is dropped and never scored.
-        return;
-      }
-      this.pending.delete(reqId);
-      p.timer.cancel();
-      if (msg.type === MsgType.NotFound && !p.expect.includes(MsgType.NotFound as never)) {
-        p.reject(new PeerError("NOT_FOUND", msg.message || "not found"));
-      } else if (!p.expect.includes(msg.type as never)) {
-        p.reject(
-          new PeerError(
-            "UNEXPECTED_RESPONSE",
-            `expected ${p.expect.map((t) => MsgType[t]).join("/")}, got ${MsgType[msg.type]}`,
-          ),
-        );
-        this.misbehave(
-          "PROTOCOL_VIOLATION",
-          PROOF_SCORE,
-          `${MsgType[msg.type]} answering request ${reqId}, which expects ${p.expect.map((t) => MsgType[t]).join("/")}`,
-        );
-      } else {
-        p.resolve(msg);
-      }
+      const { violation } = this.requests.answer(reqId, msg);
+      if (violation) this.misbehave("PROTOCOL_VIOLATION", PROOF_SCORE, violation);
       return;
     }
     this.events.emit("message", { peer: this, msg });
@@ -480,13 +468,23 @@ export class Peer {
     this.events.emit("state", this);
   }
 
-  private handleHandshake(msg: Message): void {
+  private handleHandshake(msg: Message, raw: Buffer): void {
     if (msg.type === MsgType.Hello) {
-      if (this.hello) {
+      if (this.session) {
         this.close(GoodbyeReason.PROTOCOL_VIOLATION, "second Hello");
         this.misbehave("PROTOCOL_VIOLATION", PROOF_SCORE, "second Hello in the handshake");
         return;
       }
+      // An old version or another transport mode is refused in plaintext: there is no key yet.
+      const session = keyRefusal(msg, this.local) ?? this.handshake.establish(msg, raw, this.local);
+      if ("reason" in session) {
+        this.close(session.reason, session.message);
+        return;
+      }
+      // Everything after the Hellos is sealed, this side's refusals included.
+      this.session = session;
+      this.sealer = session.sealer;
+      if (session.opener) this.decoder.setOpener(session.opener);
       const refusal = helloRefusal(msg, this.local);
       if (refusal) {
         this.close(refusal.reason, refusal.message);
@@ -497,7 +495,7 @@ export class Peer {
       this.helloTimer = null;
       this.height = msg.height;
       this.tipHash = msg.tipHash;
-      this.send(authFor(msg, this.local));
+      this.send(authFor(session, this.local));
       this.sentAuth = true;
       this.maybeReady();
       return;
@@ -508,7 +506,7 @@ export class Peer {
         this.misbehave("PROTOCOL_VIOLATION", PROOF_SCORE, this.hello ? "second Auth" : "Auth before Hello");
         return;
       }
-      const checked = checkAuth(msg, this.hello.nodeId, this.challenge, this.local);
+      const checked = checkAuth(msg, this.hello.nodeId, this.session!);
       if ("reason" in checked) {
         this.close(checked.reason, checked.message);
         return;

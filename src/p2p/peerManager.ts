@@ -20,6 +20,7 @@ import type {
 import { goodbyeReasonName, GoodbyeReason, MsgType, type Message } from "./messages.js";
 import { BAN_LIST_FILE, defaultPeerManagerOptions, type PeerManagerOptions } from "./options.js";
 import { Peer, type Direction, type LocalInfo } from "./peer.js";
+import type { WireMessage } from "./frame.js";
 import { PeerTable, wasAnnounced } from "./peerTable.js";
 import { rateLimitsFor, sendBudget, type RateLimitTable } from "./rateLimits.js";
 import type { Connection, Listener } from "./transport.js";
@@ -91,16 +92,8 @@ export class PeerManager {
     this.log = modules.logger.child({ module: "p2p" });
     this.rateLimits = rateLimitsFor(this.opts.pingIntervalMs);
     const local = modules.local;
-    this.peerLocal = {
-      network: local.network,
-      magic: local.magic,
-      genesisHash: local.genesisHash,
-      nodeKey: local.nodeKey,
-      operatorKey: local.operatorKey,
-      listenAddr: () => this.advertisedAddress(),
-      services: () => local.services(),
-      tip: () => local.tip(),
-    };
+    // Everything as given (the plaintext option included), but the address we advertise.
+    this.peerLocal = { ...local, listenAddr: () => this.advertisedAddress() };
     this.events.onListenerError = (event, err) =>
       this.log.error("PeerManager event listener threw", { event }, err);
     this.addressBook = new AddressBook(
@@ -296,6 +289,7 @@ export class PeerManager {
         lastrecv: Math.floor(p.lastMessageAt / 1000),
         bytessent: p.bytesOut,
         bytesrecv: p.bytesIn,
+        transport: p.encrypted ? "chacha20-poly1305" : "plaintext",
       });
     }
     return out;
@@ -397,8 +391,8 @@ export class PeerManager {
   /** Sends `msg` to every ready peer, inbound and outbound alike, that passes `filter`. */
   broadcast(msg: Message, filter?: (p: Peer) => boolean): number {
     let n = 0;
-    // Encoded (and checksummed) once, not once per peer.
-    let frame: Buffer | null = null;
+    // Encoded once, not once per peer (each peer seals it in its own session).
+    let frame: WireMessage | null = null;
     for (const p of this.table.readyPeers()) {
       try {
         if (filter && !filter(p)) continue;

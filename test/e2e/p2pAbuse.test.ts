@@ -6,7 +6,6 @@
  */
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { encodeFrame } from "../../src/p2p/frame.js";
 import { encodeMessage, MsgType } from "../../src/p2p/messages.js";
 import { RpcCallError } from "../../src/rpc/client.js";
 import { cleanupAll, Devnet, DEVNET, sleep, waitFor, type NodeHandle } from "./helpers/nodes.js";
@@ -241,7 +240,7 @@ void describe("P2P limits, rate limits and bans (real nodes)", () => {
           tipHash: net.genesisHash,
           timestamp: Date.now(),
         } as const;
-        return encodeFrame(DEVNET.magic, w.type, encodeMessage(w));
+        return f.frameBytes(w.type, encodeMessage(w));
       }),
     );
     f.write(flood);

@@ -1,11 +1,16 @@
 /**
- * Garbage input against a real node, with fast-check: random bytes, truncated frames, lengths
- * over the caps, bad checksums, undecodable payloads of known types and frames of unknown types,
- * each sent by a raw test peer (before or after a correct handshake, in random chunks). The
- * node under attack is a full node F syncing from a real producer P. For every run:
+ * Garbage input against a real node, with fast-check, sent by a raw test peer in random chunks.
+ * Before the handshake, plaintext frames: random bytes, truncated frames, lengths over the caps,
+ * bad checksums, undecodable payloads of known types and frames of unknown types. After a
+ * correct handshake, records of the encrypted session: random bytes, tampered and truncated
+ * records, impossible record lengths, and well-sealed records that carry undecodable payloads,
+ * payloads over their type's cap, or unknown types. The node under attack is a full node F
+ * syncing from a real producer P. For every run:
  * - nothing escapes to the process (uncaught exception or unhandled rejection);
- * - a peer whose bytes cannot be framed or decoded is dropped with the matching reason;
- * - a frame of an unknown type is skipped and the peer is still served afterwards;
+ * - a peer whose bytes cannot be framed or decoded is dropped with the matching reason, and
+ *   penalised only for what it alone can have made (a bad frame or an authenticated record),
+ *   never for a record that fails to authenticate (anyone on the path can break one);
+ * - a frame or record of an unknown type is skipped and the peer is still served afterwards;
  * - F keeps its link to P (the same connection), keeps syncing P's blocks, and answers RPC.
  *
  * This file uses 127.0.14.0/24 (nodes) and 127.0.15.0/24–127.0.16.0/24 (one test peer IP a run).
@@ -15,6 +20,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { decodeBlock } from "../../src/primitives/block.js";
 import { MAX_FRAME_PAYLOAD } from "../../src/p2p/constants.js";
+import { MAX_RECORD_BODY, RECORD_HEADER_SIZE, RECORD_TAG_SIZE } from "../../src/p2p/secureChannel.js";
 import { encodeFrame, FrameDecoder, FrameError } from "../../src/p2p/frame.js";
 import { decodeMessage, encodeMessage, MsgType, payloadCap, type Message } from "../../src/p2p/messages.js";
 import type { Peer } from "../../src/p2p/peer.js";
@@ -85,9 +91,64 @@ function walk(frames: Array<{ type: number; payload: Buffer }>, handshaken: bool
   return null;
 }
 
+/**
+ * What the node must do with raw bytes on an encrypted session: nothing in them can authenticate,
+ * so the first complete header that is impossible, or the first complete record, is BAD_RECORD.
+ */
+function expectForRawRecord(bytes: Buffer): Expect {
+  if (bytes.length < RECORD_HEADER_SIZE) return { kind: "keep" };
+  const length = bytes.readUInt32LE(4);
+  const impossible = !bytes.subarray(0, 4).equals(MAGIC) || length < 2 || length > MAX_RECORD_BODY;
+  if (impossible || bytes.length >= RECORD_HEADER_SIZE + length + RECORD_TAG_SIZE)
+    return { kind: "drop", reasons: ["bad_record"] };
+  return { kind: "keep" };
+}
+
+/** After the handshake: what to put on the encrypted session (built once the session exists). */
+type SealedSpec =
+  | { kind: "raw"; label: string; bytes: Buffer }
+  | { kind: "sealed"; label: string; type: number; payload: Buffer; expect: Expect; mustServe: boolean }
+  | { kind: "tampered"; label: string; type: number; payload: Buffer; at: number }
+  | { kind: "truncated"; label: string; type: number; payload: Buffer; cut: number };
+
+/** The bytes of `spec` on `peer`'s session, and what the node must do with them. */
+function buildSealed(spec: SealedSpec, peer: RawPeer): { bytes: Buffer; expect: Expect } {
+  switch (spec.kind) {
+    case "raw":
+      return { bytes: spec.bytes, expect: expectForRawRecord(spec.bytes) };
+    case "sealed":
+      return { bytes: peer.frameBytes(spec.type, spec.payload), expect: spec.expect };
+    case "tampered": {
+      const b = Buffer.from(peer.frameBytes(spec.type, spec.payload));
+      const i = spec.at % b.length;
+      b[i] = b[i]! ^ 0x01;
+      // A flipped header byte may make the length impossible or longer than what is sent.
+      const model = expectForRawRecord(b);
+      return {
+        bytes: b,
+        expect: model.kind === "keep" ? { kind: "keep" } : { kind: "drop", reasons: ["bad_record"] },
+      };
+    }
+    case "truncated": {
+      const b = peer.frameBytes(spec.type, spec.payload);
+      return { bytes: b.subarray(0, Math.floor(spec.cut * b.length)), expect: { kind: "keep" } };
+    }
+  }
+}
+
+/** The model of one well-sealed record: the node opens it, then frames and decodes as in plaintext. */
+function expectForContent(type: number, payload: Buffer): Expect {
+  const cap = payloadCap(type);
+  if (cap === undefined) return { kind: "keep" };
+  if (payload.length > cap) return { kind: "drop", reasons: ["protocol_violation"] };
+  return walk([{ type, payload }], true) ?? { kind: "keep" };
+}
+
 interface Case {
   label: string;
+  /** Before the handshake: the plaintext bytes. After it: a spec built on the session. */
   bytes: Buffer;
+  sealed: SealedSpec | null;
   handshake: boolean;
   /** Split points (fractions) for writing in several chunks. */
   splits: number[];
@@ -129,7 +190,7 @@ void describe("P2P garbage input (real nodes, fast-check)", () => {
     samples = [
       {
         type: MsgType.Hello,
-        version: 1,
+        version: 2,
         network: "devnet",
         genesisHash: net.genesisHash,
         nodeId: h32,
@@ -140,6 +201,8 @@ void describe("P2P garbage input (real nodes, fast-check)", () => {
         services: 2,
         userAgent: "x",
         timestamp: 1,
+        ephemeralKey: h32,
+        transport: 1,
       },
       { type: MsgType.Auth, signature: Buffer.alloc(64, 1), operator: null },
       { type: MsgType.Goodbye, reason: 12, message: "bye" },
@@ -239,13 +302,118 @@ void describe("P2P garbage input (real nodes, fast-check)", () => {
         mustServe: true,
       })),
     );
-    const caseArb: fc.Arbitrary<Case> = fc
-      .record({
-        b: bytesArb,
-        handshake: fc.boolean(),
-        splits: fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 3 }),
-      })
-      .map(({ b, handshake, splits }) => ({ ...b, handshake, splits: [...splits].sort((x, y) => x - y) }));
+    const smallCapTypes = KNOWN_TYPES.filter((t) => payloadCap(t)! <= 65_536);
+    const sealedArb: fc.Arbitrary<{ spec: SealedSpec; mustServe: boolean }> = fc.oneof(
+      fc.uint8Array({ minLength: 8, maxLength: 600 }).map((b) => ({
+        spec: { kind: "raw" as const, label: "random bytes on the session", bytes: Buffer.from(b) },
+        mustServe: false,
+      })),
+      fc.uint8Array({ minLength: 4, maxLength: 300 }).map((b) => ({
+        spec: {
+          kind: "raw" as const,
+          label: "magic then random on the session",
+          bytes: Buffer.concat([MAGIC, Buffer.from(b)]),
+        },
+        mustServe: false,
+      })),
+      fc.integer({ min: MAX_RECORD_BODY + 1, max: 0xffffffff }).map((len) => {
+        const h = Buffer.alloc(RECORD_HEADER_SIZE);
+        MAGIC.copy(h, 0);
+        h.writeUInt32LE(len, 4);
+        return {
+          spec: { kind: "raw" as const, label: "record length over the cap", bytes: h },
+          mustServe: false,
+        };
+      }),
+      fc.tuple(sample, fc.nat()).map(([m, at]) => ({
+        spec: {
+          kind: "tampered" as const,
+          label: `tampered ${MsgType[m.type]} record`,
+          type: m.type,
+          payload: encodeMessage(m),
+          at,
+        },
+        mustServe: false,
+      })),
+      fc.tuple(sample, fc.double({ min: 0, max: 0.999, noNaN: true })).map(([m, cut]) => ({
+        spec: {
+          kind: "truncated" as const,
+          label: `truncated ${MsgType[m.type]} record`,
+          type: m.type,
+          payload: encodeMessage(m),
+          cut,
+        },
+        mustServe: false,
+      })),
+      fc.tuple(fc.constantFrom(...KNOWN_TYPES), fc.uint8Array({ maxLength: 200 })).map(([t, b]) => ({
+        spec: {
+          kind: "sealed" as const,
+          label: `sealed ${MsgType[t]} with a random payload`,
+          type: t,
+          payload: Buffer.from(b),
+          expect: expectForContent(t, Buffer.from(b)),
+          mustServe: false,
+        },
+        mustServe: false,
+      })),
+      fc.tuple(sample, fc.double({ min: 0, max: 0.999, noNaN: true })).map(([m, cut]) => {
+        const full = encodeMessage(m);
+        const payload = full.subarray(0, Math.floor(cut * full.length));
+        return {
+          spec: {
+            kind: "sealed" as const,
+            label: `sealed ${MsgType[m.type]} with a truncated payload`,
+            type: m.type,
+            payload,
+            expect: expectForContent(m.type, payload),
+            mustServe: false,
+          },
+          mustServe: false,
+        };
+      }),
+      fc.tuple(fc.constantFrom(...smallCapTypes), fc.integer({ min: 1, max: 300 })).map(([t, extra]) => {
+        const payload = Buffer.alloc(payloadCap(t)! + extra, 7);
+        return {
+          spec: {
+            kind: "sealed" as const,
+            label: `sealed ${MsgType[t]} over its cap`,
+            type: t,
+            payload,
+            expect: expectForContent(t, payload),
+            mustServe: false,
+          },
+          mustServe: false,
+        };
+      }),
+      fc.tuple(unknownType, fc.uint8Array({ maxLength: 2_000 })).map(([t, b]) => ({
+        spec: {
+          kind: "sealed" as const,
+          label: "sealed unknown type (skipped)",
+          type: t,
+          payload: Buffer.from(b),
+          expect: { kind: "keep" } as Expect,
+          mustServe: true,
+        },
+        mustServe: true,
+      })),
+    );
+    const splitsArb = fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 3 });
+    const caseArb: fc.Arbitrary<Case> = fc.oneof(
+      fc.record({ b: bytesArb, splits: splitsArb }).map(({ b, splits }) => ({
+        ...b,
+        sealed: null,
+        handshake: false,
+        splits: [...splits].sort((x, y) => x - y),
+      })),
+      fc.record({ s: sealedArb, splits: splitsArb }).map(({ s, splits }) => ({
+        label: s.spec.label,
+        bytes: Buffer.alloc(0),
+        sealed: s.spec,
+        mustServe: s.mustServe,
+        handshake: true,
+        splits: [...splits].sort((x, y) => x - y),
+      })),
+    );
 
     const property = async (c: Case): Promise<void> => {
       run++;
@@ -262,24 +430,33 @@ void describe("P2P garbage input (real nodes, fast-check)", () => {
       try {
         if (c.handshake) await peer.handshake();
         else await peer.waitHello();
-        const expect = expectFor(c.bytes, c.handshake);
-        const cuts = [0, ...c.splits.map((s) => Math.floor(s * c.bytes.length)), c.bytes.length];
+        const built = c.sealed
+          ? buildSealed(c.sealed, peer)
+          : { bytes: c.bytes, expect: expectFor(c.bytes, false) };
+        const { bytes, expect } = built;
+        const cuts = [0, ...c.splits.map((s) => Math.floor(s * bytes.length)), bytes.length];
         for (let i = 1; i < cuts.length; i++) {
-          const chunk = c.bytes.subarray(cuts[i - 1], cuts[i]);
+          const chunk = bytes.subarray(cuts[i - 1], cuts[i]);
           if (chunk.length === 0) continue;
           peer.write(chunk);
           await new Promise((r) => setImmediate(r));
         }
-        const what = `${c.label} (${c.handshake ? "after" : "before"} the handshake, ${c.bytes.length} bytes, ${ip})`;
+        const what = `${c.label} (${c.handshake ? "after" : "before"} the handshake, ${bytes.length} bytes, ${ip})`;
         if (expect.kind === "drop") {
           const reason = await peer.waitClosed(3_000);
           assert.ok(
             expect.reasons.includes(reason),
             `${what}: dropped with ${reason}, expected ${expect.reasons.join("/")}`,
           );
+          const bans = pm.banManager;
           if (reason === "protocol_violation") {
-            const bans = pm.banManager;
             assert.ok(bans.isBanned(ip) || bans.score(ip) > 0, `${what}: dropped but not penalised`);
+          }
+          if (reason === "bad_record") {
+            assert.ok(
+              !bans.isBanned(ip) && bans.score(ip) === 0,
+              `${what}: penalised for a record anyone can break`,
+            );
           }
         } else {
           await sleep(20);

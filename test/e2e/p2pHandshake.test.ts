@@ -9,6 +9,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { NETWORKS } from "../../src/primitives/params.js";
+import { PROTOCOL_VERSION } from "../../src/p2p/constants.js";
 import { MsgType } from "../../src/p2p/messages.js";
 import { cleanupAll, Devnet, DEVNET, waitFor, type NodeHandle } from "./helpers/nodes.js";
 import { destroyAllRawPeers, RawPeer } from "./helpers/rawPeer.js";
@@ -16,6 +17,7 @@ import { destroyAllRawPeers, RawPeer } from "./helpers/rawPeer.js";
 void describe("P2P handshakes (real nodes)", () => {
   let net: Devnet | undefined;
   let other: Devnet | undefined;
+  let plain: Devnet | undefined;
   let a: NodeHandle;
   let b: NodeHandle;
 
@@ -32,7 +34,7 @@ void describe("P2P handshakes (real nodes)", () => {
 
   after(async () => {
     destroyAllRawPeers();
-    await cleanupAll(net, other);
+    await cleanupAll(net, other, plain);
   });
 
   /** A raw test peer dialling A from `ip`. */
@@ -77,7 +79,8 @@ void describe("P2P handshakes (real nodes)", () => {
     // A learned B's listen address from its Hello.
     assert.equal(pa.listenaddr, b.p2p);
     for (const p of [pa, pb]) {
-      assert.equal(p.version, 1);
+      assert.equal(p.version, PROTOCOL_VERSION);
+      assert.equal(p.transport, "chacha20-poly1305");
       assert.equal(p.masternode, false);
       assert.equal(p.height, 0);
       assert.equal(p.tiphash, net!.genesisHash.toString("hex"));
@@ -145,6 +148,67 @@ void describe("P2P handshakes (real nodes)", () => {
     assert.equal(a.disconnects("unsupported_version"), before + 1);
     assert.ok(p.remoteHello, "A sent its Hello first");
     assert.equal(p.received(MsgType.Auth).length, 0, "A did not authenticate to a peer it refused");
+    await onlyB();
+  });
+
+  it("refuses a version-1 peer (a Hello without an ephemeral key) with a plaintext unsupported_version", async () => {
+    const before = a.disconnects("unsupported_version");
+    const p = await raw("127.0.5.15");
+    p.sendHello({ version: 1, ephemeralKey: null, transport: 0 });
+    // The reason is readable: no session key exists for a peer refused at this point.
+    assert.equal(await p.waitClosed(), "unsupported_version");
+    assert.match(p.goodbye?.message ?? "", /protocol version 1 < 2/);
+    assert.equal(p.decodeError, null, "the Goodbye was a plaintext frame");
+    assert.equal(a.disconnects("unsupported_version"), before + 1);
+    assert.equal(p.received(MsgType.Auth).length, 0);
+    await onlyB();
+  });
+
+  it("refuses a peer that offers a plaintext session (no downgrade): Goodbye transport_mismatch", async () => {
+    const before = a.disconnects("transport_mismatch");
+    const p = await raw("127.0.5.16", { plaintext: true });
+    p.sendHello();
+    assert.equal(await p.waitClosed(), "transport_mismatch");
+    assert.match(p.goodbye?.message ?? "", /plaintext transport, this node requires encrypted/);
+    assert.equal(a.disconnects("transport_mismatch"), before + 1);
+    assert.equal(p.received(MsgType.Auth).length, 0, "no Auth to a peer that would read it in plaintext");
+    assert.equal(
+      a.n.peers.banManager.score("127.0.5.16"),
+      0,
+      "a mismatch is configuration, not misbehaviour",
+    );
+    await onlyB();
+  });
+
+  it("plaintext_transport: two devnet nodes that both set it connect in plaintext; a mixed pair refuses each other, unscored", async () => {
+    plain = await Devnet.create({
+      name: "handshake-plain",
+      nodes: [
+        { host: "127.0.5.20", network: { plaintext_transport: true } },
+        { host: "127.0.5.21", bootstrap: [0], network: { plaintext_transport: true } },
+      ],
+      phantomAddress: "127.0.5.252:1",
+    });
+    const [p0, p1] = [plain.node(0), plain.node(1)];
+    await waitFor("the plaintext pair connected", async () => (await p1.connectionCount()) === 1, {
+      timeoutMs: 10_000,
+      detail: () => plain!.describe(),
+    });
+    assert.deepEqual(
+      (await p0.peerInfo()).map((p) => [p.nodeid, p.transport]),
+      [[p1.nodeId, "plaintext"]],
+    );
+    // A (encrypted, and of another devnet) dials P0 (plaintext): the transport is checked before
+    // the genesis, in plaintext, so both sides see transport_mismatch.
+    const before = p0.disconnects("transport_mismatch");
+    await a.rpc.call("addnode", [p0.p2p, "onetry"]);
+    await waitFor(
+      "both sides counted transport_mismatch",
+      () => p0.disconnects("transport_mismatch") > before && a.disconnects("transport_mismatch") > 0,
+      { timeoutMs: 5_000, detail: () => `${a.describe()}\n${p0.describe()}` },
+    );
+    assert.equal(a.n.peers.banManager.score("127.0.5.20"), 0);
+    assert.equal(p0.n.peers.banManager.score("127.0.5.1"), 0);
     await onlyB();
   });
 

@@ -1,15 +1,29 @@
 /**
  * A "test peer" that speaks the P2P protocol by hand over node:net, with the node's own framing
- * (src/p2p/frame.ts) and codecs (src/p2p/messages.ts). It can do a correct handshake (signing
- * the node's challenge as src/p2p/peer.ts does) and then misbehave: stay silent, flood, send
- * garbage. Every socket it opens is tracked so `destroyAllRawPeers()` (call it from `after`)
- * leaves nothing behind.
+ * (src/p2p/frame.ts), session layer (src/p2p/handshake.ts, secureChannel.ts) and codecs
+ * (src/p2p/messages.ts). It can do a correct handshake and then misbehave: stay silent, flood,
+ * send garbage. Once both Hellos are in, `send` and `sendFrame` seal records in the session, as a
+ * node does; `write` puts raw bytes on the wire. Every socket it opens is tracked so
+ * `destroyAllRawPeers()` (call it from `after`) leaves nothing behind.
  */
 import { connect, type Socket } from "node:net";
-import { KeyPair, verifySignature } from "../../../src/crypto/ed25519.js";
+import { KeyPair } from "../../../src/crypto/ed25519.js";
 import { randomBytes } from "node:crypto";
-import { PROTOCOL_VERSION, SERVICE_BLOCKS, SERVICE_MASTERNODE } from "../../../src/p2p/constants.js";
+import {
+  MIN_PROTOCOL_VERSION,
+  PROTOCOL_VERSION,
+  SERVICE_BLOCKS,
+  SERVICE_MASTERNODE,
+} from "../../../src/p2p/constants.js";
 import { encodeFrame, FrameDecoder } from "../../../src/p2p/frame.js";
+import {
+  authFor,
+  checkAuth,
+  HandshakeState,
+  transportOf,
+  type HandshakeIdentity,
+  type Session,
+} from "../../../src/p2p/handshake.js";
 import {
   decodeMessage,
   encodeMessage,
@@ -20,7 +34,6 @@ import {
   type HelloMsg,
   type Message,
 } from "../../../src/p2p/messages.js";
-import { AUTH_DOMAIN, MN_AUTH_DOMAIN } from "../../../src/p2p/peer.js";
 import { waitFor } from "./wait.js";
 
 export interface RawPeerOptions {
@@ -38,6 +51,8 @@ export interface RawPeerOptions {
   operatorKey?: KeyPair | null;
   /** Answer the node's pings with pongs (default false: a silent peer). */
   answerPings?: boolean;
+  /** Offer a plaintext session (a devnet node with plaintext_transport accepts it). */
+  plaintext?: boolean;
 }
 
 export interface RawFrame {
@@ -74,8 +89,12 @@ export class RawPeer {
   readonly messages: Message[] = [];
   /** The node's Hello, once received. */
   remoteHello: HelloMsg | null = null;
-  /** The node's Auth verified against our challenge. */
+  /** The node's Auth verified against the session's transcript. */
   remoteAuthOk: boolean | null = null;
+  /** The session, once both Hellos are in and both would be accepted. */
+  session: Session | null = null;
+  readonly handshakeState = new HandshakeState("initiator", randomBytes(32));
+  private sentHello: HelloMsg | null = null;
   goodbye: { reason: number; message: string } | null = null;
   connected = false;
   closed = false;
@@ -147,15 +166,50 @@ export class RawPeer {
     return this.messages.filter((m) => m.type === type);
   }
 
+  /** What the session layer needs of us. */
+  get identity(): HandshakeIdentity {
+    return {
+      network: this.opts.network,
+      magic: this.opts.magic,
+      genesisHash: this.opts.genesisHash,
+      nodeKey: this.key,
+      operatorKey: this.operatorKey,
+      plaintext: this.opts.plaintext ?? false,
+    };
+  }
+
+  /**
+   * Starts the session once both Hellos are in, if the node will accept ours and we its (the node
+   * refuses a bad version or transport in plaintext, and then no session starts).
+   */
+  private maybeEstablish(theirRaw: Buffer | null): void {
+    const ours = this.sentHello;
+    const theirs = this.remoteHello;
+    if (this.session || !ours || !theirs || !theirRaw) return;
+    const acceptable = (h: HelloMsg): boolean =>
+      h.version >= MIN_PROTOCOL_VERSION &&
+      h.ephemeralKey !== null &&
+      h.transport === transportOf(this.identity);
+    if (!acceptable(ours) || !acceptable(theirs)) return;
+    const s = this.handshakeState.establish(theirs, theirRaw, this.identity);
+    if ("reason" in s) return;
+    this.session = s;
+    if (s.opener) this.decoder.setOpener(s.opener);
+  }
+
+  private remoteHelloRaw: Buffer | null = null;
+
   private onData(chunk: Buffer): void {
-    let frames: RawFrame[];
-    try {
-      frames = this.decoder.push(chunk);
-    } catch (e) {
-      this.decodeError = e as Error;
-      return;
-    }
-    for (const f of frames) {
+    this.decoder.feed(chunk);
+    for (;;) {
+      let f: RawFrame | null;
+      try {
+        f = this.decoder.next();
+      } catch (e) {
+        this.decodeError = e as Error;
+        return;
+      }
+      if (!f) return;
       this.frames.push(f);
       let msg: Message;
       try {
@@ -165,19 +219,17 @@ export class RawPeer {
         continue;
       }
       this.messages.push(msg);
-      if (msg.type === MsgType.Hello && !this.remoteHello) this.remoteHello = msg;
-      else if (msg.type === MsgType.Auth && this.remoteHello && this.remoteAuthOk === null) {
-        this.remoteAuthOk = verifySignature(
-          this.remoteHello.nodeId,
-          Buffer.concat([
-            AUTH_DOMAIN,
-            this.challenge,
-            this.remoteHello.nodeId,
-            this.key.publicKey,
-            this.opts.genesisHash,
-          ]),
-          msg.signature,
-        );
+      if (msg.type === MsgType.Hello && !this.remoteHello) {
+        this.remoteHello = msg;
+        this.remoteHelloRaw = f.payload;
+        this.maybeEstablish(f.payload);
+      } else if (
+        msg.type === MsgType.Auth &&
+        this.remoteHello &&
+        this.session &&
+        this.remoteAuthOk === null
+      ) {
+        this.remoteAuthOk = !("reason" in checkAuth(msg, this.remoteHello.nodeId, this.session));
       } else if (msg.type === MsgType.Goodbye) this.goodbye = { reason: msg.reason, message: msg.message };
       else if (msg.type === MsgType.Ping && this.answerPings) {
         this.send({
@@ -198,9 +250,22 @@ export class RawPeer {
     if (!this.socket.destroyed) this.socket.write(data);
   }
 
-  /** Frames `payload` as `type` with `magic` (the node's by default). */
+  /**
+   * Sends `payload` as `type`: sealed in the session's next record once there is one, else as a
+   * plaintext frame with `magic` (the node's by default; another magic always goes in plaintext).
+   */
   sendFrame(type: number, payload: Buffer, magic: Buffer = this.opts.magic): void {
-    this.write(encodeFrame(magic, type, payload));
+    this.write(this.frameBytes(type, payload, magic));
+  }
+
+  /**
+   * The bytes `sendFrame` would write (a sealed record takes the session's next sequence number,
+   * so write them, in order, before anything else is sealed).
+   */
+  frameBytes(type: number, payload: Buffer, magic: Buffer = this.opts.magic): Buffer {
+    const sealer = this.session?.sealer;
+    if (sealer && magic.equals(this.opts.magic)) return sealer.seal(type, payload);
+    return encodeFrame(magic, type, payload);
   }
 
   send(msg: Message, magic?: Buffer): void {
@@ -222,35 +287,33 @@ export class RawPeer {
       services: SERVICE_BLOCKS | (this.operatorKey ? SERVICE_MASTERNODE : 0),
       userAgent: "rawpeer/test",
       timestamp: Date.now(),
+      ephemeralKey: this.handshakeState.ephemeral.publicKey,
+      transport: transportOf(this.identity),
       ...overrides,
     };
   }
 
+  /** Sends our Hello (plaintext, as every Hello is) and starts the session if the node's is in. */
   sendHello(overrides: Partial<HelloMsg> = {}, magic?: Buffer): void {
-    this.send(this.helloMsg(overrides), magic);
+    const hello = this.helloMsg(overrides);
+    const payload = encodeMessage(hello);
+    this.write(encodeFrame(magic ?? this.opts.magic, MsgType.Hello, payload));
+    // A Hello framed for another network never reaches the node's handshake.
+    if (this.sentHello || (magic && !magic.equals(this.opts.magic))) return;
+    this.sentHello = hello;
+    this.handshakeState.sent(payload);
+    this.maybeEstablish(this.remoteHelloRaw);
   }
 
   /**
-   * Our Auth over the node's challenge, signed as src/p2p/peer.ts does:
-   * node key over AUTH_DOMAIN ‖ their challenge ‖ our id ‖ their id ‖ genesis hash.
-   * `corrupt` flips one bit of the signature.
+   * Our Auth over the session's transcript, signed as src/p2p/peer.ts does (handshake.ts,
+   * authFor), sealed in the session's first record. `corrupt` flips one bit of the signature.
    */
   sendAuth(opts: { corrupt?: boolean } = {}): void {
-    const hello = this.remoteHello;
-    if (!hello) throw new Error("sendAuth before the node's Hello arrived");
-    const me = this.key.publicKey;
-    const signature = this.key.sign(
-      Buffer.concat([AUTH_DOMAIN, hello.challenge, me, hello.nodeId, this.opts.genesisHash]),
-    );
-    if (opts.corrupt) signature[0] = signature[0]! ^ 0x01;
-    const op = this.operatorKey;
-    this.send({
-      type: MsgType.Auth,
-      signature,
-      operator: op
-        ? { pubkey: op.publicKey, signature: op.sign(Buffer.concat([MN_AUTH_DOMAIN, hello.challenge, me])) }
-        : null,
-    });
+    if (!this.session) throw new Error("sendAuth before both Hellos were in (or one was refused)");
+    const auth = authFor(this.session, this.identity);
+    if (opts.corrupt) auth.signature[0] = auth.signature[0]! ^ 0x01;
+    this.send(auth);
   }
 
   /** Waits for the node's Hello. */
@@ -286,7 +349,7 @@ export class RawPeer {
         `raw peer ${this.opts.localHost} closed during handshake (${this.goodbyeReason ?? "no goodbye"})`,
       );
     }
-    if (this.remoteAuthOk !== true) throw new Error("the node's Auth did not verify against our challenge");
+    if (this.remoteAuthOk !== true) throw new Error("the node's Auth did not verify against the transcript");
   }
 
   /** Waits until the node closes the connection; returns the Goodbye reason name (or null). */

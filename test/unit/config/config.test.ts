@@ -285,6 +285,23 @@ describe("config errors", () => {
     assert.equal(cfg.rpc.password, "secret");
   });
 
+  it("plaintext_transport: devnet only; testnet and mainnet sessions are always encrypted", () => {
+    assert.equal(parse("", "devnet").network.plaintext_transport, false, "encrypted by default");
+    assert.equal(
+      parse("[network]\nplaintext_transport = true\n", "devnet").network.plaintext_transport,
+      true,
+    );
+    for (const net of ["testnet", "mainnet"] as const) {
+      expectConfigError(
+        () => parse("[network]\nplaintext_transport = true\n", net),
+        "INCONSISTENT",
+        "[network].plaintext_transport",
+        "only on devnet",
+      );
+      assert.equal(parse("[network]\nplaintext_transport = false\n", net).network.plaintext_transport, false);
+    }
+  });
+
   it("reserved masternode slots above max_inbound", () => {
     expectConfigError(
       () => parse("[network]\nmax_inbound = 10\n", "devnet"),

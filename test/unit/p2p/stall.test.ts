@@ -4,12 +4,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { nullLogger } from "../../../src/logging/index.js";
-import { encodeFrame } from "../../../src/p2p/frame.js";
-import { encodeMessage, GoodbyeReason, MsgType } from "../../../src/p2p/messages.js";
+import { GoodbyeReason, MsgType } from "../../../src/p2p/messages.js";
 import { Peer, type PeerEvents } from "../../../src/p2p/peer.js";
 import { rateLimitsFor } from "../../../src/p2p/rateLimits.js";
 import type { Connection } from "../../../src/p2p/transport.js";
-import { MAGIC, makeLocal, PORT, testKey, VirtualNet } from "./harness.js";
+import { makeLocal, PORT, testKey, VirtualNet } from "./harness.js";
 
 const PING_MS = 1_000;
 /** Virtual time moves in steps of 50 ms here. */
@@ -94,7 +93,7 @@ test("stall: a shorter stall ends in a burst (pings far over their bucket) that 
 test("stall: a large frame still arriving is not silence (partial frames count as bytes received)", async () => {
   const v = new VirtualNet(603);
   // a is the sender of the large frame: it pings once and never again, so only b's view is tested.
-  const { b, ca } = await pair(v, 1e9);
+  const { a, b, ca } = await pair(v, 1e9);
   await v.advance(2 * PING_MS, STEP);
   // Nothing else from a reaches b: a stops reading (so it never answers b's pings), and the
   // test writes the bytes of one large Peers frame on a's connection, a slice per interval.
@@ -105,7 +104,8 @@ test("stall: a large frame still arriving is not silence (partial frames count a
     services: 1,
     lastSeen: 0,
   }));
-  const frame = encodeFrame(MAGIC, MsgType.Peers, encodeMessage({ type: MsgType.Peers, peers }));
+  // The record a would send: sealed in a's session, then written a slice at a time.
+  const frame = a.wireBytes(a.encode({ type: MsgType.Peers, peers }));
   const slices = 10;
   const size = Math.ceil(frame.length / slices);
   for (let i = 0; i < slices; i++) {
