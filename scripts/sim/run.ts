@@ -35,6 +35,7 @@ const program = new Command("sim")
   .option("--block-time <seconds>", "block time", num("--block-time"))
   .option("--seed <n>", "the seed: one seed, one run", int("--seed", 0), 1)
   .option("--store <kind>", "memory or lmdb")
+  .option("--transport <mode>", "plaintext (default) or encrypted sessions")
   .option("--max-outbound <n>", "[network] max_outbound for every node", int("--max-outbound", 1))
   .option("--no-verify-cache", "verify every signature in every node (no shared cache)")
   .option("--log-level <level>", "node log level kept for a violation report")
@@ -56,6 +57,7 @@ const o = program.opts<{
   blockTime?: number;
   seed: number;
   store?: string;
+  transport?: string;
   maxOutbound?: number;
   verifyCache: boolean;
   logLevel?: string;
@@ -83,6 +85,11 @@ if (o.masternodes !== undefined) options.masternodes = o.masternodes;
 else if (o.nodes !== undefined) options.masternodes = Math.max(1, Math.min(o.nodes, Math.ceil(o.nodes / 10)));
 if (o.blockTime !== undefined) options.blockTimeMs = Math.round(o.blockTime * 1000);
 if (o.store !== undefined) options.store = o.store as SimOptions["store"];
+if (o.transport !== undefined && o.transport !== "plaintext" && o.transport !== "encrypted") {
+  console.error(`sim: --transport must be plaintext or encrypted, got "${o.transport}"`);
+  process.exit(2);
+}
+if (o.transport !== undefined) options.transport = o.transport as SimOptions["transport"];
 if (o.maxOutbound !== undefined) options.maxOutbound = o.maxOutbound;
 if (o.logLevel !== undefined) options.logLevel = o.logLevel as SimOptions["logLevel"];
 if (o.progress !== undefined) {

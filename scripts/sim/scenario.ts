@@ -7,7 +7,7 @@
 import { performance } from "node:perf_hooks";
 import { MsgType } from "../../src/p2p/messageTypes.js";
 import { InvariantViolation, type InvariantName } from "./invariants.js";
-import { Simulator, type SimOptions } from "./simulator.js";
+import { SEALED, Simulator, type SimOptions } from "./simulator.js";
 
 export interface ScenarioContext {
   /** How long to run, virtual ms (from --blocks × block time, or --duration). */
@@ -37,6 +37,7 @@ export interface SimReport {
   masternodes: number;
   blockTimeMs: number;
   store: SimOptions["store"];
+  transport: SimOptions["transport"];
   virtualS: number;
   wallS: number;
   /** Virtual seconds per wall second: above 1 is faster than real time. */
@@ -77,6 +78,7 @@ export function reproduceCommand(scenario: string, o: Partial<SimOptions>, durat
   if (o.masternodes !== undefined) parts.push(`--masternodes ${o.masternodes}`);
   if (o.blockTimeMs !== undefined) parts.push(`--block-time ${o.blockTimeMs / 1000}`);
   if (o.store !== undefined && o.store !== "memory") parts.push(`--store ${o.store}`);
+  if (o.transport !== undefined && o.transport !== "plaintext") parts.push(`--transport ${o.transport}`);
   parts.push(`--duration ${durationMs / 1000}`);
   return parts.join(" ");
 }
@@ -116,6 +118,7 @@ export async function runScenario(
     masternodes: sim.opts.masternodes,
     blockTimeMs: sim.opts.blockTimeMs,
     store: sim.opts.store,
+    transport: sim.opts.transport,
     virtualS,
     wallS,
     speedup: virtualS / wallS,
@@ -132,7 +135,9 @@ export async function runScenario(
       [...sim.framesByType]
         .sort((a, b) => b[1].frames - a[1].frames)
         .map(([t, v]) => [
-          (MsgType as unknown as Record<number, string>)[t] ?? `0x${t.toString(16)}`,
+          t === SEALED
+            ? "sealed"
+            : ((MsgType as unknown as Record<number, string>)[t] ?? `0x${t.toString(16)}`),
           v.frames / blocks / nodes,
         ]),
     ),
@@ -153,7 +158,7 @@ export function formatReport(r: SimReport): string {
   const rows: Array<[string, string]> = [
     ["scenario", `${r.scenario} (seed ${r.seed})`],
     ["nodes", `${r.nodes} (${r.masternodes} masternodes, ${r.nodes - r.masternodes} full nodes)`],
-    ["block time", `${r.blockTimeMs / 1000} s, store ${r.store}`],
+    ["block time", `${r.blockTimeMs / 1000} s, store ${r.store}, ${r.transport} sessions`],
     ["virtual time", `${r.virtualS.toFixed(1)} s`],
     ["wall time", `${r.wallS.toFixed(1)} s  (${r.speedup.toFixed(2)}× real time)`],
     ["peak RSS", `${r.peakRssMiB.toFixed(0)} MiB (heap peak ${r.peakHeapMiB.toFixed(0)} MiB)`],

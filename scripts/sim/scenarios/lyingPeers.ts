@@ -17,6 +17,9 @@ export const lyingPeers: Scenario = {
     const full = sim.nodes.filter((n) => !n.masternode);
     const liars = pick(sim, full, Math.max(3, Math.floor(full.length / 5)));
     if (liars.length < 3) throw new Error("lying-peers wants at least 3 full nodes (--nodes, --masternodes)");
+    // A liar rewrites its frames on the wire; a sealed session would refuse every rewritten one.
+    if (sim.opts.transport === "encrypted")
+      throw new Error("lying-peers runs only with --transport plaintext");
     // Restart each liar behind its lying transport: its honest neighbours meet it fresh.
     for (const [i, n] of liars.entries()) {
       makeLiar(n, KINDS[i % KINDS.length]!);
