@@ -1,8 +1,9 @@
 /**
  * Sync and fork resolution, with real TimeNodes in this process (own data directory, LMDB and
- * loopback IP each; TCP P2P; RPC off), on one prebuilt chain of 5,100 blocks of 20 transfers
- * (bench/import.ts's builder; its genesis lists masternodes at a dead address, so nobody dials
- * anything but the bootstrap peers).
+ * loopback IP each; TCP P2P, encrypted sessions unless said otherwise; RPC off), on one prebuilt
+ * chain of 5,100 blocks of 20 transfers (bench/import.ts's builder; its genesis lists masternodes
+ * at a dead address, so nobody dials anything but the bootstrap peers). When only
+ * sync_encrypted_vs_plaintext is selected, the chain is just the 2,000 blocks it uses.
  *
  * import (same run, same blocks): the first 5,000 blocks imported into a fresh Chain with
  * processBlocks, IMPORT_BATCH per commit, timed; that chain becomes peer 1's, and copies of it
@@ -27,6 +28,15 @@
  * after the synchronous reorg listeners: the mempool taking back the 20,000 disconnected
  * transfers, during which the node's event loop is blocked.
  *
+ * sync_encrypted_vs_plaintext: the same kind of sync, with its own nodes (started after the figures
+ * above are done and their nodes stopped) on the first 2,000 blocks of the same prebuilt chain:
+ * three serving nodes per transport mode hold those blocks (imported before they start, not
+ * timed); four fresh nodes, one after the other, each on a new data directory, sync them from
+ * the three of their own mode: plaintext, encrypted, plaintext, encrypted (every node of a
+ * plaintext run has [network].plaintext_transport = true; the encrypted runs are the production
+ * setting). Each run is timed from start() until the tip; the figure is the median encrypted
+ * rate over the median plaintext rate. The figures above all run encrypted, as production does.
+ *
  * ancestor_roundtrips_{10,100,1000,10000}: findCommonAncestor against a peer that answers through
  * the real BlockServer from a real Chain of 10,050 empty blocks (test/unit/sync/helpers.ts's
  * FakePeer), our main chain forking from it at height 10,000 and `depth` blocks tall; the figure
@@ -39,7 +49,7 @@ import { buildBlock } from "../src/consensus/blockBuilder.js";
 import { Chain } from "../src/chain/chain.js";
 import { genesisRegistry, type GenesisSpec } from "../src/consensus/genesis.js";
 import { chainParams } from "../src/primitives/params.js";
-import { loadConfig } from "../src/config/index.js";
+import { loadConfig, type ConfigOverrides } from "../src/config/index.js";
 import { sha256 } from "../src/crypto/hash.js";
 import {
   epochOf,
@@ -60,7 +70,7 @@ import { extend } from "../test/helpers/chainBuild.js";
 import { ChainHarness, testGenesis, testKeys } from "../test/helpers/chainFixture.js";
 import { FakePeer, later } from "../test/unit/sync/helpers.js";
 import { buildTransferChain, IMPORT_BATCH, importChain, type PrebuiltChain } from "./import.js";
-import { round, type BenchContext, type BenchGroup, type Figure } from "./lib.js";
+import { median, round, type BenchContext, type BenchGroup, type Figure } from "./lib.js";
 
 export const SYNC_RATE = "sync_blocks_per_s";
 export const SYNC_VS_IMPORT = "sync_vs_import";
@@ -68,6 +78,8 @@ export const CATCHUP_100 = "catchup_100_ms";
 export const REORG_1000 = "reorg_1000_ms";
 /** The same reorg until the node's "tip" event: its listeners (mempool) have run too. */
 export const REORG_SETTLED = "reorg_1000_settled_ms";
+/** Sync rate with encrypted sessions over the rate with plaintext ones (devnet's option). */
+export const SYNC_TRANSPORT = "sync_encrypted_vs_plaintext";
 export const ANCESTOR_DEPTHS = [10, 100, 1_000, 10_000] as const;
 export const ancestorFigure = (depth: number): string => `ancestor_roundtrips_${depth}`;
 
@@ -84,6 +96,10 @@ const REORG_DEPTH = 1_000;
 const FORK_HEIGHT = SYNC_BLOCKS + CATCHUP_BLOCKS - REORG_DEPTH;
 /** One block more than A above the fork (all round 0): B has more work. */
 const BRANCH_BLOCKS = REORG_DEPTH + 1;
+/** sync_encrypted_vs_plaintext: blocks synced per run, serving nodes per mode, runs (alternating). */
+const TRANSPORT_BLOCKS = 2_000;
+const TRANSPORT_SERVERS = 3;
+const TRANSPORT_RUNS = 4;
 
 /** Loopback addresses of this group (other benches use 127.77.x.y, the tests 127.0.x.y). */
 const NET = "127.78.0";
@@ -92,6 +108,10 @@ const X_HOST = `${NET}.10`;
 const B_HOST = `${NET}.20`;
 /** Where the genesis lists its masternodes: nothing listens there. */
 const DEAD_MASTERNODE = `${NET}.99:1`;
+/** sync_encrypted_vs_plaintext: serving nodes (plaintext .31.., encrypted .41..) and the syncing nodes. */
+const TRANSPORT_SERVER_HOST = (plaintext: boolean, i: number): string =>
+  `${NET}.${plaintext ? 31 + i : 41 + i}`;
+const TRANSPORT_X_HOST = (run: number): string => `${NET}.${51 + run}`;
 /** min_masternodes no node here reaches: nobody produces. */
 const NEVER_PRODUCE = 1_000;
 
@@ -134,6 +154,8 @@ class BenchNode {
     port: number,
     genesis: GenesisSpec,
     bootstrap: string[],
+    /** More [network] settings, e.g. { plaintext_transport: true }. */
+    network: ConfigOverrides["network"] = {},
   ): BenchNode {
     const r = initDataDir({
       dir: join(root, name),
@@ -143,7 +165,7 @@ class BenchNode {
       now: Date.now(),
       set: {
         node: { name },
-        network: { listen_address: `${host}:${port}`, bootstrap_peers: bootstrap },
+        network: { ...network, listen_address: `${host}:${port}`, bootstrap_peers: bootstrap },
         rpc: { enabled: false },
         consensus: { min_masternodes: NEVER_PRODUCE },
         logging: { level: "info", format: "json" },
@@ -262,7 +284,7 @@ function buildBranch(pre: PrebuiltChain, forkHeight: number, count: number): Blo
   return out;
 }
 
-async function networkFigures(ctx: BenchContext): Promise<Figure[]> {
+async function networkFigures(ctx: BenchContext, pre: PrebuiltChain): Promise<Figure[]> {
   const wantSync = ctx.wants(SYNC_RATE) || ctx.wants(SYNC_VS_IMPORT);
   const wantReorg = ctx.wants(REORG_1000) || ctx.wants(REORG_SETTLED);
   const wantCatchup = ctx.wants(CATCHUP_100) || wantReorg;
@@ -272,12 +294,6 @@ async function networkFigures(ctx: BenchContext): Promise<Figure[]> {
     figures.push(f);
   };
 
-  const pre = buildTransferChain(ctx, {
-    label: "sync",
-    blocks: SYNC_BLOCKS + CATCHUP_BLOCKS,
-    txsPerBlock: TXS_PER_BLOCK,
-    masternodeAddress: () => DEAD_MASTERNODE,
-  });
   const tipAt = (height: number): Buffer => blockHash(decodeBlock(pre.blocks[height - 1]!).header);
   const syncTip = tipAt(SYNC_BLOCKS);
   const catchupTip = tipAt(SYNC_BLOCKS + CATCHUP_BLOCKS);
@@ -467,6 +483,121 @@ async function networkFigures(ctx: BenchContext): Promise<Figure[]> {
   }
 }
 
+// --- sync_encrypted_vs_plaintext ----------------------------------------------------------
+
+interface TransportRun {
+  plaintext: boolean;
+  rate: number;
+  seconds: number;
+  peers: number;
+}
+
+async function transportFigure(ctx: BenchContext, pre: PrebuiltChain): Promise<Figure> {
+  if (pre.blocks.length < TRANSPORT_BLOCKS)
+    throw new Error(`the prebuilt chain is shorter than ${TRANSPORT_BLOCKS}`);
+  const tip = blockHash(decodeBlock(pre.blocks[TRANSPORT_BLOCKS - 1]!).header);
+  const root = ctx.tempDir("timebench-transport-");
+  const nodes: BenchNode[] = [];
+  const describe = (): string =>
+    nodes.map((n) => n.describe()).join("\n") +
+    `\nlast node's log:\n${nodes[nodes.length - 1]?.recentLogs() ?? ""}`;
+  const modeSet = (plaintext: boolean): ConfigOverrides["network"] =>
+    plaintext ? { plaintext_transport: true } : {};
+  try {
+    const serverHosts = [true, false].flatMap((plaintext) =>
+      Array.from({ length: TRANSPORT_SERVERS }, (_, i) => ({
+        plaintext,
+        i,
+        host: TRANSPORT_SERVER_HOST(plaintext, i),
+      })),
+    );
+    const xHosts = Array.from({ length: TRANSPORT_RUNS }, (_, r) => TRANSPORT_X_HOST(r));
+    const ports = await Promise.all([...serverHosts.map((s) => s.host), ...xHosts].map((h) => freePort(h)));
+    const servers = serverHosts.map((s, k) =>
+      BenchNode.create(
+        root,
+        `${s.plaintext ? "plain" : "enc"}-server-${s.i + 1}`,
+        s.host,
+        ports[k]!,
+        pre.spec,
+        [],
+        modeSet(s.plaintext),
+      ),
+    );
+    nodes.push(...servers);
+    const serversOf = (plaintext: boolean): BenchNode[] =>
+      servers.filter((_, k) => serverHosts[k]!.plaintext === plaintext);
+
+    ctx.log(
+      `${SYNC_TRANSPORT}: the ${servers.length} serving nodes get the first ${TRANSPORT_BLOCKS} blocks (not timed)`,
+    );
+    const chain = Chain.open(servers[0]!.chainDir, pre.spec, {
+      clock: new ManualClock(pre.lastTimestamp + 1),
+    });
+    try {
+      feed(
+        chain,
+        pre.blocks.slice(0, TRANSPORT_BLOCKS).map((raw) => decodeBlock(raw)),
+        IMPORT_BATCH,
+      );
+      if (!chain.tip.hash.equals(tip)) throw new Error("the serving chain did not reach its tip");
+    } finally {
+      await chain.close();
+    }
+    for (const s of servers.slice(1)) cpSync(servers[0]!.chainDir, s.chainDir, { recursive: true });
+    await Promise.all(servers.map((s) => s.start()));
+
+    const runs: TransportRun[] = [];
+    for (let r = 0; r < TRANSPORT_RUNS; r++) {
+      const plaintext = r % 2 === 0;
+      const mode = plaintext ? "plaintext" : "encrypted";
+      const from = serversOf(plaintext);
+      const x = BenchNode.create(
+        root,
+        `x-${mode}-${r + 1}`,
+        xHosts[r]!,
+        ports[serverHosts.length + r]!,
+        pre.spec,
+        from.map((s) => s.p2p),
+        modeSet(plaintext),
+      );
+      nodes.push(x);
+      const xn = x.open();
+      const done = whenTip(xn, tip, `${x.name} at height ${TRANSPORT_BLOCKS}`, SYNC_TIMEOUT_MS, describe);
+      const t0 = performance.now();
+      await xn.start();
+      const t1 = await done;
+      const peers = xn.peers.peers();
+      await x.stop();
+      if (peers.length === 0) throw new Error(`${x.name} synced with no peer`);
+      const wrong = peers.filter((p) => p.encrypted === plaintext).length;
+      if (wrong > 0) throw new Error(`${x.name}: ${wrong} session(s) not ${mode}`);
+      const seconds = (t1 - t0) / 1000;
+      runs.push({ plaintext, rate: TRANSPORT_BLOCKS / seconds, seconds, peers: peers.length });
+      ctx.log(
+        `${SYNC_TRANSPORT}: run ${r + 1}/${TRANSPORT_RUNS} ${mode}: ${round(TRANSPORT_BLOCKS / seconds, 1)} blocks/s (${round(seconds, 2)} s, ${peers.length} peers)`,
+      );
+    }
+    const rates = (plaintext: boolean): number[] =>
+      runs.filter((x) => x.plaintext === plaintext).map((x) => x.rate);
+    const plain = rates(true);
+    const enc = rates(false);
+    const show = (xs: number[]): string =>
+      `${round(median(xs), 1)} blocks/s (spread ${round(Math.min(...xs), 1)}–${round(Math.max(...xs), 1)})`;
+    return {
+      name: SYNC_TRANSPORT,
+      value: round(median(enc) / median(plain), 3),
+      unit: "ratio",
+      note: `median encrypted / median plaintext sync rate, ${TRANSPORT_BLOCKS} blocks x ${TXS_PER_BLOCK} transfers from ${TRANSPORT_SERVERS} peers, fresh node per run, runs alternating plaintext, encrypted; encrypted ${show(enc)}, plaintext ${show(plain)}`,
+    };
+  } finally {
+    const results = await Promise.allSettled(nodes.map((n) => n.stop()));
+    const failed = results.filter((r) => r.status === "rejected").length;
+    if (failed > 0) ctx.log(`${SYNC_TRANSPORT}: ${failed} node(s) failed to stop`);
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
 /** The sum of a histogram's observations in a node's metrics. */
 async function histogramSum(node: TimeNode, name: string): Promise<number> {
   const m = await node.metrics.registry.getSingleMetric(name)?.get();
@@ -528,12 +659,26 @@ export const syncBench: BenchGroup = {
     CATCHUP_100,
     REORG_1000,
     REORG_SETTLED,
+    SYNC_TRANSPORT,
     ...ANCESTOR_DEPTHS.map(ancestorFigure),
   ],
   async run(ctx) {
     const figures: Figure[] = [];
-    if ([SYNC_RATE, SYNC_VS_IMPORT, CATCHUP_100, REORG_1000, REORG_SETTLED].some((f) => ctx.wants(f)))
-      figures.push(...(await networkFigures(ctx)));
+    const wantNetwork = [SYNC_RATE, SYNC_VS_IMPORT, CATCHUP_100, REORG_1000, REORG_SETTLED].some((f) =>
+      ctx.wants(f),
+    );
+    const wantTransport = ctx.wants(SYNC_TRANSPORT);
+    if (wantNetwork || wantTransport) {
+      // One chain for both: sync_encrypted_vs_plaintext uses its first TRANSPORT_BLOCKS blocks.
+      const pre = buildTransferChain(ctx, {
+        label: "sync",
+        blocks: wantNetwork ? SYNC_BLOCKS + CATCHUP_BLOCKS : TRANSPORT_BLOCKS,
+        txsPerBlock: TXS_PER_BLOCK,
+        masternodeAddress: () => DEAD_MASTERNODE,
+      });
+      if (wantNetwork) figures.push(...(await networkFigures(ctx, pre)));
+      if (wantTransport) figures.push(await transportFigure(ctx, pre));
+    }
     if (ANCESTOR_DEPTHS.some((d) => ctx.wants(ancestorFigure(d))))
       figures.push(...(await ancestorFigures(ctx)));
     return figures;
