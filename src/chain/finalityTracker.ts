@@ -1,0 +1,313 @@
+/**
+ * Finality bookkeeping (docs/CONSENSUS.md, "Finality"): the votes a node has seen, which
+ * checkpoints they justify, and the last final one. It verifies each vote once, tallies it on its
+ * link, and reports what changed: newly justified checkpoints, a new final checkpoint, and
+ * evidence when a voter breaks a rule. It reads the chain only through FinalityView, so tests can
+ * feed it any block tree.
+ *
+ * Counting a vote needs both of its blocks: a vote whose source or target block is not stored
+ * yet waits (bounded) and is counted by `retryPending` when blocks arrive. A link counts only
+ * when its source is justified, its source block is an ancestor of its target block, and each
+ * epoch names a block at that epoch's height. Weights come from the registry after the source
+ * block: registrations that a branch adds after its last justified checkpoint do not vote on it.
+ */
+import {
+  checkpointKey,
+  genesisCheckpoint,
+  heightOfEpoch,
+  isSupermajority,
+  linkKey,
+  slashingOffence,
+  totalWeight,
+  voteError,
+  voterWeight,
+  voteShapeError,
+  type Certificate,
+  type Checkpoint,
+  type FinalityVote,
+} from "../consensus/finality.js";
+import type { Registry } from "../consensus/registry.js";
+
+/** What the tracker needs to know about blocks. */
+export interface FinalityView {
+  /** The height of a stored block, or undefined when the block is unknown. */
+  heightOf(hash: Buffer): number | undefined;
+  /** Whether `ancestor` is `descendant` or one of its ancestors (both stored). */
+  isAncestor(ancestor: Buffer, descendant: Buffer): boolean;
+  /** The registry after a stored block. */
+  registryAfter(hash: Buffer): Registry | undefined;
+}
+
+export interface FinalityLimits {
+  /** Votes held while their blocks are unknown; the oldest give way. */
+  maxPending: number;
+  /** Votes kept per voter, to find the second vote of an offence. */
+  votesPerVoter: number;
+  /** Links tallied at once (targets above the final epoch); further new links wait for pruning. */
+  maxLinks: number;
+  /** A vote whose target epoch is this far above the final one is not tracked. */
+  maxEpochsAhead: number;
+}
+
+export const DEFAULT_FINALITY_LIMITS: FinalityLimits = {
+  maxPending: 10_000,
+  votesPerVoter: 16,
+  maxLinks: 4_096,
+  maxEpochsAhead: 20_000,
+};
+
+export type VoteStatus = "counted" | "duplicate" | "pending" | "stale" | "invalid" | "not-voter";
+
+export interface VoteOutcome {
+  status: VoteStatus;
+  /** Why the vote is invalid or was not counted. */
+  reason?: string;
+  /** Two signed votes of one voter that break a rule (the second is the new one). */
+  evidence?: { offence: "double" | "surround"; a: FinalityVote; b: FinalityVote };
+  /** Checkpoints this vote (or votes it unblocked) justified, lowest epoch first. */
+  justified: Checkpoint[];
+  /** The new last final checkpoint, if it moved. */
+  finalized: Checkpoint | null;
+  /** A justified checkpoint that conflicts with the final one: at least 1/3 of the weight broke the rules. */
+  conflict?: Checkpoint;
+}
+
+interface Tally {
+  source: Checkpoint;
+  target: Checkpoint;
+  votes: Map<string, FinalityVote>;
+  weight: bigint;
+  total: bigint;
+  registry: Registry;
+}
+
+export class FinalityTracker {
+  private readonly justified = new Map<string, Checkpoint>();
+  private readonly links = new Map<string, Tally>();
+  private readonly byVoter = new Map<string, FinalityVote[]>();
+  private pending: FinalityVote[] = [];
+  private finalCp: Checkpoint;
+  private highest: Checkpoint;
+  /** The certificate that made the last final checkpoint final (null for the genesis). */
+  private finalCert: Certificate | null = null;
+
+  constructor(
+    private readonly genesisHash: Buffer,
+    private readonly view: FinalityView,
+    private readonly limits: FinalityLimits = DEFAULT_FINALITY_LIMITS,
+    restored?: { finalized: Checkpoint; certificate: Certificate | null },
+  ) {
+    const g = genesisCheckpoint(genesisHash);
+    this.justified.set(checkpointKey(g), g);
+    this.finalCp = g;
+    this.highest = g;
+    if (restored) {
+      this.finalCp = restored.finalized;
+      this.highest = restored.finalized;
+      this.finalCert = restored.certificate;
+      this.justified.set(checkpointKey(restored.finalized), restored.finalized);
+    }
+  }
+
+  get finalized(): Checkpoint {
+    return this.finalCp;
+  }
+
+  get finalizedHeight(): number {
+    return heightOfEpoch(this.finalCp.epoch);
+  }
+
+  /** The certificate of the link that finalised the last final checkpoint. */
+  get finalCertificate(): Certificate | null {
+    return this.finalCert;
+  }
+
+  /** The justified checkpoint of the highest epoch. */
+  get highestJustified(): Checkpoint {
+    return this.highest;
+  }
+
+  isJustified(c: Checkpoint): boolean {
+    return this.justified.has(checkpointKey(c));
+  }
+
+  get pendingCount(): number {
+    return this.pending.length;
+  }
+
+  /**
+   * The highest justified checkpoint on the branch of `head` (an ancestor of it, or itself):
+   * the source an honest voter uses for a vote on `head`.
+   */
+  justifiedAncestor(head: Buffer): Checkpoint {
+    let best: Checkpoint = this.finalCp;
+    for (const c of this.justified.values()) {
+      if (c.epoch <= best.epoch) continue;
+      if (this.view.heightOf(c.hash) !== undefined && this.view.isAncestor(c.hash, head)) best = c;
+    }
+    return best;
+  }
+
+  /** The votes on one link, as a certificate (for gossip), or null if the link is unknown. */
+  certificate(source: Checkpoint, target: Checkpoint): Certificate | null {
+    const t = this.links.get(linkKey({ source, target }));
+    if (!t) return null;
+    return {
+      source,
+      target,
+      votes: [...t.votes.values()].map((v) => ({ voter: v.voter, signature: v.signature })),
+    };
+  }
+
+  /** Verifies and counts one vote. */
+  addVote(v: FinalityVote): VoteOutcome {
+    const out: VoteOutcome = { status: "counted", justified: [], finalized: null };
+    // The cheap checks first: a stale vote costs no signature check.
+    const shape = voteShapeError(v);
+    if (shape) return { ...out, status: "invalid", reason: shape };
+    if (v.target.epoch <= this.finalCp.epoch)
+      return { ...out, status: "stale", reason: "at or below the final epoch" };
+    if (v.target.epoch > this.finalCp.epoch + this.limits.maxEpochsAhead)
+      return { ...out, status: "stale", reason: "too far above the final epoch" };
+    const bad = voteError(this.genesisHash, v);
+    if (bad) return { ...out, status: "invalid", reason: bad };
+    const offence = this.recordForVoter(v);
+    if (offence === "duplicate") return { ...out, status: "duplicate" };
+    if (offence) out.evidence = offence;
+    this.count(v, out);
+    return out;
+  }
+
+  /** Counts the waiting votes whose blocks have arrived. */
+  retryPending(): VoteOutcome {
+    const out: VoteOutcome = { status: "counted", justified: [], finalized: null };
+    const waiting = this.pending;
+    this.pending = [];
+    for (const v of waiting) {
+      if (v.target.epoch <= this.finalCp.epoch) continue;
+      this.count(v, out);
+    }
+    return out;
+  }
+
+  /** Keeps `v` in its voter's recent votes; reports a rule it breaks with one of them. */
+  private recordForVoter(v: FinalityVote): "duplicate" | VoteOutcome["evidence"] | null {
+    const id = v.voter.toString("hex");
+    const mine = this.byVoter.get(id) ?? [];
+    let evidence: VoteOutcome["evidence"] | null = null;
+    for (const old of mine) {
+      if (old.signature.equals(v.signature) && linkKey(old) === linkKey(v)) return "duplicate";
+      const offence = slashingOffence(old, v);
+      if (offence && !evidence) evidence = { offence, a: old, b: v };
+    }
+    mine.push(v);
+    if (mine.length > this.limits.votesPerVoter) mine.shift();
+    this.byVoter.set(id, mine);
+    return evidence;
+  }
+
+  private count(v: FinalityVote, out: VoteOutcome): void {
+    const sh = this.view.heightOf(v.source.hash);
+    const th = this.view.heightOf(v.target.hash);
+    if (sh === undefined || th === undefined) {
+      this.pending.push(v);
+      if (this.pending.length > this.limits.maxPending) this.pending.shift();
+      out.status = "pending";
+      return;
+    }
+    if (sh !== heightOfEpoch(v.source.epoch) || th !== heightOfEpoch(v.target.epoch)) {
+      out.status = "invalid";
+      out.reason = "a checkpoint's epoch does not match its block's height";
+      return;
+    }
+    if (!this.view.isAncestor(v.source.hash, v.target.hash)) {
+      out.status = "invalid";
+      out.reason = "the source block is not an ancestor of the target block";
+      return;
+    }
+    const key = linkKey(v);
+    let t = this.links.get(key);
+    if (!t) {
+      if (this.links.size >= this.limits.maxLinks) {
+        out.status = "stale";
+        out.reason = "too many links in flight";
+        return;
+      }
+      const registry = this.view.registryAfter(v.source.hash);
+      if (!registry) {
+        this.pending.push(v);
+        out.status = "pending";
+        return;
+      }
+      t = {
+        source: v.source,
+        target: v.target,
+        votes: new Map(),
+        weight: 0n,
+        total: totalWeight(registry),
+        registry,
+      };
+      this.links.set(key, t);
+    }
+    const id = v.voter.toString("hex");
+    const w = voterWeight(t.registry, v.voter);
+    if (w === 0n) {
+      out.status = "not-voter";
+      out.reason = "the voter is not in the source block's registry";
+      return;
+    }
+    if (t.votes.has(id)) {
+      out.status = "duplicate";
+      return;
+    }
+    t.votes.set(id, v);
+    t.weight += w;
+    this.settle(t, out);
+  }
+
+  /** Justifies (and finalises) what `t` now supports, then whatever that unblocks. */
+  private settle(first: Tally, out: VoteOutcome): void {
+    const queue = [first];
+    while (queue.length > 0) {
+      const t = queue.shift()!;
+      if (!isSupermajority(t.weight, t.total) || !this.isJustified(t.source) || this.isJustified(t.target))
+        continue;
+      this.justified.set(checkpointKey(t.target), t.target);
+      out.justified.push(t.target);
+      if (t.target.epoch > this.highest.epoch) this.highest = t.target;
+      if (!this.onFinalBranch(t.target)) out.conflict = t.target;
+      if (t.target.epoch === t.source.epoch + 1 && t.source.epoch > this.finalCp.epoch) {
+        if (this.onFinalBranch(t.source)) {
+          this.finalCp = t.source;
+          this.finalCert = {
+            source: t.source,
+            target: t.target,
+            votes: [...t.votes.values()].map((x) => ({ voter: x.voter, signature: x.signature })),
+          };
+          out.finalized = t.source;
+          this.prune();
+        } else {
+          out.conflict = t.source;
+        }
+      }
+      // Links waiting on this checkpoint as their source may now count.
+      for (const other of this.links.values()) {
+        if (other.source.epoch === t.target.epoch && other.source.hash.equals(t.target.hash))
+          queue.push(other);
+      }
+    }
+  }
+
+  /** Whether `c` descends from (or is) the last final checkpoint's block. */
+  private onFinalBranch(c: Checkpoint): boolean {
+    return this.view.isAncestor(this.finalCp.hash, c.hash);
+  }
+
+  /** Drops links and justified checkpoints at or below the final epoch. */
+  private prune(): void {
+    const f = this.finalCp.epoch;
+    for (const [k, t] of this.links) if (t.target.epoch <= f) this.links.delete(k);
+    for (const [k, c] of this.justified) if (c.epoch < f) this.justified.delete(k);
+    this.pending = this.pending.filter((v) => v.target.epoch > f);
+  }
+}

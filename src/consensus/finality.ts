@@ -1,0 +1,243 @@
+/**
+ * Finality votes (docs/CONSENSUS.md, "Finality"): the checkpoints, the vote and its signature,
+ * the two rules an honest voter never breaks, and the supermajority arithmetic. Pure functions
+ * of their arguments: no chain state, no clock.
+ *
+ * The design is Casper FFG with two checkpoints per block. A block B at height h is checkpoint
+ * (B, 2h) and checkpoint (B, 2h + 1); the epoch of a checkpoint orders all checkpoints. A vote
+ * is a link from a justified source checkpoint to a target checkpoint. More than 2/3 of the
+ * source block's registry weight on one link justifies the target; a justified checkpoint whose
+ * direct successor epoch is justified from it is final. Per block that is two rounds of votes:
+ * (J -> (B, 2h)) and then ((B, 2h) -> (B, 2h + 1)), and B is final when the second round has a
+ * supermajority.
+ */
+import { CodecError, Reader, Writer } from "../codec/index.js";
+import { verifySignature, type KeyPair } from "../crypto/ed25519.js";
+import { HASH_LEN } from "../crypto/hash.js";
+import { findByOperator, type MasternodeEntry, type Registry } from "./registry.js";
+import { TIER_WEIGHT } from "./tier.js";
+
+export const VOTE_DOMAIN = Buffer.from("TIME/finality-vote/v1", "utf8");
+/** sourceEpoch 4 ‖ sourceHash 32 ‖ targetEpoch 4 ‖ targetHash 32 ‖ voter 32 ‖ signature 64. */
+export const VOTE_SIZE = 4 + 32 + 4 + 32 + 32 + 64;
+/** Epochs are u32: heights up to 2^31 - 1. */
+export const MAX_EPOCH = 0xffff_ffff;
+
+/** A block at one of its two epochs: 2h (its first checkpoint) or 2h + 1 (its second). */
+export interface Checkpoint {
+  epoch: number;
+  hash: Buffer;
+}
+
+export interface FinalityVote {
+  source: Checkpoint;
+  target: Checkpoint;
+  /** The voter's operator public key. */
+  voter: Buffer;
+  /** Ed25519 by `voter` over voteSigningBytes. */
+  signature: Buffer;
+}
+
+export const heightOfEpoch = (epoch: number): number => Math.floor(epoch / 2);
+export const isSecondEpoch = (epoch: number): boolean => epoch % 2 === 1;
+export const firstEpoch = (height: number): number => 2 * height;
+
+/** The genesis block's second checkpoint: justified and final by definition. */
+export function genesisCheckpoint(genesisHash: Buffer): Checkpoint {
+  return { epoch: 1, hash: genesisHash };
+}
+
+export function checkpointKey(c: Checkpoint): string {
+  return `${c.epoch}:${c.hash.toString("hex")}`;
+}
+
+export function sameCheckpoint(a: Checkpoint, b: Checkpoint): boolean {
+  return a.epoch === b.epoch && a.hash.equals(b.hash);
+}
+
+export function linkKey(v: Pick<FinalityVote, "source" | "target">): string {
+  return `${checkpointKey(v.source)}>${checkpointKey(v.target)}`;
+}
+
+/** The bytes a vote's signature covers: the domain, the chain's genesis hash, then the link. */
+export function voteSigningBytes(genesisHash: Buffer, source: Checkpoint, target: Checkpoint): Buffer {
+  const w = new Writer(VOTE_DOMAIN.length + 32 + 72);
+  w.fixed(VOTE_DOMAIN, VOTE_DOMAIN.length).fixed(genesisHash, HASH_LEN);
+  w.u32(source.epoch).fixed(source.hash, HASH_LEN).u32(target.epoch).fixed(target.hash, HASH_LEN);
+  return w.toBuffer();
+}
+
+export function signVote(
+  key: KeyPair,
+  genesisHash: Buffer,
+  source: Checkpoint,
+  target: Checkpoint,
+): FinalityVote {
+  return {
+    source,
+    target,
+    voter: key.publicKey,
+    signature: key.sign(voteSigningBytes(genesisHash, source, target)),
+  };
+}
+
+export function writeVote(w: Writer, v: FinalityVote): void {
+  w.u32(v.source.epoch).fixed(v.source.hash, HASH_LEN).u32(v.target.epoch).fixed(v.target.hash, HASH_LEN);
+  w.fixed(v.voter, 32).fixed(v.signature, 64);
+}
+
+export function readVote(r: Reader): FinalityVote {
+  const source = { epoch: r.u32(), hash: r.fixed(HASH_LEN) };
+  const target = { epoch: r.u32(), hash: r.fixed(HASH_LEN) };
+  return { source, target, voter: r.fixed(32), signature: r.fixed(64) };
+}
+
+export function encodeVote(v: FinalityVote): Buffer {
+  const w = new Writer(VOTE_SIZE);
+  writeVote(w, v);
+  return w.toBuffer();
+}
+
+/** Throws CodecError on anything but exactly one vote. */
+export function decodeVote(buf: Uint8Array): FinalityVote {
+  if (buf.length !== VOTE_SIZE)
+    throw new CodecError("INVALID_VALUE", `a vote is ${VOTE_SIZE} bytes, not ${buf.length}`);
+  return readVote(new Reader(buf));
+}
+
+/**
+ * Why a vote is malformed, before any chain state or signature (null if it is well formed):
+ * the target comes after the source; a second-epoch target links from its own block's first
+ * epoch; a first-epoch target is a block above its source's block.
+ */
+export function voteShapeError(v: Pick<FinalityVote, "source" | "target">): string | null {
+  const { source: s, target: t } = v;
+  if (t.epoch <= s.epoch) return `target epoch ${t.epoch} is not after source epoch ${s.epoch}`;
+  if (isSecondEpoch(t.epoch)) {
+    if (s.epoch !== t.epoch - 1 || !s.hash.equals(t.hash))
+      return "a second-epoch target must link from the same block's first epoch";
+  } else if (heightOfEpoch(s.epoch) >= heightOfEpoch(t.epoch)) {
+    return `a first-epoch target at height ${heightOfEpoch(t.epoch)} must be above its source at height ${heightOfEpoch(s.epoch)}`;
+  }
+  return null;
+}
+
+/** The shape checks and the signature. Null if the vote is good, else why not. */
+export function voteError(genesisHash: Buffer, v: FinalityVote): string | null {
+  const shape = voteShapeError(v);
+  if (shape) return shape;
+  if (!verifySignature(v.voter, voteSigningBytes(genesisHash, v.source, v.target), v.signature))
+    return "the voter's signature does not verify";
+  return null;
+}
+
+/**
+ * The rule two votes of one voter break, or null. Double: two different votes for one target
+ * epoch. Surround: one vote's source and target epochs both lie strictly inside the other's.
+ * An honest voter never signs either pair (its lock, below, makes sure of it).
+ */
+export function slashingOffence(a: FinalityVote, b: FinalityVote): "double" | "surround" | null {
+  if (!a.voter.equals(b.voter)) return null;
+  if (a.target.epoch === b.target.epoch) {
+    const same = a.target.hash.equals(b.target.hash) && sameCheckpoint(a.source, b.source);
+    return same ? null : "double";
+  }
+  const inside = (x: FinalityVote, y: FinalityVote): boolean =>
+    y.source.epoch < x.source.epoch && x.target.epoch < y.target.epoch;
+  return inside(a, b) || inside(b, a) ? "surround" : null;
+}
+
+/**
+ * An honest voter's lock: the highest source and target epochs it has signed. It signs (s, t)
+ * only if t > maxTarget and s >= maxSource, and records the lock before the vote leaves. Then no
+ * two of its votes share a target epoch, and none surrounds another: a new vote's target is above
+ * every earlier target, and its source is at or above every earlier source.
+ */
+export interface VoteLock {
+  maxSource: number;
+  maxTarget: number;
+}
+
+export const NO_LOCK: VoteLock = { maxSource: 0, maxTarget: 0 };
+
+export function lockAllows(lock: VoteLock, source: Checkpoint, target: Checkpoint): boolean {
+  return target.epoch > lock.maxTarget && source.epoch >= lock.maxSource;
+}
+
+export function lockAfter(lock: VoteLock, source: Checkpoint, target: Checkpoint): VoteLock {
+  return {
+    maxSource: Math.max(lock.maxSource, source.epoch),
+    maxTarget: Math.max(lock.maxTarget, target.epoch),
+  };
+}
+
+/** A voter's weight: its tier's weight (TIER_WEIGHT); 0 when it is not in the registry. */
+export function voterWeight(registry: Registry, voter: Buffer): bigint {
+  const e: MasternodeEntry | undefined = findByOperator(registry, voter);
+  return e ? TIER_WEIGHT[e.tier] : 0n;
+}
+
+export function totalWeight(registry: Registry): bigint {
+  let sum = 0n;
+  for (const e of registry) sum += TIER_WEIGHT[e.tier];
+  return sum;
+}
+
+/** More than two thirds: 3 * weight > 2 * total, in integers. */
+export function isSupermajority(weight: bigint, total: bigint): boolean {
+  return total > 0n && 3n * weight > 2n * total;
+}
+
+/**
+ * A certificate: the votes of one supermajority link. Its checks need the registry after the
+ * source block (the voter set and weights): every vote is on that link, well formed and signed,
+ * one per voter, every voter registered, and the weight more than 2/3 of the registry's.
+ */
+export interface Certificate {
+  source: Checkpoint;
+  target: Checkpoint;
+  votes: Array<{ voter: Buffer; signature: Buffer }>;
+}
+
+export function certificateVotes(c: Certificate): FinalityVote[] {
+  return c.votes.map((v) => ({ source: c.source, target: c.target, voter: v.voter, signature: v.signature }));
+}
+
+/** Null if `c` is a valid certificate against `registry`, else why not. */
+export function certificateError(genesisHash: Buffer, c: Certificate, registry: Registry): string | null {
+  const shape = voteShapeError(c);
+  if (shape) return shape;
+  const seen = new Set<string>();
+  let weight = 0n;
+  const signed = voteSigningBytes(genesisHash, c.source, c.target);
+  for (const v of c.votes) {
+    const id = v.voter.toString("hex");
+    if (seen.has(id)) return `voter ${id} appears twice`;
+    seen.add(id);
+    const w = voterWeight(registry, v.voter);
+    if (w === 0n) return `voter ${id} is not in the source block's registry`;
+    if (!verifySignature(v.voter, signed, v.signature)) return `the signature of voter ${id} does not verify`;
+    weight += w;
+  }
+  const total = totalWeight(registry);
+  if (!isSupermajority(weight, total))
+    return `the votes carry ${weight} of ${total} weight, not more than 2/3`;
+  return null;
+}
+
+export function writeCertificate(w: Writer, c: Certificate): void {
+  w.u32(c.source.epoch).fixed(c.source.hash, HASH_LEN).u32(c.target.epoch).fixed(c.target.hash, HASH_LEN);
+  w.u32(c.votes.length);
+  for (const v of c.votes) w.fixed(v.voter, 32).fixed(v.signature, 64);
+}
+
+export function readCertificate(r: Reader, maxVotes: number): Certificate {
+  const source = { epoch: r.u32(), hash: r.fixed(HASH_LEN) };
+  const target = { epoch: r.u32(), hash: r.fixed(HASH_LEN) };
+  const n = r.u32();
+  if (n > maxVotes) throw new CodecError("INVALID_VALUE", `certificate of ${n} votes exceeds ${maxVotes}`);
+  if (n * 96 > r.remaining)
+    throw new CodecError("OUT_OF_BOUNDS", `${n} votes cannot fit in ${r.remaining} bytes`);
+  const votes = Array.from({ length: n }, () => ({ voter: r.fixed(32), signature: r.fixed(64) }));
+  return { source, target, votes };
+}
