@@ -19,7 +19,8 @@ import type { ChainEvents, ChainReader } from "./chainReader.js";
 import type { ChainLogger, ChainOptions, ProcessResult } from "./chainTypes.js";
 import { EvidenceBook } from "./evidenceBook.js";
 import { Schedules } from "./schedules.js";
-import { SideBranches } from "./sideBranches.js";
+import { SideBranches, type SideRefusal } from "./sideBranches.js";
+import { ChainFinality } from "./chainFinality.js";
 import { openGenesisStore } from "./genesisStore.js";
 import { BlockError, isPermanentForHash } from "../primitives/errors.js";
 import type { GenesisSpec } from "../consensus/genesis.js";
@@ -67,6 +68,8 @@ export class Chain implements ChainReader {
   private readonly schedules: Schedules;
   private readonly sides: SideBranches;
   private readonly evidence: EvidenceBook;
+  /** Votes, justification and the last final block (docs/CONSENSUS.md, "Finality"). */
+  readonly finality: ChainFinality;
   private tipEntry: BlockIndex;
 
   private constructor(
@@ -90,7 +93,21 @@ export class Chain implements ChainReader {
     const base = { store, clock: this.clock, logger: this.logger };
     this.schedules = new Schedules({ store, ancestorAt: (e, h) => this.ancestorAt(e, h) });
     const forgetSchedule = (h: Buffer): void => this.schedules.forget(h);
-    this.sides = new SideBranches({ ...base, params: this.params, tip: () => this.tipEntry, forgetSchedule });
+    this.finality = new ChainFinality({
+      store,
+      genesisHash,
+      logger: this.logger,
+      emitFinalized: (checkpoint, certificate) => this.emit("finalized", { checkpoint, certificate }),
+      emitJustified: (checkpoint) => this.emit("justified", checkpoint),
+    });
+    const finalHeight = (): number => this.finality.finalizedHeight;
+    this.sides = new SideBranches({
+      ...base,
+      params: this.params,
+      tip: () => this.tipEntry,
+      forgetSchedule,
+      finalHeight,
+    });
     this.evidence = new EvidenceBook({ ...base, emit: (ev) => this.emit("evidence", ev) });
     const tip = store.getIndex(store.getTipHash());
     if (!tip) throw new StoreError("tip block index entry is missing");
@@ -346,7 +363,7 @@ export class Chain implements ChainReader {
   }
 
   /** Whether a block with this header would be refused as a side block (SideBranches.refusalOf). */
-  sideRefusalOf(header: BlockHeader): "too-deep" | "too-light" | null {
+  sideRefusalOf(header: BlockHeader): SideRefusal | null {
     return this.sides.refusalOf(header);
   }
 
@@ -460,12 +477,20 @@ export class Chain implements ChainReader {
     const oldTip = this.tipEntry;
     const fork = this.findFork(target);
     const depth = oldTip.height - fork.height;
+    if (fork.height < this.finality.finalizedHeight) {
+      this.logger?.warn("Refusing a reorg below the final block", {
+        fork: fork.height,
+        final: this.finality.finalizedHeight,
+        target: target.hash.toString("hex"),
+      });
+      return { status: "reorg-refused", hash: target.hash, depth, reason: "below-final" };
+    }
     if (depth > this.params.reorg.maxDepth) {
       this.logger?.warn("Refusing reorg deeper than max_reorg_depth", {
         depth,
         max: this.params.reorg.maxDepth,
       });
-      return { status: "reorg-refused", hash: target.hash, depth };
+      return { status: "reorg-refused", hash: target.hash, depth, reason: "too-deep" };
     }
     const branch: BlockIndex[] = [];
     for (let e = target; !e.hash.equals(fork.hash); e = this.mustIndex(e.prevHash)) branch.push(e);

@@ -5,6 +5,7 @@
  * `processBlock` and friends.
  */
 import type { Registry } from "../consensus/registry.js";
+import type { Certificate, Checkpoint } from "../consensus/finality.js";
 import type { Equivocation } from "../consensus/evidence.js";
 import type { EpochSchedule } from "../consensus/schedule.js";
 import type { GenesisSpec } from "../consensus/genesis.js";
@@ -39,6 +40,10 @@ export interface ChainEvents {
   tip: BlockIndex;
   /** New evidence of equivocation was recorded (found here, or received). */
   evidence: Equivocation;
+  /** A block became final (with the certificate that made it so); its ancestors are final too. */
+  finalized: { checkpoint: Checkpoint; certificate: Certificate };
+  /** A checkpoint became justified (more than 2/3 voted a link into it from a justified one). */
+  justified: Checkpoint;
 }
 
 export interface ChainReader {

@@ -29,6 +29,9 @@
  *   E ‖ operator key       -> equivocation evidence against that producer (encoded evidence ‖
  *                             u64le epoch ms when first seen)
  *   z ‖ operator key       -> u32le height of the main-chain block whose evidence slashed it
+ *   F                      -> the last final checkpoint and the certificate that finalised it
+ *                             (src/chain/chainFinality.ts encodes it)
+ *   L                      -> this node's finality vote lock: u32le maxSource ‖ u32le maxTarget
  *
  * Every state change (connect, disconnect, reorg) runs inside one LMDB write transaction opened by
  * `atomically`, so a crash leaves either the old or the new state, never a mixture. Commits are
@@ -53,8 +56,10 @@ import type { OutPoint } from "../primitives/tx.js";
 import { decodeUtxoEntry, outpointBytes, type UtxoEntry, type UtxoView } from "../primitives/utxo.js";
 import type { BlockChanges, SpentOutput } from "../consensus/validation.js";
 import {
+  K_FINAL,
   K_NETWORK,
   K_REGROOT,
+  K_VOTELOCK,
   K_TIP,
   K_VERSION,
   P_BLOCK,
@@ -451,6 +456,30 @@ export class ChainStore implements UtxoView {
     t.writeBigUInt64LE(BigInt(Math.max(0, Math.floor(seenAt))));
     this.db.putSync(k, Buffer.concat([bytes, t]));
     return true;
+  }
+
+  /** The encoded last final checkpoint and its certificate, if any block is final. */
+  getFinality(): Buffer | undefined {
+    return this.db.get(K_FINAL);
+  }
+
+  putFinality(encoded: Buffer): void {
+    this.db.putSync(K_FINAL, encoded);
+  }
+
+  /** This node's finality vote lock (its highest source and target epochs signed). */
+  getVoteLock(): { maxSource: number; maxTarget: number } | undefined {
+    const v = this.db.get(K_VOTELOCK);
+    if (!v || v.length !== 8) return undefined;
+    return { maxSource: v.readUInt32LE(0), maxTarget: v.readUInt32LE(4) };
+  }
+
+  /** Durable before it returns: a vote may leave only once its lock is on disk. */
+  putVoteLock(lock: { maxSource: number; maxTarget: number }): void {
+    const b = Buffer.alloc(8);
+    b.writeUInt32LE(lock.maxSource, 0);
+    b.writeUInt32LE(lock.maxTarget, 4);
+    this.db.putSync(K_VOTELOCK, b);
   }
 
   /** Stores a registry snapshot under its root (idempotent); returns the root. */

@@ -23,17 +23,20 @@ export type ProcessResult =
       prevHash: Buffer;
       reason?: "unknown-parent" | "unknown-parent-state";
     }
-  | { status: "reorg-refused"; hash: Buffer; depth: number }
+  | { status: "reorg-refused"; hash: Buffer; depth: number; reason?: "too-deep" | "below-final" }
   /**
    * Valid, but its branch cannot win (it forks below tip − max_reorg_depth, or has too little
    * work): not stored. Not the sender's fault: an honest late block looks the same.
    */
-  | { status: "side-refused"; hash: Buffer; height: number; reason: "too-deep" | "too-light" }
+  | { status: "side-refused"; hash: Buffer; height: number; reason: SideRefusal }
   /**
    * Valid, but its producer already has another stored block for this (height, round): kept as
    * evidence only (the body is not stored), unless it extends the best chain.
    */
   | { status: "equivocation"; hash: Buffer; height: number; evidence: Equivocation };
+
+/** Why a side block is not stored: it forks below the final block, too deep, or is too light. */
+export type SideRefusal = "too-deep" | "too-light" | "below-final";
 
 /** Plain-data options for Chain.open. */
 export interface ChainOptions {
@@ -52,4 +55,5 @@ export interface ChainOptions {
 export interface ChainLogger {
   info(msg: string, ctx?: Record<string, unknown>): void;
   warn(msg: string, ctx?: Record<string, unknown>, err?: unknown): void;
+  error?(msg: string, ctx?: Record<string, unknown>, err?: unknown): void;
 }

@@ -56,7 +56,12 @@ export const DEFAULT_FINALITY_LIMITS: FinalityLimits = {
   maxEpochsAhead: 20_000,
 };
 
-export type VoteStatus = "counted" | "duplicate" | "pending" | "stale" | "invalid" | "not-voter";
+/**
+ * invalid: malformed or badly signed (proof against whoever sent it: a relay verifies first);
+ * unusable: well signed, but its blocks do not fit it on this node's chain (heights, ancestry);
+ * not-voter: its voter is not in the source block's registry.
+ */
+export type VoteStatus = "counted" | "duplicate" | "pending" | "stale" | "invalid" | "unusable" | "not-voter";
 
 export interface VoteOutcome {
   status: VoteStatus;
@@ -83,6 +88,8 @@ interface Tally {
 
 export class FinalityTracker {
   private readonly justified = new Map<string, Checkpoint>();
+  /** The link that justified each checkpoint (by checkpoint key), to show others the proof. */
+  private readonly justifiedBy = new Map<string, Tally>();
   private readonly links = new Map<string, Tally>();
   private readonly byVoter = new Map<string, FinalityVote[]>();
   private pending: FinalityVote[] = [];
@@ -148,6 +155,17 @@ export class FinalityTracker {
     return best;
   }
 
+  /** The votes of the link that justified `c` (null for the genesis, or one taken whole). */
+  justification(c: Checkpoint): Certificate | null {
+    const t = this.justifiedBy.get(checkpointKey(c));
+    if (!t) return null;
+    return {
+      source: t.source,
+      target: t.target,
+      votes: [...t.votes.values()].map((v) => ({ voter: v.voter, signature: v.signature })),
+    };
+  }
+
   /** The votes on one link, as a certificate (for gossip), or null if the link is unknown. */
   certificate(source: Checkpoint, target: Checkpoint): Certificate | null {
     const t = this.links.get(linkKey({ source, target }));
@@ -175,6 +193,26 @@ export class FinalityTracker {
     if (offence === "duplicate") return { ...out, status: "duplicate" };
     if (offence) out.evidence = offence;
     this.count(v, out);
+    return out;
+  }
+
+  /**
+   * Takes a checked certificate of a second-epoch link (B, 2h) -> (B, 2h + 1) that the caller has
+   * verified against B's registry and found on the final block's branch: B is final.
+   */
+  acceptFinal(cert: Certificate): VoteOutcome {
+    const out: VoteOutcome = { status: "counted", justified: [], finalized: null };
+    if (cert.source.epoch <= this.finalCp.epoch) return out;
+    for (const c of [cert.source, cert.target]) {
+      if (this.isJustified(c)) continue;
+      this.justified.set(checkpointKey(c), c);
+      out.justified.push(c);
+    }
+    if (cert.target.epoch > this.highest.epoch) this.highest = cert.target;
+    this.finalCp = cert.source;
+    this.finalCert = cert;
+    out.finalized = cert.source;
+    this.prune();
     return out;
   }
 
@@ -216,12 +254,12 @@ export class FinalityTracker {
       return;
     }
     if (sh !== heightOfEpoch(v.source.epoch) || th !== heightOfEpoch(v.target.epoch)) {
-      out.status = "invalid";
+      out.status = "unusable";
       out.reason = "a checkpoint's epoch does not match its block's height";
       return;
     }
     if (!this.view.isAncestor(v.source.hash, v.target.hash)) {
-      out.status = "invalid";
+      out.status = "unusable";
       out.reason = "the source block is not an ancestor of the target block";
       return;
     }
@@ -270,9 +308,19 @@ export class FinalityTracker {
     const queue = [first];
     while (queue.length > 0) {
       const t = queue.shift()!;
-      if (!isSupermajority(t.weight, t.total) || !this.isJustified(t.source) || this.isJustified(t.target))
-        continue;
+      if (!isSupermajority(t.weight, t.total) || this.isJustified(t.target)) continue;
+      if (!this.isJustified(t.source)) {
+        // A block's second link (B, 2h) -> (B, 2h + 1) with a supermajority: more than 1/3 of the
+        // weight is honest among its voters, and an honest voter signs it only once it has seen
+        // (B, 2h) justified. So (B, 2h) is justified, though this node missed the votes (it was
+        // away or syncing): take it, and B is final below.
+        const secondLink = t.target.epoch === t.source.epoch + 1 && t.source.epoch > this.finalCp.epoch;
+        if (!secondLink) continue;
+        this.justified.set(checkpointKey(t.source), t.source);
+        out.justified.push(t.source);
+      }
       this.justified.set(checkpointKey(t.target), t.target);
+      this.justifiedBy.set(checkpointKey(t.target), t);
       out.justified.push(t.target);
       if (t.target.epoch > this.highest.epoch) this.highest = t.target;
       if (!this.onFinalBranch(t.target)) out.conflict = t.target;
@@ -307,7 +355,11 @@ export class FinalityTracker {
   private prune(): void {
     const f = this.finalCp.epoch;
     for (const [k, t] of this.links) if (t.target.epoch <= f) this.links.delete(k);
-    for (const [k, c] of this.justified) if (c.epoch < f) this.justified.delete(k);
+    for (const [k, c] of this.justified)
+      if (c.epoch < f) {
+        this.justified.delete(k);
+        this.justifiedBy.delete(k);
+      }
     this.pending = this.pending.filter((v) => v.target.epoch > f);
   }
 }

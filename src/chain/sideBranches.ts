@@ -10,7 +10,8 @@ import { blockHash, type BlockHeader } from "../primitives/block.js";
 import { ROUND_WEIGHT_BASE } from "../primitives/constants.js";
 import type { ChainParams } from "../primitives/params.js";
 import { blockWork, type BlockIndex, type ChainStore } from "./chainStore.js";
-import type { ChainLogger } from "./chainTypes.js";
+import type { ChainLogger, SideRefusal } from "./chainTypes.js";
+export type { SideRefusal };
 
 /**
  * A side block is stored only while its branch could still win: its cumulative work is at least
@@ -32,6 +33,8 @@ export interface SideBranchDeps {
   tip: () => BlockIndex;
   /** Drops a pruned block's cached schedule. */
   forgetSchedule: (hash: Buffer) => void;
+  /** The height of the last final block (on the main chain); 0 before any. */
+  finalHeight: () => number;
 }
 
 export class SideBranches {
@@ -46,7 +49,7 @@ export class SideBranches {
    * unknown or the tip, when the sync expects it, or when it would be a second block for a stored
    * block's (producer, height, round), which is evidence worth fetching.
    */
-  refusalOf(header: BlockHeader): "too-deep" | "too-light" | null {
+  refusalOf(header: BlockHeader): SideRefusal | null {
     const store = this.deps.store;
     const parent = store.getIndex(header.prevHash);
     if (!parent || parent.hash.equals(this.deps.tip().hash)) return null;
@@ -58,8 +61,11 @@ export class SideBranches {
     return this.refusal({ work }, parent);
   }
 
-  /** Why a side block's branch cannot win, or null: too deep a fork, or too little work. */
-  refusal(entry: Pick<BlockIndex, "work">, parent: BlockIndex): "too-deep" | "too-light" | null {
+  /**
+   * Why a side block's branch cannot win, or null: it forks below the last final block, too
+   * deep a fork, or too little work.
+   */
+  refusal(entry: Pick<BlockIndex, "work">, parent: BlockIndex): SideRefusal | null {
     const tip = this.deps.tip();
     const store = this.deps.store;
     if (entry.work + SIDE_BRANCH_WORK_MARGIN < tip.work) return "too-light";
@@ -72,6 +78,8 @@ export class SideBranches {
       e = store.getIndex(e.prevHash);
     }
     if (!e || e.height < floor) return "too-deep";
+    // The fork is on the main chain; below the final block the branch conflicts with it.
+    if (e.height < this.deps.finalHeight()) return "below-final";
     return null;
   }
 
@@ -102,7 +110,8 @@ export class SideBranches {
   prune(): number {
     const store = this.deps.store;
     const tip = this.deps.tip();
-    const floor = tip.height - this.deps.params.reorg.maxDepth;
+    // A side block at or below the final height conflicts with the final block: never needed.
+    const floor = Math.max(tip.height - this.deps.params.reorg.maxDepth, this.deps.finalHeight() + 1);
     const side: BlockIndex[] = [];
     for (const { hash } of store.iterateSide()) {
       const e = store.getIndex(hash);

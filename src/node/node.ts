@@ -38,6 +38,8 @@ import { registerWalletMethods } from "../rpc/walletMethods.js";
 import { Wallet, WALLET_FILE } from "../wallet/wallet.js";
 import { HeartbeatService } from "../masternode/heartbeatService.js";
 import { EvidenceRelay } from "../relay/evidenceRelay.js";
+import { FinalityRelay } from "../relay/finalityRelay.js";
+import { FinalityVoter } from "../masternode/finalityVoter.js";
 import { MAX_EVIDENCE_PER_BLOCK } from "../consensus/evidence.js";
 import { livenessOptions, MasternodeLiveness } from "../masternode/liveness.js";
 import { registerMasternodeMethods } from "../rpc/masternodeMethods.js";
@@ -103,6 +105,9 @@ export class TimeNode {
   private readonly nodeMetrics: NodeMetrics;
   readonly heartbeats: HeartbeatService;
   readonly evidence: EvidenceRelay;
+  /** Finality votes: gossip and counting (all nodes); the voter (masternodes only). */
+  readonly finality: FinalityRelay;
+  readonly voter: FinalityVoter | null;
   readonly dashboard: Dashboard | null;
   private readonly blockServer: BlockServer;
   /** The routing table, handed to PeerManager as its one message seam. */
@@ -228,6 +233,20 @@ export class TimeNode {
       network: this.peers,
       logger: log.child({ module: "evidence" }),
     });
+    this.finality = new FinalityRelay({
+      chain: this.chain,
+      network: this.peers,
+      clock: modules.clock,
+      logger: log.child({ module: "finality" }),
+    });
+    this.voter = this.operatorKey
+      ? new FinalityVoter({
+          chain: this.chain,
+          operatorKey: this.operatorKey,
+          publish: (vote) => void this.finality.publish(vote),
+          logger: log.child({ module: "finality" }),
+        })
+      : null;
     const routeLog = log.child({ module: "p2p" });
     this.router = makeRouter(
       nodeRoutes({
@@ -236,6 +255,7 @@ export class TimeNode {
         txRelay: this.txRelay,
         heartbeats: this.heartbeats,
         evidence: this.evidence,
+        finality: this.finality,
       }),
       {
         onHandlerError: (peer, type, e) =>
@@ -321,6 +341,7 @@ export class TimeNode {
       this.relay.onPeerReady(peer);
       this.heartbeats.onPeerReady(peer);
       this.evidence.onPeerReady(peer);
+      this.finality.onPeerReady(peer);
     });
     ev.on("peerState", (peer) => this.relay.onPeerState(peer));
     ev.onListenerError = (event, err) => log.error("Peer event handler failed", { event }, err);
@@ -448,6 +469,8 @@ export class TimeNode {
     this.wallet.start();
     this.heartbeats.start();
     this.evidence.start();
+    this.finality.start();
+    this.voter?.start();
     if (this.rpc) {
       const addr = await this.rpc.start();
       log.info("RPC listening", { url: `http://${addr.host}:${addr.port}/` });
@@ -478,6 +501,7 @@ export class TimeNode {
         ? { cutOffSeconds: Math.round((this.modules.clock.now() - iso.since) / 1000) }
         : {}),
       activeMasternodes: this.liveness.activeCount(),
+      finalHeight: this.chain.finality.finalizedHeight,
       producer: this.producer?.status.reason ?? "not a masternode",
       produced: this.producer?.blocksProduced ?? 0,
     });
@@ -495,6 +519,8 @@ export class TimeNode {
     this.relay.stop();
     this.heartbeats.stop();
     this.evidence.stop();
+    this.voter?.stop();
+    this.finality.stop();
     this.nodeMetrics.stop();
     this.wallet.stop();
     this.txRelay.stop();

@@ -3,6 +3,7 @@
  * (docs/PROTOCOL.md). The binary codec is in messages.ts, which re-exports all of this.
  */
 import type { BlockHeader } from "../primitives/block.js";
+import type { FinalityVote } from "../consensus/finality.js";
 import { MAX_REGISTRY_SIZE } from "../consensus/registry.js";
 
 /**
@@ -38,6 +39,8 @@ export enum MsgType {
   LivenessBatch = 0x0057,
   /** Equivocation evidence: two headers one producer signed for one (height, round). */
   Evidence = 0x0060,
+  /** Finality votes (docs/CONSENSUS.md, "Finality"): relayed, and a final certificate on connect. */
+  FinalityVotes = 0x0070,
 }
 
 export enum GoodbyeReason {
@@ -340,6 +343,14 @@ export interface EvidenceMsg {
   b: BlockHeader;
 }
 
+/** At most this many votes per FinalityVotes message. */
+export const MAX_VOTES_PER_MESSAGE = 1_000;
+
+export interface FinalityVotesMsg {
+  type: MsgType.FinalityVotes;
+  votes: FinalityVote[];
+}
+
 /** The message of a given type. */
 export type MessageOf<T extends MsgType> = Extract<Message, { type: T }>;
 
@@ -382,6 +393,7 @@ export function isRouted(m: Message): m is MessageOf<RoutedType> {
 
 export type Message =
   | EvidenceMsg
+  | FinalityVotesMsg
   | HelloMsg
   | AuthMsg
   | GoodbyeMsg

@@ -2,6 +2,7 @@ import { CodecError, Reader, Writer } from "../codec/index.js";
 import { HEADER_SIZE, readHeader, writeHeader } from "../primitives/block.js";
 import { MAX_BLOCK_SIZE } from "../primitives/constants.js";
 import { MAX_FRAME_PAYLOAD } from "./constants.js";
+import { readVote, VOTE_SIZE, writeVote } from "../consensus/finality.js";
 
 /**
  * The binary codec of every P2P message (docs/PROTOCOL.md). Decoders read the fields they know
@@ -23,6 +24,7 @@ import {
   ATTESTATION_SIZE,
   MAX_TXS_PER_MESSAGE,
   MAX_LIVENESS_PER_MESSAGE,
+  MAX_VOTES_PER_MESSAGE,
   type Heartbeat,
   type Attestation,
   type MnAnnounce,
@@ -326,6 +328,11 @@ const CODECS: { [T in MsgType]: MsgCodec<T> } = {
       heartbeats: r.array(MAX_LIVENESS_PER_MESSAGE, (r) => r.varBytes(512)),
       attestations: r.array(MAX_LIVENESS_PER_MESSAGE, (r) => r.varBytes(512)),
     }),
+  },
+  [MsgType.FinalityVotes]: {
+    cap: 64 + VOTE_SIZE * MAX_VOTES_PER_MESSAGE,
+    write: (w, m) => void w.array(m.votes, MAX_VOTES_PER_MESSAGE, (w, v) => writeVote(w, v)),
+    read: (r) => ({ votes: r.array(MAX_VOTES_PER_MESSAGE, () => readVote(r)) }),
   },
   [MsgType.Evidence]: {
     cap: 1_024,

@@ -19,7 +19,9 @@ export type RelayErrorCode =
   /** A relayed transaction that breaks a consensus rule (the rule's score). */
   | "INVALID_TX"
   /** Equivocation evidence that is not proof (a bad signature, two copies of one header, …). */
-  | "BAD_EVIDENCE";
+  | "BAD_EVIDENCE"
+  /** A finality vote that is malformed or badly signed (a relay checks every vote it passes on). */
+  | "BAD_VOTE";
 
 export class RelayError extends CodedError<RelayErrorCode> {
   constructor(
@@ -45,6 +47,7 @@ export function relayPenalty(err: RelayError): number {
     case "UNDECODABLE_BLOCK":
     case "UNDECODABLE_TX":
     case "BAD_EVIDENCE":
+    case "BAD_VOTE":
       return 100;
     case "INVALID_BLOCK":
     case "INVALID_TX":

@@ -9,6 +9,7 @@ import { encodeTx } from "../primitives/tx.js";
 import type { BlockRelay } from "./blockRelay.js";
 import type { BlockServer } from "./blockServer.js";
 import type { EvidenceRelay } from "./evidenceRelay.js";
+import type { FinalityRelay } from "./finalityRelay.js";
 import type { Routes } from "./router.js";
 import type { TxRelay } from "./txRelay.js";
 
@@ -18,10 +19,11 @@ export interface RoutedParts {
   txRelay: TxRelay<Peer>;
   heartbeats: HeartbeatService;
   evidence: EvidenceRelay;
+  finality: FinalityRelay;
 }
 
 export function nodeRoutes(parts: RoutedParts): Routes {
-  const { blockServer, blockRelay, txRelay, heartbeats, evidence } = parts;
+  const { blockServer, blockRelay, txRelay, heartbeats, evidence, finality } = parts;
   return {
     [MsgType.NewTip]: (peer, msg) => blockRelay.onNewTip(peer, msg),
     [MsgType.GetBlocks]: (peer, msg) => blockServer.onGetBlocks(peer, msg),
@@ -42,5 +44,6 @@ export function nodeRoutes(parts: RoutedParts): Routes {
     [MsgType.GetLiveness]: (peer, msg) => heartbeats.relay.onGet(peer, msg.hashes),
     [MsgType.LivenessBatch]: (peer, msg) => heartbeats.onLivenessBatch(peer, msg),
     [MsgType.Evidence]: (peer, msg) => evidence.onEvidence(peer, msg),
+    [MsgType.FinalityVotes]: (peer, msg) => finality.onVotes(peer, msg),
   };
 }

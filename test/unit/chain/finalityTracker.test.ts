@@ -198,6 +198,20 @@ describe("finality: the tracker", () => {
     assert.equal(tr.finalizedHeight, 2);
   });
 
+  it("a node that missed the first round takes the second round's supermajority: final; 4 of 6 is not enough", () => {
+    const tree = new Tree(reg);
+    const b1 = tree.add(GENESIS, "1");
+    const second = (tr: FinalityTracker, voters: KeyPair[]) =>
+      voters.map((k) => tr.addVote(signVote(k, GENESIS, cp(tree, b1), cp(tree, b1, true))));
+    const short = new FinalityTracker(GENESIS, tree);
+    second(short, ks.slice(0, 4));
+    assert.equal(short.finalizedHeight, 0);
+    assert.ok(!short.isJustified(cp(tree, b1)));
+    const full = new FinalityTracker(GENESIS, tree);
+    second(full, ks.slice(0, 5));
+    assert.deepEqual(full.finalized, cp(tree, b1));
+  });
+
   it("a certificate of the final link verifies against the registry, and not with a vote missing", () => {
     const tree = new Tree(reg);
     const tr = new FinalityTracker(GENESIS, tree);
@@ -256,13 +270,18 @@ describe("finality: the tracker", () => {
     const a = tree.add(GENESIS, "a");
     const b = tree.add(GENESIS, "b");
     const b2 = tree.add(b, "b2");
-    assert.equal(tr.addVote(signVote(ks[0]!, Buffer.alloc(32), G1, cp(tree, a))).status, "invalid");
+    assert.equal(
+      tr.addVote(signVote(ks[0]!, Buffer.alloc(32), G1, cp(tree, a))).status,
+      "invalid",
+      "another chain",
+    );
     const off = tr.addVote(signVote(ks[0]!, GENESIS, cp(tree, a, true), cp(tree, b2)));
+    assert.equal(off.status, "unusable");
     assert.match(off.reason ?? "", /not an ancestor/);
     assert.equal(tr.addVote(signVote(keys(1, "x")[0]!, GENESIS, G1, cp(tree, a))).status, "not-voter");
     assert.equal(
       tr.addVote(signVote(ks[0]!, GENESIS, G1, { epoch: 8, hash: a })).status,
-      "invalid",
+      "unusable",
       "epoch off its height",
     );
   });

@@ -15,6 +15,7 @@ describe("relay errors: one mapping from what a peer did wrong to its score", ()
       UNDECODABLE_BLOCK: 100,
       UNDECODABLE_TX: 100,
       BAD_EVIDENCE: 100,
+      BAD_VOTE: 100,
       INVALID_BLOCK: 100,
       INVALID_TX: 100,
     };

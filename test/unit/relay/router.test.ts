@@ -24,6 +24,7 @@ describe("router", () => {
     assert.deepEqual(ROUTED.map((t) => MsgType[t]).sort(), [
       "Attestation",
       "Evidence",
+      "FinalityVotes",
       "GetBlocks",
       "GetHashes",
       "GetHeaders",

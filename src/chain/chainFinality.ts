@@ -1,0 +1,154 @@
+/**
+ * Finality on the stored chain (docs/CONSENSUS.md, "Finality"): the FinalityTracker over the
+ * block index, the last final checkpoint kept on disk (with the certificate that finalised it),
+ * and certificates received whole from peers. Chain builds it and reads `finalizedHeight` for its
+ * two guards: no reorg below the final block, no side block that forks below it.
+ */
+import { CodecError, Reader, Writer } from "../codec/index.js";
+import {
+  certificateError,
+  heightOfEpoch,
+  isSecondEpoch,
+  readCertificate,
+  writeCertificate,
+  type Certificate,
+  type Checkpoint,
+  type FinalityVote,
+} from "../consensus/finality.js";
+import { MAX_REGISTRY_SIZE, type Registry } from "../consensus/registry.js";
+import { ancestorOf } from "./blockTree.js";
+import type { ChainStore } from "./chainStore.js";
+import type { ChainLogger } from "./chainTypes.js";
+import { FinalityTracker, type FinalityView, type VoteOutcome } from "./finalityTracker.js";
+
+export interface ChainFinalityDeps {
+  store: ChainStore;
+  genesisHash: Buffer;
+  logger: ChainLogger | undefined;
+  /** Tells the chain's listeners that a block became final. */
+  emitFinalized: (c: Checkpoint, certificate: Certificate) => void;
+  /** Tells them that a checkpoint became justified (an honest voter's cue for its next vote). */
+  emitJustified: (c: Checkpoint) => void;
+}
+
+/** The F record: the final checkpoint, then its certificate (a u8 flag, for the genesis's none). */
+function encodeFinality(c: Checkpoint, cert: Certificate | null): Buffer {
+  const w = new Writer(256);
+  w.u32(c.epoch)
+    .fixed(c.hash, 32)
+    .u8(cert ? 1 : 0);
+  if (cert) writeCertificate(w, cert);
+  return w.toBuffer();
+}
+
+function decodeFinality(buf: Buffer): { finalized: Checkpoint; certificate: Certificate | null } {
+  const r = new Reader(buf);
+  const finalized = { epoch: r.u32(), hash: r.fixed(32) };
+  const certificate = r.u8() === 1 ? readCertificate(r, MAX_REGISTRY_SIZE) : null;
+  return { finalized, certificate };
+}
+
+export class ChainFinality {
+  readonly tracker: FinalityTracker;
+
+  constructor(private readonly deps: ChainFinalityDeps) {
+    const store = deps.store;
+    const view: FinalityView = {
+      heightOf: (hash) => store.getIndex(hash)?.height,
+      isAncestor: (a, d) => {
+        const de = store.getIndex(d);
+        const ae = store.getIndex(a);
+        if (!de || !ae || ae.height > de.height) return false;
+        return ancestorOf(store, de, ae.height).hash.equals(a);
+      },
+      registryAfter: (hash): Registry | undefined => {
+        const e = store.getIndex(hash);
+        return e ? store.getRegistryByRoot(e.mnRoot) : undefined;
+      },
+    };
+    let restored: { finalized: Checkpoint; certificate: Certificate | null } | undefined;
+    const raw = store.getFinality();
+    if (raw) {
+      try {
+        restored = decodeFinality(raw);
+      } catch (e) {
+        if (!(e instanceof CodecError)) throw e;
+        deps.logger?.warn("The stored final checkpoint does not decode; starting from the genesis", {}, e);
+      }
+    }
+    this.tracker = new FinalityTracker(deps.genesisHash, view, undefined, restored);
+  }
+
+  get finalized(): Checkpoint {
+    return this.tracker.finalized;
+  }
+
+  get finalizedHeight(): number {
+    return this.tracker.finalizedHeight;
+  }
+
+  /** Verifies and counts a vote; a block that becomes final is stored and announced. */
+  addVote(v: FinalityVote): VoteOutcome {
+    return this.settled(this.tracker.addVote(v));
+  }
+
+  /** Counts the votes that waited for blocks that have now arrived. */
+  retryPending(): VoteOutcome {
+    return this.settled(this.tracker.retryPending());
+  }
+
+  /**
+   * A certificate received whole (a peer's final certificate, for a node that was away). Only a
+   * second-epoch link finalises: (B, 2h) -> (B, 2h + 1). More than 2/3 of the weight signed it,
+   * and an honest voter signs it only once it has seen (B, 2h) justified. Returns why it was not
+   * taken, or null.
+   */
+  acceptCertificate(genesisHash: Buffer, cert: Certificate): string | null {
+    if (!isSecondEpoch(cert.target.epoch)) return "only a second-epoch certificate finalises a block";
+    if (cert.target.epoch <= this.finalized.epoch + 1) return null;
+    const entry = this.deps.store.getIndex(cert.source.hash);
+    if (!entry) return "the certified block is unknown";
+    if (entry.height !== heightOfEpoch(cert.source.epoch))
+      return "the certified epoch is not its block's height";
+    const registry = this.deps.store.getRegistryByRoot(entry.mnRoot);
+    if (!registry) return "the certified block's registry is unknown";
+    const bad = certificateError(genesisHash, cert, registry);
+    if (bad) return bad;
+    const fin = ancestorOf(this.deps.store, entry, this.finalizedHeight);
+    if (!fin.hash.equals(this.finalized.hash)) {
+      (this.deps.logger?.error ?? this.deps.logger?.warn)?.call(
+        this.deps.logger,
+        "A valid certificate conflicts with the final block: over 1/3 of the weight broke the rules",
+        {
+          certified: entry.hash.toString("hex"),
+          height: entry.height,
+          final: this.finalized.hash.toString("hex"),
+        },
+      );
+      return "the certified block conflicts with the final block";
+    }
+    const out = this.tracker.acceptFinal(cert);
+    this.settled(out);
+    return null;
+  }
+
+  private settled(out: VoteOutcome): VoteOutcome {
+    for (const c of out.justified) this.deps.emitJustified(c);
+    if (out.conflict) {
+      (this.deps.logger?.error ?? this.deps.logger?.warn)?.call(
+        this.deps.logger,
+        "A justified checkpoint conflicts with the final block: over 1/3 of the weight broke the rules",
+        {
+          epoch: out.conflict.epoch,
+          hash: out.conflict.hash.toString("hex"),
+        },
+      );
+    }
+    if (out.finalized) {
+      const cert = this.tracker.finalCertificate;
+      this.deps.store.putFinality(encodeFinality(out.finalized, cert));
+      if (cert) this.deps.emitFinalized(out.finalized, cert);
+    }
+    return out;
+  }
+}

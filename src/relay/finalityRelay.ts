@@ -1,0 +1,179 @@
+/**
+ * Gossip of finality votes (docs/PROTOCOL.md, "FinalityVotes"; docs/CONSENSUS.md, "Finality").
+ * Every vote received is checked and counted by the chain's finality tracker; one that is new and
+ * usable (counted, or waiting for its blocks) is passed on to every peer that does not have it,
+ * coalesced into one FinalityVotes message per peer per turn of the clock. A malformed or badly
+ * signed vote is proof against its sender (a relay checks before it forwards); everything else a
+ * vote can be (stale, late, for a block we do not have, from a voter another branch registered)
+ * is noise. A new peer gets the certificate of our last final block, so a node that was away
+ * learns finality without waiting for new votes.
+ */
+import type { Chain } from "../chain/chain.js";
+import type { VoteOutcome, VoteStatus } from "../chain/finalityTracker.js";
+import { encodeVote, linkKey, certificateVotes, type FinalityVote } from "../consensus/finality.js";
+import { sha256 } from "../crypto/hash.js";
+import type { Logger } from "../logging/index.js";
+import { MAX_VOTES_PER_MESSAGE, MsgType, type FinalityVotesMsg } from "../p2p/messages.js";
+import type { Peer } from "../p2p/peer.js";
+import type { Clock, TimerHandle } from "../util/clock.js";
+import { RelayError, reportRelayError } from "./errors.js";
+
+/** The network as the finality relay sees it: PeerManager fits this structurally. */
+export interface FinalityNetwork {
+  peers(): Peer[];
+  misbehaving(peer: Peer, score: number, reason: string, evidence?: string): void;
+}
+
+export interface FinalityRelayModules {
+  chain: Chain;
+  network: FinalityNetwork;
+  clock: Clock;
+  logger: Logger;
+}
+
+/** Votes waiting to be passed on; beyond this the oldest give way (they were sent to most peers). */
+const MAX_QUEUED = 20_000;
+
+/** The relay's counts, for metrics and getfinalitystatus. */
+export type VoteCounts = Record<VoteStatus | "sent", number>;
+
+export class FinalityRelay {
+  private queue: Array<{ vote: FinalityVote; id: Buffer; from: Peer | null }> = [];
+  private flushTimer: TimerHandle | null = null;
+  private unsubscribe: Array<() => void> = [];
+  readonly counts: VoteCounts = {
+    counted: 0,
+    duplicate: 0,
+    pending: 0,
+    stale: 0,
+    invalid: 0,
+    unusable: 0,
+    "not-voter": 0,
+    sent: 0,
+  };
+  /** Offences seen (double or surround votes), newest last, bounded. */
+  readonly offences: Array<{ offence: string; voter: string; at: number }> = [];
+
+  constructor(private readonly modules: FinalityRelayModules) {}
+
+  start(): void {
+    const { chain } = this.modules;
+    // Votes that waited for blocks count once the blocks are connected.
+    this.unsubscribe.push(
+      chain.events.on("tip", () => {
+        if (chain.finality.tracker.pendingCount > 0) this.note(chain.finality.retryPending(), null);
+      }),
+      // A checkpoint just became justified here: pass on every vote of the link that did it.
+      // Some were cast while a peer was away, and a voter that does not see the checkpoint
+      // justified keeps voting from an older source, on a link the others no longer use.
+      chain.events.on("justified", (c) => {
+        const cert = chain.finality.tracker.justification(c);
+        if (cert) for (const v of certificateVotes(cert)) this.enqueue(v, null);
+      }),
+    );
+  }
+
+  stop(): void {
+    for (const u of this.unsubscribe.splice(0)) u();
+    this.flushTimer?.cancel();
+    this.flushTimer = null;
+    this.queue = [];
+  }
+
+  /** Our own vote (the voter's): counted here, then sent to every peer. */
+  publish(vote: FinalityVote): VoteOutcome {
+    const out = this.modules.chain.finality.addVote(vote);
+    this.note(out, null);
+    if (out.status === "counted" || out.status === "pending") this.enqueue(vote, null);
+    return out;
+  }
+
+  /**
+   * A peer finished its handshake: send it the certificate of our last final block, and the
+   * votes that justified our highest justified checkpoint (its next votes' source).
+   */
+  onPeerReady(peer: Peer): void {
+    const tracker = this.modules.chain.finality.tracker;
+    const certs = [tracker.finalCertificate, tracker.justification(tracker.highestJustified)];
+    const votes = certs.flatMap((c) => (c ? certificateVotes(c) : []));
+    if (votes.length === 0) return;
+    for (const v of votes) peer.markKnown(voteId(v));
+    for (let i = 0; i < votes.length; i += MAX_VOTES_PER_MESSAGE)
+      peer.send({ type: MsgType.FinalityVotes, votes: votes.slice(i, i + MAX_VOTES_PER_MESSAGE) });
+  }
+
+  /** The route for FinalityVotes. */
+  onVotes(peer: Peer, msg: FinalityVotesMsg): void {
+    const { chain } = this.modules;
+    for (const vote of msg.votes) {
+      const id = voteId(vote);
+      peer.markKnown(id);
+      const out = chain.finality.addVote(vote);
+      this.note(out, vote);
+      if (out.status === "invalid") {
+        reportRelayError(
+          this.modules.network,
+          peer,
+          new RelayError(
+            "BAD_VOTE",
+            `invalid finality vote: ${out.reason ?? "?"}`,
+            encodeVote(vote).toString("hex"),
+          ),
+        );
+        return;
+      }
+      if (out.status === "counted" || out.status === "pending") this.enqueue(vote, peer);
+    }
+  }
+
+  private note(out: VoteOutcome, vote: FinalityVote | null): void {
+    if (vote) this.counts[out.status]++;
+    if (out.evidence) {
+      const voter = out.evidence.b.voter.toString("hex");
+      this.offences.push({ offence: out.evidence.offence, voter, at: this.modules.clock.now() });
+      if (this.offences.length > 100) this.offences.shift();
+      this.modules.logger.warn("Finality: a voter broke a voting rule", {
+        offence: out.evidence.offence,
+        voter,
+        a: linkKey(out.evidence.a),
+        b: linkKey(out.evidence.b),
+      });
+    }
+    if (out.finalized)
+      this.modules.logger.debug("Block final", {
+        height: Math.floor(out.finalized.epoch / 2),
+        hash: out.finalized.hash.toString("hex"),
+      });
+  }
+
+  private enqueue(vote: FinalityVote, from: Peer | null): void {
+    this.queue.push({ vote, id: voteId(vote), from });
+    if (this.queue.length > MAX_QUEUED) this.queue.shift();
+    this.flushTimer ??= this.modules.clock.setTimeout(() => this.flush(), 0);
+  }
+
+  /** One FinalityVotes per peer, with the queued votes it does not have. */
+  private flush(): void {
+    this.flushTimer = null;
+    const queued = this.queue;
+    this.queue = [];
+    if (queued.length === 0) return;
+    for (const peer of this.modules.network.peers()) {
+      const votes: FinalityVote[] = [];
+      for (const q of queued) {
+        if (q.from === peer || peer.knows(q.id)) continue;
+        peer.markKnown(q.id);
+        votes.push(q.vote);
+      }
+      for (let i = 0; i < votes.length; i += MAX_VOTES_PER_MESSAGE) {
+        peer.send({ type: MsgType.FinalityVotes, votes: votes.slice(i, i + MAX_VOTES_PER_MESSAGE) });
+      }
+      this.counts.sent += votes.length;
+    }
+  }
+}
+
+/** Relay dedup key: SHA-256 of the vote's encoding. */
+function voteId(v: FinalityVote): Buffer {
+  return sha256(encodeVote(v));
+}
