@@ -21,6 +21,7 @@ import { EvidenceBook } from "./evidenceBook.js";
 import { Schedules } from "./schedules.js";
 import { SideBranches, type SideRefusal } from "./sideBranches.js";
 import { ChainFinality } from "./chainFinality.js";
+import { isBetterTip } from "./forkOrder.js";
 import { openGenesisStore } from "./genesisStore.js";
 import { BlockError, isPermanentForHash } from "../primitives/errors.js";
 import type { GenesisSpec } from "../consensus/genesis.js";
@@ -42,14 +43,7 @@ export { SIDE_BRANCH_WORK_MARGIN } from "./sideBranches.js";
 export type { ChainLogger, ChainOptions, ProcessResult } from "./chainTypes.js";
 export type { ChainEvents };
 
-/**
- * Fork choice (docs/CONSENSUS.md): the tip with more cumulative work wins; equal work goes to the
- * smaller block hash (bytewise). It is a total order on distinct tips.
- */
-export function isBetterTip(a: BlockIndex, b: BlockIndex): boolean {
-  if (a.work !== b.work) return a.work > b.work;
-  return Buffer.compare(a.hash, b.hash) < 0;
-}
+export { isBetterTip };
 
 /**
  * The chain: validates blocks, keeps side branches, and switches branches when fork choice says
@@ -99,6 +93,12 @@ export class Chain implements ChainReader {
       logger: this.logger,
       emitFinalized: (checkpoint, certificate) => this.emit("finalized", { checkpoint, certificate }),
       emitJustified: (checkpoint) => this.emit("justified", checkpoint),
+      fork: {
+        tip: () => this.tipEntry,
+        inBatch: () => this.batchEvents !== null,
+        isKnownInvalid: (h) => this.isKnownInvalid(h),
+        reorgTo: (e) => this.reorgTo(e),
+      },
     });
     const finalHeight = (): number => this.finality.finalizedHeight;
     this.sides = new SideBranches({
@@ -107,6 +107,7 @@ export class Chain implements ChainReader {
       tip: () => this.tipEntry,
       forgetSchedule,
       finalHeight,
+      holdsFinal: (e) => this.holdsFinal(e),
     });
     this.evidence = new EvidenceBook({ ...base, emit: (ev) => this.emit("evidence", ev) });
     const tip = store.getIndex(store.getTipHash());
@@ -458,6 +459,11 @@ export class Chain implements ChainReader {
     }
   }
 
+  /** Whether the branch ending at `entry` holds the last final block (ChainFinality.holds). */
+  holdsFinal(entry: BlockIndex): boolean {
+    return this.finality.holds(entry);
+  }
+
   /** The last common block of the main chain and the branch ending at `entry`. */
   findFork(entry: BlockIndex): BlockIndex {
     return forkOf(this.store, this.tipEntry, entry);
@@ -477,7 +483,7 @@ export class Chain implements ChainReader {
     const oldTip = this.tipEntry;
     const fork = this.findFork(target);
     const depth = oldTip.height - fork.height;
-    if (fork.height < this.finality.finalizedHeight) {
+    if (!this.holdsFinal(target)) {
       this.logger?.warn("Refusing a reorg below the final block", {
         fork: fork.height,
         final: this.finality.finalizedHeight,

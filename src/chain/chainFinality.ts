@@ -17,7 +17,8 @@ import {
 } from "../consensus/finality.js";
 import { MAX_REGISTRY_SIZE, type Registry } from "../consensus/registry.js";
 import { ancestorOf } from "./blockTree.js";
-import type { ChainStore } from "./chainStore.js";
+import type { BlockIndex, ChainStore } from "./chainStore.js";
+import { isBetterTip } from "./forkOrder.js";
 import type { ChainLogger } from "./chainTypes.js";
 import { FinalityTracker, type FinalityView, type VoteOutcome } from "./finalityTracker.js";
 
@@ -29,6 +30,14 @@ export interface ChainFinalityDeps {
   emitFinalized: (c: Checkpoint, certificate: Certificate) => void;
   /** Tells them that a checkpoint became justified (an honest voter's cue for its next vote). */
   emitJustified: (c: Checkpoint) => void;
+  /** What following a final block onto another branch needs of the chain. */
+  fork: {
+    tip: () => BlockIndex;
+    /** A batch of blocks is being processed (its events wait for the commit). */
+    inBatch: () => boolean;
+    isKnownInvalid: (hash: Buffer) => boolean;
+    reorgTo: (target: BlockIndex) => unknown;
+  };
 }
 
 /** The F record: the final checkpoint, then its certificate (a u8 flag, for the genesis's none). */
@@ -92,6 +101,11 @@ export class ChainFinality {
     return this.settled(this.tracker.addVote(v));
   }
 
+  /** Blocks (hex) that waiting votes claim final, weighed with the tip's registry (FinalityTracker). */
+  claimedFinal(): Set<string> {
+    return this.tracker.claimedFinal(this.deps.store.getRegistry());
+  }
+
   /** Counts the votes that waited for blocks that have now arrived. */
   retryPending(): VoteOutcome {
     return this.settled(this.tracker.retryPending());
@@ -132,6 +146,39 @@ export class ChainFinality {
     return null;
   }
 
+  /** Whether the branch ending at `entry` holds the last final block (at its height). */
+  holds(entry: BlockIndex): boolean {
+    const h = this.finalizedHeight;
+    return entry.height >= h && ancestorOf(this.deps.store, entry, h).hash.equals(this.finalized.hash);
+  }
+
+  /**
+   * A block just became final. If the tip's branch does not hold it (this node was on another
+   * side of a split when more than 2/3 of the weight finalised it), switch to the best stored tip
+   * that does: fork choice ranks only branches that hold the final block.
+   */
+  private followFinal(): void {
+    const { store, logger, fork } = this.deps;
+    if (fork.inBatch() || this.holds(fork.tip())) return;
+    const f = this.finalized;
+    let best = store.getIndex(f.hash);
+    if (!best) return;
+    for (const { hash } of store.iterateSide()) {
+      const e = store.getIndex(hash);
+      if (e && !fork.isKnownInvalid(hash) && this.holds(e) && isBetterTip(e, best)) best = e;
+    }
+    logger?.warn("The final block is not on this node's branch: switching to the best branch that holds it", {
+      final: f.hash.toString("hex"),
+      tip: fork.tip().hash.toString("hex"),
+      to: best.hash.toString("hex"),
+    });
+    try {
+      fork.reorgTo(best);
+    } catch (e) {
+      logger?.warn("Switching to the final block's branch failed", {}, e);
+    }
+  }
+
   private settled(out: VoteOutcome): VoteOutcome {
     for (const c of out.justified) this.deps.emitJustified(c);
     if (out.conflict) {
@@ -148,6 +195,7 @@ export class ChainFinality {
       const cert = this.tracker.finalCertificate;
       this.deps.store.putFinality(encodeFinality(out.finalized, cert));
       if (cert) this.deps.emitFinalized(out.finalized, cert);
+      this.followFinal();
     }
     return out;
   }

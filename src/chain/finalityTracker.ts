@@ -183,8 +183,13 @@ export class FinalityTracker {
     // The cheap checks first: a stale vote costs no signature check.
     const shape = voteShapeError(v);
     if (shape) return { ...out, status: "invalid", reason: shape };
-    if (v.target.epoch <= this.finalCp.epoch)
+    if (v.target.epoch <= this.finalCp.epoch) {
+      // Too late to count, not too late to convict: a voter's other side of a split arrives here
+      // after the heal. The signature is checked only when the vote would be evidence.
+      const offence = this.offenceWith(v);
+      if (offence && voteError(this.genesisHash, v) === null) out.evidence = offence;
       return { ...out, status: "stale", reason: "at or below the final epoch" };
+    }
     if (v.target.epoch > this.finalCp.epoch + this.limits.maxEpochsAhead)
       return { ...out, status: "stale", reason: "too far above the final epoch" };
     const bad = voteError(this.genesisHash, v);
@@ -216,6 +221,31 @@ export class FinalityTracker {
     return out;
   }
 
+  /**
+   * Blocks (hex) whose second link has a supermajority among the votes still waiting for their
+   * blocks, weighed with `registry` (the tip's: the right voter set is the unknown block's own).
+   * Not a decision: a reason to fetch the branch that holds them (the sync), after which the votes
+   * are counted for real.
+   */
+  claimedFinal(registry: Registry): Set<string> {
+    const byTarget = new Map<string, Set<string>>();
+    for (const v of this.pending) {
+      if (v.target.epoch !== v.source.epoch + 1 || !v.target.hash.equals(v.source.hash)) continue;
+      const k = v.target.hash.toString("hex");
+      const voters = byTarget.get(k) ?? new Set<string>();
+      voters.add(v.voter.toString("hex"));
+      byTarget.set(k, voters);
+    }
+    const total = totalWeight(registry);
+    const out = new Set<string>();
+    for (const [k, voters] of byTarget) {
+      let w = 0n;
+      for (const id of voters) w += voterWeight(registry, Buffer.from(id, "hex"));
+      if (isSupermajority(w, total)) out.add(k);
+    }
+    return out;
+  }
+
   /** Counts the waiting votes whose blocks have arrived. */
   retryPending(): VoteOutcome {
     const out: VoteOutcome = { status: "counted", justified: [], finalized: null };
@@ -229,6 +259,15 @@ export class FinalityTracker {
   }
 
   /** Keeps `v` in its voter's recent votes; reports a rule it breaks with one of them. */
+  /** An offence `v` commits with one of its voter's recent votes, without keeping `v`. */
+  private offenceWith(v: FinalityVote): VoteOutcome["evidence"] | null {
+    for (const old of this.byVoter.get(v.voter.toString("hex")) ?? []) {
+      const offence = slashingOffence(old, v);
+      if (offence) return { offence, a: old, b: v };
+    }
+    return null;
+  }
+
   private recordForVoter(v: FinalityVote): "duplicate" | VoteOutcome["evidence"] | null {
     const id = v.voter.toString("hex");
     const mine = this.byVoter.get(id) ?? [];

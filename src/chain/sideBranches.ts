@@ -33,8 +33,10 @@ export interface SideBranchDeps {
   tip: () => BlockIndex;
   /** Drops a pruned block's cached schedule. */
   forgetSchedule: (hash: Buffer) => void;
-  /** The height of the last final block (on the main chain); 0 before any. */
+  /** The height of the last final block; 0 before any. */
   finalHeight: () => number;
+  /** Whether the branch ending at a stored block holds the last final block. */
+  holdsFinal: (entry: BlockIndex) => boolean;
 }
 
 export class SideBranches {
@@ -78,8 +80,8 @@ export class SideBranches {
       e = store.getIndex(e.prevHash);
     }
     if (!e || e.height < floor) return "too-deep";
-    // The fork is on the main chain; below the final block the branch conflicts with it.
-    if (e.height < this.deps.finalHeight()) return "below-final";
+    // A branch that does not hold the final block can never be the chain again.
+    if (parent.height < this.deps.finalHeight() || !this.deps.holdsFinal(parent)) return "below-final";
     return null;
   }
 

@@ -29,7 +29,12 @@ export interface FinalityRelayModules {
   network: FinalityNetwork;
   clock: Clock;
   logger: Logger;
+  /** A peer holds a block that waiting votes claim final: the sync should look at its branch. */
+  hintSync?: (peer: Peer) => void;
 }
+
+/** How often waiting votes are counted again (their blocks may have been stored as side blocks). */
+const RETRY_PENDING_MS = 500;
 
 /** Votes waiting to be passed on; beyond this the oldest give way (they were sent to most peers). */
 const MAX_QUEUED = 20_000;
@@ -40,6 +45,7 @@ export type VoteCounts = Record<VoteStatus | "sent", number>;
 export class FinalityRelay {
   private queue: Array<{ vote: FinalityVote; id: Buffer; from: Peer | null }> = [];
   private flushTimer: TimerHandle | null = null;
+  private retryTimer: TimerHandle | null = null;
   private unsubscribe: Array<() => void> = [];
   readonly counts: VoteCounts = {
     counted: 0,
@@ -51,13 +57,19 @@ export class FinalityRelay {
     "not-voter": 0,
     sent: 0,
   };
-  /** Offences seen (double or surround votes), newest last, bounded. */
+  /** Offences seen since start (double or surround votes), all of them. */
+  offencesTotal = 0;
+  /** The last offences seen, newest last, bounded. */
   readonly offences: Array<{ offence: string; voter: string; at: number }> = [];
 
   constructor(private readonly modules: FinalityRelayModules) {}
 
   start(): void {
     const { chain } = this.modules;
+    // A block can arrive on a side branch (no tip event): count waiting votes now and then too.
+    this.retryTimer = this.modules.clock.setInterval(() => {
+      if (chain.finality.tracker.pendingCount > 0) this.note(chain.finality.retryPending(), null);
+    }, RETRY_PENDING_MS);
     // Votes that waited for blocks count once the blocks are connected.
     this.unsubscribe.push(
       chain.events.on("tip", () => {
@@ -75,6 +87,8 @@ export class FinalityRelay {
 
   stop(): void {
     for (const u of this.unsubscribe.splice(0)) u();
+    this.retryTimer?.cancel();
+    this.retryTimer = null;
     this.flushTimer?.cancel();
     this.flushTimer = null;
     this.queue = [];
@@ -105,6 +119,7 @@ export class FinalityRelay {
   /** The route for FinalityVotes. */
   onVotes(peer: Peer, msg: FinalityVotesMsg): void {
     const { chain } = this.modules;
+    let waitingSecondLink = false;
     for (const vote of msg.votes) {
       const id = voteId(vote);
       peer.markKnown(id);
@@ -123,6 +138,17 @@ export class FinalityRelay {
         return;
       }
       if (out.status === "counted" || out.status === "pending") this.enqueue(vote, peer);
+      if (out.status === "pending" && vote.target.epoch === vote.source.epoch + 1) waitingSecondLink = true;
+    }
+    // If these votes claim a block final that we lack, have the sync look at the sender's branch
+    // (it holds the block, or learnt the votes from a peer that does and is on its way to it).
+    if (waitingSecondLink && this.modules.hintSync) {
+      for (const hex of chain.finality.claimedFinal()) {
+        if (!chain.getIndex(Buffer.from(hex, "hex"))) {
+          this.modules.hintSync(peer);
+          break;
+        }
+      }
     }
   }
 
@@ -130,6 +156,7 @@ export class FinalityRelay {
     if (vote) this.counts[out.status]++;
     if (out.evidence) {
       const voter = out.evidence.b.voter.toString("hex");
+      this.offencesTotal++;
       this.offences.push({ offence: out.evidence.offence, voter, at: this.modules.clock.now() });
       if (this.offences.length > 100) this.offences.shift();
       this.modules.logger.warn("Finality: a voter broke a voting rule", {

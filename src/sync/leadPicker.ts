@@ -214,6 +214,11 @@ export class LeadPicker {
   markChecked(lead: PeerState): void {
     this.checkedTips.set(lead.id, { tip: lead.tipHash.toString("hex"), at: this.modules.clock.monotonic() });
   }
+
+  /** Looks at the peer's tip again at the next check, even if it was found no better. */
+  forgetChecked(id: string): void {
+    this.checkedTips.delete(id);
+  }
 }
 
 /** What RangeDownload needs to know of a peer to rank it. */

@@ -158,6 +158,17 @@ export class LeadSync {
     const found = await this.findFork(run);
     if ("error" in found) return found;
     const { fork } = found;
+    // A branch that leaves our chain below the final block can never be ours: refused before a
+    // single body is downloaded, whatever its work.
+    if (fork.height < chain.finality.finalizedHeight) {
+      logger.info("Refusing a peer's branch: it conflicts with the final block", {
+        peer: lead.addr,
+        fork: fork.height,
+        final: chain.finality.finalizedHeight,
+      });
+      this.modules.leads.markChecked(lead);
+      return { error: null };
+    }
     let cursor = found.parent;
     let pending: HeaderBatch | null = found.pending;
     let confirmed = false;
@@ -181,7 +192,11 @@ export class LeadSync {
         continue;
       }
       const last = validated[validated.length - 1]!;
-      const better = isBetterTip({ work: last.work, hash: last.hash } as BlockIndex, chain.tip);
+      // Better: more work, or a block that more than 2/3 of the weight has voted final (votes we
+      // hold but cannot count without the block) — fork choice will follow it once it is here.
+      const claimed = chain.finality.claimedFinal();
+      const holdsClaim = claimed.size > 0 && validated.some((v) => claimed.has(v.hash.toString("hex")));
+      const better = holdsClaim || isBetterTip({ work: last.work, hash: last.hash } as BlockIndex, chain.tip);
       const first = validated[0]!;
       const extendsTip = first.header.prevHash.equals(chain.tip.hash);
       if (better) {
@@ -202,7 +217,7 @@ export class LeadSync {
         this.modules.leads.markChecked(lead);
         return { error: null };
       }
-      if (better && !extendsTip && !confirmed) {
+      if (better && !extendsTip && !confirmed && !holdsClaim) {
         const deferred = await this.confirm(lead, fork, last);
         if (deferred) return deferred;
         confirmed = true;

@@ -198,6 +198,16 @@ export class SyncCoordinator implements SyncTrigger {
   }
 
   /**
+   * A peer sent finality votes for a block we lack that more than 2/3 of the weight voted final:
+   * look at its branch again (even if its tip was found no better by work), since fork choice
+   * will follow that block.
+   */
+  hintFinal(peerId: string): void {
+    this.leads.forgetChecked(peerId);
+    this.hint(peerId);
+  }
+
+  /**
    * Runs a check now, or joins the one running (and asks for another after it). Resolves when
    * that run ends. For tests and the RPC; events and the tick use requestCheck.
    */

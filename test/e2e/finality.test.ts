@@ -6,6 +6,8 @@
  * - Two stopped: 4 of 6 is exactly 2/3, not more. Production goes on and finality pauses.
  * - One of them back: 5 of 6. Finality catches up to the tip, certifying the blocks made meanwhile.
  * - A node that was away learns the final block from the certificate its peers send on connect.
+ * - Operators see it over RPC: getblockchaininfo, getblock (with the last final block's
+ *   certificate) and getfinalitystatus.
  *
  * This file uses 127.0.140.0/24.
  */
@@ -97,9 +99,99 @@ void describe("finality (real nodes)", () => {
     }
   });
 
+  it("operators see it over RPC: getblockchaininfo, getblock and getfinalitystatus", async () => {
+    const rpc = nodes[0]!.rpc;
+    const n0 = nodes[0]!.n;
+    interface Cp {
+      height: number;
+      hash: string;
+      epoch: number;
+    }
+    interface Status {
+      finalized: Cp;
+      justified: Cp;
+      tip: number;
+      lag: number;
+      certificatevotes: number;
+      votes: Record<string, number>;
+      pendingvotes: number;
+      offences: { count: number; recent: unknown[] };
+      voter: { lock: { maxsource: number; maxtarget: number }; signed: number } | null;
+    }
+    interface BlockJson {
+      hash: string;
+      height: number;
+      finalized: boolean;
+      certificate: {
+        source: { epoch: number; hash: string };
+        target: { epoch: number; hash: string };
+        votes: Array<{ voter: string; signature: string }>;
+      } | null;
+    }
+    // The last final block carries its certificate; catch it before finality moves past it.
+    const { s, b } = await waitFor(
+      "getblock on the last final block, with its certificate",
+      async () => {
+        const s = await rpc.call<Status>("getfinalitystatus");
+        const b = await rpc.call<BlockJson>("getblock", [s.finalized.hash]);
+        return b.certificate ? { s, b } : undefined;
+      },
+      { timeoutMs: 10_000, stepMs: 50, detail: describeAll },
+    );
+    assert.ok(s.finalized.height >= 1);
+    assert.equal(s.finalized.epoch, 2 * s.finalized.height);
+    assert.equal(s.finalized.hash, await rpc.call<string>("getblockhash", [s.finalized.height]));
+    assert.ok(s.justified.epoch > s.finalized.epoch, "the final block's second checkpoint is justified");
+    assert.equal(s.lag, s.tip - s.finalized.height);
+    assert.ok(s.lag >= 0 && s.lag <= 2, `lag ${s.lag}`);
+    assert.ok(s.certificatevotes >= 5, "more than 2/3 of six equal voters");
+    assert.ok(s.votes.counted! > 0 && s.votes.sent! > 0, JSON.stringify(s.votes));
+    assert.equal(s.votes.invalid, 0);
+    assert.deepEqual(s.offences, { count: 0, recent: [] });
+    assert.ok(s.voter, "a masternode reports its voter");
+    assert.ok(s.voter.signed > 0 && s.voter.lock.maxtarget >= s.finalized.epoch + 1, JSON.stringify(s.voter));
+    assert.equal(b.height, s.finalized.height);
+    assert.equal(b.finalized, true);
+    assert.deepEqual(b.certificate!.source, { epoch: s.finalized.epoch, hash: b.hash });
+    assert.deepEqual(b.certificate!.target, { epoch: s.finalized.epoch + 1, hash: b.hash });
+    assert.ok(b.certificate!.votes.length >= 5);
+    // Finality only moves up: a block reported final is at or below the final height read after
+    // it, and one reported not final is above the final height read before it.
+    const before = await rpc.call<{ finalizedheight: number; finalizedhash: string; blocks: number }>(
+      "getblockchaininfo",
+    );
+    assert.ok(before.finalizedheight >= s.finalized.height && before.finalizedheight <= before.blocks);
+    const tipBlock = await rpc.call<BlockJson>("getblock", [before.blocks]);
+    const below = await rpc.call<BlockJson>("getblock", [1]);
+    const fAfter = n0.chain.finality.finalizedHeight;
+    if (tipBlock.finalized) assert.ok(tipBlock.height <= fAfter);
+    else assert.ok(tipBlock.height > before.finalizedheight);
+    assert.deepEqual([below.finalized, below.certificate], [true, null]);
+    assert.ok(
+      n0.chain.getHashAtHeight(before.finalizedheight)!.equals(Buffer.from(before.finalizedhash, "hex")),
+    );
+  });
+
+  it("one stopped: 5 of 6 is more than 2/3, and every block is still final", async () => {
+    await nodes[5]!.stop();
+    const n0 = nodes[0]!.n;
+    const start = n0.chain.height;
+    await waitFor("4 more blocks with five", () => n0.chain.height >= start + 4, {
+      timeoutMs: 30_000,
+      detail: describeAll,
+    });
+    await waitFor(
+      "the newest of them final everywhere",
+      () => up().every((n) => n.n.chain.finality.finalizedHeight >= start + 4),
+      {
+        timeoutMs: 10_000,
+        detail: describeAll,
+      },
+    );
+  });
+
   it("two stopped: 4 of 6 is not more than 2/3, so finality pauses while production goes on; one back, it catches up", async () => {
     await nodes[4]!.stop();
-    await nodes[5]!.stop();
     const n0 = nodes[0]!.n;
     // Votes in flight when they stopped may still finalise a block or two.
     await waitFor(

@@ -145,13 +145,20 @@ describe("sync scenarios from the seeds, over TCP", { timeout: 180_000 }, () => 
     const blocks = extend(harness(net), 140);
     const top = hex(blockHash(blocks[139]!.header));
     await net.startAll();
+    // A full mesh before node 0 goes far ahead: a node that saw fewer peers would rightly count
+    // node 0 as half its consensus or more, and follow it.
+    await waitFor(
+      "the four nodes in a full mesh",
+      () => [0, 1, 2, 3].every((i) => net.node(i).n.peers.peers().length >= 3),
+      { timeoutMs: 15_000, detail: () => net.describe() },
+    );
     net.importInto(0, blocks);
     net.importInto(1, blocks.slice(0, 15));
     net.importInto(2, blocks.slice(0, 20));
     net.importInto(3, blocks.slice(0, 10));
     await waitFor("the node defers the far-ahead peer", () => logged(net, 3, "Deferring sync"), {
       timeoutMs: 15_000,
-      detail: () => net.node(3).recentLogs(20),
+      detail: () => [1, 2].map((i) => net.node(i).recentLogs(25)).join("\n=====\n"),
     });
     // Several coordinator intervals later it is still no further than its agreeing peers.
     await sleep(2_000);

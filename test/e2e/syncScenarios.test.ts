@@ -173,6 +173,13 @@ async function forkResolution(t: TestContext, run: ForkRun): Promise<void> {
     const other = side === "A" ? "B" : "A";
     assert.equal(minedAt(senders[other], sent[side]), null, `${side}'s send is not on ${other}'s chain`);
   }
+  // Finality: 3 of 6 is not more than 2/3, so no block made during the split became final on
+  // either side (votes in flight at the split may still have finalised up to the split height).
+  for (const h of nodes)
+    assert.ok(
+      h.n.chain.finality.finalizedHeight <= splitHeight,
+      `${h.name}: final height ${h.n.chain.finality.finalizedHeight} during a 3/3 split at ${splitHeight}`,
+    );
   const splitSeconds = (performance.now() - splitAt) / 1000;
   const preHeal = Object.fromEntries(
     nodes.map((h) => [h.name, { hash: h.n.chain.tip.hash, height: h.n.chain.height }]),
@@ -297,6 +304,12 @@ async function forkResolution(t: TestContext, run: ForkRun): Promise<void> {
     // That it went back to the mempool is asserted above from the mempool's own events.
     const sightings = halves[losingSide].filter((h) => seenInMempool.has(`${h.name}/${losingSide}`));
     const final = await net.waitAgree(agreed.height, 15_000, "every node at the end");
+    // Finality resumed on the one chain: every node finalises past the split.
+    await waitFor(
+      "every node's final block past the split, on the agreed chain",
+      () => nodes.every((h) => h.n.chain.finality.finalizedHeight > splitHeight + run.perSide),
+      { timeoutMs: 20_000, detail: () => net.describe() },
+    );
     t.diagnostic(
       `split ${splitSeconds.toFixed(1)} s at height ${splitHeight}; half ${losingSide} lost; fork at ${forkHeight}; ` +
         `work gap at the heal ${Number(gap) / Number(ROUND0_WORK)} round-0 blocks; ` +
@@ -375,8 +388,18 @@ describe("crash mid-sync: SIGKILL, verify, restart, catch up", { timeout: 120_00
     const h = net.harness();
     own(t, () => h.close());
     const blocks = extend(h, 3_000);
+    // Stored before the producer starts: as the only voter it finalises its own first blocks at
+    // once, and a branch that does not hold them could never replace them.
+    const stored = Chain.open(dataDirPaths(net.node(0).dir).chain, net.genesis, { clock: new SystemClock() });
+    try {
+      for (let k = 0; k < blocks.length; k += 500) {
+        const r = stored.processBlocks(blocks.slice(k, k + 500).map((block: Block) => ({ block })));
+        if (r.error) throw r.error as Error;
+      }
+    } finally {
+      await stored.close();
+    }
     const producer = await net.start(0);
-    net.importInto(0, blocks);
     // The producer goes on producing at 0.5 s on top of the imported chain.
     await waitFor("the producer produces on top", () => producer.n.chain.height > 3_000, {
       timeoutMs: 10_000,

@@ -76,6 +76,25 @@ describe("finality on the chain store", () => {
     }
   });
 
+  it("a block final on another branch (this node was on the other side of a split): the chain switches to it, lighter or not", async () => {
+    const h = new ChainHarness(genesis, mns);
+    try {
+      const main = extend(h, 4);
+      const other = extend(h, 1, { parent: main[0]!, round: 1 });
+      const otherHash = blockHash(other[0]!.header);
+      assert.ok(!h.chain.tip.hash.equals(otherHash), "the other branch is lighter: not the tip");
+      finalise(h, other[0]!);
+      assert.equal(h.chain.finality.finalizedHeight, 2);
+      assert.ok(h.chain.tip.hash.equals(otherHash), "the tip moved to the final block's branch");
+      // The abandoned branch can never come back: it does not hold the final block.
+      const back = h.chain.processBlock(main[3]!);
+      assert.ok(back.status === "duplicate" || back.status === "reorg-refused", back.status);
+      assert.ok(h.chain.tip.hash.equals(otherHash));
+    } finally {
+      await h.close();
+    }
+  });
+
   it("a side block forking below the final block is not stored (below-final)", async () => {
     const h = new ChainHarness(genesis, mns);
     try {
