@@ -17,6 +17,10 @@ export interface NodeStatusView {
   tip: string;
   /** Tip timestamp, ms since the epoch. */
   tipTime: number;
+  /** Height of the last final block; null (or absent) when the node does not report finality. */
+  finalHeight?: number | null;
+  /** Hex hash of the last final block. */
+  finalHash?: string | null;
   /** The block producer's state; null on a node that is not a masternode. */
   producer: { state: string; reason: string } | null;
   activeMasternodes: number;

@@ -16,8 +16,16 @@ import { basicAuthChecker } from "./basicAuth.js";
 import { mountDashboard, type Dashboard, type DashboardLogger } from "./dashboard.js";
 import type { BlockView, DashboardDeps, DevnetNodeView, SyncStatusView } from "./interface.js";
 
+/** What the dashboard reads of the chain's finality (Chain.finality). */
+export interface DashboardFinality {
+  readonly finalizedHeight: number;
+  readonly finalized: { readonly hash: Buffer };
+}
+
 export interface DashboardNodeParts {
-  readonly chain: Pick<ChainReader, "tip" | "params" | "getHashAtHeight" | "getIndex" | "getRegistry">;
+  readonly chain: Pick<ChainReader, "tip" | "params" | "getHashAtHeight" | "getIndex" | "getRegistry"> & {
+    readonly finality?: DashboardFinality;
+  };
   readonly peers: Pick<PeerManager, "peerInfo" | "connectionCounts">;
   readonly liveness: Pick<MasternodeLiveness, "list" | "activeCount">;
   readonly producer: Pick<BlockProducer, "status"> | null;
@@ -51,6 +59,8 @@ export function dashboardDepsFor(node: DashboardNodeParts, extras: DashboardExtr
         height: tip.height,
         tip: tip.hash.toString("hex"),
         tipTime: tip.timestamp,
+        finalHeight: chain.finality?.finalizedHeight ?? null,
+        finalHash: chain.finality?.finalized.hash.toString("hex") ?? null,
         producer: producer ? { state: producer.state, reason: producer.reason } : null,
         activeMasternodes: node.liveness.activeCount(),
         registeredMasternodes: chain.getRegistry().length,

@@ -6,6 +6,7 @@ import type { MasternodeLiveness } from "../masternode/liveness.js";
 import type { Mempool } from "../mempool/mempool.js";
 import { goodbyeReasonName } from "../p2p/messages.js";
 import type { PeerManager } from "../p2p/peerManager.js";
+import { registerFinalityMetrics, type FinalityMetricsSources } from "./finalityMetrics.js";
 
 /** What NodeMetrics reads. Plain references; it never changes any of them. */
 export interface NodeMetricsSources {
@@ -15,11 +16,13 @@ export interface NodeMetricsSources {
   mempool: Mempool;
   /** This node's operator key, for blocks produced and missed; null for a full node. */
   operatorKey: Buffer | null;
+  /** The chain's finality, the finality relay and the offence tally (finalityMetrics.ts). */
+  finality: Omit<FinalityMetricsSources, "chain">;
 }
 
 /**
- * The operator metrics beyond the sync ones (issue 7): chain, peers, disconnects and bans,
- * masternodes, production, mempool, RPC latency, and Node's own event-loop lag and heap.
+ * The operator metrics beyond the sync ones (issue 7): chain, finality, peers, disconnects and
+ * bans, masternodes, production, mempool, RPC latency, and Node's own event-loop lag and heap.
  *
  * Gauges are read at scrape time (`collect`), so the hot paths pay nothing. Label sets are
  * bounded: directions and classes are fixed, disconnect reasons are the Goodbye codes, ban reasons
@@ -68,6 +71,7 @@ export class NodeMetrics {
         this.set(chain.tip.timestamp / 1000);
       },
     });
+    registerFinalityMetrics(registry, { chain, ...src.finality });
     new Gauge({
       name: "chain_utxos",
       help: "Unspent outputs in the UTXO set",

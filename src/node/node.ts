@@ -46,6 +46,7 @@ import { registerMasternodeMethods } from "../rpc/masternodeMethods.js";
 import { txid as txidOf } from "../primitives/tx.js";
 import { Metrics } from "../metrics/metrics.js";
 import { NodeMetrics } from "../metrics/nodeMetrics.js";
+import { registerFinalityMethods } from "../rpc/finalityMethods.js";
 import { dataDirPaths, rpcAuthFromConfig } from "./dataDir.js";
 import { mountDashboard, type Dashboard } from "../dashboard/dashboard.js";
 import { basicAuthChecker } from "../dashboard/basicAuth.js";
@@ -108,6 +109,7 @@ export class TimeNode {
   /** Finality votes: gossip and counting (all nodes); the voter (masternodes only). */
   readonly finality: FinalityRelay;
   readonly voter: FinalityVoter | null;
+  /** Offences the finality relay has recorded since start (getfinalitystatus and the metrics). */
   readonly dashboard: Dashboard | null;
   private readonly blockServer: BlockServer;
   /** The routing table, handed to PeerManager as its one message seam. */
@@ -238,6 +240,7 @@ export class TimeNode {
       network: this.peers,
       clock: modules.clock,
       logger: log.child({ module: "finality" }),
+      hintSync: (peer) => this.sync.hintFinal(peer.nodeIdHex),
     });
     this.voter = this.operatorKey
       ? new FinalityVoter({
@@ -270,6 +273,7 @@ export class TimeNode {
       liveness: this.liveness,
       mempool: this.mempool,
       operatorKey: this.operatorKey?.publicKey ?? null,
+      finality: { finality: this.chain.finality, relay: this.finality },
     });
     this.rpc = config.rpc.enabled ? this.makeRpc() : null;
     this.dashboard = this.rpc
@@ -410,9 +414,17 @@ export class TimeNode {
     registerWalletMethods(rpc, { wallet: this.wallet, network: this.chain.params.network });
     registerChainMethods(rpc, {
       chain: this.chain,
+      finality: this.chain.finality,
       uptime: () => (this.modules.clock.monotonic() - this.startedAt) / 1000,
       requestStop: () =>
         this.modules.clock.setTimeout(() => this.events.emit("stopRequested", undefined), 50),
+    });
+    registerFinalityMethods(rpc, {
+      chain: this.chain,
+      finality: this.chain.finality,
+      relay: this.finality,
+      voter: this.voter,
+      offencesSeen: () => this.finality.offencesTotal,
     });
     return rpc;
   }

@@ -5,11 +5,14 @@ import { formatAmount } from "../primitives/amount.js";
 import { txid, TxKind, type Tx } from "../primitives/tx.js";
 import { encodeAddress } from "../crypto/address.js";
 import { parseHash } from "../crypto/hash.js";
+import { blockFinalityJson, type FinalityReader } from "./finalityMethods.js";
 import { RPC_INVALID_ADDRESS_OR_KEY, RPC_INVALID_PARAMETER, RpcError } from "./errors.js";
 import type { RpcServer } from "./server.js";
 
 export interface ChainMethodDeps {
   chain: ChainReader;
+  /** The chain's finality (Chain.finality): getblock's `finalized`, getblockchaininfo's final block. */
+  finality: FinalityReader;
   /** Seconds since the node started. */
   uptime: () => number;
   /** Asks the node to shut down; the RPC answer goes out first. */
@@ -60,6 +63,7 @@ export function blockToJson(
   entry: BlockIndex,
   block: Block,
   verbosity: number,
+  finality: FinalityReader,
 ): Record<string, unknown> {
   const main = chain.isMain(entry);
   const next = main ? chain.getHashAtHeight(entry.height + 1) : undefined;
@@ -84,12 +88,13 @@ export function blockToJson(
       verbosity >= 2
         ? block.txs.map((t) => txToJson(t, chain.params.network))
         : block.txs.map((t) => txid(t).toString("hex")),
+    ...blockFinalityJson(finality, entry, main),
   };
 }
 
 /** The chain and node methods of step 1. */
 export function registerChainMethods(rpc: RpcServer, deps: ChainMethodDeps): void {
-  const { chain } = deps;
+  const { chain, finality } = deps;
   rpc.register("getblockcount", {
     description: "Returns the height of the best chain's tip.",
     params: [],
@@ -134,19 +139,20 @@ export function registerChainMethods(rpc: RpcServer, deps: ChainMethodDeps): voi
         description: "0, 1 or 2 (default 1)",
       },
     ],
-    result: "{hash, height, previousblockhash, time, producer, tx, ...}",
+    result: "{hash, height, previousblockhash, time, producer, tx, finalized, certificate, ...}",
     examples: ["time-cli getblock 10", "time-cli getblock 00ab...ef 2"],
     handler: (p) => {
       const entry = resolveBlock(chain, p.hash_or_height);
       const verbosity = (p.verbosity as number | undefined) ?? 1;
       if (verbosity === 0) return chain.storage.getBlockBytes(entry.hash)!.toString("hex");
-      return blockToJson(chain, entry, chain.getBlock(entry.hash)!, verbosity);
+      return blockToJson(chain, entry, chain.getBlock(entry.hash)!, verbosity, finality);
     },
   });
   rpc.register("getblockchaininfo", {
-    description: "Returns the state of the chain: network, height, tip, genesis, work and UTXO set size.",
+    description:
+      "Returns the state of the chain: network, height, tip, genesis, work, UTXO set size and the last final block.",
     params: [],
-    result: "{chain, blocks, bestblockhash, genesishash, ...}",
+    result: "{chain, blocks, bestblockhash, genesishash, finalizedheight, finalizedhash, ...}",
     handler: () => {
       const tip = chain.tip;
       const stats = chain.storage.getStats();
@@ -163,6 +169,8 @@ export function registerChainMethods(rpc: RpcServer, deps: ChainMethodDeps): voi
         utxos: stats.count,
         moneysupply: formatAmount(stats.total),
         masternodes: chain.getRegistry().length,
+        finalizedheight: finality.finalizedHeight,
+        finalizedhash: finality.finalized.hash.toString("hex"),
       };
     },
   });

@@ -2,9 +2,9 @@
  * The dashboard in a real browser (issue 7 §4): Debian's chromium, driven by playwright-core,
  * loads node-0's dashboard on a running 4-masternode devnet (1 s blocks) from the one-click
  * login URL, and checks that the displayed height equals getblockcount, that it rises as blocks
- * arrive, and that the peers table has getconnectioncount rows. Raw HTTP checks the auth rules:
- * no session → 401 on the data endpoint, the session cookie → 401 on JSON-RPC, a used code → 401.
- * A screenshot goes to test-output/dashboard.png.
+ * arrive, that the peers table has getconnectioncount rows, and that the final height shows beside
+ * the tip. Raw HTTP checks the auth rules: no session → 401 on the data endpoint, the session
+ * cookie → 401 on JSON-RPC, a used code → 401. A screenshot goes to test-output/dashboard.png.
  *
  * The dashboard comes from `dashboardFor(node)`: the node's own once node.ts mounts it, else one
  * mounted on the node's RPC server here.
@@ -248,6 +248,18 @@ void describe("dashboard in a real browser", () => {
       assert.equal(await page.getAttribute('[data-testid="badge"]', "data-state"), "in-sync");
       const tip = await page.getAttribute('[data-testid="tip"]', "title");
       assert.match(tip ?? "", /^[0-9a-f]{64}$/, "the full tip hash is in the title");
+      // The last final block beside the tip: four voting masternodes keep it within a block or two.
+      const final = await waitFor(
+        "a final height on the page",
+        async () => {
+          const v = await page.getAttribute('[data-testid="final-height"]', "data-value");
+          return v !== null && Number(v) >= 1 ? Number(v) : undefined;
+        },
+        { timeoutMs: 10_000, stepMs: 100 },
+      );
+      const shownTip = await displayedHeight(page);
+      assert.ok(final <= shownTip && final >= shownTip - 3, `final ${final}, tip ${shownTip}`);
+      assert.ok((await page.locator('[data-testid="block-row"][data-final="true"]').count()) >= 1);
 
       // Let the chart gather a few samples, then take the picture.
       await waitFor(

@@ -21,6 +21,10 @@ const SEED_METRICS = [
 /** What an operator needs besides (issue 7). */
 const OPERATOR_METRICS = [
   "chain_height",
+  "chain_finalized_height",
+  "finality_lag_blocks",
+  "finality_votes_total",
+  "finality_offences_total",
   "p2p_peers",
   "p2p_disconnects_total",
   "p2p_bans_total",

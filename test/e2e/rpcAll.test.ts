@@ -87,6 +87,7 @@ interface Node {
 interface BlockJson {
   hash: string;
   height: number;
+  finalized: boolean;
   previousblockhash: string | null;
   time: number;
   producer: string | null;
@@ -330,7 +331,7 @@ void describe("every JSON-RPC method through time-cli", () => {
   });
 
   void describe("chain and node methods", () => {
-    void it("getblockcount, getbestblockhash, getblockhash, getblock, getblockchaininfo, uptime", async () => {
+    void it("getblockcount, getbestblockhash, getblockhash, getblock, getblockchaininfo, getfinalitystatus, uptime", async () => {
       await heightAtLeast(2);
       // The count first: everything read after it is at that height or above.
       const count = await ok<number>(a, "getblockcount");
@@ -338,10 +339,14 @@ void describe("every JSON-RPC method through time-cli", () => {
         okText(a, "getbestblockhash"),
         okText(a, "getblockhash", "0"),
         okText(a, "getblockhash", "1"),
-        ok<{ chain: string; blocks: number; bestblockhash: string; genesishash: string }>(
-          a,
-          "getblockchaininfo",
-        ),
+        ok<{
+          chain: string;
+          blocks: number;
+          bestblockhash: string;
+          genesishash: string;
+          finalizedheight: number;
+          finalizedhash: string;
+        }>(a, "getblockchaininfo"),
         ok<number>(a, "uptime"),
       ]);
       assert.ok(Number.isInteger(count) && count >= 2);
@@ -352,6 +357,9 @@ void describe("every JSON-RPC method through time-cli", () => {
       assert.equal(info.genesishash, dev.genesisHash);
       assert.ok(info.blocks >= count);
       assert.match(info.bestblockhash, HEX64);
+      // One masternode is the whole voter set: its own votes make its blocks final.
+      assert.ok(info.finalizedheight >= 0 && info.finalizedheight <= info.blocks);
+      assert.match(info.finalizedhash, HEX64);
       assert.ok(Number.isInteger(uptime) && uptime >= 0 && uptime < 300, `uptime ${uptime}`);
 
       const [byHeight, byHash, named, raw, full] = await Promise.all([
@@ -367,6 +375,15 @@ void describe("every JSON-RPC method through time-cli", () => {
         assert.equal(blk.previousblockhash, h0);
         assert.equal(blk.producer, dev.operatorPubkey);
       }
+      // Read after the info: block 1 is final if the final height had reached it.
+      if (info.finalizedheight >= 1) assert.equal(byHeight.finalized, true);
+      const fin = await ok<{ finalized: { height: number; hash: string }; lag: number; voter: unknown }>(
+        a,
+        "getfinalitystatus",
+      );
+      assert.ok(fin.finalized.height >= info.finalizedheight, JSON.stringify(fin));
+      assert.match(fin.finalized.hash, HEX64);
+      assert.ok(fin.lag >= 0 && fin.voter !== null, JSON.stringify(fin));
       assert.match(byHeight.tx[0] as string, HEX64);
       assert.equal(typeof full.tx[0], "object");
       assert.match(raw, /^[0-9a-f]+$/);
@@ -382,6 +399,7 @@ void describe("every JSON-RPC method through time-cli", () => {
         fails(a, -32602, /too many parameters: getbestblockhash takes 0/, "getbestblockhash", "x"),
         fails(a, -32602, /missing required parameter "height"/, "getblockhash"),
         fails(a, -32602, /too many parameters: getblockchaininfo takes 0/, "getblockchaininfo", "1"),
+        fails(a, -32602, /too many parameters: getfinalitystatus takes 0/, "getfinalitystatus", "1"),
         fails(a, -32602, /too many parameters: uptime takes 0/, "uptime", "1"),
         fails(a, -32602, /too many parameters: stop takes 0/, "stop", "now"),
         fails(

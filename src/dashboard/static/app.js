@@ -106,6 +106,20 @@
     tip.title = n.tip;
     tip.dataset.value = n.tip;
 
+    // The last final block: nothing at or below it can be reorganised away.
+    const finalEl = $("final-height");
+    if (typeof n.finalHeight === "number") {
+      finalEl.textContent = fmtInt(n.finalHeight);
+      finalEl.dataset.value = String(n.finalHeight);
+      finalEl.title = n.finalHash || "";
+      const lag = Math.max(0, n.height - n.finalHeight);
+      setText("final-lag", lag === 0 ? "the tip is final" : `${fmtInt(lag)} behind the tip`);
+    } else {
+      finalEl.textContent = "–";
+      delete finalEl.dataset.value;
+      setText("final-lag", "not reported");
+    }
+
     const median = s.history.length ? s.history[s.history.length - 1].peerMedian : null;
     if (s.sync && s.sync.syncing) {
       setText("sync-line", `syncing · ${fmtInt(s.sync.behind)} behind`);
@@ -357,12 +371,24 @@
     setText("masternodes-sub", `${active} active of ${s.masternodeCount} registered`);
   }
 
+  /** A main-chain block at or below the last final height is final. */
+  function isFinal(s, b) {
+    return typeof s.node.finalHeight === "number" && b.height <= s.node.finalHeight;
+  }
+
   function renderBlocks(s) {
     const rows = s.blocks.map((b) =>
       el(
         "tr",
-        { testid: "block-row", data: { height: b.height } },
-        el("td", { cls: "num" }, fmtInt(b.height)),
+        { testid: "block-row", data: { height: b.height, final: String(isFinal(s, b)) } },
+        el(
+          "td",
+          { cls: "num" },
+          fmtInt(b.height),
+          isFinal(s, b)
+            ? el("span", { cls: "sub final", title: "final: cannot be reorganised away" }, "final")
+            : null,
+        ),
         hashCell(b.hash, 6, 4),
         b.producer ? hashCell(b.producer, 6, 4) : el("td", { cls: "muted" }, "genesis"),
         el("td", { cls: "num" }, fmtInt(b.txCount)),
