@@ -6,7 +6,9 @@
  * - converged: after a heal, all running honest nodes are on one tip within the stated bound;
  * - no-honest-ban: no honest node holds a ban on an honest node (by address or node id);
  * - bounded-memory: per node, pending timers, peers and mempool stay under their caps, and the
- *   process heap per running node stays under a budget.
+ *   process heap per running node stays under a budget;
+ * - final-agreement: no two honest nodes ever hold different final blocks at one height, and a
+ *   node's final block only moves forward along its own chain (docs/CONSENSUS.md, "Safety").
  *
  * A violation throws InvariantViolation, which names the seed, the virtual time and the command
  * that repeats the run.
@@ -41,7 +43,8 @@ export const defaultInvariantOptions: InvariantOptions = {
  */
 const HEAP_BASE_BYTES = 256 * 1024 * 1024;
 
-export type InvariantName = "chain-valid" | "converged" | "no-honest-ban" | "bounded-memory";
+export type InvariantName =
+  "chain-valid" | "converged" | "no-honest-ban" | "bounded-memory" | "final-agreement";
 
 export class InvariantViolation extends Error {
   constructor(
@@ -65,7 +68,13 @@ export class Invariants {
     converged: 0,
     "no-honest-ban": 0,
     "bounded-memory": 0,
+    "final-agreement": 0,
   };
+  /** The final block at each height, as the first honest node to finalise it saw it. */
+  private readonly finalAt = new Map<number, string>();
+  /** Blocks made final, by virtual ms after their height was first reached (finality lag). */
+  readonly finalityLags: number[] = [];
+  private readonly firstAt = new Map<number, number>();
   /** Tip spread (highest minus lowest honest height), one sample per sweep. */
   readonly spreads: number[] = [];
   /** Depth of every reorg an honest node made. */
@@ -120,6 +129,10 @@ export class Invariants {
     const chain = n.n.chain;
     // Events of a batch fire after its commit: a block a later one in the batch replaced is gone.
     if (!chain.isMain(e)) return;
+    if (!this.firstAt.has(e.height)) {
+      this.firstAt.set(e.height, this.sim.clock.now());
+      for (const h of this.firstAt.keys()) if (h < e.height - 1_000) this.firstAt.delete(h);
+    }
     this.checks["chain-valid"]++;
     const block = chain.getBlock(e.hash);
     const where = `${n.name} tip ${e.hash.toString("hex")} at height ${e.height}`;
@@ -139,6 +152,39 @@ export class Invariants {
       this.fail("chain-valid", `${where}: ${(err as Error).message}`);
     }
     if (this.convergence && this.oneTip()) this.converged();
+  }
+
+  /**
+   * A node finalised a block: it must be the block every other honest node finalised at that
+   * height, and on this node's chain above its previous final block (which Chain enforces).
+   */
+  onFinalized(n: SimNode, height: number, hash: Buffer): void {
+    if (!n.honest) return;
+    this.checks["final-agreement"]++;
+    const hex = hash.toString("hex");
+    const seen = this.finalAt.get(height);
+    if (seen !== undefined && seen !== hex)
+      this.fail(
+        "final-agreement",
+        `${n.name} finalised ${hex} at height ${height}; another honest node finalised ${seen}`,
+      );
+    if (seen === undefined) {
+      this.finalAt.set(height, hex);
+      const first = this.firstAt.get(height);
+      if (first !== undefined) this.finalityLags.push(this.sim.clock.now() - first);
+      // Keep the maps bounded: heights far below are settled.
+      for (const h of this.finalAt.keys()) if (h < height - 1_000) this.finalAt.delete(h);
+    }
+    // Every ancestor this node holds at a height another node finalised must match too.
+    for (const [h, other] of this.finalAt) {
+      if (h >= height) continue;
+      const mine = n.n.chain.getHashAtHeight(h)?.toString("hex");
+      if (mine !== undefined && mine !== other)
+        this.fail(
+          "final-agreement",
+          `${n.name} finalised height ${height}, whose chain has ${mine} at final height ${h}; another honest node finalised ${other}`,
+        );
+    }
   }
 
   onReorg(n: SimNode, depth: number): void {

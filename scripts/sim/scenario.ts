@@ -50,6 +50,10 @@ export interface SimReport {
   blocks: number;
   tipSpread: Distribution;
   healMs: Distribution;
+  /** The lowest final height among running honest nodes at the end. */
+  finalHeight: number;
+  /** Virtual ms from a height's first block reaching any honest node to its first finalisation. */
+  finalityLagMs: Distribution;
   reorgDepth: Distribution;
   messagesPerBlockPerNode: number;
   bytesPerBlockPerNode: number;
@@ -128,6 +132,11 @@ export async function runScenario(
     blocks: height - startHeight,
     tipSpread: distribution(sim.invariants.spreads),
     healMs: distribution(sim.invariants.healTimes),
+    finalHeight: honest.reduce(
+      (m, n) => Math.min(m, n.n.chain.finality.finalizedHeight),
+      honest.length ? Infinity : 0,
+    ),
+    finalityLagMs: distribution(sim.invariants.finalityLags),
     reorgDepth: distribution(sim.invariants.reorgDepths),
     messagesPerBlockPerNode: sim.net.stats.writes / blocks / nodes,
     bytesPerBlockPerNode: sim.net.stats.bytes / blocks / nodes,
@@ -165,6 +174,7 @@ export function formatReport(r: SimReport): string {
     ["height", `${r.height} (${r.blocks} blocks)`],
     ["tip spread (blocks)", d(r.tipSpread)],
     ["heal time", d(r.healMs, " ms")],
+    ["final height", `${r.finalHeight} (finality lag ${d(r.finalityLagMs, " ms")})`],
     ["reorg depth", d(r.reorgDepth)],
     ["messages / block / node", r.messagesPerBlockPerNode.toFixed(1)],
     ["bytes / block / node", r.bytesPerBlockPerNode.toFixed(0)],

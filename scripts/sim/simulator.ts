@@ -374,6 +374,10 @@ export class Simulator {
       this.invariants.onTip(n, e);
     });
     chain.events.on("reorg", (e) => this.invariants.onReorg(n, e.depth));
+    chain.events.on("finalized", (e) => {
+      this.record(`f ${n.index} ${e.checkpoint.epoch} ${e.checkpoint.hash.toString("hex")}`);
+      this.invariants.onFinalized(n, Math.floor(e.checkpoint.epoch / 2), e.checkpoint.hash);
+    });
     if (this.opts.transport === "encrypted") {
       // Sealed Goodbyes cannot be read on the wire: count the reasons the nodes close with.
       const count = (reason: number, byUs: boolean): void => {

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { runScenario, type SimReport } from "../../scripts/sim/scenario.js";
+import { lastFinalityAttack } from "../../scripts/sim/scenarios/finalityAttack.js";
 import { lastGrind } from "../../scripts/sim/scenarios/grind.js";
 import { SCENARIOS } from "../../scripts/sim/scenarios/index.js";
 import { lastSybil } from "../../scripts/sim/scenarios/sybil.js";
@@ -37,6 +38,10 @@ void describe("simulator: scenarios at 20 nodes, fixed seeds", () => {
     // masternode attested every heartbeat, and every node pushed each to every neighbour.
     assert.ok(a.messagesPerBlockPerNode < 600, `${a.messagesPerBlockPerNode} frames per block per node`);
     assert.ok(total(a) > 500, "the invariants were checked all along");
+    // Finality: every block but the newest final, each within one block time of first arriving.
+    assert.ok(a.finalHeight >= a.height - 1, `final height ${a.finalHeight} of ${a.height}`);
+    assert.ok(a.finalityLagMs.p99 < BLOCK_MS, `finality lag p99 ${a.finalityLagMs.p99} ms`);
+    assert.ok(a.invariantsChecked["final-agreement"] > 0);
   });
 
   it("steady with encrypted sessions: seeded ephemeral keys keep one seed one trace; every frame is sealed", async (t) => {
@@ -62,6 +67,10 @@ void describe("simulator: scenarios at 20 nodes, fixed seeds", () => {
     t.diagnostic(`heal ${JSON.stringify(r.healMs)}; reorgs ${JSON.stringify(r.reorgDepth)}`);
     assert.equal(r.healMs.count, 1);
     assert.ok(r.reorgDepth.count > 0, "the losing branches were reorganised away");
+    // No side of a 3-way split holds more than 2/3: nothing was final on a losing branch (the
+    // final-agreement invariant), and after the heal finality caught up with the one tip.
+    assert.ok(r.invariantsChecked["final-agreement"] > 0);
+    assert.ok(r.finalHeight >= r.height - 2, `final height ${r.finalHeight} of ${r.height} after the heal`);
     assert.ok(r.invariantsChecked["no-honest-ban"] > 200);
   });
 
@@ -73,6 +82,21 @@ void describe("simulator: scenarios at 20 nodes, fixed seeds", () => {
   it("byzantine: withholding and equivocating masternodes; evidence everywhere, one honest tip", async () => {
     const r = await run("byzantine", { seed: 41, nodes: 20, masternodes: 10 }, 24);
     assert.ok(r.blocks >= 12, `${r.blocks} blocks`);
+  });
+
+  it("finality-attack: Byzantine voters just under 1/3 double-vote across partitions; never two final blocks at one height", async (t) => {
+    for (const seed of [61, 62, 63]) {
+      const r = await run("finality-attack", { seed, nodes: 14, masternodes: 10 }, 30);
+      t.diagnostic(
+        `seed ${seed}: final ${r.finalHeight} of ${r.height}, lag p50 ${r.finalityLagMs.p50} ms; ${lastFinalityAttack?.honestThatSawOffences} honest nodes saw offences`,
+      );
+      assert.equal(lastFinalityAttack?.byzantine, 3);
+      assert.ok(r.invariantsChecked["final-agreement"] > 100, "the safety invariant was checked all along");
+      assert.ok(
+        r.finalHeight >= r.height - 3,
+        `finality resumed after the last heal: ${r.finalHeight} of ${r.height}`,
+      );
+    }
   });
 
   it("grind: a coalition under a third of the weight releases a ground private branch; the payment stands", async (t) => {

@@ -2,6 +2,7 @@
 import type { Scenario } from "../scenario.js";
 import { byzantine } from "./byzantine.js";
 import { churn } from "./churn.js";
+import { finalityAttack } from "./finalityAttack.js";
 import { grind } from "./grind.js";
 import { lyingPeers } from "./lyingPeers.js";
 import { mixed } from "./mixed.js";
@@ -11,7 +12,17 @@ import { steady } from "./steady.js";
 import { sybil } from "./sybil.js";
 
 export const SCENARIOS: Record<string, Scenario> = Object.fromEntries(
-  [steady, partition, partition3, rollingCrash, churn, lyingPeers, byzantine, grind, sybil, mixed].map(
-    (s) => [s.name, s],
-  ),
+  [
+    steady,
+    partition,
+    partition3,
+    rollingCrash,
+    churn,
+    lyingPeers,
+    byzantine,
+    grind,
+    sybil,
+    mixed,
+    finalityAttack,
+  ].map((s) => [s.name, s]),
 );
