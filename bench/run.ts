@@ -7,6 +7,7 @@
  * per line; progress goes to stderr. Benchmarks are not tests: `npm test` never runs them.
  */
 import { codecBench } from "./codec.js";
+import { finalityBench } from "./finality.js";
 import { importBench } from "./import.js";
 import { TempDirs, type BenchContext, type BenchGroup, type Figure } from "./lib.js";
 import { masternodeBench } from "./masternode.js";
@@ -22,6 +23,7 @@ const GROUPS: readonly BenchGroup[] = [
   p2pBench,
   mempoolBench,
   masternodeBench,
+  finalityBench,
   syncBench,
 ];
 

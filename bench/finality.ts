@@ -1,0 +1,311 @@
+/**
+ * Finality (docs/CONSENSUS.md, "Finality").
+ *
+ * finality_lag_ms (p50) and finality_lag_p99_ms: six real TimeNodes in this process (own data
+ * directory, LMDB, loopback IP 127.79.0.x and TCP P2P each), every one an equal-weight genesis
+ * masternode producing 1 s blocks and voting. After 3 warm-up blocks, for 20 blocks, on every
+ * node: the time from the block's `tip` event to the first `finalized` event at or above its
+ * height. Percentiles over all (node, block) samples.
+ *
+ * vote_verify_per_block_ms_6, _100, _1000: the 2 × N votes one block gets from an N-masternode
+ * registry (N on the first link J -> (B, 2h), N on the second (B, 2h) -> (B, 2h + 1)), counted by
+ * FinalityTracker.addVote on a fresh tracker over a two-block fake FinalityView, as a node counts
+ * them (shape checks, one Ed25519 verification, tally). Median of 3 runs after one warm-up, one core.
+ *
+ * certificate_bytes_6, _100, _1000: writeCertificate's size for ⌊2N/3⌋ + 1 votes (the smallest
+ * supermajority of equal weights); certificate_verify_ms_1000: certificateError on that
+ * certificate at N = 1,000, median of 3.
+ */
+import { Writer } from "../src/codec/index.js";
+import {
+  certificateError,
+  firstEpoch,
+  genesisCheckpoint,
+  signVote,
+  writeCertificate,
+  type Certificate,
+  type Checkpoint,
+  type FinalityVote,
+} from "../src/consensus/finality.js";
+import { sortRegistry, type MasternodeEntry, type Registry } from "../src/consensus/registry.js";
+import { Tier } from "../src/consensus/tier.js";
+import { FinalityTracker, type FinalityView } from "../src/chain/finalityTracker.js";
+import { KeyPair } from "../src/crypto/ed25519.js";
+import { sha256 } from "../src/crypto/hash.js";
+import { cleanupAll, Devnet, type NodeHandle } from "../test/e2e/helpers/nodes.js";
+import { median, round, type BenchContext, type BenchGroup, type Figure } from "./lib.js";
+
+export const FINALITY_LAG = "finality_lag_ms";
+export const FINALITY_LAG_P99 = "finality_lag_p99_ms";
+const SIZES = [6, 100, 1_000] as const;
+const voteVerifyName = (n: number): string => `vote_verify_per_block_ms_${n}`;
+const certBytesName = (n: number): string => `certificate_bytes_${n}`;
+export const CERT_VERIFY_1000 = "certificate_verify_ms_1000";
+
+const LAG_NODES = 6;
+/** This group's /24: no other bench or test uses 127.79. */
+const LAG_NET = "127.79.0";
+const LAG_BLOCK_S = 1;
+const LAG_WARMUP_BLOCKS = 3;
+const LAG_BLOCKS = 20;
+const RUNS = 3;
+
+const GENESIS = sha256(Buffer.from("bench/finality/genesis"));
+const BLOCK = sha256(Buffer.from("bench/finality/block-1"));
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) throw new RangeError("percentile of nothing");
+  return sorted[Math.min(sorted.length, Math.max(1, Math.ceil(p * sorted.length))) - 1]!;
+}
+
+async function until(
+  what: string,
+  cond: () => boolean,
+  timeoutMs: number,
+  detail: () => string,
+): Promise<void> {
+  const t0 = performance.now();
+  while (!cond()) {
+    if (performance.now() - t0 > timeoutMs)
+      throw new Error(`${what}: not within ${timeoutMs} ms\n${detail()}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function finalityLag(ctx: BenchContext): Promise<Figure[]> {
+  ctx.log(
+    `${FINALITY_LAG}: ${LAG_NODES} masternodes, ${LAG_BLOCK_S} s blocks, ${LAG_WARMUP_BLOCKS} warm-up + ${LAG_BLOCKS} blocks`,
+  );
+  let net: Devnet | undefined;
+  const offs: Array<() => void> = [];
+  try {
+    net = await Devnet.create({
+      name: "bench-finality",
+      nodes: Array.from({ length: LAG_NODES }, (_, i) => ({
+        host: `${LAG_NET}.${i + 1}`,
+        masternode: true,
+        produce: true,
+        bootstrap: i === 0 ? [] : [0],
+      })),
+      blockTime: LAG_BLOCK_S,
+    });
+    const nodes: NodeHandle[] = net.nodes;
+    const describe = (): string =>
+      nodes
+        .map((n) => `${n.name} h=${n.n.chain.height} final=${n.n.chain.finality.finalizedHeight}`)
+        .join("\n");
+    await until(
+      `height ${LAG_WARMUP_BLOCKS} everywhere`,
+      () => nodes.every((n) => n.n.chain.height >= LAG_WARMUP_BLOCKS),
+      30_000,
+      describe,
+    );
+    const start = Math.max(...nodes.map((n) => n.n.chain.height));
+    const last = start + LAG_BLOCKS;
+    const samples: number[] = [];
+    for (const h of nodes) {
+      const chain = h.n.chain;
+      /** Tip time of each measured height not yet final at this node. */
+      const waiting = new Map<number, number>();
+      const seen = new Set<number>();
+      offs.push(
+        chain.events.on("tip", (tip) => {
+          const height = tip.height;
+          if (height <= start || height > last || seen.has(height)) return;
+          seen.add(height);
+          // Final already (its votes arrived before the block): no lag.
+          if (chain.finality.finalizedHeight >= height) samples.push(0);
+          else waiting.set(height, performance.now());
+        }),
+        chain.events.on("finalized", (e) => {
+          const now = performance.now();
+          const f = Math.floor(e.checkpoint.epoch / 2);
+          for (const [height, at] of waiting) {
+            if (height > f) continue;
+            samples.push(now - at);
+            waiting.delete(height);
+          }
+        }),
+      );
+    }
+    const t0 = performance.now();
+    await until(
+      `height ${last} final everywhere`,
+      () => nodes.every((n) => n.n.chain.finality.finalizedHeight >= last),
+      (LAG_BLOCKS * LAG_BLOCK_S + 30) * 1000,
+      describe,
+    );
+    const seconds = (performance.now() - t0) / 1000;
+    const expected = LAG_NODES * LAG_BLOCKS;
+    if (samples.length < expected)
+      ctx.log(
+        `${FINALITY_LAG}: ${samples.length} samples of ${expected} (some tips were skipped by a reorg)`,
+      );
+    const sorted = [...samples].sort((a, b) => a - b);
+    const p50 = percentile(sorted, 0.5);
+    const p99 = percentile(sorted, 0.99);
+    const zeros = samples.filter((x) => x === 0).length;
+    const what = `${LAG_NODES} masternodes of equal weight in one process, ${LAG_BLOCK_S} s blocks, heights ${start + 1}-${last} (${round(seconds, 1)} s) after ${LAG_WARMUP_BLOCKS} warm-up`;
+    return [
+      {
+        name: FINALITY_LAG,
+        value: Math.round(p50),
+        unit: "ms",
+        note: `p50 of ${samples.length} (node, block) samples, tip event to the finalized event covering it; ${what}; max ${Math.round(sorted[sorted.length - 1]!)} ms${zeros > 0 ? `; ${zeros} final before their tip event` : ""}`,
+      },
+      {
+        name: FINALITY_LAG_P99,
+        value: Math.round(p99),
+        unit: "ms",
+        note: `p99 of the same ${samples.length} samples; ${LAG_BLOCK_S} s blocks`,
+      },
+    ];
+  } finally {
+    for (const off of offs) off();
+    await cleanupAll(net);
+  }
+}
+
+/** N equal-weight (Free tier) masternodes with deterministic keys, sorted as a registry is. */
+function registryOf(n: number): { keys: KeyPair[]; registry: Registry } {
+  const keys = Array.from({ length: n }, (_, i) =>
+    KeyPair.fromSeed(sha256(Buffer.from(`bench/finality/${i}`))),
+  );
+  const registry = sortRegistry(
+    keys.map((k): MasternodeEntry => ({
+      operatorPubkey: k.publicKey,
+      address: "127.0.0.1:1",
+      tier: Tier.Free,
+      rewardAddress: Buffer.alloc(20),
+      collateral: null,
+      ownerPubkey: null,
+      registeredHeight: 0,
+    })),
+  );
+  return { keys, registry };
+}
+
+/** The genesis (height 0) and one block on it (height 1), both with `registry` after them. */
+function twoBlockView(registry: Registry): FinalityView {
+  const heights = new Map([
+    [GENESIS.toString("hex"), 0],
+    [BLOCK.toString("hex"), 1],
+  ]);
+  return {
+    heightOf: (hash) => heights.get(hash.toString("hex")),
+    isAncestor: (a, d) => a.equals(d) || (a.equals(GENESIS) && d.equals(BLOCK)),
+    registryAfter: (hash) => (heights.has(hash.toString("hex")) ? registry : undefined),
+  };
+}
+
+const FIRST: Checkpoint = { epoch: firstEpoch(1), hash: BLOCK };
+const SECOND: Checkpoint = { epoch: firstEpoch(1) + 1, hash: BLOCK };
+
+function voteVerify(ctx: BenchContext, n: number, keys: KeyPair[], registry: Registry): Figure {
+  const name = voteVerifyName(n);
+  ctx.log(`${name}: signing ${2 * n} votes`);
+  const votes: FinalityVote[] = [
+    ...keys.map((k) => signVote(k, GENESIS, genesisCheckpoint(GENESIS), FIRST)),
+    ...keys.map((k) => signVote(k, GENESIS, FIRST, SECOND)),
+  ];
+  const once = (): number => {
+    const tracker = new FinalityTracker(GENESIS, twoBlockView(registry));
+    const t0 = performance.now();
+    for (const v of votes) {
+      const out = tracker.addVote(v);
+      if (out.status !== "counted") throw new Error(`${name}: a vote was ${out.status}: ${out.reason}`);
+    }
+    const ms = performance.now() - t0;
+    if (tracker.finalizedHeight !== 1) throw new Error(`${name}: the block did not become final`);
+    return ms;
+  };
+  once(); // warm-up (also fills the public-key cache, as a running node's is)
+  const runs = Array.from({ length: RUNS }, once);
+  const ms = median(runs);
+  return {
+    name,
+    value: round(ms, 2),
+    unit: "ms",
+    note: `${2 * n} votes (${n} per link, both links of one block) through FinalityTracker.addVote on a fresh tracker, ${n.toLocaleString("en-US")}-masternode equal-weight registry; ${round((ms * 1000) / (2 * n), 1)} µs/vote; median of ${RUNS} (${runs.map((x) => round(x, 1)).join(", ")} ms), one core`,
+  };
+}
+
+function certificateOf(keys: KeyPair[], registry: Registry, count: number): Certificate {
+  // Registry order, so the voters are whichever `count` come first.
+  const byKey = new Map(keys.map((k) => [k.publicKey.toString("hex"), k]));
+  const votes = registry.slice(0, count).map((e) => {
+    const v = signVote(byKey.get(e.operatorPubkey.toString("hex"))!, GENESIS, FIRST, SECOND);
+    return { voter: v.voter, signature: v.signature };
+  });
+  return { source: FIRST, target: SECOND, votes };
+}
+
+function encodedSize(c: Certificate): number {
+  const w = new Writer();
+  writeCertificate(w, c);
+  return w.length;
+}
+
+const supermajority = (n: number): number => Math.floor((2 * n) / 3) + 1;
+
+function certificateFigures(ctx: BenchContext, n: number, keys: KeyPair[], registry: Registry): Figure[] {
+  const k = supermajority(n);
+  const cert = certificateOf(keys, registry, k);
+  const bad = certificateError(GENESIS, cert, registry);
+  if (bad) throw new Error(`certificate of ${k}/${n} votes is invalid: ${bad}`);
+  const bytes = encodedSize(cert);
+  const full = encodedSize(certificateOf(keys, registry, n));
+  const figures: Figure[] = [];
+  if (ctx.wants(certBytesName(n)))
+    figures.push({
+      name: certBytesName(n),
+      value: bytes,
+      unit: "bytes",
+      note: `writeCertificate of ${k} votes (⌊2N/3⌋+1 of ${n.toLocaleString("en-US")} equal-weight masternodes); all ${n.toLocaleString("en-US")} votes: ${full.toLocaleString("en-US")} bytes`,
+    });
+  if (n === 1_000 && ctx.wants(CERT_VERIFY_1000)) {
+    const once = (): number => {
+      const t0 = performance.now();
+      const err = certificateError(GENESIS, cert, registry);
+      const ms = performance.now() - t0;
+      if (err) throw new Error(`${CERT_VERIFY_1000}: ${err}`);
+      return ms;
+    };
+    once(); // warm-up
+    const runs = Array.from({ length: RUNS }, once);
+    const ms = median(runs);
+    figures.push({
+      name: CERT_VERIFY_1000,
+      value: round(ms, 2),
+      unit: "ms",
+      note: `certificateError on the ${k}-vote certificate against a 1,000-masternode registry (${k} Ed25519 verifications); median of ${RUNS} (${runs.map((x) => round(x, 1)).join(", ")} ms), one core`,
+    });
+  }
+  return figures;
+}
+
+export const finalityBench: BenchGroup = {
+  name: "finality",
+  figures: [
+    FINALITY_LAG,
+    FINALITY_LAG_P99,
+    ...SIZES.map(voteVerifyName),
+    ...SIZES.map(certBytesName),
+    CERT_VERIFY_1000,
+  ],
+  async run(ctx) {
+    const figures: Figure[] = [];
+    if (ctx.wants(FINALITY_LAG) || ctx.wants(FINALITY_LAG_P99)) figures.push(...(await finalityLag(ctx)));
+    const verifies: Figure[] = [];
+    const certs: Figure[] = [];
+    for (const n of SIZES) {
+      const wantCert = ctx.wants(certBytesName(n)) || (n === 1_000 && ctx.wants(CERT_VERIFY_1000));
+      if (!ctx.wants(voteVerifyName(n)) && !wantCert) continue;
+      const { keys, registry } = registryOf(n);
+      if (ctx.wants(voteVerifyName(n))) verifies.push(voteVerify(ctx, n, keys, registry));
+      if (wantCert) certs.push(...certificateFigures(ctx, n, keys, registry));
+    }
+    figures.push(...verifies, ...certs);
+    return figures;
+  },
+};
