@@ -57,7 +57,9 @@ export class FinalityVoter {
   }
 
   private onTip(tip: BlockIndex): void {
-    if (tip.height < 1) return;
+    // A batch (a sync, an import) fires one tip event per block after its commit: vote only on
+    // the tip as it stands, not on each block it passed (each vote costs a durable lock write).
+    if (tip.height < 1 || !tip.hash.equals(this.modules.chain.tip.hash)) return;
     const source = this.modules.chain.finality.tracker.justifiedAncestor(tip.hash);
     this.vote(source, { epoch: firstEpoch(tip.height), hash: tip.hash });
   }
