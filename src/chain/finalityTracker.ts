@@ -192,6 +192,9 @@ export class FinalityTracker {
     }
     if (v.target.epoch > this.finalCp.epoch + this.limits.maxEpochsAhead)
       return { ...out, status: "stale", reason: "too far above the final epoch" };
+    // A copy of a vote already taken (flooding brings each one from several peers) costs no
+    // signature check: the same signature on the same link was verified the first time.
+    if (this.isCopy(v)) return { ...out, status: "duplicate" };
     const bad = voteError(this.genesisHash, v);
     if (bad) return { ...out, status: "invalid", reason: bad };
     const offence = this.recordForVoter(v);
@@ -259,6 +262,13 @@ export class FinalityTracker {
   }
 
   /** Keeps `v` in its voter's recent votes; reports a rule it breaks with one of them. */
+  private isCopy(v: FinalityVote): boolean {
+    const key = linkKey(v);
+    return (this.byVoter.get(v.voter.toString("hex")) ?? []).some(
+      (old) => old.signature.equals(v.signature) && linkKey(old) === key,
+    );
+  }
+
   /** An offence `v` commits with one of its voter's recent votes, without keeping `v`. */
   private offenceWith(v: FinalityVote): VoteOutcome["evidence"] | null {
     for (const old of this.byVoter.get(v.voter.toString("hex")) ?? []) {
