@@ -139,7 +139,7 @@ export async function runDevnet(o: DevnetOptions): Promise<number> {
   const timer = clock.setInterval(() => {
     const parts = nodes.map(
       (n, i) =>
-        `${infos[i]!.name} h=${n.chain.height} ${n.chain.tip.hash.toString("hex").slice(0, 8)} peers=${n.peers.connectionCounts().total} mn=${n.liveness.activeCount()}/${n.chain.getRegistry().length}`,
+        `${infos[i]!.name} h=${n.chain.height} ${n.chain.tip.hash.toString("hex").slice(0, 8)} final=${n.chain.finality.finalizedHeight} peers=${n.peers.connectionCounts().total} mn=${n.liveness.activeCount()}/${n.chain.getRegistry().length}`,
     );
     say(`${new Date(clock.now()).toISOString().slice(11, 19)}  ${parts.join("  |  ")}`);
   }, every);
