@@ -181,8 +181,16 @@ async function forkResolution(t: TestContext, run: ForkRun): Promise<void> {
       `${h.name}: final height ${h.n.chain.finality.finalizedHeight} during a 3/3 split at ${splitHeight}`,
     );
   const splitSeconds = (performance.now() - splitAt) / 1000;
+  // What each node held before the heal, kept here: after it, a losing branch's blocks are
+  // pruned as soon as the winning chain is final above them (they can never win again).
   const preHeal = Object.fromEntries(
-    nodes.map((h) => [h.name, { hash: h.n.chain.tip.hash, height: h.n.chain.height }]),
+    nodes.map((h) => {
+      const c = h.n.chain;
+      const hashes = new Map<number, string>();
+      for (let k = Math.max(0, splitHeight - 10); k <= c.height; k++)
+        hashes.set(k, hex(c.getHashAtHeight(k)!));
+      return [h.name, { hash: c.tip.hash, height: c.height, work: c.tip.work, hashes }];
+    }),
   );
 
   // Watch the losing side's mempools over RPC from the moment the split heals.
@@ -213,8 +221,8 @@ async function forkResolution(t: TestContext, run: ForkRun): Promise<void> {
     // The loser: the half whose tip is not on the chain everyone agreed on.
     const judge = nodes[0]!.n.chain;
     const onFinal = (h: NodeHandle): boolean => {
-      const e = judge.getIndex(preHeal[h.name]!.hash);
-      return e !== undefined && judge.isMain(e);
+      const p = preHeal[h.name]!;
+      return judge.getHashAtHeight(p.height)?.equals(p.hash) ?? false;
     };
     const losingSide: "A" | "B" = A.every(onFinal) ? "B" : "A";
     const winningSide: "A" | "B" = losingSide === "A" ? "B" : "A";
@@ -229,8 +237,7 @@ async function forkResolution(t: TestContext, run: ForkRun): Promise<void> {
     // atomic reorg to a strictly better tip; exactly one is required once the gap at the heal is
     // more than RACE_GAP_BLOCKS round-0 blocks (a race cannot make that up: losing-side producers
     // hold as soon as their sync has the winner's headers).
-    const workAtHeal = (side: "A" | "B"): bigint =>
-      senders[side].n.chain.getIndex(preHeal[senders[side].name]!.hash)!.work;
+    const workAtHeal = (side: "A" | "B"): bigint => preHeal[senders[side].name]!.work;
     const gap = workAtHeal(winningSide) - workAtHeal(losingSide);
     const raceable = gap <= BigInt(RACE_GAP_BLOCKS) * ROUND0_WORK;
     const depths: number[] = [];
@@ -238,8 +245,12 @@ async function forkResolution(t: TestContext, run: ForkRun): Promise<void> {
     let forkHeight = -1;
     for (const h of halves[losingSide]) {
       const chain = h.n.chain;
-      const old = chain.getIndex(preHeal[h.name]!.hash)!;
-      const fork = chain.findFork(old);
+      // The fork: the highest height at which the node's pre-heal chain and the agreed chain meet.
+      const before = preHeal[h.name]!;
+      let meet = -1;
+      for (const [k, hash] of before.hashes)
+        if (hex(judge.getHashAtHeight(k)!) === hash) meet = Math.max(meet, k);
+      const fork = { height: meet, hash: judge.getHashAtHeight(meet)! };
       assert.ok(fork.height <= splitHeight, `${h.name}: fork at ${fork.height}, split at ${splitHeight}`);
       const r = rec.get(h)!;
       const resolving = r.reorgs.filter((x) => x.forkHash === hex(fork.hash));
@@ -253,16 +264,13 @@ async function forkResolution(t: TestContext, run: ForkRun): Promise<void> {
       reorgCounts.push(resolving.length);
       const reorg = resolving[0]!;
       // The reorg started from the losing branch (its tip then, at or above the one recorded).
-      const from = chain.getIndex(Buffer.from(reorg.oldTip, "hex"))!;
-      assert.equal(chain.findFork(from).height, fork.height);
-      assert.equal(reorg.depth, from.height - fork.height);
+      assert.equal(reorg.forkHeight, fork.height);
+      assert.equal(reorg.depth, reorg.oldHeight - fork.height);
       assert.ok(reorg.depth >= preHeal[h.name]!.height - fork.height);
       // Atomic: once on the losing branch, the node's tip never stood at or below the fork point:
       // it went from the losing branch straight to the winning one (one tip event, one commit).
-      const offFinal = (x: { hash: string }): boolean => {
-        const e = chain.getIndex(Buffer.from(x.hash, "hex"));
-        return e !== undefined && !chain.isMain(e);
-      };
+      const offFinal = (x: { height: number; hash: string }): boolean =>
+        chain.getHashAtHeight(x.height)?.toString("hex") !== x.hash;
       const firstLosing = r.tips.findIndex(offFinal);
       assert.ok(firstLosing >= 0, `${h.name}: its tips on the losing branch were recorded`);
       const between = r.tips.slice(firstLosing).filter((x) => x.height <= fork.height);

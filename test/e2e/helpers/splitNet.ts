@@ -71,6 +71,7 @@ export interface ReorgSeen {
   forkHash: string;
   oldTip: string;
   newTip: string;
+  oldHeight: number;
   newHeight: number;
   /** Chain work of the old and the new tip (decimal): fork choice must have preferred the new one. */
   oldWork: string;
@@ -96,6 +97,7 @@ export class ChainRecorder {
           forkHash: hex(r.fork.hash),
           oldTip: hex(r.oldTip.hash),
           newTip: hex(r.newTip.hash),
+          oldHeight: r.oldTip.height,
           newHeight: r.newTip.height,
           oldWork: r.oldTip.work.toString(),
           newWork: r.newTip.work.toString(),
