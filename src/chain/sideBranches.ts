@@ -70,6 +70,8 @@ export class SideBranches {
   refusal(entry: Pick<BlockIndex, "work">, parent: BlockIndex): SideRefusal | null {
     const tip = this.deps.tip();
     const store = this.deps.store;
+    // Against the final block first: it is the reason that holds for ever (and is logged).
+    if (parent.height < this.deps.finalHeight() || !this.deps.holdsFinal(parent)) return "below-final";
     if (entry.work + SIDE_BRANCH_WORK_MARGIN < tip.work) return "too-light";
     const floor = tip.height - this.deps.params.reorg.maxDepth;
     // Walk down the side branch to the main chain; heights fall by one a step, so the walk ends
@@ -80,8 +82,6 @@ export class SideBranches {
       e = store.getIndex(e.prevHash);
     }
     if (!e || e.height < floor) return "too-deep";
-    // A branch that does not hold the final block can never be the chain again.
-    if (parent.height < this.deps.finalHeight() || !this.deps.holdsFinal(parent)) return "below-final";
     return null;
   }
 

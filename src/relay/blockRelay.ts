@@ -9,6 +9,10 @@ import type { Clock, TimerHandle } from "../util/clock.js";
 import { blockHash as headerHash } from "../primitives/block.js";
 import type { SyncTrigger } from "../sync/interface.js";
 import { RelayError, reportRelayError } from "./errors.js";
+import { BoundedMap } from "../util/boundedMap.js";
+
+/** A peer offering blocks against the final block is logged at most this often. */
+const BELOW_FINAL_LOG_MS = 60_000;
 
 /** What relay needs from the peer layer; PeerManager provides it. */
 export interface PeerNetwork {
@@ -40,6 +44,8 @@ export class BlockRelay {
   private stopped = false;
   private unsubscribe: (() => void) | null = null;
   private sync: SyncTrigger | null;
+  /** When each peer was last logged offering a block against the final block (bounded). */
+  private readonly belowFinalLogged = new BoundedMap<string, number>(256);
 
   constructor(
     private readonly opts: BlockRelayOptions,
@@ -130,6 +136,22 @@ export class BlockRelay {
       // A block whose branch cannot win would be refused after download: do not fetch it. Not
       // blamed (an honest late block looks the same), only counted in the debug log.
       const refusal = chain.sideRefusalOf(msg.header);
+      if (refusal === "below-final") {
+        // A branch against a final block is worth an operator's eye (a partitioned or hostile
+        // peer); once a minute per peer, never blamed.
+        const now = this.modules.clock.now();
+        const last = this.belowFinalLogged.get(peer.nodeIdHex);
+        if (last === undefined || now - last >= BELOW_FINAL_LOG_MS) {
+          this.belowFinalLogged.set(peer.nodeIdHex, now);
+          this.modules.logger.info("Refusing a block that conflicts with the final block", {
+            peer: peer.addr,
+            hash: msg.hash.toString("hex"),
+            height: msg.height,
+            final: chain.finality.finalizedHeight,
+          });
+        }
+        return;
+      }
       if (refusal) {
         this.modules.logger.debug("Not fetching an announced block that cannot win", {
           peer: peer.addr,

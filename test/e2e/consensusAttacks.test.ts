@@ -180,7 +180,7 @@ void describe("attacks on the consensus rules (real nodes)", () => {
     peer.close();
   });
 
-  it("a private branch by one key of four, grinding every timestamp it chooses, does not replace the honest chain", async (t) => {
+  it("a private branch by one key of four, grinding every timestamp it chooses, does not replace the honest chain; against final blocks it is refused and logged", async (t) => {
     const recorders = honest.map((h) => new ChainRecorder(h));
     const servers = [await rawPeerTo(0, 10), await rawPeerTo(1, 11)];
     const chain = net.node(0).n.chain;
@@ -236,6 +236,17 @@ void describe("attacks on the consensus rules (real nodes)", () => {
     }
     await sleep(3_000);
     for (const r of recorders) r.stop();
+    // With finality the honest chain is final above the fork long before the release: the branch
+    // is refused outright, whatever its work, and the refusal is logged.
+    const finalNow = Math.min(...honest.map((h) => h.n.chain.finality.finalizedHeight));
+    assert.ok(
+      finalNow > fork.height,
+      `the honest chain is final at ${finalNow}, above the fork at ${fork.height}`,
+    );
+    const logged = honest.filter((h) =>
+      h.logger.records.some((r) => /conflicts with the final block|below the final block/.test(r.msg)),
+    );
+    assert.ok(logged.length > 0, "an honest node logged refusing the branch against its final block");
     const honestGained = net.node(0).n.chain.height - fork.height;
     const roundZero = rounds.filter((r) => r === 0).length;
     t.diagnostic(
