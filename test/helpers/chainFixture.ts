@@ -18,7 +18,14 @@ import { TxKind, txSigMessage, txid, type OutPoint, type Tx } from "../../src/pr
 import { addressFromPubkey, pubkeyHash } from "../../src/crypto/address.js";
 import { KeyPair } from "../../src/crypto/ed25519.js";
 import { sha256 } from "../../src/crypto/hash.js";
-import { encodeRegistry, findByOperator, type Registry } from "../../src/consensus/registry.js";
+import {
+  encodeRegistry,
+  findByOperator,
+  sortRegistry,
+  type MasternodeEntry,
+  type Registry,
+} from "../../src/consensus/registry.js";
+import { Tier } from "../../src/consensus/tier.js";
 import {
   epochOf,
   nextSchedule,
@@ -27,6 +34,21 @@ import {
   type EpochSchedule,
 } from "../../src/consensus/schedule.js";
 import { ManualClock } from "../../src/util/clock.js";
+
+/** A registry of `keys` as genesis entries (no collateral, no owner), all of one tier. */
+export function registryOfKeys(keys: readonly KeyPair[], tier: Tier = Tier.Free): Registry {
+  return sortRegistry(
+    keys.map((k): MasternodeEntry => ({
+      operatorPubkey: k.publicKey,
+      address: "127.0.0.1:1",
+      tier,
+      rewardAddress: Buffer.alloc(20),
+      collateral: null,
+      ownerPubkey: null,
+      registeredHeight: 0,
+    })),
+  );
+}
 
 /** Deterministic keys: seed i = SHA-256("key" ‖ tag ‖ i). */
 export function testKey(tag: string, i: number): KeyPair {

@@ -25,27 +25,13 @@ import {
   type FinalityVote,
   type VoteLock,
 } from "../../../src/consensus/finality.js";
-import { sortRegistry, type MasternodeEntry, type Registry } from "../../../src/consensus/registry.js";
-import { Tier } from "../../../src/consensus/tier.js";
+import type { Registry } from "../../../src/consensus/registry.js";
+import { registryOfKeys } from "../../helpers/chainFixture.js";
 import { FinalityTracker, type FinalityView } from "../../../src/chain/finalityTracker.js";
 
 const GENESIS = sha256(Buffer.from("finality-test-genesis"));
 const keys = (n: number, tag = "v"): KeyPair[] =>
   Array.from({ length: n }, (_, i) => KeyPair.fromSeed(sha256(Buffer.from(`${tag}-${i}`))));
-
-function registryOf(ks: KeyPair[], tier: Tier = Tier.Free): Registry {
-  return sortRegistry(
-    ks.map((k): MasternodeEntry => ({
-      operatorPubkey: k.publicKey,
-      address: "127.0.0.1:1",
-      tier,
-      rewardAddress: Buffer.alloc(20),
-      collateral: null,
-      ownerPubkey: null,
-      registeredHeight: 0,
-    })),
-  );
-}
 
 /** A block tree in memory: genesis at height 0, every other block with one parent. */
 class Tree implements FinalityView {
@@ -170,7 +156,7 @@ describe("finality: votes and the rules", () => {
 
 describe("finality: the tracker", () => {
   const ks = keys(6);
-  const reg = registryOf(ks);
+  const reg = registryOfKeys(ks);
 
   /** Everyone votes J -> (B, 2h), then (B, 2h) -> (B, 2h + 1); returns each outcome. */
   function round(tr: FinalityTracker, tree: Tree, b: Buffer, voters: KeyPair[]) {
@@ -228,7 +214,7 @@ describe("finality: the tracker", () => {
       /appears twice/,
     );
     assert.match(
-      certificateError(GENESIS, cert, registryOf(keys(6, "strangers"))) ?? "",
+      certificateError(GENESIS, cert, registryOfKeys(keys(6, "strangers"))) ?? "",
       /not in the source/,
     );
   });
@@ -314,7 +300,7 @@ describe("finality: the tracker", () => {
  */
 function safetyRun(byz: number, treeSeeds: number[], steps: Array<[number, number, number]>) {
   const voters = keys(7, "safety");
-  const tree = new Tree(registryOf(voters));
+  const tree = new Tree(registryOfKeys(voters));
   const branches: Buffer[][] = [[], []];
   const tips = [GENESIS, GENESIS];
   for (const [i, s] of treeSeeds.entries()) {

@@ -39,6 +39,7 @@ import {
   ChainHarness,
   COIN,
   makeTransfer,
+  registryOfKeys,
   testGenesis,
   testKey,
   testKeys,
@@ -137,17 +138,7 @@ describe("the schedule: weighted, bounded, not grindable", () => {
   });
 
   test("a newcomer joins at the next epoch boundary, behind every member already there", () => {
-    const base = sortRegistry(
-      mns.map((k) => ({
-        operatorPubkey: k.publicKey,
-        address: "127.0.0.1:1",
-        tier: Tier.Free,
-        rewardAddress: Buffer.alloc(20),
-        collateral: null,
-        ownerPubkey: null,
-        registeredHeight: 0,
-      })),
-    );
+    const base = registryOfKeys(mns);
     const newcomer: MasternodeEntry = {
       ...base[0]!,
       operatorPubkey: sha256(Buffer.from("newcomer")),
