@@ -402,6 +402,11 @@ export class Chain implements ChainReader {
     return this.evidence.record(ev);
   }
 
+  /** Evidence from a header seen without its block; true when new (EvidenceBook.noteHeader). */
+  noteHeader(header: BlockHeader): boolean {
+    return this.evidence.noteHeader(header, blockHash(header));
+  }
+
   /** Whether evidence against this operator key is held. */
   hasEvidenceAgainst(operator: Uint8Array): boolean {
     return this.evidence.hasAgainst(operator);

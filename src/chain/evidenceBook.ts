@@ -5,7 +5,9 @@
  * still wait for a batch's commit); it never imports chain.ts.
  */
 import {
+  checkEquivocation,
   decodeEquivocation,
+  makeEquivocation,
   describeEquivocation,
   encodeEquivocation,
   evidenceTx,
@@ -13,6 +15,7 @@ import {
   type Equivocation,
 } from "../consensus/evidence.js";
 import { findByOperator as findRegistered } from "../consensus/registry.js";
+import type { BlockHeader } from "../primitives/block.js";
 import type { Tx } from "../primitives/tx.js";
 import type { Clock } from "../util/clock.js";
 import type { ChainStore } from "./chainStore.js";
@@ -46,6 +49,29 @@ export class EvidenceBook {
     );
     this.deps.emit(ev);
     return true;
+  }
+
+  /**
+   * A header seen without its block (a NewTip announcement, or one the sync refuses before
+   * download, such as a twin of a final block): if its producer already has another stored block
+   * for the same (height, round) and both signatures verify, that is evidence, kept as if the
+   * block had arrived. Only against a producer registered at the tip, once per offender.
+   * Returns whether new evidence was recorded.
+   */
+  noteHeader(header: BlockHeader, hash: Buffer): boolean {
+    const store = this.deps.store;
+    const holder = store.getSlot(header.producer, header.height, header.round);
+    if (!holder || holder.equals(hash) || this.hasAgainst(header.producer)) return false;
+    if (!findRegistered(store.getRegistry(), header.producer)) return false;
+    const other = store.getHeader(holder);
+    if (!other) return false;
+    const ev = makeEquivocation(other, header);
+    try {
+      checkEquivocation(ev);
+    } catch {
+      return false; // a forged signature is not proof against the producer
+    }
+    return this.record(ev);
   }
 
   /** Whether evidence against this operator key is held. */

@@ -132,6 +132,9 @@ export class BlockRelay {
     peer.updateState(msg.height, msg.hash);
     const { chain } = this.modules;
     if (chain.getIndex(msg.hash) || chain.isKnownInvalid(msg.hash)) return;
+    // A twin of a stored block (same producer, height and round) is evidence from its header
+    // alone, whether or not its block is fetched: a twin of a final block never is.
+    chain.noteHeader(msg.header);
     if (chain.getIndex(msg.header.prevHash) && !this.isSyncing) {
       // A block whose branch cannot win would be refused after download: do not fetch it. Not
       // blamed (an honest late block looks the same), only counted in the debug log.

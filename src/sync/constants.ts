@@ -107,6 +107,8 @@ export const MAX_LEADS_PER_SYNC = 8;
 
 /** Windows one sync processes before yielding to a fresh check (bounds one sync's work). */
 export const MAX_WINDOWS_PER_SYNC = 1_000;
+/** Headers of a branch refused below the final block that are checked for twins of our blocks. */
+export const MAX_TWIN_HEADERS = 64;
 
 /** Notifier line while syncing: "every few seconds" (Lodestar prints one every few seconds). */
 export const NOTIFIER_INTERVAL_MS = 5_000;

@@ -15,6 +15,7 @@ import {
   MAX_BATCH_RETRIES,
   MAX_REQUESTS_PER_PEER,
   MAX_WINDOW_HEADERS,
+  MAX_TWIN_HEADERS,
   MAX_WINDOWS_PER_SYNC,
   PRIORITY_MAX_BATCH_RETRIES,
   PRODUCTION_HOLD_MIN_MS,
@@ -161,6 +162,9 @@ export class LeadSync {
     // A branch that leaves our chain below the final block can never be ours: refused before a
     // single body is downloaded, whatever its work.
     if (fork.height < chain.finality.finalizedHeight) {
+      // Its headers may still prove that a producer signed twice for one slot (a twin of a
+      // final block): evidence from the header alone, as for a NewTip.
+      for (const h of found.pending.headers.slice(0, MAX_TWIN_HEADERS)) chain.noteHeader(h);
       logger.info("Refusing a peer's branch: it conflicts with the final block", {
         peer: lead.addr,
         fork: fork.height,

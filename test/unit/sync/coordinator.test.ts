@@ -8,6 +8,7 @@ import type { Chain } from "../../../src/chain/chain.js";
 import { pubkeyHash } from "../../../src/crypto/address.js";
 import { AGREEMENT_GRACE_MS, LEAD_COOLDOWN_MS, PRODUCTION_HOLD_MIN_MS } from "../../../src/sync/constants.js";
 import { SyncError } from "../../../src/sync/errors.js";
+import { signVote, type Checkpoint } from "../../../src/consensus/finality.js";
 import { transitionBatch, type Batch } from "../../../src/sync/rangeDownload.js";
 import { nextSyncState, type SyncCoordinator } from "../../../src/sync/syncCoordinator.js";
 import {
@@ -412,6 +413,38 @@ describe("SyncCoordinator: the consensus check (seed 001)", () => {
 });
 
 describe("SyncCoordinator: forks", () => {
+  it("a branch against our final block is refused before download, and a twin header in it is kept as evidence", async () => {
+    const src = track(new ChainHarness(genesis, keys));
+    const prefix = extend(src, 2);
+    const theirs = extend(src, 10); // heavier than ours, and its block 3 is a twin of ours
+    const b = bed();
+    b.importBlocks(prefix);
+    // Our block 3: the same producer and slot as theirs, 1 ms later (a different block).
+    const twin = b.local.makeBlockOn(prefix[1]!, { timestamp: theirs[0]!.header.timestamp + 1 });
+    b.importBlocks([twin]);
+    extend(b.local, 2);
+    // The single masternode votes our block 3 final (both links).
+    const hash = blockHash(twin.header);
+    const first: Checkpoint = { epoch: 6, hash };
+    const source = b.chain.finality.tracker.justifiedAncestor(hash);
+    b.chain.finality.addVote(signVote(keys[0]!, b.chain.genesisHash, source, first));
+    b.chain.finality.addVote(signVote(keys[0]!, b.chain.genesisHash, first, { epoch: 7, hash }));
+    assert.equal(b.chain.finality.finalizedHeight, 3);
+    const ourTip = tipOf(b.chain);
+    const lead = b.addPeer({ id: "mn", masternode: true }, src.chain);
+    await b.coordinator.check();
+    assert.equal(tipOf(b.chain), ourTip, "the heavier branch against the final block is refused");
+    assert.equal(lead.count("blocks"), 0, "refused before a single body is downloaded");
+    assert.ok(b.logged("Refusing a peer's branch: it conflicts with the final block"));
+    // The peer's block 3 header and ours, both signed by the one producer for (3, 0): evidence.
+    assert.ok(b.chain.hasEvidenceAgainst(keys[0]!.publicKey), "the twin header is evidence");
+    const [row] = b.chain.listEvidence();
+    assert.deepEqual(
+      new Set([blockHash(row!.evidence.a), blockHash(row!.evidence.b)].map((x) => x.toString("hex"))),
+      new Set([hash, blockHash(theirs[0]!.header)].map((x) => x.toString("hex"))),
+    );
+  });
+
   it("a fork deeper than 2,000 blocks is resolved only with a whitelisted masternode (10,000 deep)", async () => {
     const src = track(new ChainHarness(genesis, keys));
     const prefix = extend(src, 10);
