@@ -29,6 +29,7 @@ import { chainParams, type ChainParams } from "../primitives/params.js";
 import type { KvOpener } from "./kv.js";
 import {
   checkBlockSanity,
+  certifiedAfter,
   checkBodyWithoutUtxos,
   checkHeaderContext,
   connectTransactions,
@@ -328,6 +329,7 @@ export class Chain implements ChainReader {
       work: parent.work + blockWork(block.header.round),
       size: checked.size,
       txCount: block.txs.length,
+      certified: certifiedAfter(checked, parent.certified ?? 0),
     };
     // The producer signed another stored block for this slot: proof of equivocation.
     const holder = this.store.getSlot(entry.producer, entry.height, entry.round);
@@ -431,6 +433,7 @@ export class Chain implements ChainReader {
       registry,
       schedule: this.scheduleForChild(parent),
       now: this.clock.now(),
+      finality: this.finality.contextFor(parent),
     };
   }
 
@@ -450,9 +453,22 @@ export class Chain implements ChainReader {
       throw e;
     }
     this.tipEntry = entry;
+    this.afterConnect(checked);
     this.emit("blockConnected", { block, entry });
     this.emit("tip", entry);
     if (!this.batchEvents) this.afterTipChange();
+  }
+
+  /**
+   * A block joined the main chain: the certificate it carries (checked by validation) makes its
+   * block final. Taken once the block is on disk (after a batch's commit).
+   */
+  private afterConnect(checked: CheckedBlock): void {
+    const cert = checked.certificate;
+    if (!cert) return;
+    const take = (): void => void this.finality.acceptOnChain(cert);
+    if (this.batchEvents) this.batchEvents.push(take);
+    else take();
   }
 
   /** Once the tip has moved (and outside a batch): side branches it left behind are pruned. */
@@ -508,6 +524,7 @@ export class Chain implements ChainReader {
     branch.reverse();
     const disconnected: Array<{ block: Block; entry: BlockIndex }> = [];
     const connected: Array<{ block: Block; entry: BlockIndex }> = [];
+    const certified: CheckedBlock[] = [];
     let failedAt = -1;
     let failure = null as BlockError | null;
     try {
@@ -534,6 +551,7 @@ export class Chain implements ChainReader {
             this.store.applyConnect(entry, changes, checked.txids);
             this.schedules.persistIfAnchor(entry);
             registry = changes.registry ?? registry;
+            certified.push(checked);
           } catch (e) {
             if (e instanceof BlockError) {
               failedAt = i;
@@ -563,6 +581,7 @@ export class Chain implements ChainReader {
       throw e;
     }
     this.tipEntry = target;
+    for (const c of certified) this.afterConnect(c);
     for (const d of disconnected) this.emit("blockDisconnected", d);
     for (const c of connected) this.emit("blockConnected", c);
     this.logger?.info("Reorganised to a better branch", {

@@ -16,6 +16,8 @@ import {
   type FinalityVote,
 } from "../consensus/finality.js";
 import { MAX_REGISTRY_SIZE, type Registry } from "../consensus/registry.js";
+import { certifiedHeight, finalityTx, type FinalityContext } from "../consensus/finalityTx.js";
+import type { Tx } from "../primitives/tx.js";
 import { ancestorOf } from "./blockTree.js";
 import type { BlockIndex, ChainStore } from "./chainStore.js";
 import { isBetterTip } from "./forkOrder.js";
@@ -144,6 +146,46 @@ export class ChainFinality {
     const out = this.tracker.acceptFinal(cert);
     this.settled(out);
     return null;
+  }
+
+  /** What validation needs to check a certificate carried by a child of `parent` (rules C4–C6). */
+  contextFor(parent: BlockIndex): FinalityContext {
+    const store = this.deps.store;
+    return {
+      genesisHash: this.deps.genesisHash,
+      parentCertified: parent.certified ?? 0,
+      branchBlock: (height) => {
+        if (height > parent.height) return undefined;
+        const e = ancestorOf(store, parent, height);
+        return { hash: e.hash, registry: store.getRegistryByRoot(e.mnRoot) };
+      },
+    };
+  }
+
+  /**
+   * A main-chain block carried this certificate, and validation checked it (rules C1–C6): its
+   * block is final. The block is on the main chain, which holds the final block, so it cannot
+   * conflict with it; an older one changes nothing.
+   */
+  acceptOnChain(cert: Certificate): VoteOutcome | null {
+    if (cert.target.epoch <= this.finalized.epoch + 1) return null;
+    return this.settled(this.tracker.acceptFinal(cert));
+  }
+
+  /**
+   * The Finality transaction a child of `parent` should carry: the certificate of the last final
+   * block, when that block is on `parent`'s branch and above what the branch has certified.
+   */
+  pendingTx(parent: BlockIndex): Tx | null {
+    const cert = this.tracker.finalCertificate;
+    if (!cert) return null;
+    const height = certifiedHeight(cert);
+    if (height <= (parent.certified ?? 0) || height > parent.height) return null;
+    const store = this.deps.store;
+    const entry = ancestorOf(store, parent, height);
+    if (!entry.hash.equals(cert.source.hash)) return null;
+    const registry = store.getRegistryByRoot(entry.mnRoot);
+    return registry ? finalityTx(cert, registry) : null;
   }
 
   /** Whether the branch ending at `entry` holds the last final block (at its height). */

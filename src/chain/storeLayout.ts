@@ -41,6 +41,11 @@ export interface BlockIndex {
   work: bigint;
   size: number;
   txCount: number;
+  /**
+   * The highest block height certified by a Finality transaction on this block's branch, up to
+   * and including this block (0: none). Absent in entries written before certificates existed.
+   */
+  certified?: number;
 }
 
 export function key(prefix: number, body: Uint8Array): Buffer {
@@ -75,6 +80,7 @@ export function writeIndex(e: BlockIndex): Buffer {
     .fixed(e.producer, 32)
     .fixed(e.mnRoot, 32);
   w.u64(e.work).u32(e.size).u32(e.txCount);
+  if (e.certified) w.u32(e.certified);
   return w.toBuffer();
 }
 
@@ -90,6 +96,8 @@ export function readIndex(hash: Buffer, buf: Buffer): BlockIndex {
     work: r.u64(),
     size: r.u32(),
     txCount: r.u32(),
+    // A trailing u32 only when the branch has a certificate (older entries end here).
+    ...(r.remaining >= 4 ? { certified: r.u32() } : {}),
   }));
 }
 

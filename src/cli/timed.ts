@@ -233,7 +233,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
       }
       const r = await verifyChain(chainDir, genesis);
       if (r.ok) {
-        out(`ok: height ${r.height} tip ${r.tip} utxos ${r.utxos}`);
+        out(`ok: height ${r.height} tip ${r.tip} utxos ${r.utxos} finalized ${r.finalized ?? 0}`);
         setExit(0);
       } else {
         process.stderr.write(`timed verify: INCONSISTENT at height ${r.height}: ${r.problem}\n`);

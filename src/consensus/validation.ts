@@ -9,6 +9,14 @@ import {
   registryAfterTxs,
 } from "./registryTx.js";
 import { checkEquivocation, decodeEquivocation, MAX_EVIDENCE_PER_BLOCK } from "./evidence.js";
+import {
+  certifiedHeight,
+  checkCertificateOnBranch,
+  decodeFinalityTx,
+  MAX_CERTIFICATES_PER_BLOCK,
+  type FinalityContext,
+} from "./finalityTx.js";
+import type { Certificate } from "./finality.js";
 import { CodecError } from "../codec/index.js";
 import { coinbaseOutputs } from "./rewards.js";
 import { scheduledProducer, slotStart, type EpochSchedule } from "./schedule.js";
@@ -32,6 +40,8 @@ export interface CheckedBlock {
   hash: Buffer;
   txids: Buffer[];
   size: number;
+  /** The certificate its Finality transaction carries (rules C1–C2 passed), if any. */
+  certificate?: Certificate;
 }
 
 /** What a block's position in the chain gives validation. */
@@ -46,6 +56,8 @@ export interface BlockContext {
   schedule: EpochSchedule;
   /** Local clock, for the future-timestamp rule only. */
   now: number;
+  /** For a Finality transaction's rules C4–C6; a block carrying one is invalid without it. */
+  finality?: FinalityContext;
 }
 
 export interface SpentOutput {
@@ -76,12 +88,17 @@ export function checkTxSanity(tx: Tx): void {
     tx.kind !== TxKind.Transfer &&
     tx.kind !== TxKind.Coinbase &&
     tx.kind !== TxKind.Evidence &&
+    tx.kind !== TxKind.Finality &&
     !isRegistryTxKind(tx.kind)
   ) {
     throw new BlockError("UNSUPPORTED_TX_KIND", `transaction kind ${tx.kind} is not active`);
   }
   if (tx.kind === TxKind.Evidence) {
     checkEvidenceTxSanity(tx);
+    return;
+  }
+  if (tx.kind === TxKind.Finality) {
+    decodeFinalityTx(tx);
     return;
   }
   if (txSize(tx) > MAX_TX_SIZE)
@@ -151,6 +168,8 @@ export function checkBlockSanity(block: Block, encodedSize?: number): CheckedBlo
   const seen = new Set<string>();
   let registrations = 0;
   let evidence = 0;
+  let certificates = 0;
+  let certificate: Certificate | undefined;
   block.txs.forEach((tx, i) => {
     if (i > 0 && tx.kind === TxKind.Coinbase)
       throw new BlockError("EXTRA_COINBASE", `transaction ${i} is a second coinbase`);
@@ -166,7 +185,14 @@ export function checkBlockSanity(block: Block, encodedSize?: number): CheckedBlo
         `more than ${MAX_EVIDENCE_PER_BLOCK} Evidence transactions in one block`,
       );
     }
+    if (tx.kind === TxKind.Finality && ++certificates > MAX_CERTIFICATES_PER_BLOCK) {
+      throw new BlockError(
+        "TOO_MANY_CERTIFICATES",
+        `more than ${MAX_CERTIFICATES_PER_BLOCK} Finality transaction in one block`,
+      );
+    }
     checkTxSanity(tx);
+    if (tx.kind === TxKind.Finality) certificate = decodeFinalityTx(tx);
     const id = txid(tx);
     const k = id.toString("hex");
     if (seen.has(k)) throw new BlockError("DUPLICATE_TX", `transaction ${k} appears twice`);
@@ -175,7 +201,7 @@ export function checkBlockSanity(block: Block, encodedSize?: number): CheckedBlo
   });
   if (!merkleRoot(txids).equals(h.merkleRoot))
     throw new BlockError("BAD_MERKLE_ROOT", "merkle root does not match the transactions");
-  return { block, hash: blockHash(h), txids, size };
+  return certificate ? { block, hash: blockHash(h), txids, size, certificate } : { block, hash: blockHash(h), txids, size };
 }
 
 /**
@@ -263,6 +289,7 @@ export function checkBodyWithoutUtxos(checked: CheckedBlock, ctx: BlockContext):
       verified.add(pair);
     }
   }
+  checkCertificate(checked, ctx);
   const after = registryAfterBlock(checked, ctx.registry);
   checkRegistryRoot(checked, after);
   return after;
@@ -276,6 +303,16 @@ export function checkBodyWithoutUtxos(checked: CheckedBlock, ctx: BlockContext):
  */
 export function registryAfterBlock(checked: CheckedBlock, registry: Registry): Registry {
   return registryAfterTxs(registry, checked.block.txs, checked.block.header.height);
+}
+
+/** Rules C4–C6 of the block's Finality transaction, if it has one. */
+function checkCertificate(checked: CheckedBlock, ctx: BlockContext): void {
+  if (checked.certificate) checkCertificateOnBranch(checked.certificate, ctx.finality);
+}
+
+/** The highest block height certified on a branch once this block is on it. */
+export function certifiedAfter(checked: CheckedBlock, parentCertified: number): number {
+  return checked.certificate ? certifiedHeight(checked.certificate) : parentCertified;
 }
 
 function checkRegistryRoot(checked: CheckedBlock, after: Registry): void {
@@ -362,6 +399,7 @@ export function connectTransactions(checked: CheckedBlock, ctx: BlockContext, vi
     isSlashed: (op) => view.isSlashed?.(op) === true,
   };
   const spent: SpentOutput[] = [];
+  checkCertificate(checked, ctx);
   const registry = new RegistryBuilder(ctx.registry);
   let fees = 0n;
   for (let i = 1; i < block.txs.length; i++) {

@@ -2,7 +2,7 @@ import { buildBlock } from "../consensus/blockBuilder.js";
 import type { Chain } from "../chain/chain.js";
 import { MAX_BLOCK_SIZE, MAX_BLOCK_TXS } from "../primitives/constants.js";
 import { BlockError } from "../primitives/errors.js";
-import type { Tx } from "../primitives/tx.js";
+import { txSize, type Tx } from "../primitives/tx.js";
 import type { KeyPair } from "../crypto/ed25519.js";
 import { findByOperator } from "../consensus/registry.js";
 import { currentRound, scheduledProducer, slotStart } from "../consensus/schedule.js";
@@ -28,7 +28,10 @@ export interface ProducerModules {
   activeMasternodes: () => number;
   /** Transactions to include, chosen by fee rate and fitting the block; empty until the mempool exists. */
   selectTransactions?: (maxBytes: number, maxTxs: number) => { txs: Tx[]; fees: bigint };
-  /** Evidence transactions to put on chain (against producers still registered); default none. */
+  /**
+   * Consensus transactions for the next block: a Finality certificate and Evidence against
+   * producers still registered; default none.
+   */
   selectEvidence?: () => Tx[];
   onProduced?: (hash: Buffer, height: number, round: number) => void;
   /**
@@ -146,8 +149,11 @@ export class BlockProducer {
     }
     const timestamp = Math.max(now, slotStart(chain.params, tip.timestamp, round));
     const evidence = this.modules.selectEvidence?.() ?? [];
-    // Leave room for the header, a coinbase paying every registered masternode, and the evidence.
-    const room = MAX_BLOCK_SIZE - 1_024 - 28 * registry.length - 512 * evidence.length;
+    // Leave room for the header, a coinbase paying every registered masternode, and the
+    // consensus transactions.
+    let consensusBytes = 0;
+    for (const tx of evidence) consensusBytes += txSize(tx);
+    const room = MAX_BLOCK_SIZE - 1_024 - 28 * registry.length - consensusBytes;
     const picked = this.modules.selectTransactions?.(room, MAX_BLOCK_TXS - 1 - evidence.length) ?? {
       txs: [],
       fees: 0n,

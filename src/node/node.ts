@@ -154,7 +154,12 @@ export class TimeNode {
             activeMasternodes: () => this.liveness.activeCount(),
             onBlockRejected: (txs) => this.mempool.evict(txs.map((t) => txidOf(t))),
             selectTransactions: (maxBytes, maxTxs) => this.mempool.selectForBlock(maxBytes, maxTxs),
-            selectEvidence: () => this.chain.pendingEvidenceTxs(MAX_EVIDENCE_PER_BLOCK),
+            // Consensus transactions first: the last final block's certificate, then evidence.
+            selectEvidence: () => {
+              const cert = this.chain.finality.pendingTx(this.chain.tip);
+              const evidence = this.chain.pendingEvidenceTxs(MAX_EVIDENCE_PER_BLOCK);
+              return cert ? [cert, ...evidence] : evidence;
+            },
             productionHold: () => this.sync.productionHold(),
           },
         )

@@ -15,6 +15,11 @@ export interface VerifyResult {
   height: number;
   tip: string;
   utxos: number;
+  /**
+   * The highest block made final by a certificate the main chain carries (each one re-checked on
+   * replay: signatures, voters, weight); 0 when none.
+   */
+  finalized?: number;
   /** The first inconsistency found, when !ok. */
   problem?: string;
 }
@@ -99,7 +104,19 @@ export async function verifyChain(chainDir: string, genesis: GenesisSpec): Promi
       [...m].map(([k, h]) => `${k.slice(0, 16)}@${h}`).join(", ") || "none";
     if (slashed.size !== replayed.size || [...slashed].some(([k, h]) => replayed.get(k) !== h))
       return fail(`stored slashed keys (${show(slashed)}) differ from replay (${show(replayed)})`);
-    return { ok: true, height: tip.height, tip: tipHash.toString("hex"), utxos: stored.count };
+    // Every certificate was re-checked as its block replayed; the final block they give must be
+    // on the stored main chain (the store's own final block may be higher: votes seen live).
+    const finalized = replay.finality.finalized;
+    const atHeight = store.getHashAtHeight(replay.finality.finalizedHeight);
+    if (!atHeight || !atHeight.equals(finalized.hash))
+      return fail(`the certified block at height ${replay.finality.finalizedHeight} is not on the stored main chain`);
+    return {
+      ok: true,
+      height: tip.height,
+      tip: tipHash.toString("hex"),
+      utxos: stored.count,
+      finalized: replay.finality.finalizedHeight,
+    };
   } finally {
     if (replay) await replay.close();
     await store.close();

@@ -72,7 +72,12 @@ export type BlockErrorCode =
   /** Evidence against a producer that is not registered (already removed, or never was) (E4). */
   | "EVIDENCE_UNKNOWN_OFFENDER"
   /** More Evidence transactions in one block than MAX_EVIDENCE_PER_BLOCK (E5). */
-  | "TOO_MANY_EVIDENCE";
+  | "TOO_MANY_EVIDENCE"
+  // certificates on chain (src/consensus/finalityTx.ts)
+  /** A Finality transaction whose certificate is malformed or does not certify a block of its branch (C1, C2, C4–C6). */
+  | "BAD_CERTIFICATE"
+  /** More than one Finality transaction in a block (C3). */
+  | "TOO_MANY_CERTIFICATES";
 
 /**
  * A block or transaction broke a rule. `banScore` is how much the peer that sent it is penalised

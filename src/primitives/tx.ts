@@ -21,8 +21,13 @@ export enum TxKind {
    * from the registry and its collateral burned.
    */
   Evidence = 5,
+  /**
+   * A finality certificate of an earlier block of the same branch. No inputs, no outputs; the
+   * payload is the certificate (docs/CONSENSUS.md, "Certificates on chain").
+   */
+  Finality = 6,
 }
-const MAX_TX_KIND = 5;
+const MAX_TX_KIND = 6;
 
 export interface OutPoint {
   txid: Buffer;

@@ -1,0 +1,158 @@
+/**
+ * Certificates on chain (docs/CONSENSUS.md, "Certificates on chain"): a producer puts the last
+ * final block's certificate into its next block; a node that only replays blocks (a fresh node,
+ * `timed verify`) learns the same final block from the chain alone, with no vote or peer; and
+ * every way to forge or misplace a certificate is refused with BAD_CERTIFICATE (rules C1–C6).
+ */
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import { BlockError } from "../../../src/primitives/errors.js";
+import { signVote, type Certificate, type Checkpoint } from "../../../src/consensus/finality.js";
+import { encodeCertificate, finalityTx } from "../../../src/consensus/finalityTx.js";
+import { blockHash, type Block } from "../../../src/primitives/block.js";
+import { TxKind, type Tx } from "../../../src/primitives/tx.js";
+import { verifyChain } from "../../../src/node/verify.js";
+import { ChainHarness, testGenesis, testKeys } from "../../helpers/chainFixture.js";
+import { extend } from "../../helpers/chainBuild.js";
+
+const mns = testKeys("cert-chain-mn", 4);
+const genesis = testGenesis({ masternodes: mns });
+
+const open: ChainHarness[] = [];
+function harness(): ChainHarness {
+  const h = new ChainHarness(genesis, mns);
+  open.push(h);
+  return h;
+}
+after(async () => {
+  for (const h of open.splice(0)) await h.close();
+});
+
+/** `voters` vote (J -> (B, 2h)) then ((B, 2h) -> (B, 2h + 1)). */
+function finalise(h: ChainHarness, b: Block, voters = mns): void {
+  const hash = blockHash(b.header);
+  const first: Checkpoint = { epoch: 2 * b.header.height, hash };
+  const second: Checkpoint = { epoch: first.epoch + 1, hash };
+  const source = h.chain.finality.tracker.justifiedAncestor(hash);
+  for (const k of voters) h.chain.finality.addVote(signVote(k, h.chain.genesisHash, source, first));
+  for (const k of voters) h.chain.finality.addVote(signVote(k, h.chain.genesisHash, first, second));
+}
+
+/** A certificate of block `b`'s second link signed by `voters` (not counted anywhere). */
+function certOf(h: ChainHarness, b: Block, voters = mns): Certificate {
+  const hash = blockHash(b.header);
+  const source = { epoch: 2 * b.header.height, hash };
+  const target = { epoch: source.epoch + 1, hash };
+  const votes = voters.map((k) => signVote(k, h.chain.genesisHash, source, target));
+  votes.sort((x, y) => Buffer.compare(x.voter, y.voter));
+  return { source, target, votes: votes.map((v) => ({ voter: v.voter, signature: v.signature })) };
+}
+
+function rawFinalityTx(cert: Certificate): Tx {
+  return { version: 1, kind: TxKind.Finality, inputs: [], outputs: [], payload: encodeCertificate(cert) };
+}
+
+/** The block on the tip carrying `txs`, processed; returns the error code, or null if connected. */
+function offer(h: ChainHarness, txs: Tx[]): string | null {
+  const tip = h.chain.getBlock(h.chain.tip.hash)!;
+  const b = h.makeBlockOn(tip, { txs });
+  try {
+    const r = h.chain.processBlock(b);
+    assert.equal(r.status, "connected");
+    return null;
+  } catch (e) {
+    if (e instanceof BlockError) return e.code;
+    throw e;
+  }
+}
+
+describe("certificates on chain", () => {
+  it("the next block carries the final block's certificate, and a node replaying the blocks finds the same final block", async () => {
+    const a = harness();
+    const main = extend(a, 4);
+    finalise(a, main[2]!);
+    assert.equal(a.chain.finality.finalizedHeight, 3);
+    const tx = a.chain.finality.pendingTx(a.chain.tip);
+    assert.ok(tx, "a certificate is pending for the next block");
+    assert.equal(offer(a, [tx]), null);
+    assert.equal(a.chain.tip.certified, 3, "the branch has certified height 3");
+    assert.equal(a.chain.finality.pendingTx(a.chain.tip), null, "nothing more to certify");
+    // 3 of 4 equal weights is more than 2/3: the carried certificate is trimmed to the heaviest
+    // voters that suffice.
+    const carried = a.chain.getBlock(a.chain.tip.hash)!.txs.find((t) => t.kind === TxKind.Finality)!;
+    assert.equal(carried.payload.length, 76 + 3 * 96);
+
+    // A fresh node that never saw a vote: the blocks alone make block 3 final.
+    const b = harness();
+    for (let height = 1; height <= a.chain.height; height++)
+      b.feed(a.chain.getBlock(a.chain.getHashAtHeight(height)!)!);
+    assert.equal(b.chain.tip.height, 5);
+    assert.equal(b.chain.finality.finalizedHeight, 3);
+    assert.ok(b.chain.finality.finalized.hash.equals(blockHash(main[2]!.header)));
+    // So a branch forking below block 3 is refused there too, whatever its work.
+    const heavier = extend(b, 9, { parent: main[0]!, round: 1 });
+    assert.equal(b.chain.tip.height, 5);
+    assert.ok(!b.chain.tip.hash.equals(blockHash(heavier[heavier.length - 1]!.header)));
+  });
+
+  it("timed verify replays the certificates and reports the certified height", async () => {
+    const a = harness();
+    const main = extend(a, 3);
+    finalise(a, main[1]!);
+    assert.equal(offer(a, [a.chain.finality.pendingTx(a.chain.tip)!]), null);
+    extend(a, 2);
+    await a.chain.close();
+    const r = await verifyChain(a.dir, genesis);
+    assert.equal(r.ok, true, r.problem);
+    assert.equal(r.finalized, 2);
+  });
+
+  it("forged and misplaced certificates are invalid blocks (C1–C6)", () => {
+    const a = harness();
+    const main = extend(a, 4);
+    const good = certOf(a, main[1]!);
+    const registry = a.chain.getRegistry();
+
+    // C6: a signature that does not verify.
+    const forged = structuredClone(good);
+    forged.votes[0]!.signature = Buffer.from(forged.votes[0]!.signature);
+    forged.votes[0]!.signature[5]! ^= 1;
+    assert.equal(offer(a, [rawFinalityTx(forged)]), "BAD_CERTIFICATE");
+    // C6: 2 of 4 is not more than 2/3.
+    assert.equal(offer(a, [rawFinalityTx(certOf(a, main[1]!, mns.slice(0, 2)))]), "BAD_CERTIFICATE");
+    // C6: a voter that is not registered.
+    const stranger = testKeys("cert-chain-stranger", 1);
+    assert.equal(offer(a, [rawFinalityTx(certOf(a, main[1]!, [...mns.slice(0, 2), ...stranger]))]), "BAD_CERTIFICATE");
+    // C2: not a second link.
+    const firstLink = { ...good, target: { ...good.target, epoch: good.source.epoch + 2 } };
+    assert.equal(offer(a, [rawFinalityTx(firstLink)]), "BAD_CERTIFICATE");
+    // C2: voters out of order.
+    assert.equal(offer(a, [rawFinalityTx({ ...good, votes: [...good.votes].reverse() })]), "BAD_CERTIFICATE");
+    // C4: a block of another branch at that height.
+    const side = extend(a, 1, { parent: main[0]!, round: 1 });
+    assert.equal(offer(a, [rawFinalityTx(certOf(a, side[0]!))]), "BAD_CERTIFICATE");
+    // C3: two certificates in one block.
+    assert.equal(offer(a, [finalityTx(good, registry), finalityTx(certOf(a, main[2]!), registry)]), "TOO_MANY_CERTIFICATES");
+    // C1: inputs or outputs.
+    const withOutput = { ...finalityTx(good, registry), outputs: [{ amount: 1n, address: Buffer.alloc(20) }] };
+    assert.equal(offer(a, [withOutput]), "BAD_CERTIFICATE");
+
+    // The genuine one connects; C5: the same height again does not.
+    assert.equal(offer(a, [finalityTx(good, registry)]), null);
+    assert.equal(a.chain.finality.finalizedHeight, 2);
+    assert.equal(offer(a, [finalityTx(good, registry)]), "BAD_CERTIFICATE");
+    // A higher one does.
+    assert.equal(offer(a, [finalityTx(certOf(a, main[3]!), registry)]), null);
+    assert.equal(a.chain.finality.finalizedHeight, 4);
+  });
+
+  it("a side block carrying a bad certificate is not stored", () => {
+    const a = harness();
+    const main = extend(a, 3);
+    const bad = certOf(a, main[1]!, mns.slice(0, 2));
+    const side = a.makeBlockOn(main[2]!, { txs: [rawFinalityTx(bad)] });
+    extend(a, 1);
+    assert.throws(() => a.chain.processBlock(side), (e: unknown) => e instanceof BlockError && e.code === "BAD_CERTIFICATE");
+    assert.equal(a.chain.getIndex(blockHash(side.header)), undefined);
+  });
+});
