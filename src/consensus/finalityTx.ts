@@ -96,7 +96,8 @@ export function decodeFinalityTx(tx: Tx): Certificate {
   try {
     const r = new Reader(tx.payload);
     cert = readCertificate(r, MAX_CERTIFICATE_VOTES);
-    if (r.remaining !== 0) throw new CodecError("TRAILING_BYTES", `${r.remaining} bytes after the certificate`);
+    if (r.remaining !== 0)
+      throw new CodecError("TRAILING_BYTES", `${r.remaining} bytes after the certificate`);
   } catch (e) {
     if (e instanceof CodecError) throw bad(`the payload does not decode: ${e.message}`);
     throw e;

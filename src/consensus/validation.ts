@@ -201,7 +201,9 @@ export function checkBlockSanity(block: Block, encodedSize?: number): CheckedBlo
   });
   if (!merkleRoot(txids).equals(h.merkleRoot))
     throw new BlockError("BAD_MERKLE_ROOT", "merkle root does not match the transactions");
-  return certificate ? { block, hash: blockHash(h), txids, size, certificate } : { block, hash: blockHash(h), txids, size };
+  return certificate
+    ? { block, hash: blockHash(h), txids, size, certificate }
+    : { block, hash: blockHash(h), txids, size };
 }
 
 /**

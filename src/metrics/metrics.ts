@@ -40,8 +40,6 @@ export class Metrics {
   readonly reorgsTotal: Counter;
   /** reorg_depth: blocks disconnected per reorg. */
   readonly reorgDepth: Histogram;
-  /** sync_hash_mismatch_total: peers whose block hash disagreed with a branch we were about to reorg to. */
-  readonly syncHashMismatchTotal: Counter;
   /** sync_possible_fork_total: checks that found us more than 100 blocks above the consensus height. */
   readonly syncPossibleForkTotal: Counter;
 
@@ -117,11 +115,6 @@ export class Metrics {
       name: "reorg_depth",
       help: "Blocks disconnected per reorganisation",
       buckets: [1, 2, 5, 10, 50, 100, 500, 1000, 2000, 10000],
-      registers,
-    });
-    this.syncHashMismatchTotal = new Counter({
-      name: "sync_hash_mismatch_total",
-      help: "Peers whose block hash disagreed with a branch about to be adopted",
       registers,
     });
     this.syncPossibleForkTotal = new Counter({

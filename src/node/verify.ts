@@ -109,7 +109,9 @@ export async function verifyChain(chainDir: string, genesis: GenesisSpec): Promi
     const finalized = replay.finality.finalized;
     const atHeight = store.getHashAtHeight(replay.finality.finalizedHeight);
     if (!atHeight || !atHeight.equals(finalized.hash))
-      return fail(`the certified block at height ${replay.finality.finalizedHeight} is not on the stored main chain`);
+      return fail(
+        `the certified block at height ${replay.finality.finalizedHeight} is not on the stored main chain`,
+      );
     return {
       ok: true,
       height: tip.height,

@@ -80,7 +80,7 @@ export function rateLimitsFor(
     // GetBlocks 100 per 10 s in the original; GetHeaders costs the same to serve.
     [MsgType.GetBlocks]: [100 / 10, 100],
     [MsgType.GetHeaders]: [100 / 10, 100],
-    // GetHashes (hash agreement before a reorg) costs about as much as GetHeaders.
+    // GetHashes (the common-ancestor bisection) costs about as much as GetHeaders.
     [MsgType.GetHashes]: [100 / 10, 100],
     // Up to 1,000 txids per message: 10 messages/s leaves TxRelay's 50 tx/s as the real limit.
     [MsgType.TxInv]: [10, 50],

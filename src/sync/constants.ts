@@ -54,22 +54,6 @@ export const MAX_PEER_STATES = 1_000;
 export const MAX_GENESIS_REFUSALS = 1_000;
 
 /**
- * Seed 002: a branch we are about to reorg to must be confirmed by at least 2/3 of the peers
- * that answer ("Consensus Threshold 2/3, Byzantine fault tolerance").
- */
-export const HASH_AGREEMENT_NUMERATOR = 2;
-export const HASH_AGREEMENT_DENOMINATOR = 3;
-
-/** Peers asked to confirm a branch's hashes; enough for a 2/3 vote, bounded for big peer sets. */
-export const MAX_AGREEMENT_PEERS = 16;
-
-/**
- * Once the lead and a majority of the asked peers have answered a branch confirmation, how long
- * the others still get before they count as not answering (a silent minority cannot stall it).
- */
-export const AGREEMENT_GRACE_MS = 1_000;
-
-/**
  * Headers fetched (2 answers of 2,000) before their bodies are downloaded. Bounds the memory of
  * one window and lets a long sync apply blocks as it goes instead of after every header.
  */

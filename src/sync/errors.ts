@@ -45,8 +45,6 @@ export type SyncErrorCode =
   | "NO_PEERS"
   /** The whole sync ran past peer_sync_timeout / masternode_sync_timeout. */
   | "SYNC_TIMEOUT"
-  /** Fewer than 2/3 of the answering peers confirmed the branch: the reorg is deferred. */
-  | "HASH_DISAGREEMENT"
   /** The chain refused the reorg (deeper than max_reorg_depth). */
   | "REORG_REFUSED"
   /** The branch contains a block that is invalid under its hash: nothing more to fetch on it. */
@@ -103,7 +101,6 @@ export function penaltyFor(err: SyncError): number {
     case "MAX_RETRIES":
     case "NO_PEERS":
     case "SYNC_TIMEOUT":
-    case "HASH_DISAGREEMENT":
     case "REORG_REFUSED":
     case "INVALID_BRANCH":
     case "ABORTED":

@@ -6,11 +6,9 @@ import type { Logger } from "../logging/index.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { MAX_HEADERS_PER_MESSAGE, MAX_LOCATOR } from "../p2p/messages.js";
 import type { BoundedMap } from "../util/boundedMap.js";
-import type { Clock, TimerHandle } from "../util/clock.js";
+import type { Clock } from "../util/clock.js";
 import { findCommonAncestor, type AncestorResult, type ForkPoint, type LocalChainView } from "./ancestor.js";
 import {
-  AGREEMENT_GRACE_MS,
-  MAX_AGREEMENT_PEERS,
   MAX_BATCHES_AHEAD,
   MAX_BATCH_RETRIES,
   MAX_REQUESTS_PER_PEER,
@@ -21,17 +19,10 @@ import {
   PRODUCTION_HOLD_MIN_MS,
 } from "./constants.js";
 import { SyncError, toSyncError } from "./errors.js";
-import {
-  agreementHeights,
-  tallyAgreement,
-  type AgreementQuery,
-  type AgreementTally,
-} from "./hashAgreement.js";
 import { validateHeaders, type HeaderParent, type ValidatedHeader } from "./headerChain.js";
 import type { SyncFns } from "./interface.js";
 import type { PeerState, PeerStateView } from "./peerStateView.js";
 import { RangeDownload, type DownloadPeer, type RangeItem } from "./rangeDownload.js";
-import { comparePeers } from "./target.js";
 import type { LeadOutcome } from "./types.js";
 
 /**
@@ -94,8 +85,10 @@ interface HeaderWindow {
 
 /**
  * Follows one lead peer's branch, in steps: find the fork (common ancestor, findFork), take the
- * next window of validated headers (collectWindow), confirm a reorg with the peers' hashes
- * (confirm / confirmBranch), and download the bodies (RangeDownload). Failures of the lead go to
+ * next window of validated headers (collectWindow), and download the bodies (RangeDownload).
+ * Fork choice alone decides whether the branch is adopted: no vote of peers' hashes, which a
+ * lead could answer for its own branch and a third of liars could veto; what no branch can undo
+ * is the final block (certificates). Failures of the lead go to
  * the LeadBook; the coordinator decides what happens next.
  */
 export class LeadSync {
@@ -175,7 +168,6 @@ export class LeadSync {
     }
     let cursor = found.parent;
     let pending: HeaderBatch | null = found.pending;
-    let confirmed = false;
     for (let w = 0; w < MAX_WINDOWS_PER_SYNC && !this.modules.stopped(); w++) {
       if (clock.monotonic() >= deadline)
         return { error: new SyncError("SYNC_TIMEOUT", "the sync ran out of time") };
@@ -201,8 +193,6 @@ export class LeadSync {
       const claimed = chain.finality.claimedFinal();
       const holdsClaim = claimed.size > 0 && validated.some((v) => claimed.has(v.hash.toString("hex")));
       const better = holdsClaim || isBetterTip({ work: last.work, hash: last.hash } as BlockIndex, chain.tip);
-      const first = validated[0]!;
-      const extendsTip = first.header.prevHash.equals(chain.tip.hash);
       if (better) {
         this.better = {
           hash: last.hash,
@@ -220,11 +210,6 @@ export class LeadSync {
         });
         this.modules.leads.markChecked(lead);
         return { error: null };
-      }
-      if (better && !extendsTip && !confirmed && !holdsClaim) {
-        const deferred = await this.confirm(lead, fork, last);
-        if (deferred) return deferred;
-        confirmed = true;
       }
       const r = await this.download(run, validated);
       if (r.error) return r;
@@ -404,99 +389,6 @@ export class LeadSync {
     return { params: chain.params, registryByRoot: (root) => chain.storage.getRegistryByRoot(root) };
   }
 
-  /**
-   * A reorg to the branch ending at `last` waits for the peers' confirmation (confirmBranch).
-   * Returns the HASH_DISAGREEMENT outcome when they do not confirm it, null when they do.
-   */
-  private async confirm(
-    lead: PeerState,
-    fork: ForkPoint,
-    last: ValidatedHeader,
-  ): Promise<LeadOutcome | null> {
-    const { chain, logger } = this.modules;
-    const q: AgreementQuery = {
-      fork,
-      target: { height: last.header.height, hash: last.hash },
-      ours: { height: chain.tip.height, hash: chain.tip.hash },
-      oursAtTarget: chain.getHashAtHeight(last.header.height) ?? null,
-    };
-    const tally = await this.confirmBranch(q, lead);
-    if (tally.confirmed) return null;
-    logger.warn("Branch not confirmed by 2/3 of the answering peers; reorg deferred", {
-      peer: lead.addr,
-      fork: fork.height,
-      target: q.target.height,
-      ...tallyContext(tally),
-    });
-    return {
-      error: new SyncError("HASH_DISAGREEMENT", "fewer than 2/3 of the answering peers confirm the branch", {
-        ...tallyContext(tally),
-      }),
-    };
-  }
-
-  /** Seed 002: asks up to 16 peers for their hashes at the fork, our tip and the target heights. */
-  private async confirmBranch(q: AgreementQuery, lead: PeerState): Promise<AgreementTally> {
-    const { metrics, logger } = this.modules;
-    const peers = this.modules.view.usable().sort(comparePeers).slice(0, MAX_AGREEMENT_PEERS);
-    if (!peers.some((p) => p.id === lead.id)) peers.push(lead);
-    const heights = agreementHeights(q);
-    const answers: Array<Buffer[] | null> = peers.map(() => null);
-    // Every asked peer gets up to the request timeout, but a silent minority cannot hold a reorg
-    // that long: once the lead and a majority of the asked peers have answered, the rest get
-    // AGREEMENT_GRACE_MS more and are then counted as not answering.
-    await new Promise<void>((resolve) => {
-      let settled = 0;
-      let answered = 0;
-      let leadDone = false;
-      let grace: TimerHandle | null = null;
-      let finished = false;
-      const done = (): void => {
-        if (finished) return;
-        finished = true;
-        grace?.cancel();
-        resolve();
-      };
-      peers.forEach((p, i) => {
-        void this.modules.fns
-          .getHashes(p.id, heights)
-          .then(
-            (hs) => {
-              if (hs.length !== heights.length) return;
-              answers[i] = hs;
-              answered++;
-            },
-            () => undefined,
-          )
-          .finally(() => {
-            settled++;
-            if (p.id === lead.id) leadDone = true;
-            if (settled === peers.length) return done();
-            if (!finished && !grace && leadDone && 2 * answered > peers.length) {
-              grace = this.modules.clock.setTimeout(done, AGREEMENT_GRACE_MS);
-            }
-          });
-      });
-    });
-    const tally = tallyAgreement(q, answers.slice());
-    if (tally.mismatches > 0) {
-      metrics?.syncHashMismatchTotal.inc(tally.mismatches);
-      const disagree: string[] = [];
-      answers.forEach((a, i) => {
-        if (!a) return;
-        const other = (!a[0]!.equals(q.fork.hash) && !a[0]!.every((b) => b === 0)) || isOtherAtTarget(q, a);
-        if (other) disagree.push(peers[i]!.addr);
-      });
-      logger.warn("Block hash mismatch: peers disagree with the branch we are about to adopt", {
-        fork: q.fork.height,
-        target: q.target.height,
-        peers: disagree,
-        ...tallyContext(tally),
-      });
-    }
-    return tally;
-  }
-
   /** Downloads and applies the bodies of the window's headers we lack (RangeDownload). */
   private async download(run: LeadRun, validated: readonly ValidatedHeader[]): Promise<LeadOutcome> {
     const { chain, clock, logger, metrics, view } = this.modules;
@@ -543,27 +435,4 @@ export class LeadSync {
     this.current = null;
     return { error: r.error };
   }
-}
-
-function isOtherAtTarget(q: AgreementQuery, a: readonly Buffer[]): boolean {
-  const atOurs = a[1]!;
-  const atTarget = a[2]!;
-  return (
-    !atTarget.equals(q.target.hash) &&
-    !atOurs.equals(q.ours.hash) &&
-    !(q.oursAtTarget?.equals(atTarget) ?? false) &&
-    !atTarget.every((b) => b === 0)
-  );
-}
-
-function tallyContext(t: AgreementTally): Record<string, number> {
-  return {
-    answered: t.answered,
-    forkAgree: t.forkAgree,
-    forkOther: t.forkOther,
-    branch: t.branch,
-    onOurChain: t.ours,
-    below: t.none,
-    other: t.other,
-  };
 }

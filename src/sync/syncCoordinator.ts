@@ -55,7 +55,7 @@ const MIN_CHECK_SPACING_MS = 200;
  *
  * A sync from a lead peer: common ancestor with locators in O(log depth) round trips (2,000 deep,
  * 10,000 for whitelisted masternodes — "priority fork resolution"), then windows of headers that
- * are validated before any body is fetched, a 2/3 hash agreement before a reorg (seed 002), and
+ * are validated before any body is fetched (a branch forking below the final block is refused), and
  * the bodies in parallel batches (RangeDownload). The whole sync stops after peer_sync_timeout
  * (masternode_sync_timeout when the lead is a masternode).
  *
@@ -554,8 +554,6 @@ const ENDS_SYNC: ReadonlySet<SyncErrorCode> = new Set<SyncErrorCode>([
   "WRONG_STATE",
   // The batch already failed on several peers; more leads would only hammer the same ones.
   "MAX_RETRIES",
-  // Deferred until the network agrees; the next check asks again.
-  "HASH_DISAGREEMENT",
   "BLOCK_FROM_FUTURE",
   "REORG_REFUSED",
 ]);

@@ -67,7 +67,7 @@ function offer(h: ChainHarness, txs: Tx[]): string | null {
 }
 
 describe("certificates on chain", () => {
-  it("the next block carries the final block's certificate, and a node replaying the blocks finds the same final block", async () => {
+  it("the next block carries the final block's certificate, and a node replaying the blocks finds the same final block", () => {
     const a = harness();
     const main = extend(a, 4);
     finalise(a, main[2]!);
@@ -122,7 +122,10 @@ describe("certificates on chain", () => {
     assert.equal(offer(a, [rawFinalityTx(certOf(a, main[1]!, mns.slice(0, 2)))]), "BAD_CERTIFICATE");
     // C6: a voter that is not registered.
     const stranger = testKeys("cert-chain-stranger", 1);
-    assert.equal(offer(a, [rawFinalityTx(certOf(a, main[1]!, [...mns.slice(0, 2), ...stranger]))]), "BAD_CERTIFICATE");
+    assert.equal(
+      offer(a, [rawFinalityTx(certOf(a, main[1]!, [...mns.slice(0, 2), ...stranger]))]),
+      "BAD_CERTIFICATE",
+    );
     // C2: not a second link.
     const firstLink = { ...good, target: { ...good.target, epoch: good.source.epoch + 2 } };
     assert.equal(offer(a, [rawFinalityTx(firstLink)]), "BAD_CERTIFICATE");
@@ -132,9 +135,15 @@ describe("certificates on chain", () => {
     const side = extend(a, 1, { parent: main[0]!, round: 1 });
     assert.equal(offer(a, [rawFinalityTx(certOf(a, side[0]!))]), "BAD_CERTIFICATE");
     // C3: two certificates in one block.
-    assert.equal(offer(a, [finalityTx(good, registry), finalityTx(certOf(a, main[2]!), registry)]), "TOO_MANY_CERTIFICATES");
+    assert.equal(
+      offer(a, [finalityTx(good, registry), finalityTx(certOf(a, main[2]!), registry)]),
+      "TOO_MANY_CERTIFICATES",
+    );
     // C1: inputs or outputs.
-    const withOutput = { ...finalityTx(good, registry), outputs: [{ amount: 1n, address: Buffer.alloc(20) }] };
+    const withOutput = {
+      ...finalityTx(good, registry),
+      outputs: [{ amount: 1n, address: Buffer.alloc(20) }],
+    };
     assert.equal(offer(a, [withOutput]), "BAD_CERTIFICATE");
 
     // The genuine one connects; C5: the same height again does not.
@@ -152,7 +161,10 @@ describe("certificates on chain", () => {
     const bad = certOf(a, main[1]!, mns.slice(0, 2));
     const side = a.makeBlockOn(main[2]!, { txs: [rawFinalityTx(bad)] });
     extend(a, 1);
-    assert.throws(() => a.chain.processBlock(side), (e: unknown) => e instanceof BlockError && e.code === "BAD_CERTIFICATE");
+    assert.throws(
+      () => a.chain.processBlock(side),
+      (e: unknown) => e instanceof BlockError && e.code === "BAD_CERTIFICATE",
+    );
     assert.equal(a.chain.getIndex(blockHash(side.header)), undefined);
   });
 });

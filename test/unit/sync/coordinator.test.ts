@@ -6,7 +6,7 @@ import { after, describe, it } from "node:test";
 import { blockHash, decodeBlock, encodeBlock, type Block } from "../../../src/primitives/block.js";
 import type { Chain } from "../../../src/chain/chain.js";
 import { pubkeyHash } from "../../../src/crypto/address.js";
-import { AGREEMENT_GRACE_MS, LEAD_COOLDOWN_MS, PRODUCTION_HOLD_MIN_MS } from "../../../src/sync/constants.js";
+import { LEAD_COOLDOWN_MS, PRODUCTION_HOLD_MIN_MS } from "../../../src/sync/constants.js";
 import { SyncError } from "../../../src/sync/errors.js";
 import { signVote, type Checkpoint } from "../../../src/consensus/finality.js";
 import { transitionBatch, type Batch } from "../../../src/sync/rangeDownload.js";
@@ -520,18 +520,19 @@ describe("SyncCoordinator: forks", () => {
     assert.equal(b.chain.height, 25);
   });
 
-  it("a reorg that the answering peers do not confirm (2/3) is deferred and the mismatches counted", async () => {
+  it("no peer vote on the branch: a third of liars cannot veto a heavier branch, which fork choice adopts", async () => {
+    // The old 2/3 hash agreement deferred this reorg: two peers out of three answered GetHashes
+    // with a third block at the target height (HASH_DISAGREEMENT), unverified, and held the
+    // honest heavier branch off. Fork choice and the final block decide now.
     const src = track(new ChainHarness(genesis, keys));
     const prefix = extend(src, 10);
     extend(src, 40);
     const b = bed();
     b.importBlocks(prefix);
     extend(b.local, 20, { round: 1 });
-    const ourTip = tipOf(b.chain);
     const gTip = b.chain.tip.hash;
     b.addPeer({ id: "lead", whitelisted: true }, src.chain);
-    // Two peers with a third block at the target height.
-    const liars = ["q1", "q2"].map((id) =>
+    for (const id of ["q1", "q2"])
       b.addPeer(
         {
           id,
@@ -540,44 +541,10 @@ describe("SyncCoordinator: forks", () => {
           behaviour: { tamperHashes: (hs) => hs.map((h, i) => (i === 2 ? Buffer.alloc(32, 5) : h)) },
         },
         src.chain,
-      ),
-    );
-    await b.coordinator.check();
-    assert.equal(tipOf(b.chain), ourTip);
-    assert.equal(b.coordinator.status().lastError?.code, "HASH_DISAGREEMENT");
-    assert.equal(await b.metric("sync_hash_mismatch_total"), 2);
-    assert.ok(b.logged("Block hash mismatch"));
-    // Once they answer with the branch's hash, the reorg goes ahead.
-    for (const l of liars) l.behaviour = {};
-    b.local.clock.advance(LEAD_COOLDOWN_MS + 1);
+      );
     await b.coordinator.check();
     assert.equal(tipOf(b.chain), tipOf(src.chain));
-  });
-
-  it("a peer that never answers cannot hold a reorg's confirmation: a majority's answers and a short grace decide", async () => {
-    const src = track(new ChainHarness(genesis, keys));
-    const prefix = extend(src, 10);
-    extend(src, 40);
-    const b = bed();
-    b.importBlocks(prefix);
-    extend(b.local, 20, { round: 1 });
-    const ourTip = tipOf(b.chain);
-    b.addPeer({ id: "lead", whitelisted: true }, src.chain);
-    b.addPeer({ id: "q1" }, src.chain);
-    b.addPeer({ id: "mute", behaviour: { hashesHang: true } }, src.chain);
-    const check = b.coordinator.check();
-    let settled = false;
-    void check.finally(() => (settled = true));
-    // Virtual time only moves when the test moves it: each step lets the answers in, then passes
-    // the grace. Without the grace the check would wait for the mute peer forever.
-    for (let i = 0; i < 20 && !settled; i++) {
-      await new Promise((r) => setImmediate(r));
-      b.local.clock.advance(AGREEMENT_GRACE_MS);
-    }
-    assert.ok(settled, "the check finished without the mute peer's answer");
-    await check;
-    assert.notEqual(tipOf(b.chain), ourTip);
-    assert.equal(tipOf(b.chain), tipOf(src.chain));
+    assert.equal(b.coordinator.status().lastError, null);
   });
 
   it("holds production while it fetches a better branch: from its validated headers, until it lands or stops making progress", async () => {

@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ZERO_HASH, sha256 } from "../../../src/crypto/hash.js";
-import { tallyAgreement, type AgreementQuery } from "../../../src/sync/hashAgreement.js";
 import {
   comparePeers,
   consensusCheck,
@@ -118,48 +116,6 @@ describe("plausible heights and ranking", () => {
       ps.sort(comparePeers).map((p) => p.id),
       ["wl", "mn", "tall", "fast", "flaky", "slow", "unknown-rtt"],
     );
-  });
-});
-
-describe("hash agreement before a reorg (seed 002)", () => {
-  const h = (s: string) => sha256(Buffer.from(s));
-  const q: AgreementQuery = {
-    fork: { height: 100, hash: h("fork") },
-    ours: { height: 110, hash: h("our-tip") },
-    target: { height: 120, hash: h("target") },
-  };
-  const branch = [q.fork.hash, h("their-110"), q.target.hash];
-  const onOurs = [q.fork.hash, q.ours.hash, ZERO_HASH];
-  const third = [q.fork.hash, h("x-110"), h("x-120")];
-  const otherFork = [h("x-100"), h("y-110"), h("y-120")];
-
-  it("confirms with 2/3 of the answering peers, refuses below", () => {
-    assert.equal(tallyAgreement(q, [branch, branch, third]).confirmed, true); // 2 of 3
-    assert.equal(tallyAgreement(q, [branch, third, third]).confirmed, false); // 1 of 3
-    assert.equal(tallyAgreement(q, [branch, branch, third, third]).confirmed, false); // 2 of 4 < 2/3
-    assert.equal(tallyAgreement(q, [branch, branch, branch, otherFork]).confirmed, true); // 3 of 4
-    assert.equal(tallyAgreement(q, [branch, otherFork, otherFork]).confirmed, false);
-  });
-
-  it("peers still on our chain, and peers below the target, neither confirm nor block", () => {
-    const t = tallyAgreement(q, [branch, onOurs, onOurs, onOurs, [q.fork.hash, ZERO_HASH, ZERO_HASH]]);
-    assert.equal(t.confirmed, true);
-    assert.deepEqual([t.branch, t.ours, t.none, t.mismatches], [1, 3, 1, 0]);
-  });
-
-  it("a peer behind us on our own chain (our block at the target height) counts as ours, not against", () => {
-    const atTarget = h("our-120");
-    const q2 = { ...q, ours: { height: 130, hash: h("our-tip-130") }, oursAtTarget: atTarget };
-    const lagging = [q.fork.hash, ZERO_HASH, atTarget];
-    const t = tallyAgreement(q2, [branch, lagging, lagging]);
-    assert.deepEqual([t.confirmed, t.ours, t.other], [true, 2, 0]);
-  });
-
-  it("counts mismatches, ignores failed answers, and needs at least one confirmation", () => {
-    const t = tallyAgreement(q, [branch, third, otherFork, null, [q.fork.hash]]);
-    assert.equal(t.mismatches, 3); // third at the target, otherFork at the fork and at the target
-    assert.equal(t.answered, 3);
-    assert.equal(tallyAgreement(q, [onOurs, onOurs]).confirmed, false);
   });
 });
 
