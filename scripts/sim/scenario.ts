@@ -108,6 +108,7 @@ export async function runScenario(
       violation = e.message;
     }
     violation += `\n${sim.describe().split("\n").slice(0, 40).join("\n")}`;
+    violation += recentLogs(sim);
   }
   const honest = sim.honestRunning();
   const height = honest.reduce((m, n) => Math.max(m, n.n.chain.height), 0);
@@ -159,6 +160,21 @@ export async function runScenario(
   };
   await sim.stop();
   return report;
+}
+
+/** Each node's last kept log lines (at --log-level), newest last, for a violation report. */
+function recentLogs(sim: Simulator): string {
+  const out: string[] = [];
+  for (const n of sim.nodes) {
+    const lines = n.log.recent().slice(-12);
+    if (lines.length === 0) continue;
+    out.push(`--- ${n.name} (last ${lines.length} log lines at ${n.log.level} and above)`);
+    for (const l of lines)
+      out.push(
+        `${(l.at - sim.startMs) / 1000}s ${l.level} ${l.msg} ${JSON.stringify(l.ctx, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v))}`,
+      );
+  }
+  return out.length ? `\n${out.join("\n")}` : "";
 }
 
 export function formatReport(r: SimReport): string {

@@ -8,6 +8,7 @@
 import type { Registry } from "../consensus/registry.js";
 import type { EpochSchedule } from "../consensus/schedule.js";
 import { makeEquivocation, type Equivocation } from "../consensus/evidence.js";
+import type { VoteOffence } from "../consensus/voteEvidence.js";
 import type { Clock } from "../util/clock.js";
 import { BoundedMap } from "../util/boundedMap.js";
 import { TypedEmitter } from "../util/typedEmitter.js";
@@ -94,6 +95,7 @@ export class Chain implements ChainReader {
       logger: this.logger,
       emitFinalized: (checkpoint, certificate) => this.emit("finalized", { checkpoint, certificate }),
       emitJustified: (checkpoint) => this.emit("justified", checkpoint),
+      recordVoteEvidence: (o) => this.evidence.recordVote(o),
       fork: {
         tip: () => this.tipEntry,
         inBatch: () => this.batchEvents !== null,
@@ -110,7 +112,11 @@ export class Chain implements ChainReader {
       finalHeight,
       holdsFinal: (e) => this.holdsFinal(e),
     });
-    this.evidence = new EvidenceBook({ ...base, emit: (ev) => this.emit("evidence", ev) });
+    this.evidence = new EvidenceBook({
+      ...base,
+      emit: (ev) => this.emit("evidence", ev),
+      emitVote: (o) => this.emit("voteEvidence", o),
+    });
     const tip = store.getIndex(store.getTipHash());
     if (!tip) throw new StoreError("tip block index entry is missing");
     this.tipEntry = tip;
@@ -417,6 +423,16 @@ export class Chain implements ChainReader {
   /** Every piece of evidence held, with when it was first seen and where it was put on chain. */
   listEvidence(): Array<{ evidence: Equivocation; seenAt: number; slashedAt: number | null }> {
     return this.evidence.list();
+  }
+
+  /** Every piece of vote evidence held (EvidenceBook.listVotes). */
+  listVoteEvidence(): Array<{ evidence: VoteOffence; seenAt: number; slashedAt: number | null }> {
+    return this.evidence.listVotes();
+  }
+
+  /** Keeps checked vote evidence; true when it is new (EvidenceBook.recordVote). */
+  recordVoteEvidence(o: VoteOffence): boolean {
+    return this.evidence.recordVote(o);
   }
 
   /** Evidence transactions for the next block on the tip (at most `max`). */

@@ -15,7 +15,8 @@ import {
   type Checkpoint,
   type FinalityVote,
 } from "../consensus/finality.js";
-import { MAX_REGISTRY_SIZE, type Registry } from "../consensus/registry.js";
+import { findByOperator, MAX_REGISTRY_SIZE, type Registry } from "../consensus/registry.js";
+import { makeVoteOffence, type VoteOffence } from "../consensus/voteEvidence.js";
 import { certifiedHeight, finalityTx, type FinalityContext } from "../consensus/finalityTx.js";
 import type { Tx } from "../primitives/tx.js";
 import { ancestorOf } from "./blockTree.js";
@@ -32,6 +33,8 @@ export interface ChainFinalityDeps {
   emitFinalized: (c: Checkpoint, certificate: Certificate) => void;
   /** Tells them that a checkpoint became justified (an honest voter's cue for its next vote). */
   emitJustified: (c: Checkpoint) => void;
+  /** Keeps evidence that a voter broke a voting rule (the evidence book). */
+  recordVoteEvidence: (o: VoteOffence) => void;
   /** What following a final block onto another branch needs of the chain. */
   fork: {
     tip: () => BlockIndex;
@@ -103,9 +106,21 @@ export class ChainFinality {
     return this.settled(this.tracker.addVote(v));
   }
 
-  /** Blocks (hex) that waiting votes claim final, weighed with the tip's registry (FinalityTracker). */
+  /**
+   * Blocks (hex) that waiting votes claim final (FinalityTracker.claimedFinal), weighed with the
+   * tip's registry and with the registry after the last final block. The second is an ancestor
+   * state of every branch fork choice may still take, so it stays close to the voter set of a
+   * block final on another branch even when this branch changed its registry since (evidence
+   * mined here that the other branch has not mined yet removes voters this branch would not
+   * count).
+   */
   claimedFinal(): Set<string> {
-    return this.tracker.claimedFinal(this.deps.store.getRegistry());
+    const store = this.deps.store;
+    const registries = [store.getRegistry()];
+    const f = store.getIndex(this.finalized.hash);
+    const atFinal = f ? store.getRegistryByRoot(f.mnRoot) : undefined;
+    if (atFinal) registries.push(atFinal);
+    return this.tracker.claimedFinal(registries);
   }
 
   /** Counts the votes that waited for blocks that have now arrived. */
@@ -223,6 +238,11 @@ export class ChainFinality {
 
   private settled(out: VoteOutcome): VoteOutcome {
     for (const c of out.justified) this.deps.emitJustified(c);
+    // Both votes are verified (the tracker checks a vote's signature before it can convict).
+    // Kept only against a registered masternode: only that can go on chain, and the table stays
+    // bounded by the registry.
+    if (out.evidence && findByOperator(this.deps.store.getRegistry(), out.evidence.a.voter))
+      this.deps.recordVoteEvidence(makeVoteOffence(out.evidence.a, out.evidence.b));
     if (out.conflict) {
       (this.deps.logger?.error ?? this.deps.logger?.warn)?.call(
         this.deps.logger,

@@ -7,6 +7,7 @@
 import type { Registry } from "../consensus/registry.js";
 import type { Certificate, Checkpoint } from "../consensus/finality.js";
 import type { Equivocation } from "../consensus/evidence.js";
+import type { VoteOffence } from "../consensus/voteEvidence.js";
 import type { EpochSchedule } from "../consensus/schedule.js";
 import type { GenesisSpec } from "../consensus/genesis.js";
 import type { Block, BlockHeader } from "../primitives/block.js";
@@ -40,6 +41,8 @@ export interface ChainEvents {
   tip: BlockIndex;
   /** New evidence of equivocation was recorded (found here, or received). */
   evidence: Equivocation;
+  /** New evidence against a finality voter was recorded (found here, or received). */
+  voteEvidence: VoteOffence;
   /** A block became final (with the certificate that made it so); its ancestors are final too. */
   finalized: { checkpoint: Checkpoint; certificate: Certificate };
   /** A checkpoint became justified (more than 2/3 voted a link into it from a justified one). */
@@ -67,5 +70,6 @@ export interface ChainReader {
   scheduleForChild(parent: BlockIndex): EpochSchedule;
   hasEvidenceAgainst(operator: Uint8Array): boolean;
   listEvidence(): Array<{ evidence: Equivocation; seenAt: number; slashedAt: number | null }>;
+  listVoteEvidence(): Array<{ evidence: VoteOffence; seenAt: number; slashedAt: number | null }>;
   pendingEvidenceTxs(max: number): Tx[];
 }

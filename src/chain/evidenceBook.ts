@@ -16,6 +16,15 @@ import {
 } from "../consensus/evidence.js";
 import { findByOperator as findRegistered } from "../consensus/registry.js";
 import type { BlockHeader } from "../primitives/block.js";
+import {
+  decodeVoteOffence,
+  describeVoteOffence,
+  encodeVoteOffence,
+  voteEvidenceTx,
+  voteOffender,
+  VOTE_EVIDENCE_SIZE,
+  type VoteOffence,
+} from "../consensus/voteEvidence.js";
 import type { Tx } from "../primitives/tx.js";
 import type { Clock } from "../util/clock.js";
 import type { ChainStore } from "./chainStore.js";
@@ -27,6 +36,15 @@ export interface EvidenceDeps {
   logger: ChainLogger | undefined;
   /** Emits the chain's "evidence" event. */
   emit: (ev: Equivocation) => void;
+  /** Emits the chain's "voteEvidence" event. */
+  emitVote: (o: VoteOffence) => void;
+}
+
+/** A stored record is two headers (equivocation) or two votes (a voting offence), by its length. */
+function decodeStored(bytes: Uint8Array): { blocks: Equivocation } | { votes: VoteOffence } {
+  return bytes.length === VOTE_EVIDENCE_SIZE
+    ? { votes: decodeVoteOffence(bytes) }
+    : { blocks: decodeEquivocation(bytes) };
 }
 
 export class EvidenceBook {
@@ -74,18 +92,53 @@ export class EvidenceBook {
     return this.record(ev);
   }
 
+  /**
+   * Keeps evidence that a finality voter broke a voting rule (the tracker found it and checked
+   * both signatures). One piece per offender, shared with equivocation evidence: either removes
+   * it. Returns true when it is new.
+   */
+  recordVote(o: VoteOffence): boolean {
+    const store = this.deps.store;
+    const fresh = store.atomically(() =>
+      store.putEvidence(voteOffender(o), encodeVoteOffence(o), this.deps.clock.now()),
+    );
+    if (!fresh) return false;
+    this.deps.logger?.warn("Finality: a voter signed two votes that break a rule", describeVoteOffence(o));
+    this.deps.emitVote(o);
+    return true;
+  }
+
   /** Whether evidence against this operator key is held. */
   hasAgainst(operator: Uint8Array): boolean {
     return this.deps.store.getEvidence(operator) !== undefined;
   }
 
-  /** Every piece of evidence held, with when it was first seen and where it was put on chain. */
+  /** Every piece of equivocation evidence held, with when it was first seen and where it was put on chain. */
   list(): Array<{ evidence: Equivocation; seenAt: number; slashedAt: number | null }> {
+    return this.all().flatMap((r) =>
+      "blocks" in r.ev ? [{ evidence: r.ev.blocks, seenAt: r.seenAt, slashedAt: r.slashedAt }] : [],
+    );
+  }
+
+  /** Every piece of vote evidence held, likewise. */
+  listVotes(): Array<{ evidence: VoteOffence; seenAt: number; slashedAt: number | null }> {
+    return this.all().flatMap((r) =>
+      "votes" in r.ev ? [{ evidence: r.ev.votes, seenAt: r.seenAt, slashedAt: r.slashedAt }] : [],
+    );
+  }
+
+  private all(): Array<{
+    operator: Buffer;
+    ev: { blocks: Equivocation } | { votes: VoteOffence };
+    seenAt: number;
+    slashedAt: number | null;
+  }> {
     const out = [];
     for (const r of this.deps.store.iterateEvidence()) {
       try {
         out.push({
-          evidence: decodeEquivocation(r.bytes),
+          operator: r.operator,
+          ev: decodeStored(r.bytes),
           seenAt: r.seenAt,
           slashedAt: this.deps.store.slashedAt(r.operator) ?? null,
         });
@@ -97,15 +150,16 @@ export class EvidenceBook {
   }
 
   /**
-   * Evidence transactions for the next block on the tip: against producers still registered
-   * after the tip (at most `max`).
+   * Evidence transactions for the next block on the tip: against producers and voters still
+   * registered after the tip (at most `max`, Evidence and VoteEvidence together).
    */
   pendingTxs(max: number): Tx[] {
     const registry = this.deps.store.getRegistry();
     const out: Tx[] = [];
-    for (const { evidence } of this.list()) {
+    for (const { operator, ev } of this.all()) {
       if (out.length >= max) break;
-      if (findRegistered(registry, offenderOf(evidence))) out.push(evidenceTx(evidence));
+      if (!findRegistered(registry, operator)) continue;
+      out.push("blocks" in ev ? evidenceTx(ev.blocks) : voteEvidenceTx(ev.votes));
     }
     return out;
   }

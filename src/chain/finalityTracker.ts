@@ -226,11 +226,12 @@ export class FinalityTracker {
 
   /**
    * Blocks (hex) whose second link has a supermajority among the votes still waiting for their
-   * blocks, weighed with `registry` (the tip's: the right voter set is the unknown block's own).
-   * Not a decision: a reason to fetch the branch that holds them (the sync), after which the votes
-   * are counted for real.
+   * blocks, weighed with any of `registries` (the right voter set is the unknown block's own,
+   * which this node cannot know yet; the caller passes ones close to it). Not a decision: a
+   * reason to fetch the branch that holds them (the sync), after which the votes are counted for
+   * real.
    */
-  claimedFinal(registry: Registry): Set<string> {
+  claimedFinal(registries: readonly Registry[]): Set<string> {
     const byTarget = new Map<string, Set<string>>();
     for (const v of this.pending) {
       if (v.target.epoch !== v.source.epoch + 1 || !v.target.hash.equals(v.source.hash)) continue;
@@ -239,12 +240,14 @@ export class FinalityTracker {
       voters.add(v.voter.toString("hex"));
       byTarget.set(k, voters);
     }
-    const total = totalWeight(registry);
     const out = new Set<string>();
-    for (const [k, voters] of byTarget) {
-      let w = 0n;
-      for (const id of voters) w += voterWeight(registry, Buffer.from(id, "hex"));
-      if (isSupermajority(w, total)) out.add(k);
+    for (const registry of registries) {
+      const total = totalWeight(registry);
+      for (const [k, voters] of byTarget) {
+        let w = 0n;
+        for (const id of voters) w += voterWeight(registry, Buffer.from(id, "hex"));
+        if (isSupermajority(w, total)) out.add(k);
+      }
     }
     return out;
   }

@@ -12,6 +12,7 @@ import {
 import { BlockError } from "../primitives/errors.js";
 import { TX_VERSION } from "../primitives/constants.js";
 import { TxKind, type Tx } from "../primitives/tx.js";
+import { decodeVoteOffence } from "./voteEvidence.js";
 
 /**
  * Equivocation evidence (docs/CONSENSUS.md, "Evidence"): two different headers that one producer
@@ -81,13 +82,16 @@ export function evidenceTx(e: Equivocation): Tx {
   };
 }
 
-/** Operator keys slashed by a block's Evidence transactions (which validation has checked). */
+/**
+ * Operator keys slashed by a block's Evidence and VoteEvidence transactions (which validation has
+ * checked).
+ */
 export function slashedBy(block: Block): Buffer[] {
   const out: Buffer[] = [];
   for (const tx of block.txs) {
-    if (tx.kind !== TxKind.Evidence) continue;
     try {
-      out.push(offenderOf(decodeEquivocation(tx.payload)));
+      if (tx.kind === TxKind.Evidence) out.push(offenderOf(decodeEquivocation(tx.payload)));
+      else if (tx.kind === TxKind.VoteEvidence) out.push(decodeVoteOffence(tx.payload).a.voter);
     } catch {
       // A stored block passed validation, so this cannot happen; skip rather than throw.
     }

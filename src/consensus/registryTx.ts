@@ -106,6 +106,7 @@ import {
 } from "./registry.js";
 import { TIER_COLLATERAL, Tier, isTier, tierName } from "./tier.js";
 import { decodeEquivocation, offenderOf } from "./evidence.js";
+import { decodeVoteOffence, voteOffender } from "./voteEvidence.js";
 import {
   decodeDeregisterPayload,
   decodeRegisterPayload,
@@ -330,7 +331,7 @@ export class RegistryBuilder {
    */
   apply(tx: Tx, height: number, view?: UtxoView): void {
     if (tx.kind === TxKind.Coinbase) return;
-    if (tx.kind === TxKind.Evidence) {
+    if (tx.kind === TxKind.Evidence || tx.kind === TxKind.VoteEvidence) {
       this.applyEvidence(tx);
       return;
     }
@@ -343,11 +344,17 @@ export class RegistryBuilder {
     }
   }
 
-  /** Rule E4: the offender must be registered; it is removed and remembered as slashed. */
+  /**
+   * Rule E4 (for Evidence and VoteEvidence alike): the offender must be registered; it is removed
+   * and remembered as slashed.
+   */
   private applyEvidence(tx: Tx): void {
     let offender: Buffer;
     try {
-      offender = offenderOf(decodeEquivocation(tx.payload));
+      offender =
+        tx.kind === TxKind.VoteEvidence
+          ? voteOffender(decodeVoteOffence(tx.payload))
+          : offenderOf(decodeEquivocation(tx.payload));
     } catch (e) {
       if (e instanceof CodecError)
         throw new BlockError("BAD_EVIDENCE", `evidence does not decode: ${e.message}`);

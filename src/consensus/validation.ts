@@ -17,6 +17,7 @@ import {
   type FinalityContext,
 } from "./finalityTx.js";
 import type { Certificate } from "./finality.js";
+import { checkVoteOffenceSignatures, decodeVoteEvidenceTx, type VoteOffence } from "./voteEvidence.js";
 import { CodecError } from "../codec/index.js";
 import { coinbaseOutputs } from "./rewards.js";
 import { scheduledProducer, slotStart, type EpochSchedule } from "./schedule.js";
@@ -42,6 +43,8 @@ export interface CheckedBlock {
   size: number;
   /** The certificate its Finality transaction carries (rules C1–C2 passed), if any. */
   certificate?: Certificate;
+  /** The offences its VoteEvidence transactions carry (rules V1–V2 passed), if any. */
+  voteOffences?: VoteOffence[];
 }
 
 /** What a block's position in the chain gives validation. */
@@ -89,6 +92,7 @@ export function checkTxSanity(tx: Tx): void {
     tx.kind !== TxKind.Coinbase &&
     tx.kind !== TxKind.Evidence &&
     tx.kind !== TxKind.Finality &&
+    tx.kind !== TxKind.VoteEvidence &&
     !isRegistryTxKind(tx.kind)
   ) {
     throw new BlockError("UNSUPPORTED_TX_KIND", `transaction kind ${tx.kind} is not active`);
@@ -99,6 +103,10 @@ export function checkTxSanity(tx: Tx): void {
   }
   if (tx.kind === TxKind.Finality) {
     decodeFinalityTx(tx);
+    return;
+  }
+  if (tx.kind === TxKind.VoteEvidence) {
+    decodeVoteEvidenceTx(tx);
     return;
   }
   if (txSize(tx) > MAX_TX_SIZE)
@@ -170,6 +178,7 @@ export function checkBlockSanity(block: Block, encodedSize?: number): CheckedBlo
   let evidence = 0;
   let certificates = 0;
   let certificate: Certificate | undefined;
+  let voteOffences: VoteOffence[] | undefined;
   block.txs.forEach((tx, i) => {
     if (i > 0 && tx.kind === TxKind.Coinbase)
       throw new BlockError("EXTRA_COINBASE", `transaction ${i} is a second coinbase`);
@@ -179,10 +188,13 @@ export function checkBlockSanity(block: Block, encodedSize?: number): CheckedBlo
         `more than ${MAX_REGISTRATIONS_PER_BLOCK} masternode registrations in one block`,
       );
     }
-    if (tx.kind === TxKind.Evidence && ++evidence > MAX_EVIDENCE_PER_BLOCK) {
+    if (
+      (tx.kind === TxKind.Evidence || tx.kind === TxKind.VoteEvidence) &&
+      ++evidence > MAX_EVIDENCE_PER_BLOCK
+    ) {
       throw new BlockError(
         "TOO_MANY_EVIDENCE",
-        `more than ${MAX_EVIDENCE_PER_BLOCK} Evidence transactions in one block`,
+        `more than ${MAX_EVIDENCE_PER_BLOCK} Evidence and VoteEvidence transactions in one block`,
       );
     }
     if (tx.kind === TxKind.Finality && ++certificates > MAX_CERTIFICATES_PER_BLOCK) {
@@ -193,6 +205,7 @@ export function checkBlockSanity(block: Block, encodedSize?: number): CheckedBlo
     }
     checkTxSanity(tx);
     if (tx.kind === TxKind.Finality) certificate = decodeFinalityTx(tx);
+    if (tx.kind === TxKind.VoteEvidence) (voteOffences ??= []).push(decodeVoteEvidenceTx(tx));
     const id = txid(tx);
     const k = id.toString("hex");
     if (seen.has(k)) throw new BlockError("DUPLICATE_TX", `transaction ${k} appears twice`);
@@ -201,9 +214,10 @@ export function checkBlockSanity(block: Block, encodedSize?: number): CheckedBlo
   });
   if (!merkleRoot(txids).equals(h.merkleRoot))
     throw new BlockError("BAD_MERKLE_ROOT", "merkle root does not match the transactions");
-  return certificate
-    ? { block, hash: blockHash(h), txids, size, certificate }
-    : { block, hash: blockHash(h), txids, size };
+  const out: CheckedBlock = { block, hash: blockHash(h), txids, size };
+  if (certificate) out.certificate = certificate;
+  if (voteOffences) out.voteOffences = voteOffences;
+  return out;
 }
 
 /**
@@ -307,9 +321,17 @@ export function registryAfterBlock(checked: CheckedBlock, registry: Registry): R
   return registryAfterTxs(registry, checked.block.txs, checked.block.header.height);
 }
 
-/** Rules C4–C6 of the block's Finality transaction, if it has one. */
+/**
+ * The finality rules that need the chain: C4–C6 of the block's Finality transaction, and V3 of
+ * its VoteEvidence transactions (the votes' signatures cover this chain's genesis hash).
+ */
 function checkCertificate(checked: CheckedBlock, ctx: BlockContext): void {
   if (checked.certificate) checkCertificateOnBranch(checked.certificate, ctx.finality);
+  if (checked.voteOffences) {
+    if (!ctx.finality)
+      throw new BlockError("BAD_EVIDENCE", "vote evidence cannot be checked without the chain it is on");
+    for (const o of checked.voteOffences) checkVoteOffenceSignatures(o, ctx.finality.genesisHash);
+  }
 }
 
 /** The highest block height certified on a branch once this block is on it. */

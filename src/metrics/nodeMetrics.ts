@@ -197,7 +197,7 @@ export class NodeMetrics {
     });
     this.evidence = new Counter({
       name: "evidence_total",
-      help: "Equivocation evidence: state=seen when first recorded (found here or received), state=mined when a connected block carries it",
+      help: "Evidence against producers (two blocks for one slot) and finality voters (two votes that break a rule): state=seen when first recorded (found here or received), state=mined when a connected block carries it",
       labelNames: ["state"],
       registers,
     });
@@ -206,10 +206,13 @@ export class NodeMetrics {
     this.unsubscribe.push(
       chain.events.on("blockConnected", ({ block, entry }) => {
         this.onBlock(entry.height, block.header.round, block.header.prevHash, block.header.producer);
-        const mined = block.txs.filter((t) => t.kind === TxKind.Evidence).length;
+        const mined = block.txs.filter(
+          (t) => t.kind === TxKind.Evidence || t.kind === TxKind.VoteEvidence,
+        ).length;
         if (mined > 0) this.evidence.inc({ state: "mined" }, mined);
       }),
       chain.events.on("evidence", () => this.evidence.inc({ state: "seen" })),
+      chain.events.on("voteEvidence", () => this.evidence.inc({ state: "seen" })),
     );
   }
 

@@ -39,6 +39,8 @@ export enum MsgType {
   LivenessBatch = 0x0057,
   /** Equivocation evidence: two headers one producer signed for one (height, round). */
   Evidence = 0x0060,
+  /** Vote evidence: two finality votes one voter signed that break a voting rule. */
+  VoteEvidence = 0x0061,
   /** Finality votes (docs/CONSENSUS.md, "Finality"): relayed, and a final certificate on connect. */
   FinalityVotes = 0x0070,
 }
@@ -343,6 +345,13 @@ export interface EvidenceMsg {
   b: BlockHeader;
 }
 
+/** Gossiped proof that a finality voter broke a rule (src/consensus/voteEvidence.ts): vote A ‖ vote B. */
+export interface VoteEvidenceMsg {
+  type: MsgType.VoteEvidence;
+  a: FinalityVote;
+  b: FinalityVote;
+}
+
 /** At most this many votes per FinalityVotes message. */
 export const MAX_VOTES_PER_MESSAGE = 1_000;
 
@@ -393,6 +402,7 @@ export function isRouted(m: Message): m is MessageOf<RoutedType> {
 
 export type Message =
   | EvidenceMsg
+  | VoteEvidenceMsg
   | FinalityVotesMsg
   | HelloMsg
   | AuthMsg

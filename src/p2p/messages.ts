@@ -329,6 +329,14 @@ const CODECS: { [T in MsgType]: MsgCodec<T> } = {
       attestations: r.array(MAX_LIVENESS_PER_MESSAGE, (r) => r.varBytes(512)),
     }),
   },
+  [MsgType.VoteEvidence]: {
+    cap: 2 * VOTE_SIZE,
+    write: (w, m) => {
+      writeVote(w, m.a);
+      writeVote(w, m.b);
+    },
+    read: (r) => ({ a: readVote(r), b: readVote(r) }),
+  },
   [MsgType.FinalityVotes]: {
     cap: 64 + VOTE_SIZE * MAX_VOTES_PER_MESSAGE,
     write: (w, m) => void w.array(m.votes, MAX_VOTES_PER_MESSAGE, (w, v) => writeVote(w, v)),

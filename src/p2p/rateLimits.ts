@@ -105,6 +105,7 @@ export function rateLimitsFor(
     // Equivocation evidence is rare (one per offender, ever); 10 a minute with a burst of 20
     // (a new peer is sent up to 16 pending ones at once).
     [MsgType.Evidence]: [10 / 60, 20],
+    [MsgType.VoteEvidence]: [10 / 60, 20],
     // Votes are relayed in batches: two rounds per block from every masternode, coalesced per
     // peer. 20 messages a second with a burst of 200 carries far more than any registry needs;
     // over it they are dropped, never scored (a burst after a stall is normal).

@@ -26,8 +26,13 @@ export enum TxKind {
    * payload is the certificate (docs/CONSENSUS.md, "Certificates on chain").
    */
   Finality = 6,
+  /**
+   * Evidence against a finality voter: two votes one operator key signed that break a voting
+   * rule. No inputs, no outputs; like Evidence, it removes the offender (docs/CONSENSUS.md).
+   */
+  VoteEvidence = 7,
 }
-const MAX_TX_KIND = 6;
+const MAX_TX_KIND = 7;
 
 export interface OutPoint {
   txid: Buffer;

@@ -10,7 +10,15 @@ import {
 } from "../consensus/evidence.js";
 import { findByOperator } from "../consensus/registry.js";
 import type { Logger } from "../logging/index.js";
-import { MsgType, type EvidenceMsg, type Message } from "../p2p/messages.js";
+import { MsgType, type EvidenceMsg, type Message, type VoteEvidenceMsg } from "../p2p/messages.js";
+import {
+  checkVoteOffenceShape,
+  checkVoteOffenceSignatures,
+  encodeVoteOffence,
+  makeVoteOffence,
+  voteOffender,
+  type VoteOffence,
+} from "../consensus/voteEvidence.js";
 import type { Peer } from "../p2p/peer.js";
 import { RelayError, reportRelayError } from "./errors.js";
 
@@ -41,7 +49,10 @@ export class EvidenceRelay {
   constructor(private readonly modules: EvidenceRelayModules) {}
 
   start(): void {
-    this.unsubscribe.push(this.modules.chain.events.on("evidence", (ev) => this.relay(ev, null)));
+    this.unsubscribe.push(
+      this.modules.chain.events.on("evidence", (ev) => this.relay(ev, null)),
+      this.modules.chain.events.on("voteEvidence", (o) => this.relayVotes(o, null)),
+    );
   }
 
   stop(): void {
@@ -57,6 +68,12 @@ export class EvidenceRelay {
         if (sent++ >= MAX_SENT_ON_CONNECT) break;
         peer.markKnown(evidenceId(evidence));
         peer.send({ type: MsgType.Evidence, a: evidence.a, b: evidence.b });
+      }
+      for (const { evidence, slashedAt } of this.modules.chain.listVoteEvidence()) {
+        if (slashedAt !== null) continue;
+        if (sent++ >= MAX_SENT_ON_CONNECT) break;
+        peer.markKnown(voteEvidenceId(evidence));
+        peer.send({ type: MsgType.VoteEvidence, a: evidence.a, b: evidence.b });
       }
     } catch (e) {
       this.modules.logger.error("Evidence: sending to a new peer failed", { peer: peer.addr }, e);
@@ -92,6 +109,43 @@ export class EvidenceRelay {
     chain.recordEvidence(ev); // emits "evidence", which relays it
   }
 
+  /** The route for VoteEvidence. */
+  onVoteEvidence(peer: Peer, msg: VoteEvidenceMsg): void {
+    const o = makeVoteOffence(msg.a, msg.b);
+    peer.markKnown(voteEvidenceId(o));
+    const { chain } = this.modules;
+    try {
+      checkVoteOffenceShape(o);
+      checkVoteOffenceSignatures(o, chain.genesisHash);
+    } catch (e) {
+      if (!(e instanceof BlockError)) throw e;
+      // Two votes that prove nothing but the sender's fault: a bad signature, one vote twice, or
+      // a pair that breaks no rule.
+      reportRelayError(
+        this.modules.network,
+        peer,
+        new RelayError(
+          "BAD_EVIDENCE",
+          `invalid vote evidence: ${e.message}`,
+          encodeVoteOffence(o).subarray(0, 96).toString("hex"),
+        ),
+      );
+      return;
+    }
+    const offender = voteOffender(o);
+    if (!findByOperator(chain.getRegistry(), offender) || chain.hasEvidenceAgainst(offender)) return;
+    chain.recordVoteEvidence(o); // emits "voteEvidence", which relays it
+  }
+
+  private relayVotes(o: VoteOffence, except: Peer | null): void {
+    const id = voteEvidenceId(o);
+    this.modules.network.broadcast({ type: MsgType.VoteEvidence, a: o.a, b: o.b }, (p) => {
+      if (p === except || p.knows(id)) return false;
+      p.markKnown(id);
+      return true;
+    });
+  }
+
   private relay(ev: Equivocation, except: Peer | null): void {
     const id = evidenceId(ev);
     this.modules.network.broadcast({ type: MsgType.Evidence, a: ev.a, b: ev.b }, (p) => {
@@ -105,4 +159,8 @@ export class EvidenceRelay {
 /** Relay dedup key: SHA-256 of the canonical encoding. */
 function evidenceId(ev: Equivocation): Buffer {
   return sha256(encodeEquivocation(ev));
+}
+
+function voteEvidenceId(o: VoteOffence): Buffer {
+  return sha256(encodeVoteOffence(o));
 }

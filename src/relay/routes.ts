@@ -44,6 +44,7 @@ export function nodeRoutes(parts: RoutedParts): Routes {
     [MsgType.GetLiveness]: (peer, msg) => heartbeats.relay.onGet(peer, msg.hashes),
     [MsgType.LivenessBatch]: (peer, msg) => heartbeats.onLivenessBatch(peer, msg),
     [MsgType.Evidence]: (peer, msg) => evidence.onEvidence(peer, msg),
+    [MsgType.VoteEvidence]: (peer, msg) => evidence.onVoteEvidence(peer, msg),
     [MsgType.FinalityVotes]: (peer, msg) => finality.onVotes(peer, msg),
   };
 }

@@ -212,7 +212,7 @@ describe("structure rules", () => {
     withChain((h, coins) => {
       expectReject(
         h,
-        h.makeBlock({ txs: [rawTransfer({ kind: 7 as TxKind }, coins[0]!)] }),
+        h.makeBlock({ txs: [rawTransfer({ kind: 8 as TxKind }, coins[0]!)] }),
         "UNSUPPORTED_TX_KIND",
       );
       h.mine();

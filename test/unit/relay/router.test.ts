@@ -37,6 +37,7 @@ describe("router", () => {
       "MnAnnounce",
       "NewTip",
       "TxInv",
+      "VoteEvidence",
     ]);
     const seen: Array<[string, MsgType]> = [];
     const unrouted: string[] = [];
