@@ -6,6 +6,9 @@
  * - Two stopped: 4 of 6 is exactly 2/3, not more. Production goes on and finality pauses.
  * - One of them back: 5 of 6. Finality catches up to the tip, certifying the blocks made meanwhile.
  * - A node that was away learns the final block from the certificate its peers send on connect.
+ * - A full node that joins late syncs from genesis and takes finality from the certificates the
+ *   blocks carry; `timed verify` re-checks every one.
+ * - Four stopped: 2 active are fewer than min_masternodes (3), so production stops too.
  * - Operators see it over RPC: getblockchaininfo, getblock (with the last final block's
  *   certificate) and getfinalitystatus.
  *
@@ -13,7 +16,11 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { cleanupAll, Devnet, waitFor, type NodeHandle } from "./helpers/nodes.js";
+import { cleanupAll, Devnet, sleep, waitFor, type NodeHandle } from "./helpers/nodes.js";
+import { decodeFinalityTx } from "../../src/consensus/finalityTx.js";
+import { TxKind } from "../../src/primitives/tx.js";
+import { verifyChain } from "../../src/node/verify.js";
+import { dataDirPaths } from "../../src/node/dataDir.js";
 
 const BLOCK_S = 1;
 
@@ -24,15 +31,21 @@ void describe("finality (real nodes)", () => {
   before(async () => {
     net = await Devnet.create({
       name: "finality",
-      nodes: Array.from({ length: 6 }, (_, i) => ({
-        host: `127.0.140.${i + 1}`,
-        masternode: true,
-        produce: true,
-        bootstrap: i === 0 ? [] : [0],
-      })),
+      nodes: [
+        ...Array.from({ length: 6 }, (_, i) => ({
+          host: `127.0.140.${i + 1}`,
+          masternode: true,
+          produce: true,
+          // Production needs 3 active: it goes on with 2 of 6 stopped, not with 4.
+          minMasternodes: 3,
+          bootstrap: i === 0 ? [] : [0],
+        })),
+        // A full node that joins late and syncs from genesis.
+        { host: "127.0.140.7", bootstrap: [0, 1], deferStart: true },
+      ],
       blockTime: BLOCK_S,
     });
-    nodes = net.nodes;
+    nodes = net.nodes.slice(0, 6);
   });
 
   after(async () => {
@@ -236,5 +249,52 @@ void describe("finality (real nodes)", () => {
     );
     const h = away.n.chain.finality.finalizedHeight;
     assert.ok(away.n.chain.finality.finalized.hash.equals(n0.chain.getHashAtHeight(h)!));
+  });
+
+  it("a full node that joins late syncs from genesis, takes finality from the certificates the blocks carry, and timed verify re-checks every one", async () => {
+    const late = net!.nodes[6]!;
+    await late.start();
+    const n0 = nodes[0]!.n;
+    await waitFor(
+      "the late node at node 0's tip, with a final block",
+      () => late.n.chain.height >= n0.chain.height - 1 && late.n.chain.finality.finalizedHeight > 0,
+      { timeoutMs: 60_000, detail: describeAll },
+    );
+    // Blocks carry certificates: walk the late node's main chain and check each one's placement.
+    const chain = late.n.chain;
+    let certified = 0;
+    let carriers = 0;
+    for (let h = 1; h <= chain.height; h++) {
+      const block = chain.getBlock(chain.getHashAtHeight(h)!)!;
+      const tx = block.txs.find((t) => t.kind === TxKind.Finality);
+      if (!tx) continue;
+      const cert = decodeFinalityTx(tx);
+      const height = cert.source.epoch / 2;
+      assert.ok(height > certified && height < h, `block ${h} certifies ${height}, after ${certified}`);
+      assert.ok(chain.getHashAtHeight(height)!.equals(cert.source.hash), "a main-chain block");
+      certified = height;
+      carriers++;
+    }
+    assert.ok(carriers >= 5, `only ${carriers} blocks carry a certificate`);
+    assert.equal(chain.tip.certified ?? 0, certified);
+    assert.ok(chain.finality.finalizedHeight >= certified);
+    // Stopped, its store replays from genesis: every certificate is checked again.
+    await late.stop();
+    const r = await verifyChain(dataDirPaths(late.dir).chain, net!.genesis);
+    assert.equal(r.ok, true, r.problem);
+    assert.equal(r.finalized, certified);
+  });
+
+  it("four stopped: 2 active are fewer than min_masternodes (3), so production stops too", async () => {
+    for (const i of [2, 3, 4, 5]) await nodes[i]!.stop();
+    const n0 = nodes[0]!.n;
+    await waitFor("the producers see only 2 active", () => n0.liveness.activeCount() < 3, {
+      timeoutMs: 30_000,
+      detail: describeAll,
+    });
+    const h = n0.chain.height;
+    await sleep(5 * BLOCK_S * 1000);
+    assert.ok(n0.chain.height <= h + 1, `production went on with 2 active: ${h} -> ${n0.chain.height}`);
+    assert.equal(nodes[1]!.n.chain.height, n0.chain.height);
   });
 });

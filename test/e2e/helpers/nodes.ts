@@ -57,6 +57,10 @@ export interface NodeSpec {
   bootstrap?: number[];
   /** Other [network] settings (limits, ping interval, …). */
   network?: Partial<NetworkSection>;
+  /** [consensus].min_masternodes for a producing masternode (default 1). */
+  minMasternodes?: number;
+  /** Not started with the devnet; the test starts it later (a node that joins late). */
+  deferStart?: boolean;
 }
 
 export interface DevnetOptions {
@@ -323,14 +327,18 @@ export class Devnet {
                 ping_interval: opts.pingInterval ?? 0.2,
                 ...spec.network,
               },
-              consensus: { min_masternodes: spec.produce ? 1 : NEVER_PRODUCE },
+              consensus: { min_masternodes: spec.produce ? (spec.minMasternodes ?? 1) : NEVER_PRODUCE },
               sync: { coordinator_interval: 1 },
             },
           }),
         );
       }
       const devnet = new Devnet(dir, genesis, handles);
-      if (opts.start ?? true) await startAllOrCleanup(handles, () => devnet.cleanup());
+      if (opts.start ?? true)
+        await startAllOrCleanup(
+          handles.filter((_h, i) => !opts.nodes[i]!.deferStart),
+          () => devnet.cleanup(),
+        );
       return devnet;
     } catch (e) {
       rmSync(dir, { recursive: true, force: true });
