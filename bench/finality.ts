@@ -15,6 +15,14 @@
  * certificate_bytes (6 masternodes), _100, _1000: writeCertificate's size for ⌊2N/3⌋ + 1 votes (the smallest
  * supermajority of equal weights); certificate_verify_ms_1000: certificateError on that
  * certificate at N = 1,000, median of 3.
+ *
+ * import_certificates_vs_plain: what carrying certificates costs block import. Two prebuilt
+ * chains of 500 blocks of 50 transfers with the same genesis (5 masternodes): one where each
+ * block from height 2 carries its parent's certificate (4 of 5 votes, as a producer trims it),
+ * one without. Each is imported into a fresh Chain (bench/import.ts's importChain, 100 blocks a
+ * commit) three times, alternately; the figure is the median rate with certificates over the
+ * median rate without, with the spread in the note. Sync validates a block exactly as import does
+ * (sync_vs_import), so the same ratio applies to sync_blocks_per_s.
  */
 import { Writer } from "../src/codec/index.js";
 import {
@@ -34,6 +42,7 @@ import { KeyPair } from "../src/crypto/ed25519.js";
 import { sha256 } from "../src/crypto/hash.js";
 import { cleanupAll, Devnet, type NodeHandle } from "../test/e2e/helpers/nodes.js";
 import { median, round, type BenchContext, type BenchGroup, type Figure } from "./lib.js";
+import { buildTransferChain, importChain } from "./import.js";
 
 export const FINALITY_LAG = "finality_lag_ms";
 export const FINALITY_LAG_P99 = "finality_lag_p99_ms";
@@ -43,6 +52,8 @@ const sized = (base: string, n: number): string => (n === 6 ? base : `${base}_${
 const voteVerifyName = (n: number): string => sized("vote_verify_per_block_ms", n);
 const certBytesName = (n: number): string => sized("certificate_bytes", n);
 export const CERT_VERIFY_1000 = "certificate_verify_ms_1000";
+export const IMPORT_CERTS = "import_certificates_vs_plain";
+const IMPORT_CERT_BLOCKS = 500;
 
 const LAG_NODES = 6;
 /** This group's /24: no other bench or test uses 127.79. */
@@ -276,6 +287,31 @@ function certificateFigures(ctx: BenchContext, n: number, keys: KeyPair[], regis
   return figures;
 }
 
+async function importCertificates(ctx: BenchContext): Promise<Figure> {
+  const opts = { blocks: IMPORT_CERT_BLOCKS, txsPerBlock: 50 };
+  const plain = buildTransferChain(ctx, { ...opts, label: "import-plain" });
+  const certified = buildTransferChain(ctx, { ...opts, label: "import-certified", certificates: true });
+  const rates = { plain: [] as number[], certified: [] as number[] };
+  for (let i = 0; i < RUNS; i++) {
+    for (const [kind, chain] of [
+      ["plain", plain],
+      ["certified", certified],
+    ] as const) {
+      const { seconds } = await importChain(ctx, chain, { label: `import-${kind} ${i + 1}/${RUNS}` });
+      rates[kind].push(chain.blocks.length / seconds);
+    }
+  }
+  const p = median(rates.plain);
+  const c = median(rates.certified);
+  const spread = (xs: number[]): string => `${round(Math.min(...xs), 0)}–${round(Math.max(...xs), 0)}`;
+  return {
+    name: IMPORT_CERTS,
+    value: round(c / p, 3),
+    unit: "ratio",
+    note: `median ${round(c, 1)} vs ${round(p, 1)} blocks/s (runs ${spread(rates.certified)} vs ${spread(rates.plain)}); +${round(certified.certificateBytesPerBlock, 0)} B and ${certified.sigsPerBlock - plain.sigsPerBlock} signatures a block`,
+  };
+}
+
 export const finalityBench: BenchGroup = {
   name: "finality",
   figures: [
@@ -284,6 +320,7 @@ export const finalityBench: BenchGroup = {
     ...SIZES.map(voteVerifyName),
     ...SIZES.map(certBytesName),
     CERT_VERIFY_1000,
+    IMPORT_CERTS,
   ],
   async run(ctx) {
     const figures: Figure[] = [];
@@ -298,6 +335,7 @@ export const finalityBench: BenchGroup = {
       if (wantCert) certs.push(...certificateFigures(ctx, n, keys, registry));
     }
     figures.push(...verifies, ...certs);
+    if (ctx.wants(IMPORT_CERTS)) figures.push(await importCertificates(ctx));
     return figures;
   },
 };

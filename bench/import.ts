@@ -6,6 +6,8 @@
  */
 import { blockHash, decodeBlock, encodeBlock } from "../src/primitives/block.js";
 import { buildBlock } from "../src/consensus/blockBuilder.js";
+import { signVote } from "../src/consensus/finality.js";
+import { finalityTx } from "../src/consensus/finalityTx.js";
 import { Chain } from "../src/chain/chain.js";
 import {
   buildGenesisBlock,
@@ -59,6 +61,8 @@ export interface PrebuiltChain {
   lastTimestamp: number;
   /** Signatures the chain has to verify per block: one per distinct (key, signature) input, plus the header. */
   sigsPerBlock: number;
+  /** Mean payload bytes of the certificate a block carries (0 without certificates). */
+  certificateBytesPerBlock: number;
 }
 
 /** What buildTransferChain builds: a genesis with funded owners, then blocks of transfers. */
@@ -72,6 +76,11 @@ export interface TransferChainOptions {
    * dial genesis masternodes forever, so a benchmark running real nodes names a dead address.
    */
   masternodeAddress?: (i: number) => string;
+  /**
+   * Each block from height 2 on carries the finality certificate of its parent, signed by every
+   * genesis masternode and trimmed as a producer trims it (what production chains carry).
+   */
+  certificates?: boolean;
 }
 
 /** The 1,000 x 50 chain import_blocks_per_s imports. */
@@ -126,8 +135,18 @@ export function buildTransferChain(ctx: BenchContext, opts: TransferChainOptions
   let sched = genesisSchedule(registry);
   let parentTs = genesis.header.timestamp;
   let nTx = 0;
+  const gHash = blockHash(genesis.header);
+  let certBytes = 0;
   for (let height = 1; height <= count; height++) {
     const txs: Tx[] = [];
+    if (opts.certificates && height >= 2) {
+      const source = { epoch: 2 * (height - 1), hash: parentHash };
+      const target = { epoch: source.epoch + 1, hash: parentHash };
+      const votes = mns.map((k) => signVote(k, gHash, source, target));
+      const tx = finalityTx({ source, target, votes }, registry);
+      certBytes += tx.payload.length;
+      txs.push(tx);
+    }
     for (let t = 0; t < txsPerBlock; t++) {
       const coin = queue[head++]!;
       const to = (coin.owner * 7 + nTx++) % OWNERS;
@@ -163,8 +182,17 @@ export function buildTransferChain(ctx: BenchContext, opts: TransferChainOptions
     parentTs = timestamp;
     if (height % Math.max(250, Math.ceil(count / 4)) === 0) ctx.log(`${label}: built ${height}/${count}`);
   }
-  // Each transfer has one input, so one signature; plus the producer's header signature.
-  return { spec, masternodes: mns, blocks, lastTimestamp: parentTs, sigsPerBlock: txsPerBlock + 1 };
+  // Each transfer has one input, so one signature; plus the producer's header signature (and the
+  // certificate's votes, when blocks carry one).
+  const certSigs = opts.certificates ? Math.floor((2 * MASTERNODES) / 3) + 1 : 0;
+  return {
+    spec,
+    masternodes: mns,
+    blocks,
+    lastTimestamp: parentTs,
+    sigsPerBlock: txsPerBlock + 1 + certSigs,
+    certificateBytesPerBlock: count > 1 ? certBytes / (count - 1) : 0,
+  };
 }
 
 /**

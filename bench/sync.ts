@@ -23,7 +23,7 @@
  * same chain; its data directory is prepared before it starts). The three peers stop (they would
  * otherwise learn B's branch from B as well and reorg in this same process); then B dials X, which
  * is on block 5,100 of branch A: from B's handshake with X until X's chain has connected B's tip
- * (common ancestor, header validation, hash agreement, download, and the atomic 1,000-block
+ * (common ancestor, header validation, download, and the atomic 1,000-block
  * reorg). The floor is 5 s. reorg_1000_settled_ms: the same, until X's "tip" event, which comes
  * after the synchronous reorg listeners: the mempool taking back the 20,000 disconnected
  * transfers, during which the node's event loop is blocked.
