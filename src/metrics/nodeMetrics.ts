@@ -124,25 +124,28 @@ export class NodeMetrics {
     this.unsubscribe.push(
       peers.events.on("peerClosed", (e) => this.disconnects.inc({ reason: goodbyeReasonName(e.reason) })),
     );
+    const lastBans = this.lastBans;
     this.bans = new Counter({
       name: "p2p_bans_total",
       help: "Bans by reason (the offence kind: MALFORMED_FRAME, UNDECODABLE, PROTOCOL_VIOLATION, INVALID_DATA, REQUEST_FLOOD; or manual)",
       labelNames: ["reason"],
       registers,
+      // The manager keeps running totals per reason; they become counter increments when this
+      // counter itself is read, so a scrape shows every ban made before it. (Done in another
+      // metric's collect, they showed one scrape late.)
+      collect() {
+        for (const [reason, total] of peers.bans) {
+          const delta = total - (lastBans.get(reason) ?? 0);
+          if (delta > 0) this.inc({ reason }, delta);
+          lastBans.set(reason, total);
+        }
+      },
     });
-    const bans = this.bans;
-    const lastBans = this.lastBans;
     new Gauge({
       name: "p2p_banned",
       help: "Addresses and node ids currently banned",
       registers,
       collect() {
-        // The manager keeps running totals per reason; turn them into counter increments.
-        for (const [reason, total] of peers.bans) {
-          const delta = total - (lastBans.get(reason) ?? 0);
-          if (delta > 0) bans.inc({ reason }, delta);
-          lastBans.set(reason, total);
-        }
         this.set(peers.listBanned().length);
       },
     });
