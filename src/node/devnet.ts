@@ -127,9 +127,28 @@ export async function runDevnet(o: DevnetOptions): Promise<number> {
     say(
       `  ${info.name}  p2p ${info.p2p}  rpc ${info.rpc}  (cookie ${join(info.datadir, ".cookie")})${info.masternode ? "  masternode" : ""}`,
     );
-  // node-1's dashboard also shows every devnet node side by side.
+  // A node's `stop` RPC stops that node only (as `timed start` does for its one node); the
+  // status line then shows it as stopped. When every node has stopped, the devnet ends.
+  const stopped = new Set<number>();
+  let allStopped: () => void = () => undefined;
+  const stopOne = async (i: number, why: string): Promise<void> => {
+    if (stopped.has(i)) return;
+    stopped.add(i);
+    if (i === 0) dashboard?.stop();
+    try {
+      await nodes[i]!.stop();
+      say(`${infos[i]!.name} stopped (${why})`);
+    } catch (e) {
+      say(`${infos[i]!.name} failed to stop: ${(e as Error).message}`);
+    }
+    if (stopped.size === nodes.length) allStopped();
+  };
+  nodes.forEach((n, i) => n.events.on("stopRequested", () => void stopOne(i, "stop RPC")));
+  // node-1's dashboard also shows every devnet node side by side (the running ones).
   const dashboard = dashboardFor(nodes[0]!, { clock, random: new CryptoRandom() });
-  dashboard?.setDevnetNodes(() => nodes.map((n, i) => devnetNodeView(infos[i]!.name, n)));
+  dashboard?.setDevnetNodes(() =>
+    nodes.flatMap((n, i) => (stopped.has(i) ? [] : [devnetNodeView(infos[i]!.name, n)])),
+  );
   if (dashboard)
     say(
       `Dashboard ${dashboard.loginUrl()} (one-click link: works once, for 10 minutes; \`time-cli dashboardurl\` makes a new one)`,
@@ -137,20 +156,22 @@ export async function runDevnet(o: DevnetOptions): Promise<number> {
   say("Ctrl-C stops every node.");
   const every = (o.statusEvery ?? 3) * 1000;
   const timer = clock.setInterval(() => {
-    const parts = nodes.map(
-      (n, i) =>
-        `${infos[i]!.name} h=${n.chain.height} ${n.chain.tip.hash.toString("hex").slice(0, 8)} final=${n.chain.finality.finalizedHeight} peers=${n.peers.connectionCounts().total} mn=${n.liveness.activeCount()}/${n.chain.getRegistry().length}`,
+    const parts = nodes.map((n, i) =>
+      stopped.has(i)
+        ? `${infos[i]!.name} stopped`
+        : `${infos[i]!.name} h=${n.chain.height} ${n.chain.tip.hash.toString("hex").slice(0, 8)} final=${n.chain.finality.finalizedHeight} peers=${n.peers.connectionCounts().total} mn=${n.liveness.activeCount()}/${n.chain.getRegistry().length}`,
     );
     say(`${new Date(clock.now()).toISOString().slice(11, 19)}  ${parts.join("  |  ")}`);
   }, every);
   await new Promise<void>((res) => {
+    allStopped = res;
     process.once("SIGINT", () => res());
     process.once("SIGTERM", () => res());
   });
   timer.cancel();
-  dashboard?.stop();
+  if (!stopped.has(0)) dashboard?.stop();
   say("stopping devnet…");
-  for (const n of nodes) await n.stop();
+  for (let i = 0; i < nodes.length; i++) if (!stopped.has(i)) await nodes[i]!.stop();
   if (tempRoot) rmSync(dir, { recursive: true, force: true });
   return 0;
 }
