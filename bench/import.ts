@@ -143,7 +143,7 @@ export function buildTransferChain(ctx: BenchContext, opts: TransferChainOptions
       const source = { epoch: 2 * (height - 1), hash: parentHash };
       const target = { epoch: source.epoch + 1, hash: parentHash };
       const votes = mns.map((k) => signVote(k, gHash, source, target));
-      const tx = finalityTx({ source, target, votes }, registry);
+      const tx = finalityTx({ source, target, votes }, registry)!;
       certBytes += tx.payload.length;
       txs.push(tx);
     }

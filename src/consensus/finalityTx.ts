@@ -63,9 +63,11 @@ export function encodeCertificate(c: Certificate): Buffer {
 /**
  * The Finality transaction for `cert`. Its votes are sorted by voter key, and trimmed to the
  * heaviest that carry more than 2/3 of `registry`'s weight (the registry after the certified
- * block), so the transaction is no larger than it needs to be.
+ * block), so the transaction is no larger than it needs to be. Null when no MAX_CERTIFICATE_VOTES
+ * of them carry more than 2/3 (a registry of many light entries): such a certificate cannot go on
+ * chain, and a block carrying a short one would be invalid.
  */
-export function finalityTx(cert: Certificate, registry: Registry): Tx {
+export function finalityTx(cert: Certificate, registry: Registry): Tx | null {
   const total = totalWeight(registry);
   const byWeight = cert.votes
     .map((v) => ({ v, w: voterWeight(registry, v.voter) }))
@@ -78,6 +80,7 @@ export function finalityTx(cert: Certificate, registry: Registry): Tx {
     kept.push(v);
     weight += w;
   }
+  if (!isSupermajority(weight, total)) return null;
   kept.sort((a, b) => Buffer.compare(a.voter, b.voter));
   return {
     version: TX_VERSION,

@@ -136,23 +136,31 @@ describe("certificates on chain", () => {
     assert.equal(offer(a, [rawFinalityTx(certOf(a, side[0]!))]), "BAD_CERTIFICATE");
     // C3: two certificates in one block.
     assert.equal(
-      offer(a, [finalityTx(good, registry), finalityTx(certOf(a, main[2]!), registry)]),
+      offer(a, [finalityTx(good, registry)!, finalityTx(certOf(a, main[2]!), registry)!]),
       "TOO_MANY_CERTIFICATES",
     );
     // C1: inputs or outputs.
     const withOutput = {
-      ...finalityTx(good, registry),
+      ...finalityTx(good, registry)!,
       outputs: [{ amount: 1n, address: Buffer.alloc(20) }],
     };
     assert.equal(offer(a, [withOutput]), "BAD_CERTIFICATE");
 
     // The genuine one connects; C5: the same height again does not.
-    assert.equal(offer(a, [finalityTx(good, registry)]), null);
+    assert.equal(offer(a, [finalityTx(good, registry)!]), null);
     assert.equal(a.chain.finality.finalizedHeight, 2);
-    assert.equal(offer(a, [finalityTx(good, registry)]), "BAD_CERTIFICATE");
+    assert.equal(offer(a, [finalityTx(good, registry)!]), "BAD_CERTIFICATE");
     // A higher one does.
-    assert.equal(offer(a, [finalityTx(certOf(a, main[3]!), registry)]), null);
+    assert.equal(offer(a, [finalityTx(certOf(a, main[3]!), registry)!]), null);
     assert.equal(a.chain.finality.finalizedHeight, 4);
+  });
+
+  it("a producer carries no certificate that could not be a supermajority (it would make its own block invalid)", () => {
+    const a = harness();
+    const main = extend(a, 2);
+    const short = certOf(a, main[1]!, mns.slice(0, 2)); // 2 of 4: not more than 2/3
+    assert.equal(finalityTx(short, a.chain.getRegistry()), null);
+    assert.ok(finalityTx(certOf(a, main[1]!), a.chain.getRegistry()));
   });
 
   it("a side block carrying a bad certificate is not stored", () => {
