@@ -23,6 +23,16 @@ import { Schedules } from "./schedules.js";
 import { SideBranches, type SideRefusal } from "./sideBranches.js";
 import { ChainFinality } from "./chainFinality.js";
 import { isBetterTip } from "./forkOrder.js";
+import {
+  bestValidTip,
+  ChainTipError,
+  descendantsOf,
+  isOnMain,
+  listTips,
+  storedEntry,
+  type ChainTip,
+  type TipsView,
+} from "./chainTips.js";
 import { openGenesisStore } from "./genesisStore.js";
 import { BlockError, isPermanentForHash } from "../primitives/errors.js";
 import type { GenesisSpec } from "../consensus/genesis.js";
@@ -257,8 +267,9 @@ export class Chain implements ChainReader {
   registryAfter(entry: BlockIndex): Registry | undefined {
     return this.store.getRegistryByRoot(entry.mnRoot);
   }
+  /** Invalid under a rule (remembered), or marked invalid by the operator (invalidateblock). */
   isKnownInvalid(hash: Uint8Array): boolean {
-    return this.invalid.has(Buffer.from(hash).toString("hex"));
+    return this.invalid.has(Buffer.from(hash).toString("hex")) || this.store.isManualInvalid(hash);
   }
   /** Whether `hash` is on the main chain. */
   isMain(entry: BlockIndex): boolean {
@@ -283,6 +294,9 @@ export class Chain implements ChainReader {
     const hex = hash.toString("hex");
     const known = this.invalid.get(hex);
     if (known) throw known;
+    // The operator's decision, not a rule: refused, never cached, and no peer is blamed.
+    if (this.store.isManualInvalid(hash) || this.store.isManualInvalid(block.header.prevHash))
+      throw new BlockError("INVALIDATED", "the operator marked this block or its parent invalid", 0);
     const stored = this.store.getIndex(hash);
     if (stored) {
       if (this.store.isSide(hash) && isBetterTip(stored, this.tipEntry)) return this.reorgTo(stored);
@@ -611,6 +625,110 @@ export class Chain implements ChainReader {
     this.emit("tip", target);
     if (!this.batchEvents) this.afterTipChange();
     return { status: "reorged", hash: target.hash, height: target.height, depth, fork };
+  }
+
+  // ---- chain tips and manual recovery (chainTips.ts) ----
+
+  /** getchaintips: the active tip, then every stored branch end. */
+  chainTips(): ChainTip[] {
+    return listTips(this.tipsView());
+  }
+
+  /**
+   * invalidateblock: marks a stored block and its stored descendants invalid by the operator's
+   * decision and, if it is on the main chain, moves the tip to the best branch without it, in one
+   * write transaction. A final block, or one below it, cannot be invalidated.
+   */
+  invalidateBlock(hash: Buffer): { tip: BlockIndex; marked: number } {
+    const e = storedEntry(this.store, hash);
+    if (e.height === 0) throw new ChainTipError("GENESIS", "the genesis block cannot be invalidated");
+    const onMain = isOnMain(this.store, e);
+    const final = this.finality.finalizedHeight;
+    if (onMain && e.height <= final)
+      throw new ChainTipError(
+        "FINAL",
+        `block ${hash.toString("hex")} at height ${e.height} is final (final height ${final}): a final block cannot be invalidated`,
+      );
+    const marked = descendantsOf(this.store, e);
+    return this.asOneChange(() => {
+      for (const h of marked) this.store.setManualInvalid(h, true);
+      if (onMain) {
+        const r = this.reorgTo(bestValidTip(this.tipsView(), this.mustIndex(e.prevHash)));
+        if (r.status === "reorg-refused")
+          throw new ChainTipError(
+            "NOT_APPLIED",
+            `moving the tip off it was refused (${r.reason ?? "refused"}, ${r.depth} blocks deep); nothing changed`,
+          );
+      }
+      this.logger?.warn("Block invalidated by the operator", {
+        hash: hash.toString("hex"),
+        height: e.height,
+        marked: marked.length,
+      });
+      return { tip: this.tipEntry, marked: marked.length };
+    });
+  }
+
+  /**
+   * reconsiderblock: clears every invalid mark (the operator's, and remembered rule failures) on a
+   * stored block, its descendants and its side-branch ancestors, then lets fork choice take the
+   * best branch again, in one write transaction. A branch that fails a rule is marked again.
+   */
+  reconsiderBlock(hash: Buffer): { tip: BlockIndex; cleared: number } {
+    const e = storedEntry(this.store, hash);
+    const clear = descendantsOf(this.store, e);
+    for (
+      let a = this.store.getIndex(e.prevHash);
+      a && !isOnMain(this.store, a);
+      a = this.store.getIndex(a.prevHash)
+    )
+      clear.push(a.hash);
+    return this.asOneChange(() => {
+      for (const h of clear) {
+        this.store.setManualInvalid(h, false);
+        this.invalid.delete(h.toString("hex"));
+      }
+      const best = bestValidTip(this.tipsView(), this.tipEntry);
+      if (!best.hash.equals(this.tipEntry.hash)) {
+        try {
+          this.reorgTo(best);
+        } catch (err) {
+          if (!(err instanceof BlockError)) throw err;
+          this.logger?.warn("A reconsidered branch failed a rule again", { code: err.code });
+        }
+      }
+      return { tip: this.tipEntry, cleared: clear.length };
+    });
+  }
+
+  private tipsView(): TipsView {
+    return {
+      store: this.store,
+      tip: () => this.tipEntry,
+      finalizedHeight: () => this.finality.finalizedHeight,
+      holdsFinal: (x) => this.holdsFinal(x),
+      isInvalid: (h) => this.isKnownInvalid(h),
+    };
+  }
+
+  /** Runs `fn` in one write transaction; events wait for its commit (as processBlocks does). */
+  private asOneChange<T>(fn: () => T): T {
+    if (this.batchEvents) throw new Error("asOneChange is not re-entrant");
+    const tipBefore = this.tipEntry;
+    const queued: Array<() => void> = [];
+    this.batchEvents = queued;
+    let out: T;
+    try {
+      out = this.store.atomically(fn);
+    } catch (e) {
+      this.tipEntry = tipBefore;
+      throw e;
+    } finally {
+      this.batchEvents = null;
+    }
+    for (const f of queued) f();
+    if (!this.tipEntry.hash.equals(tipBefore.hash)) this.afterTipChange();
+    return out;
   }
 
   /**

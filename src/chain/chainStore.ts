@@ -32,6 +32,9 @@
  *   F                      -> the last final checkpoint and the certificate that finalised it
  *                             (src/chain/chainFinality.ts encodes it)
  *   L                      -> this node's finality vote lock: u32le maxSource ‖ u32le maxTarget
+ *   m ‖ hash               -> (empty) the operator marked this block invalid (invalidateblock);
+ *                             its stored descendants are marked too
+ *   (s's value gains a fifth byte, 1, when the side block was once on the main chain)
  *
  * Every state change (connect, disconnect, reorg) runs inside one LMDB write transaction opened by
  * `atomically`, so a crash leaves either the old or the new state, never a mixture. Commits are
@@ -70,6 +73,7 @@ import {
   P_SCHEDULE,
   P_SIDE,
   P_SLASHED,
+  P_MANUAL_INVALID,
   P_TXINDEX,
   P_UNDO,
   P_UTXO,
@@ -313,14 +317,44 @@ export class ChainStore implements UtxoView {
     return this.db.get(key(P_SIDE, hash)) !== undefined;
   }
 
-  /** Every stored side block's hash and height (bounded by the side-storage rules). */
-  *iterateSide(): Generator<{ hash: Buffer; height: number }> {
+  /**
+   * Every stored side block's hash and height (bounded by the side-storage rules), and whether it
+   * was once on the main chain (fully validated).
+   */
+  *iterateSide(): Generator<{ hash: Buffer; height: number; connected: boolean }> {
     for (const { key: k, value } of this.db.getRange({
       start: Buffer.from([P_SIDE]),
       end: Buffer.from([P_SIDE + 1]),
     })) {
-      yield { hash: Buffer.from(Buffer.from(k).subarray(1)), height: Buffer.from(value).readUInt32LE(0) };
+      const v = Buffer.from(value);
+      yield {
+        hash: Buffer.from(Buffer.from(k).subarray(1)),
+        height: v.readUInt32LE(0),
+        connected: v[4] === 1,
+      };
     }
+  }
+
+  /** Blocks the operator marked invalid (invalidateblock), with their descendants. */
+  *iterateManualInvalid(): Generator<Buffer> {
+    for (const { key: k } of this.db.getRange({
+      start: Buffer.from([P_MANUAL_INVALID]),
+      end: Buffer.from([P_MANUAL_INVALID + 1]),
+    })) {
+      yield Buffer.from(Buffer.from(k).subarray(1));
+    }
+  }
+
+  /** Whether the operator marked this block invalid (invalidateblock). */
+  isManualInvalid(hash: Uint8Array): boolean {
+    return this.db.get(key(P_MANUAL_INVALID, hash)) !== undefined;
+  }
+
+  /** Marks (true) or clears (false) a block as invalid by the operator's decision. */
+  setManualInvalid(hash: Uint8Array, invalid: boolean): void {
+    const k = key(P_MANUAL_INVALID, hash);
+    if (invalid) this.db.putSync(k, Buffer.alloc(0));
+    else this.db.removeSync(k);
   }
 
   getSchedule(anchor: Uint8Array): Buffer | undefined {
@@ -401,12 +435,16 @@ export class ChainStore implements UtxoView {
     if (side) this.markSide(entry, true);
   }
 
-  /** Marks a stored block as on a side branch (true) or on the main chain (false). */
-  markSide(entry: BlockIndex, side: boolean): void {
+  /**
+   * Marks a stored block as on a side branch (true) or on the main chain (false). `connected`: it
+   * left the main chain, so it passed every rule once (a fully validated fork, for getchaintips).
+   */
+  markSide(entry: BlockIndex, side: boolean, connected = false): void {
     const k = key(P_SIDE, entry.hash);
     if (side) {
-      const h = Buffer.alloc(4);
+      const h = Buffer.alloc(connected ? 5 : 4);
       h.writeUInt32LE(entry.height);
+      if (connected) h[4] = 1;
       this.db.putSync(k, h);
     } else {
       this.db.removeSync(k);
@@ -425,6 +463,7 @@ export class ChainStore implements UtxoView {
     this.db.removeSync(key(P_INDEX, entry.hash));
     this.db.removeSync(key(P_SIDE, entry.hash));
     this.db.removeSync(key(P_SCHEDULE, entry.hash));
+    this.db.removeSync(key(P_MANUAL_INVALID, entry.hash));
     if (entry.height > 0) {
       const sk = slotKey(entry.producer, entry.height, entry.round);
       const held = this.db.get(sk);
@@ -531,7 +570,7 @@ export class ChainStore implements UtxoView {
       const at = this.db.get(key(P_SLASHED, op));
       if (at && Buffer.from(at).readUInt32LE(0) === entry.height) this.db.removeSync(key(P_SLASHED, op));
     }
-    this.markSide(entry, true);
+    this.markSide(entry, true, true);
     this.db.removeSync(heightKey(entry.height));
     this.db.putSync(K_REGROOT, parent.mnRoot);
     this.db.putSync(K_TIP, parent.hash);

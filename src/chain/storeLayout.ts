@@ -27,6 +27,7 @@ export const P_SIDE = 0x73; // s
 export const P_SCHEDULE = 0x71; // q
 export const P_EVIDENCE = 0x45; // E
 export const P_SLASHED = 0x7a; // z
+export const P_MANUAL_INVALID = 0x6d; // m
 
 /** What the node knows about a block without reading its body. */
 export interface BlockIndex {

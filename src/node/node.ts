@@ -8,6 +8,7 @@ import type { KeyPair } from "../crypto/ed25519.js";
 import type { Logger } from "../logging/index.js";
 import { BlockProducer } from "../masternode/producer.js";
 import { registerChainMethods } from "../rpc/chainMethods.js";
+import { registerChainTipsMethods } from "../rpc/chainTipsMethods.js";
 import { RpcServer, type RpcAuth } from "../rpc/server.js";
 import type { Clock, TimerHandle } from "../util/clock.js";
 import type { Random } from "../util/random.js";
@@ -416,6 +417,7 @@ export class TimeNode {
     });
     registerTxMethods(rpc, { chain: this.chain, mempool: this.mempool, relay: this.txRelay });
     registerEvidenceMethods(rpc, { chain: this.chain });
+    registerChainTipsMethods(rpc, { chain: this.chain });
     registerWalletMethods(rpc, { wallet: this.wallet, network: this.chain.params.network });
     registerChainMethods(rpc, {
       chain: this.chain,

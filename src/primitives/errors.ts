@@ -77,7 +77,10 @@ export type BlockErrorCode =
   /** A Finality transaction whose certificate is malformed or does not certify a block of its branch (C1, C2, C4–C6). */
   | "BAD_CERTIFICATE"
   /** More than one Finality transaction in a block (C3). */
-  | "TOO_MANY_CERTIFICATES";
+  | "TOO_MANY_CERTIFICATES"
+  // not a rule: this node's operator
+  /** The block, or one it builds on, was marked invalid by this node's operator (invalidateblock); no peer is blamed. */
+  | "INVALIDATED";
 
 /**
  * A block or transaction broke a rule. `banScore` is how much the peer that sent it is penalised
@@ -102,6 +105,9 @@ export class BlockError extends CodedError<BlockErrorCode> {
  */
 export function isPermanentForHash(code: BlockErrorCode): boolean {
   return (
-    code !== "BAD_PRODUCER_SIGNATURE" && code !== "BAD_TX_SIGNATURE" && code !== "TIME_TOO_FAR_IN_FUTURE"
+    code !== "BAD_PRODUCER_SIGNATURE" &&
+    code !== "BAD_TX_SIGNATURE" &&
+    code !== "TIME_TOO_FAR_IN_FUTURE" &&
+    code !== "INVALIDATED"
   );
 }

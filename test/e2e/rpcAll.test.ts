@@ -4,7 +4,10 @@
  * - node A: a one-masternode devnet (`timed init --masternode`, 1 s blocks) on 127.0.90.1;
  * - node B: a masternode that adopts A's genesis but is not in it (127.0.90.2), connected to A,
  *   so that the peer methods have a peer and `registermasternode` / `spendcollateral` have a
- *   node to register.
+ *   node to register;
+ * - node C: a devnet of its own (127.0.90.3) whose genesis also lists a masternode nobody runs,
+ *   so none of its blocks is ever final (1 of 2 is not more than 2/3): invalidateblock has a
+ *   block it may move off.
  *
  * Each method is called at least once with success and at least once with an error (exit 1,
  * `error code: N` printed). The method list comes from `time-cli help`, and the last test fails
@@ -40,6 +43,7 @@ import {
 
 const A_P2P = "127.0.90.1:24200";
 const B_P2P = "127.0.90.2:24200";
+const C_P2P = "127.0.90.3:24200";
 const HEX64 = /^[0-9a-f]{64}$/;
 
 /** The methods INTERFACE.md names (a contract): each must be listed by `help`. */
@@ -231,6 +235,7 @@ void describe("every JSON-RPC method through time-cli", () => {
   let dev: FastDevnet;
   let a: Node;
   let b: Node;
+  let c: Node;
   let bNodeId = "";
   let bOperator = "";
   /** The method list `time-cli help` prints. */
@@ -275,8 +280,11 @@ void describe("every JSON-RPC method through time-cli", () => {
     assert.notEqual(edited, text, "B's config has a commented min_masternodes line");
     writeFileSync(cfg, edited);
 
+    // C: its own genesis, with a second masternode at a dead address (port 1 on its own IP).
+    const cDev = await makeFastDevnet(join(root, "c"), 1, C_P2P, { count: 1, address: "127.0.90.3:1" });
     a = await start("A", dev.dir, ["--listen", A_P2P]);
     b = await start("B", bDir, ["--listen", B_P2P, "--connect", A_P2P]);
+    c = await start("C", cDev.dir, ["--listen", C_P2P]);
   });
 
   after(async () => {
@@ -415,6 +423,54 @@ void describe("every JSON-RPC method through time-cli", () => {
       // The node did not stop on the refused `stop now`.
       assert.ok(a.proc.running);
     });
+  });
+
+  void it("getchaintips, invalidateblock, reconsiderblock: a round trip on C, and the refusals", async () => {
+    interface Tip {
+      height: number;
+      hash: string;
+      branchlen: number;
+      status: string;
+    }
+    const atHeight = (n: Node, h: number): Promise<number> =>
+      waitFor(
+        `${n.name} at height ${h}`,
+        async () => {
+          const r = await cli(n, "getblockcount");
+          const x = Number(r.stdout.trim());
+          return r.code === 0 && x >= h ? x : undefined;
+        },
+        { timeoutMs: 60_000, stepMs: 200 },
+      );
+    await atHeight(c, 3);
+    const cInfo = await ok<{ finalizedheight: number }>(c, "getblockchaininfo");
+    assert.equal(cInfo.finalizedheight, 0, "nothing on C is ever final");
+    const tips = await ok<Tip[]>(c, "getchaintips");
+    assert.equal(tips[0]!.status, "active");
+    const target = tips[0]!;
+    const r = await ok<{ tip: { height: number; hash: string }; marked: number }>(
+      c,
+      "invalidateblock",
+      target.hash,
+    );
+    assert.ok(r.marked >= 1);
+    assert.ok(r.tip.height < target.height + r.marked, JSON.stringify(r));
+    assert.notEqual(r.tip.hash, target.hash);
+    const after = await ok<Tip[]>(c, "getchaintips");
+    assert.ok(
+      after.some((t) => t.status === "invalid" && t.branchlen >= 1),
+      `the invalidated branch is listed as invalid: ${JSON.stringify(after)}`,
+    );
+    const back = await ok<{ tip: { height: number }; cleared: number }>(c, "reconsiderblock", target.hash);
+    assert.ok(back.cleared >= 1);
+    // A's blocks are final at once (its single masternode is the whole voter set).
+    const aFinal = await ok<{ finalizedhash: string }>(a, "getblockchaininfo");
+    await Promise.all([
+      fails(a, -8, /is final .*cannot be invalidated/, "invalidateblock", aFinal.finalizedhash),
+      fails(a, -5, /block not found: 0{64}/, "invalidateblock", "00".repeat(32)),
+      fails(a, -5, /block not found: 0{64}/, "reconsiderblock", "00".repeat(32)),
+      fails(a, -32602, /too many parameters: getchaintips takes 0/, "getchaintips", "1"),
+    ]);
   });
 
   void it("wrong parameters: -32602 naming the parameter; a bad hash, a height out of range and a wrong type each have their own message", async () => {
@@ -1016,8 +1072,8 @@ void describe("every JSON-RPC method through time-cli", () => {
     assert.equal((await ok<{ networkactive: boolean }>(a, "getnetworkinfo")).networkactive, true);
   });
 
-  void it("stop: both nodes exit 0, and their cookies are gone", async () => {
-    for (const n of [b, a]) {
+  void it("stop: every node exits 0, and their cookies are gone", async () => {
+    for (const n of [c, b, a]) {
       const out = await okText(n, "stop");
       assert.equal(out, "TIME Coin node stopping");
       const exit = await n.proc.waitExit(15_000);

@@ -229,6 +229,32 @@ async function forkResolution(t: TestContext, run: ForkRun): Promise<void> {
     assert.ok(halves[winningSide].every(onFinal), "the winning half's tips are all on the final chain");
     assert.ok(!halves[losingSide].some(onFinal), "the losing half's tips are all off the final chain");
 
+    // getchaintips over RPC, on every node: the active tip first; the losing branch, where it is
+    // still stored (it is pruned once the winner is final above it), as a fully validated fork
+    // (its blocks were connected before the reorg).
+    interface TipRow {
+      height: number;
+      hash: string;
+      branchlen: number;
+      status: string;
+    }
+    for (const h of nodes) {
+      const tips = await h.rpc.call<TipRow[]>("getchaintips");
+      const tipNow = hex(h.n.chain.tip.hash);
+      assert.equal(tips[0]!.status, "active", `${h.name}: ${JSON.stringify(tips)}`);
+      assert.equal(tips[0]!.branchlen, 0);
+      assert.ok(tips[0]!.hash === tipNow || h.n.chain.getIndex(Buffer.from(tips[0]!.hash, "hex")));
+      for (const t of tips.slice(1)) {
+        assert.ok(t.branchlen >= 1, `${h.name}: ${JSON.stringify(t)}`);
+        assert.ok(["valid-fork", "valid-headers"].includes(t.status), `${h.name}: ${JSON.stringify(t)}`);
+      }
+      const lost = tips.find((t) => t.hash === hex(preHeal[h.name]!.hash));
+      if (halves[losingSide].includes(h) && lost) {
+        assert.equal(lost.status, "valid-fork", `${h.name}: its own pre-heal tip ${JSON.stringify(lost)}`);
+        assert.ok(lost.branchlen >= preHeal[h.name]!.height - splitHeight);
+      }
+    }
+
     // Every losing node: one reorg from its split tip, through the common ancestor, to the winner.
     // Both halves go on producing while the heal spreads. When the two branches' work at the heal
     // is within a few blocks, a losing-side producer that has not yet heard of the winner can

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { RpcClient } from "../../../src/rpc/client.js";
+import { KeyPair } from "../../../src/crypto/ed25519.js";
 import { readCookieFile } from "../../../src/rpc/cookie.js";
 import { sleep, waitFor } from "./wait.js";
 
@@ -269,6 +270,11 @@ export async function makeFastDevnet(
   blockTimeSeconds = 1,
   /** The masternode's service address in the genesis: where other nodes dial it. */
   masternodeAddress = "127.0.0.1:24200",
+  /**
+   * More genesis masternodes that nobody runs, each listed at `phantomAddress` (nothing may
+   * listen there). With one of equal weight, no block is ever final (1 of 2 is not more than 2/3).
+   */
+  phantoms: { count: number; address: string } = { count: 0, address: "" },
 ): Promise<FastDevnet> {
   const init = await runTimed(["init", "--datadir", dir, "--network", "devnet", "--masternode"]);
   if (init.code !== 0) throw new Error(`timed init failed: ${init.stderr}`);
@@ -283,6 +289,10 @@ export async function makeFastDevnet(
     genesisFile,
     "--masternode",
     `${pk}@${masternodeAddress}`,
+    ...Array.from({ length: phantoms.count }, () => [
+      "--masternode",
+      `${KeyPair.generate().publicKey.toString("hex")}@${phantoms.address}`,
+    ]).flat(),
     "--block-time",
     String(blockTimeSeconds),
   ]);
