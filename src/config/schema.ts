@@ -33,6 +33,10 @@ export interface NodeSection {
   data_dir: string;
   /** A label for logs and the dashboard; unset by default. */
   name?: string;
+  /** Run for every new tip: program and arguments, no shell; "%s" becomes the block hash. */
+  blocknotify?: string[];
+  /** Run for every block that becomes final, likewise. */
+  finalizednotify?: string[];
 }
 
 export interface NetworkSection {
@@ -160,10 +164,20 @@ const label = () =>
 
 // --- section schemas -----------------------------------------------------------------------
 
+/** A command as program and arguments, run without a shell; "%s" in an argument is the hash. */
+const command = () =>
+  z
+    .array(z.string().min(1).max(4_096))
+    .min(1)
+    .max(64)
+    .describe('a command as a list: the program, then its arguments, as ["/path/to/script", "%s"]');
+
 export const NodeSectionSchema = z.strictObject({
   network: z.enum(NETWORK_NAMES).describe(oneOf(NETWORK_NAMES)),
   data_dir: z.string().min(1).describe("a directory path"),
   name: label().optional(),
+  blocknotify: command().optional(),
+  finalizednotify: command().optional(),
 });
 
 export const NetworkSectionSchema = z.strictObject({

@@ -38,6 +38,9 @@ const KEY_DOCS: KeyDocs = {
     data_dir:
       "Where the chain, keys and this node's state live. A relative path is taken from this file's directory.",
     name: "A label for this node in logs and the dashboard. Unset by default.",
+    blocknotify:
+      'Run this command for every block that becomes the tip, as bitcoind\'s blocknotify: a list, the program then its arguments, run without a shell; "%s" in an argument becomes the block hash. At most 4 run at once, each killed after 10 s. Unset by default.',
+    finalizednotify: 'The same, for every block that becomes final ("%s" is its hash). Unset by default.',
   },
   network: {
     listen_address:
@@ -104,6 +107,8 @@ const KEY_DOCS: KeyDocs = {
 function examples(network: NetworkName): Partial<Record<string, unknown>> {
   return {
     "node.name": "my-node",
+    "node.blocknotify": ["/usr/local/bin/on-block", "%s"],
+    "node.finalizednotify": ["/usr/local/bin/on-final", "%s"],
     "network.external_address": `203.0.113.7:${NETWORK_DEFAULTS[network].p2pPort}`,
     "rpc.user": "operator",
     "rpc.password": "change-me",

@@ -9,6 +9,9 @@ import type { Logger } from "../logging/index.js";
 import { BlockProducer } from "../masternode/producer.js";
 import { registerChainMethods } from "../rpc/chainMethods.js";
 import { registerChainTipsMethods } from "../rpc/chainTipsMethods.js";
+import { EventStream } from "../rpc/eventStream.js";
+import { Notifier } from "./notify.js";
+import { Counter, Gauge } from "prom-client";
 import { RpcServer, type RpcAuth } from "../rpc/server.js";
 import type { Clock, TimerHandle } from "../util/clock.js";
 import type { Random } from "../util/random.js";
@@ -99,6 +102,9 @@ export class TimeNode {
   /** Owns catch-up and fork resolution (getsyncstatus). */
   readonly sync: SyncCoordinator;
   readonly mempool: Mempool;
+  /** GET /events on the RPC listener (and the dashboard's). */
+  readonly eventStream: EventStream;
+  private readonly notifyUnsubscribe: Array<() => void> = [];
   readonly txRelay: TxRelay<Peer>;
   readonly wallet: Wallet;
   readonly liveness: MasternodeLiveness;
@@ -281,6 +287,33 @@ export class TimeNode {
       operatorKey: this.operatorKey?.publicKey ?? null,
       finality: { finality: this.chain.finality, relay: this.finality },
     });
+    this.eventStream = new EventStream({
+      chain: this.chain,
+      mempool: this.mempool,
+      peers: this.peers,
+      liveness: this.liveness,
+      sync: this.sync,
+      clock: modules.clock,
+    });
+    const stream = this.eventStream;
+    new Gauge({
+      name: "rpc_event_clients",
+      help: "Clients reading the event stream (GET /events)",
+      registers: [this.metrics.registry],
+      collect() {
+        this.set(stream.clientCount);
+      },
+    });
+    let droppedSeen = 0;
+    new Counter({
+      name: "rpc_event_clients_dropped_total",
+      help: "Event-stream clients dropped because they read too slowly (their buffer passed 1 MiB)",
+      registers: [this.metrics.registry],
+      collect() {
+        if (stream.dropped > droppedSeen) this.inc(stream.dropped - droppedSeen);
+        droppedSeen = stream.dropped;
+      },
+    });
     this.rpc = config.rpc.enabled ? this.makeRpc() : null;
     this.dashboard = this.rpc
       ? mountDashboard(
@@ -393,6 +426,8 @@ export class TimeNode {
       },
     );
     // Prometheus text format; needs the same credentials as RPC (scrape with basic auth).
+    // Server-sent events (eventStream.ts), under the same credentials as RPC.
+    rpc.addRoute("GET", "/events", this.eventStream.handle);
     rpc.addRoute("GET", "/metrics", async (_req, res) => {
       const body = await this.metrics.metrics();
       res.writeHead(200, { "Content-Type": this.metrics.contentType });
@@ -493,10 +528,28 @@ export class TimeNode {
     if (this.rpc) {
       const addr = await this.rpc.start();
       log.info("RPC listening", { url: `http://${addr.host}:${addr.port}/` });
+      this.eventStream.start();
       this.dashboard?.start();
     }
     this.producer?.start();
+    this.startNotifiers();
     this.statusTimer = this.modules.clock.setInterval(() => this.logStatus(), STATUS_INTERVAL_MS);
+  }
+
+  /** [node] blocknotify and finalizednotify: the operator's commands for new tips and final blocks. */
+  private startNotifiers(): void {
+    const { blocknotify, finalizednotify } = this.config.node;
+    const modules = { clock: this.modules.clock, logger: this.modules.logger.child({ module: "notify" }) };
+    if (blocknotify) {
+      const n = new Notifier("blocknotify", blocknotify, modules);
+      this.notifyUnsubscribe.push(this.chain.events.on("tip", (e) => n.fire(e.hash.toString("hex"))));
+    }
+    if (finalizednotify) {
+      const n = new Notifier("finalizednotify", finalizednotify, modules);
+      this.notifyUnsubscribe.push(
+        this.chain.events.on("finalized", (e) => n.fire(e.checkpoint.hash.toString("hex"))),
+      );
+    }
   }
 
   /** A fresh one-click dashboard link (it holds a single-use login code), or null without RPC. */
@@ -532,6 +585,8 @@ export class TimeNode {
     this.statusTimer?.cancel();
     this.producer?.stop();
     this.dashboard?.stop();
+    for (const u of this.notifyUnsubscribe.splice(0)) u();
+    this.eventStream.stop();
     if (this.rpc) await this.rpc.stop();
     this.sync.stop();
     this.syncView.stop();
