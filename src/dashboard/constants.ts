@@ -34,6 +34,8 @@ export const MAX_DEVNET_ROWS = 200;
 export const PAGE_PATH = "/";
 export const LOGIN_PATH = "/dashboard/login";
 export const STATE_PATH = "/dashboard/api/state";
+/** The node's event stream (server-sent events), behind the same session check as the state. */
+export const EVENTS_PATH = "/dashboard/api/events";
 /** The session cookie is sent only to this path: never to POST / (JSON-RPC). */
 export const SESSION_COOKIE_PATH = "/dashboard/api";
 /** Cookies are scoped by host, not port: the port in the name keeps two nodes on one host apart. */

@@ -6,6 +6,7 @@
  *   GET  /dashboard/app.js|app.css|favicon.svg   its script, style and icon (public)
  *   POST /dashboard/login        {"code"} → a read-only session cookie (session.ts)
  *   GET  /dashboard/api/state    the JSON the page polls: a session cookie or RPC Basic auth
+ *   GET  /dashboard/api/events   the node's event stream (server-sent events), the same check
  * and the authenticated RPC method `dashboardurl`, which mints a fresh one-click login link.
  * POST / (JSON-RPC) is untouched: it never looks at the session cookie.
  *
@@ -24,6 +25,7 @@ import type { BasicAuthCheck } from "./basicAuth.js";
 import {
   HISTORY_SAMPLE_INTERVAL_MS,
   HISTORY_SAMPLES,
+  EVENTS_PATH,
   LOGIN_PATH,
   MAX_DEVNET_ROWS,
   MAX_LOGIN_BODY_BYTES,
@@ -295,6 +297,16 @@ export class Dashboard {
     }
     this.rpc.addRoute("POST", LOGIN_PATH, (req, res) => this.onLogin(req, res), { auth: false });
     this.rpc.addRoute("GET", STATE_PATH, (req, res) => this.onState(req, res), { auth: false });
+    const events = this.deps.events;
+    if (events)
+      this.rpc.addRoute(
+        "GET",
+        EVENTS_PATH,
+        (req, res) => {
+          if (this.signedIn(req, res)) events(req, res);
+        },
+        { auth: false },
+      );
   }
 
   private async onLogin(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -335,6 +347,19 @@ export class Dashboard {
   }
 
   private onState(req: IncomingMessage, res: ServerResponse): void {
+    if (!this.signedIn(req, res)) return;
+    const body = toRpcJson(this.state());
+    res.writeHead(200, {
+      ...SECURITY_HEADERS,
+      "Content-Type": "application/json",
+      "Content-Length": String(Buffer.byteLength(body)),
+      "Cache-Control": "no-store",
+    });
+    res.end(body);
+  }
+
+  /** A valid session cookie or the RPC credentials; else answers 401 and returns false. */
+  private signedIn(req: IncomingMessage, res: ServerResponse): boolean {
     const name = sessionCookieName(localPort(req));
     const token = readCookie(req.headers.cookie, name);
     const bySession = token !== null && this.sessions.isValid(token);
@@ -349,16 +374,9 @@ export class Dashboard {
         },
         token !== null ? { "Set-Cookie": clearSessionCookie(localPort(req)) } : {},
       );
-      return;
+      return false;
     }
-    const body = toRpcJson(this.state());
-    res.writeHead(200, {
-      ...SECURITY_HEADERS,
-      "Content-Type": "application/json",
-      "Content-Length": String(Buffer.byteLength(body)),
-      "Cache-Control": "no-store",
-    });
-    res.end(body);
+    return true;
   }
 
   private registerMethods(): void {

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
 /**
  * What the dashboard reads (DashboardDeps: plain provider functions, so it depends on no node
  * class and a test can hand it fakes) and what it serves (DashboardState, the JSON the page polls).
@@ -28,6 +29,8 @@ export interface NodeStatusView {
   minMasternodes: number;
   mempoolSize?: number | null;
   uptimeSeconds?: number | null;
+  /** The median of the peers' clocks minus ours, seconds; null with no peer or unknown. */
+  clockOffsetSeconds?: number | null;
 }
 
 /** getpeerinfo's fields the dashboard shows. */
@@ -83,6 +86,8 @@ export interface DashboardDeps {
   syncStatus?: () => SyncStatusView;
   /** Only on `timed devnet` (node-1's dashboard): every node of the devnet. */
   devnetNodes?: () => DevnetNodeView[];
+  /** The node's event stream (GET /events), served at EVENTS_PATH to a signed-in page. */
+  events?: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 export type BadgeKind = "syncing" | "in-sync" | "waiting";

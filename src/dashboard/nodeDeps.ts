@@ -30,6 +30,8 @@ export interface DashboardNodeParts {
   readonly liveness: Pick<MasternodeLiveness, "list" | "activeCount">;
   readonly producer: Pick<BlockProducer, "status"> | null;
   readonly mempool?: { readonly size: number } | null;
+  /** The peers' median clock offset (p2p/clockOffset.ts), when the node keeps one. */
+  readonly clockWatch?: { offsetMs(): number | null };
   readonly nodeKey: { readonly publicKey: Buffer };
   readonly config: {
     node: { name?: string | undefined; data_dir: string };
@@ -42,6 +44,7 @@ export interface DashboardExtras {
   uptimeSeconds?: () => number;
   syncStatus?: () => SyncStatusView;
   devnetNodes?: () => DevnetNodeView[];
+  events?: DashboardDeps["events"];
 }
 
 /** The dashboard's providers for a node. */
@@ -67,6 +70,9 @@ export function dashboardDepsFor(node: DashboardNodeParts, extras: DashboardExtr
         minMasternodes: node.config.consensus.min_masternodes,
         mempoolSize: node.mempool?.size ?? null,
         uptimeSeconds: extras.uptimeSeconds ? Math.floor(extras.uptimeSeconds()) : null,
+        clockOffsetSeconds: ((o) => (o === null || o === undefined ? null : Number((o / 1000).toFixed(3))))(
+          node.clockWatch?.offsetMs(),
+        ),
       };
     },
     peers: () => node.peers.peerInfo(),
@@ -74,6 +80,7 @@ export function dashboardDepsFor(node: DashboardNodeParts, extras: DashboardExtr
     recentBlocks: (n) => recentBlocks(chain, n),
     ...(extras.syncStatus ? { syncStatus: extras.syncStatus } : {}),
     ...(extras.devnetNodes ? { devnetNodes: extras.devnetNodes } : {}),
+    ...(extras.events ? { events: extras.events } : {}),
   };
 }
 

@@ -11,6 +11,7 @@ import { registerChainMethods } from "../rpc/chainMethods.js";
 import { registerChainTipsMethods } from "../rpc/chainTipsMethods.js";
 import { EventStream } from "../rpc/eventStream.js";
 import { Notifier } from "./notify.js";
+import { ClockWatch } from "../p2p/clockOffset.js";
 import { Counter, Gauge } from "prom-client";
 import { RpcServer, type RpcAuth } from "../rpc/server.js";
 import type { Clock, TimerHandle } from "../util/clock.js";
@@ -105,6 +106,8 @@ export class TimeNode {
   /** GET /events on the RPC listener (and the dashboard's). */
   readonly eventStream: EventStream;
   private readonly notifyUnsubscribe: Array<() => void> = [];
+  /** The peers' median clock offset, and the warning when this node's clock is off. */
+  readonly clockWatch: ClockWatch;
   readonly txRelay: TxRelay<Peer>;
   readonly wallet: Wallet;
   readonly liveness: MasternodeLiveness;
@@ -287,6 +290,20 @@ export class TimeNode {
       operatorKey: this.operatorKey?.publicKey ?? null,
       finality: { finality: this.chain.finality, relay: this.finality },
     });
+    this.clockWatch = new ClockWatch({
+      peers: () => this.peers.peers(),
+      maxFutureDriftMs: this.chain.params.maxFutureDriftMs,
+      logger: log.child({ module: "clock" }),
+    });
+    const watch = this.clockWatch;
+    new Gauge({
+      name: "p2p_time_offset_seconds",
+      help: "Median over ready peers of their clock minus ours (0 with no peer); a warning is logged past a third of the allowed drift",
+      registers: [this.metrics.registry],
+      collect() {
+        this.set((watch.offsetMs() ?? 0) / 1000);
+      },
+    });
     this.eventStream = new EventStream({
       chain: this.chain,
       mempool: this.mempool,
@@ -321,6 +338,7 @@ export class TimeNode {
           dashboardDepsFor(this, {
             uptimeSeconds: () => (modules.clock.monotonic() - this.startedAt) / 1000,
             syncStatus: () => syncStatusToJson(this.sync.status()),
+            events: this.eventStream.handle,
           }),
           {
             clock: modules.clock,
@@ -433,7 +451,12 @@ export class TimeNode {
       res.writeHead(200, { "Content-Type": this.metrics.contentType });
       res.end(body);
     });
-    registerNetMethods(rpc, { chain: this.chain, peers: this.peers, nodeId: this.nodeKey.publicKey });
+    registerNetMethods(rpc, {
+      chain: this.chain,
+      peers: this.peers,
+      nodeId: this.nodeKey.publicKey,
+      clock: this.clockWatch,
+    });
     registerSyncMethods(rpc, { coordinator: this.sync });
     registerMasternodeMethods(rpc, {
       chain: this.chain,
@@ -563,6 +586,7 @@ export class TimeNode {
   }
 
   private logStatus(): void {
+    this.clockWatch.check();
     const tip = this.chain.tip;
     const iso = this.peers.isolation();
     this.modules.logger.info("Status", {

@@ -128,6 +128,11 @@ export class Peer {
   tipHash: Buffer = Buffer.alloc(32);
   /** Last measured round-trip time in ms, or null before the first pong. */
   rttMs: number | null = null;
+  /**
+   * The peer's clock minus ours, in ms: from its Hello (one way, latency ignored), then from each
+   * Pong (its timestamp against the middle of the round trip). Null before the Hello.
+   */
+  clockOffsetMs: number | null = null;
   lastMessageAt: number;
   /** Monotonic time of the last bytes received (partial frames count: a large frame in transit is not a stall). */
   private lastBytesAt: number;
@@ -442,6 +447,7 @@ export class Peer {
         const sentAt = this.pings.get(msg.nonce);
         if (sentAt !== undefined) {
           this.rttMs = this.modules.clock.monotonic() - sentAt;
+          this.clockOffsetMs = msg.timestamp - (this.modules.clock.now() - this.rttMs / 2);
           // A pong answers this ping and every older one.
           for (const [nonce, at] of this.pings) if (at <= sentAt) this.pings.delete(nonce);
         }
@@ -491,6 +497,7 @@ export class Peer {
         return;
       }
       this.hello = msg;
+      this.clockOffsetMs = msg.timestamp - this.modules.clock.now();
       this.helloTimer?.cancel();
       this.helloTimer = null;
       this.height = msg.height;

@@ -13,6 +13,8 @@ export interface NetMethodDeps {
   chain: ChainReader;
   peers: PeerManager;
   nodeId: Buffer;
+  /** The median peer clock offset and whether it is over the warning threshold (p2p/clockOffset.ts). */
+  clock?: { offsetMs(): number | null; check(): boolean };
 }
 
 function asRpcError(e: unknown): never {
@@ -58,6 +60,10 @@ export function registerNetMethods(rpc: RpcServer, deps: NetMethodDeps): void {
         isolatedsince: iso.since === null ? null : Math.floor(iso.since / 1000),
         masternodelinks: peers.masternodeLinks(),
         masternodelinkfloor: peers.masternodeLinkFloor(),
+        // The median of the peers' clocks minus ours, in seconds (0 with no peer), as bitcoind's;
+        // and whether it is over a third of the allowed drift.
+        timeoffset: Number(((deps.clock?.offsetMs() ?? 0) / 1000).toFixed(3)),
+        timeoffsetwarning: deps.clock?.check() ?? false,
       };
     },
   });

@@ -261,6 +261,18 @@ void describe("dashboard in a real browser", () => {
       assert.ok(final <= shownTip && final >= shownTip - 3, `final ${final}, tip ${shownTip}`);
       assert.ok((await page.locator('[data-testid="block-row"][data-final="true"]').count()) >= 1);
 
+      // The event stream, read by the page's EventSource: new blocks and final blocks as they come.
+      await waitFor(
+        "block and finalized events in the page's list",
+        async () =>
+          (await page.locator('[data-testid="events"] li[data-type="block"]').count()) >= 1 &&
+          (await page.locator('[data-testid="events"] li[data-type="finalized"]').count()) >= 1,
+        { timeoutMs: 15_000, stepMs: 200 },
+      );
+      assert.equal(await page.textContent('[data-testid="events-state"]'), "live");
+      const newest = await page.textContent('[data-testid="events"] li[data-type="block"]');
+      assert.match(newest ?? "", /block [\d,]+ [0-9a-f]{8}…[0-9a-f]{6} \(\d+ txs\)/);
+
       // Let the chart gather a few samples, then take the picture.
       await waitFor(
         "a few chart samples",

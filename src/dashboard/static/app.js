@@ -5,6 +5,8 @@
 //    The code is single-use: reloading the page never needs it again, the cookie does.
 // 2. Poll GET /dashboard/api/state every 1.5 s (never two requests at once) and render it.
 //    Every string from the node goes in through textContent: nothing is parsed as HTML.
+// 3. Read the node's event stream (GET /dashboard/api/events, server-sent events) with
+//    EventSource and list the newest events; the browser reconnects by itself.
 "use strict";
 
 (function () {
@@ -12,6 +14,10 @@
   /** Poll more slowly while signed out, in case another tab signs in. */
   const SIGNED_OUT_POLL_MS = 5000;
   const STATE_URL = "/dashboard/api/state";
+  const EVENTS_URL = "/dashboard/api/events";
+  /** Events listed at most; older ones leave the list. */
+  const MAX_EVENTS = 30;
+  const EVENT_TYPES = ["block", "reorg", "finalized", "tx", "peer", "ban", "masternode", "sync"];
   const LOGIN_URL = "/dashboard/login";
   const SVG_NS = "http://www.w3.org/2000/svg";
 
@@ -134,7 +140,12 @@
     peerCount.dataset.value = String(s.peerCount);
     const inbound = s.peers.filter((p) => p.inbound).length;
     const mns = s.peers.filter((p) => p.masternode).length;
-    setText("peer-split", `${s.peers.length - inbound} out · ${inbound} in · ${mns} masternodes`);
+    const off = n.clockOffsetSeconds;
+    const clock =
+      off === null || off === undefined
+        ? ""
+        : ` · clock ${off >= 0 ? "+" : "−"}${Math.abs(off).toFixed(1)} s`;
+    setText("peer-split", `${s.peers.length - inbound} out · ${inbound} in · ${mns} masternodes${clock}`);
 
     setText("active-masternodes", `${fmtInt(n.activeMasternodes)} / ${fmtInt(n.registeredMasternodes)}`);
     setText(
@@ -479,12 +490,68 @@
       } else if (res.ok) {
         render(await res.json());
         lastOkAt = Date.now();
+        openEvents();
       }
     } catch {
       // The node is down or restarting: keep the last picture, mark it stale, retry.
     }
     tickUpdated();
     setTimeout(poll, next);
+  }
+
+  // ---- the event stream ------------------------------------------------------------------
+
+  function describeEvent(type, d) {
+    switch (type) {
+      case "block":
+        return `block ${fmtInt(d.height)} ${shortHash(d.hash)} (${d.txs} txs)`;
+      case "reorg":
+        return `reorg ${d.depth} deep at ${fmtInt(d.fork.height)} → ${shortHash(d.newtip.hash)}`;
+      case "finalized":
+        return `final ${fmtInt(d.height)} ${shortHash(d.hash)}`;
+      case "tx":
+        return `tx ${shortHash(d.txid)}`;
+      case "peer":
+        return d.action === "connect"
+          ? `peer connected ${d.addr}`
+          : `peer disconnected ${d.addr} (${d.reason})`;
+      case "ban":
+        return `ban ${d.subject}: ${d.reason}`;
+      case "masternode":
+        return `masternode ${shortHash(d.operator)} ${d.state}`;
+      case "sync":
+        return `sync ${d.state} at ${fmtInt(d.height)}`;
+      default:
+        return type;
+    }
+  }
+
+  let events = null;
+  function openEvents() {
+    if (events || typeof EventSource === "undefined") return;
+    events = new EventSource(EVENTS_URL, { withCredentials: true });
+    events.onopen = () => setText("events-state", "live");
+    events.onerror = () => setText("events-state", "reconnecting…");
+    for (const type of EVENT_TYPES) {
+      events.addEventListener(type, (e) => {
+        let data;
+        try {
+          data = JSON.parse(e.data);
+        } catch {
+          return;
+        }
+        const list = $("events");
+        const item = el(
+          "li",
+          { data: { type } },
+          el("span", { cls: "muted" }, clockTime(Date.now())),
+          " ",
+          describeEvent(type, data),
+        );
+        list.prepend(item);
+        while (list.children.length > MAX_EVENTS) list.lastChild.remove();
+      });
+    }
   }
 
   async function main() {

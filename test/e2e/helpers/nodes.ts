@@ -61,6 +61,18 @@ export interface NodeSpec {
   minMasternodes?: number;
   /** Not started with the devnet; the test starts it later (a node that joins late). */
   deferStart?: boolean;
+  /** This node's wall clock runs this many ms ahead (negative: behind) of the others'. */
+  clockSkewMs?: number;
+}
+
+/** The system clock shifted by a fixed amount: a node whose clock is wrong. */
+class SkewedClock extends SystemClock {
+  constructor(private readonly skewMs: number) {
+    super();
+  }
+  override now(): number {
+    return super.now() + this.skewMs;
+  }
 }
 
 export interface DevnetOptions {
@@ -101,6 +113,8 @@ export async function freePort(host: string): Promise<number> {
 /** One node of a test devnet. */
 export class NodeHandle {
   node: TimeNode | null = null;
+  /** Wall-clock skew of this node (NodeSpec.clockSkewMs). */
+  clockSkewMs = 0;
   /** The node's log, kept in memory (nothing reaches stdout); DEBUG_P2P=1 records debug lines too. */
   readonly logger: MemoryLogger = createMemoryLogger({ level: process.env.DEBUG_P2P ? "debug" : "info" });
   private client: RpcClient | null = null;
@@ -144,7 +158,7 @@ export class NodeHandle {
     const node = TimeNode.open(
       { config, genesis: this.genesis },
       {
-        clock: new SystemClock(),
+        clock: this.clockSkewMs === 0 ? new SystemClock() : new SkewedClock(this.clockSkewMs),
         random: new CryptoRandom(),
         logger: this.logger.child({ node: this.name }),
       },
@@ -333,6 +347,7 @@ export class Devnet {
           }),
         );
       }
+      handles.forEach((h, i) => (h.clockSkewMs = opts.nodes[i]!.clockSkewMs ?? 0));
       const devnet = new Devnet(dir, genesis, handles);
       if (opts.start ?? true)
         await startAllOrCleanup(

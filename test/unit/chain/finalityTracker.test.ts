@@ -368,7 +368,7 @@ const safetyArbs = [
 ] as const;
 
 describe("finality: safety with less than 1/3 Byzantine, under any delivery", () => {
-  it("no two conflicting final blocks at any node, with 0, 1 or 2 of 7 Byzantine", () => {
+  it("no two conflicting final blocks at any node, with 0, 1 or 2 of 7 Byzantine", (t) => {
     let withFinals = 0;
     let runs = 0;
     fc.assert(
@@ -378,9 +378,13 @@ describe("finality: safety with less than 1/3 Byzantine, under any delivery", ()
         if (r.finals > 0) withFinals++;
         assert.equal(r.conflict, null, `${r.conflict} with ${byz} Byzantine`);
       }),
-      { numRuns: 100, ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}) },
+      // A fixed seed, as every simulation test here has: the liveness count below is a property of
+      // the runs drawn, and unseeded draws put it anywhere from 15 to 31 of 100 (a flaky check).
+      // FC_SEED=<seed> explores other draws; safety must hold for every one.
+      { numRuns: 100, seed: process.env.FC_SEED ? Number(process.env.FC_SEED) : 1 },
     );
     // Across a partition finality needs the cross-side views, so it comes in some runs, not all.
+    t.diagnostic(`blocks became final in ${withFinals} of ${runs} runs`);
     assert.ok(withFinals > runs / 5, `blocks became final in only ${withFinals} of ${runs} runs`);
   });
 
