@@ -10,6 +10,7 @@ import { BlockProducer } from "../masternode/producer.js";
 import { registerChainMethods } from "../rpc/chainMethods.js";
 import { registerChainTipsMethods } from "../rpc/chainTipsMethods.js";
 import { EventStream } from "../rpc/eventStream.js";
+import { registerRewardReport } from "../rpc/rewardReport.js";
 import { Notifier } from "./notify.js";
 import { ClockWatch } from "../p2p/clockOffset.js";
 import { Counter, Gauge } from "prom-client";
@@ -476,6 +477,7 @@ export class TimeNode {
     registerTxMethods(rpc, { chain: this.chain, mempool: this.mempool, relay: this.txRelay });
     registerEvidenceMethods(rpc, { chain: this.chain });
     registerChainTipsMethods(rpc, { chain: this.chain });
+    registerRewardReport(rpc, { chain: this.chain });
     registerWalletMethods(rpc, { wallet: this.wallet, network: this.chain.params.network });
     registerChainMethods(rpc, {
       chain: this.chain,

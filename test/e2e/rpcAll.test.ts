@@ -938,6 +938,21 @@ void describe("every JSON-RPC method through time-cli", () => {
       ]);
     });
 
+    void it("getrewardreport: A's payments over the last 2 blocks, and its errors", async () => {
+      const count = await heightAtLeast(2);
+      const r = await ok<{
+        from: number;
+        to: number;
+        masternodes: Array<{ operator: string; produced: number; missed: unknown[]; payments?: unknown[] }>;
+      }>(a, "getrewardreport", dev.operatorPubkey, "2");
+      assert.ok(r.to >= count);
+      assert.equal(r.masternodes.length, 1);
+      assert.equal(r.masternodes[0]!.operator, dev.operatorPubkey);
+      assert.equal(r.masternodes[0]!.payments?.length, 2);
+      await fails(a, -5, /operator must be a 64-hex operator public key/, "getrewardreport", "xyz");
+      await fails(a, -32602, /invalid parameter "blocks"/, "getrewardreport", "", "0");
+    });
+
     void it("listevidence: none on an honest devnet, and its error", async () => {
       // Evidence itself (two blocks signed for one slot) is in consensusAttacks.test.ts.
       assert.deepEqual(await ok<unknown[]>(a, "listevidence"), []);
