@@ -47,6 +47,8 @@ Options:
   --datadir DIR               The node's data directory: credentials from DIR/.cookie,
                               address from DIR/config.toml
   --config FILE               Read FILE instead of DIR/config.toml
+  --devnet DIR                A \`timed devnet --dir DIR\`: reach its node named by --node
+  --node NAME                 Which devnet node (default node-1), as its status line names it
   --rpcuser USER              RPC user name (instead of the cookie)
   --rpcpassword PASSWORD      RPC password
   --rpcwait                   Wait for the node to accept RPC calls (retry every 250 ms)
@@ -70,6 +72,8 @@ class UsageError extends CodedError<"USAGE"> {
 interface CliOptions {
   rpc?: string;
   datadir?: string;
+  devnet?: string;
+  node?: string;
   config?: string;
   rpcuser?: string;
   rpcpassword?: string;
@@ -85,6 +89,8 @@ interface CliOptions {
 const VALUE_OPTIONS = new Set([
   "rpc",
   "datadir",
+  "devnet",
+  "node",
   "config",
   "rpcuser",
   "rpcpassword",
@@ -168,6 +174,12 @@ export function parseCliArgs(args: readonly string[]): CliOptions {
       case "datadir":
         opts.datadir = value;
         break;
+      case "devnet":
+        opts.devnet = value;
+        break;
+      case "node":
+        opts.node = value;
+        break;
       case "config":
         opts.config = value;
         break;
@@ -186,7 +198,34 @@ export function parseCliArgs(args: readonly string[]): CliOptions {
         break;
     }
   }
+  if (opts.node !== undefined && opts.devnet === undefined) throw new UsageError("--node needs --devnet DIR");
+  if (opts.devnet !== undefined && opts.datadir !== undefined)
+    throw new UsageError("--devnet and --datadir both name a node: give one");
   return opts;
+}
+
+/**
+ * The data directory of a `timed devnet` node, by name, from DIR/devnet.json (written before the
+ * nodes start). Throws UsageError naming what is wrong.
+ */
+export function devnetNodeDir(devnetDir: string, name = "node-1"): string {
+  const file = join(devnetDir, "devnet.json");
+  let nodes: Array<{ name?: unknown; datadir?: unknown }>;
+  try {
+    nodes = (JSON.parse(readFileSync(file, "utf8")) as { nodes?: typeof nodes }).nodes ?? [];
+  } catch (e) {
+    throw new UsageError(
+      `--devnet ${devnetDir}: cannot read ${file} (${(e as Error).message.split("\n")[0]})`,
+    );
+  }
+  const hit = nodes.find((n) => n.name === name);
+  if (!hit || typeof hit.datadir !== "string") {
+    const names = nodes.map((n) => String(n.name)).join(", ");
+    throw new UsageError(
+      `--devnet ${devnetDir} has no node named ${JSON.stringify(name)} (it has ${names || "none"})`,
+    );
+  }
+  return hit.datadir;
 }
 
 /** bitcoin-cli's rule: JSON if it parses, else the string itself. */
@@ -384,6 +423,8 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
   let opts: CliOptions;
   try {
     opts = parseCliArgs(argv.slice(2));
+    // A devnet node by name is its data directory: its cookie, its config's RPC address.
+    if (opts.devnet !== undefined) opts.datadir = devnetNodeDir(opts.devnet, opts.node);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     io.stderr(`error: ${err.message}\nsee "time-cli --help"\n`);

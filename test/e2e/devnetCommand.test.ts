@@ -4,13 +4,22 @@
  * away, the status line shows it as stopped, and the other three go on producing. Before, the
  * devnet opened its nodes without listening for their stop request: the RPC answered "stopping"
  * and the node kept running. Ctrl-C (SIGINT) then stops the rest and the command exits 0.
+ * `time-cli --devnet DIR --node NAME` reaches a node by the name the status line uses.
  *
  * This file uses 127.0.1.0/24 (the devnet's addresses), which no other test uses.
  */
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { join } from "node:path";
-import { killAllChildren, makeTempDir, NodeProcess, removeDir, rpcClient, waitFor } from "./helpers/proc.js";
+import {
+  killAllChildren,
+  makeTempDir,
+  NodeProcess,
+  removeDir,
+  rpcClient,
+  runCli,
+  waitFor,
+} from "./helpers/proc.js";
 
 const ROW = /^ {2}(node-\d+) {2}p2p \S+ {2}rpc (http:\/\/\S+) +\(cookie (.+?)\)/gm;
 
@@ -38,7 +47,18 @@ void describe("timed devnet (a real process)", () => {
       timeoutMs: 30_000,
       detail: () => p.output(),
     });
-    assert.match(await n2!.call<string>("stop"), /stopping/i);
+    // time-cli reaches devnet nodes by name (their cookie and RPC address from devnet.json).
+    const byName = await runCli(["--devnet", dir, "--node", "node-3", "getblockcount"]);
+    assert.equal(byName.code, 0, byName.stderr);
+    assert.ok(Number(byName.stdout.trim()) >= 2);
+    const first = await runCli(["--devnet", dir, "getbestblockhash"]);
+    assert.match(first.stdout.trim(), /^[0-9a-f]{64}$/, "node-1 by default");
+    const unknown = await runCli(["--devnet", dir, "--node", "node-9", "getblockcount"]);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /has no node named "node-9" \(it has node-1, node-2, node-3, node-4\)/);
+    const stop = await runCli(["--devnet", dir, "--node", "node-2", "stop"]);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.match(stop.stdout, /stopping/i);
     await waitFor("node-2 reported stopped", () => p.stdout.includes("node-2 stopped (stop RPC)"), {
       timeoutMs: 15_000,
       detail: () => p.output(),
