@@ -215,6 +215,7 @@ export class Dashboard {
       history: this.history.toArray(),
       historyIntervalMs: this.opts.sampleIntervalMs,
       devnet,
+      doctor: this.deps.doctor ? this.deps.doctor() : null,
     };
   }
 

@@ -86,6 +86,8 @@ export interface DashboardDeps {
   syncStatus?: () => SyncStatusView;
   /** Only on `timed devnet` (node-1's dashboard): every node of the devnet. */
   devnetNodes?: () => DevnetNodeView[];
+  /** The doctor's verdicts (src/node/doctor.ts), at most a few seconds old. */
+  doctor?: () => DoctorVerdictView[];
   /** The node's event stream (GET /events), served at EVENTS_PATH to a signed-in page. */
   events?: (req: IncomingMessage, res: ServerResponse) => void;
 }
@@ -115,4 +117,14 @@ export interface DashboardState {
   history: HeightSample[];
   historyIntervalMs: number;
   devnet: DevnetNodeView[] | null;
+  /** The doctor's verdicts; null when the node does not provide them. */
+  doctor: DoctorVerdictView[] | null;
+}
+
+/** One doctor verdict, as the page shows it. */
+export interface DoctorVerdictView {
+  check: string;
+  status: string;
+  verdict: string;
+  suggest: string | null;
 }

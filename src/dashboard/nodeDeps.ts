@@ -45,6 +45,7 @@ export interface DashboardExtras {
   syncStatus?: () => SyncStatusView;
   devnetNodes?: () => DevnetNodeView[];
   events?: DashboardDeps["events"];
+  doctor?: DashboardDeps["doctor"];
 }
 
 /** The dashboard's providers for a node. */
@@ -81,6 +82,7 @@ export function dashboardDepsFor(node: DashboardNodeParts, extras: DashboardExtr
     ...(extras.syncStatus ? { syncStatus: extras.syncStatus } : {}),
     ...(extras.devnetNodes ? { devnetNodes: extras.devnetNodes } : {}),
     ...(extras.events ? { events: extras.events } : {}),
+    ...(extras.doctor ? { doctor: extras.doctor } : {}),
   };
 }
 

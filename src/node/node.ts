@@ -11,6 +11,11 @@ import { registerChainMethods } from "../rpc/chainMethods.js";
 import { registerChainTipsMethods } from "../rpc/chainTipsMethods.js";
 import { EventStream } from "../rpc/eventStream.js";
 import { registerRewardReport } from "../rpc/rewardReport.js";
+import { doctorState, registerDoctor, type DoctorSources } from "./doctorState.js";
+import { diagnose, type Verdict } from "./doctor.js";
+
+/** How long the dashboard's doctor verdicts are reused. */
+const DOCTOR_CACHE_MS = 5_000;
 import { Notifier } from "./notify.js";
 import { ClockWatch } from "../p2p/clockOffset.js";
 import { Counter, Gauge } from "prom-client";
@@ -107,6 +112,7 @@ export class TimeNode {
   /** GET /events on the RPC listener (and the dashboard's). */
   readonly eventStream: EventStream;
   private readonly notifyUnsubscribe: Array<() => void> = [];
+  private readonly doctorSources: DoctorSources;
   /** The peers' median clock offset, and the warning when this node's clock is off. */
   readonly clockWatch: ClockWatch;
   readonly txRelay: TxRelay<Peer>;
@@ -332,6 +338,26 @@ export class TimeNode {
         droppedSeen = stream.dropped;
       },
     });
+    this.doctorSources = {
+      chain: this.chain,
+      peers: this.peers,
+      sync: this.sync,
+      liveness: this.liveness,
+      producer: this.producer,
+      operatorKey: this.operatorKey?.publicKey ?? null,
+      minMasternodes: config.consensus.min_masternodes,
+      syncThreshold: config.sync.sync_threshold,
+      clockWatch: this.clockWatch,
+      clock: modules.clock,
+    };
+    // The dashboard polls every 1.5 s; the doctor reads 100 blocks for its rewards question.
+    let doctorCache: { at: number; verdicts: Verdict[] } | null = null;
+    const cachedDoctor = (): Verdict[] => {
+      const now = modules.clock.monotonic();
+      if (!doctorCache || now - doctorCache.at > DOCTOR_CACHE_MS)
+        doctorCache = { at: now, verdicts: diagnose(doctorState(this.doctorSources)) };
+      return doctorCache.verdicts;
+    };
     this.rpc = config.rpc.enabled ? this.makeRpc() : null;
     this.dashboard = this.rpc
       ? mountDashboard(
@@ -340,6 +366,7 @@ export class TimeNode {
             uptimeSeconds: () => (modules.clock.monotonic() - this.startedAt) / 1000,
             syncStatus: () => syncStatusToJson(this.sync.status()),
             events: this.eventStream.handle,
+            doctor: cachedDoctor,
           }),
           {
             clock: modules.clock,
@@ -478,6 +505,7 @@ export class TimeNode {
     registerEvidenceMethods(rpc, { chain: this.chain });
     registerChainTipsMethods(rpc, { chain: this.chain });
     registerRewardReport(rpc, { chain: this.chain });
+    registerDoctor(rpc, this.doctorSources);
     registerWalletMethods(rpc, { wallet: this.wallet, network: this.chain.params.network });
     registerChainMethods(rpc, {
       chain: this.chain,

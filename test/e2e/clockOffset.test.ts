@@ -3,7 +3,8 @@
  * correct clocks and one full node whose clock runs 1.5 s ahead, on 2 s blocks (maxFutureDrift
  * 1 s, so the warning threshold is a third of it). The skewed node sees its peers' median
  * offset near −1.5 s and warns (log, getnetworkinfo, metric); the others, whose median peer is a
- * correct clock, see near 0 and do not.
+ * correct clock, see near 0 and do not. The doctor names the skewed clock (more than half a block
+ * time) on that node, and a node whose network is switched off.
  *
  * This file uses 127.0.142.0/24.
  */
@@ -73,6 +74,34 @@ void describe("clock offset (real nodes)", () => {
       const info = await h.rpc.call<NetInfo>("getnetworkinfo");
       assert.equal(info.timeoffsetwarning, false, `${h.name}: ${JSON.stringify(info)}`);
       assert.ok(Math.abs(info.timeoffset) < 0.3, `${h.name}: ${JSON.stringify(info)}`);
+    }
+  });
+
+  interface Doctor {
+    ok: boolean;
+    verdicts: Array<{ check: string; status: string; verdict: string; suggest: string | null }>;
+  }
+  const verdict = (d: Doctor, check: string) => d.verdicts.find((x) => x.check === check)!;
+
+  it("the doctor names the skewed clock, and a node whose network is switched off", async () => {
+    const nodes = net!.nodes as NodeHandle[];
+    const skewed = await nodes[3]!.rpc.call<Doctor>("doctor");
+    assert.equal(verdict(skewed, "clock").status, "fail", JSON.stringify(skewed.verdicts));
+    assert.match(verdict(skewed, "clock").verdict, /ahead of its peers' median: more than half a block time/);
+    assert.equal(verdict(skewed, "producing").status, "n/a", "a full node");
+    const fine = await nodes[0]!.rpc.call<Doctor>("doctor");
+    assert.equal(verdict(fine, "clock").status, "ok", JSON.stringify(fine.verdicts));
+    assert.equal(verdict(fine, "connections").status, "ok");
+
+    const off = nodes[2]!;
+    await off.rpc.call("setnetworkactive", [false]);
+    try {
+      const d = await off.rpc.call<Doctor>("doctor");
+      assert.equal(d.ok, false);
+      assert.equal(verdict(d, "connections").status, "fail");
+      assert.equal(verdict(d, "connections").suggest, "time-cli setnetworkactive true");
+    } finally {
+      await off.rpc.call("setnetworkactive", [true]);
     }
   });
 });

@@ -273,6 +273,23 @@ void describe("dashboard in a real browser", () => {
       const newest = await page.textContent('[data-testid="events"] li[data-type="block"]');
       assert.match(newest ?? "", /block [\d,]+ [0-9a-f]{8}…[0-9a-f]{6} \(\d+ txs\)/);
 
+      // The doctor's seven verdicts; four connected masternodes on one chain: the chain, the
+      // connections and the producing questions are answered ok.
+      await waitFor(
+        "the doctor panel",
+        async () => (await page.locator('[data-testid="doctor-row"]').count()) === 7,
+        {
+          timeoutMs: 10_000,
+          stepMs: 200,
+        },
+      );
+      for (const check of ["chain", "producing", "connections"])
+        assert.equal(
+          await page.getAttribute(`[data-testid="doctor-row"][data-check="${check}"]`, "data-status"),
+          "ok",
+          check,
+        );
+
       // Let the chart gather a few samples, then take the picture.
       await waitFor(
         "a few chart samples",

@@ -953,6 +953,17 @@ void describe("every JSON-RPC method through time-cli", () => {
       await fails(a, -32602, /invalid parameter "blocks"/, "getrewardreport", "", "0");
     });
 
+    void it("doctor: a verdict for each question, and its error", async () => {
+      const d = await ok<{ ok: boolean; verdicts: Array<{ check: string; status: string }> }>(a, "doctor");
+      assert.deepEqual(
+        d.verdicts.map((x) => x.check),
+        ["chain", "sync", "producing", "finality", "rewards", "connections", "clock"],
+      );
+      for (const x of d.verdicts)
+        assert.ok(["ok", "warn", "fail", "n/a"].includes(x.status), JSON.stringify(x));
+      await fails(a, -32602, /too many parameters: doctor takes 0/, "doctor", "1");
+    });
+
     void it("listevidence: none on an honest devnet, and its error", async () => {
       // Evidence itself (two blocks signed for one slot) is in consensusAttacks.test.ts.
       assert.deepEqual(await ok<unknown[]>(a, "listevidence"), []);

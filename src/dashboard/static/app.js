@@ -422,6 +422,26 @@
     }
   }
 
+  function renderDoctor(s) {
+    const panel = $("doctor-panel");
+    if (!s.doctor) {
+      panel.hidden = true;
+      return;
+    }
+    panel.hidden = false;
+    const rows = s.doctor.map((d) =>
+      el(
+        "tr",
+        { testid: "doctor-row", data: { check: d.check, status: d.status } },
+        el("td", null, d.check),
+        el("td", { cls: `doctor-${d.status.replace("/", "")}` }, d.status),
+        el("td", null, d.verdict),
+        el("td", { cls: "mono" }, d.suggest || ""),
+      ),
+    );
+    $("doctor").replaceChildren(...rows);
+  }
+
   function render(s) {
     lastState = s;
     $("login-needed").hidden = true;
@@ -434,6 +454,7 @@
     renderPeers(s);
     renderMasternodes(s);
     renderBlocks(s);
+    renderDoctor(s);
     document.body.dataset.ready = "true";
   }
 
