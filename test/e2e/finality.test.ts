@@ -296,5 +296,12 @@ void describe("finality (real nodes)", () => {
     await sleep(5 * BLOCK_S * 1000);
     assert.ok(n0.chain.height <= h + 1, `production went on with 2 active: ${h} -> ${n0.chain.height}`);
     assert.equal(nodes[1]!.n.chain.height, n0.chain.height);
+    // The doctor names the cause on a masternode left running.
+    const d = await nodes[0]!.rpc.call<{
+      verdicts: Array<{ check: string; status: string; verdict: string }>;
+    }>("doctor");
+    const producing = d.verdicts.find((x) => x.check === "producing")!;
+    assert.equal(producing.status, "fail", JSON.stringify(d.verdicts));
+    assert.match(producing.verdict, /only 2 masternodes are active, fewer than min_masternodes \(3\)/);
   });
 });
