@@ -92,7 +92,7 @@ export function doctorState(src: DoctorSources): DoctorState {
       consensusHeight: st.consensusHeight,
       threshold: src.syncThreshold,
       lastError: st.lastError ? { code: st.lastError.code, message: st.lastError.message } : null,
-      lead: st.lead,
+      lead: st.lead ?? st.lastSync?.lead ?? null,
     },
     masternode,
     clock: { offsetMs: src.clockWatch.offsetMs(), warnMs: src.clockWatch.thresholdMs },

@@ -30,7 +30,15 @@ export interface GetSyncStatusResult {
   /** More than 100 blocks above the consensus height at the last check. */
   possiblefork: boolean;
   lasterror: { code: string; message: string; time: number } | null;
-  lastsync: { from: number; to: number; blocks: number; seconds: number; ok: boolean; reason: string } | null;
+  lastsync: {
+    from: number;
+    to: number;
+    blocks: number;
+    seconds: number;
+    ok: boolean;
+    reason: string;
+    lead: string | null;
+  } | null;
 }
 
 export function syncStatusToJson(s: SyncStatus): GetSyncStatusResult {

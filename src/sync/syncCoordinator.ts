@@ -370,11 +370,13 @@ export class SyncCoordinator implements SyncTrigger {
     let lastError: SyncError | null = null;
     let initiated = false;
     let blocks = 0;
+    let lastLead: string | null = null;
     for (let n = 0; n < MAX_LEADS_PER_SYNC && !this.stopped; n++) {
       const next = this.leads.candidates(reports, reason, hinted, triedLeads)[0];
       if (!next) break;
       const lead = next.peer;
       triedLeads.add(lead.id);
+      lastLead = lead.addr;
       if (!initiated) {
         initiated = true;
         metrics?.syncCoordinatorSyncsInitiatedTotal.inc();
@@ -426,7 +428,7 @@ export class SyncCoordinator implements SyncTrigger {
     const ok = lastError === null;
     metrics?.masternodeSyncDurationSeconds.observe(seconds);
     if (!ok) metrics?.masternodeSyncFailuresTotal.inc({ reason: lastError!.code.toLowerCase() });
-    this.lastSync = { from: startHeight, to: chain.height, blocks, seconds, ok, reason };
+    this.lastSync = { from: startHeight, to: chain.height, blocks, seconds, ok, reason, lead: lastLead };
     this.notifier.stop();
     const ctx = {
       from: startHeight,

@@ -64,6 +64,8 @@ export interface SyncStatus {
     seconds: number;
     ok: boolean;
     reason: SyncReason;
+    /** The address of the last lead tried. */
+    lead: string | null;
   } | null;
 }
 

@@ -245,6 +245,37 @@ describe("sync scenarios from the seeds, over TCP", { timeout: 180_000 }, () => 
 
     const junk = (tag: string): Buffer => sha256(Buffer.from(`junk/${tag}/${performance.now()}`));
 
+    it("a peer that serves headers but stalls on blocks: the doctor names the stalled sync and who it was from; honest peers finish it", async () => {
+      const { net, x, addHonest, top } = await lyingNet("s5d", 49);
+      const staller = await ServingPeer.connect({
+        target: x.p2p,
+        localHost: "127.0.49.9",
+        magic: MAGIC,
+        network: "devnet",
+        genesisHash: x.n.chain.genesisHash,
+        chain: net.node(0).n.chain,
+        onGetBlocks: () => "silent",
+      });
+      interface Doctor {
+        verdicts: Array<{ check: string; status: string; verdict: string; suggest: string | null }>;
+      }
+      const sync = await waitFor(
+        "the doctor's sync verdict to fail",
+        async () => {
+          const d = await x.rpc.call<Doctor>("doctor");
+          const v = d.verdicts.find((y) => y.check === "sync")!;
+          return v.status === "fail" ? v : undefined;
+        },
+        { timeoutMs: 90_000, stepMs: 500, detail: () => x.recentLogs(20) },
+      );
+      assert.match(sync.verdict, /60 blocks behind and not syncing: the last sync ended with \w+/);
+      assert.match(sync.verdict, /127\.0\.49\.9/, "it names the stalled peer");
+      assert.match(sync.suggest ?? "", /getpeerinfo|getsyncstatus/);
+      assert.ok(staller.received(MsgType.GetBlocks).length >= 1, "blocks were asked of it");
+      await addHonest();
+      await reach(net, 2, 60, top);
+    });
+
     it("claims a height a million blocks ahead and serves nothing: ignored (a claim is no proof), sync finishes from honest peers", async () => {
       const { net, x, addHonest, top } = await lyingNet("s5a", 44);
       const liar = await ServingPeer.connect({
