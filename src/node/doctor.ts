@@ -86,7 +86,13 @@ export function checkChain(s: DoctorState): Verdict {
   const ev = { height: s.height, masternodePeers: mn.length };
   if (mn.length === 0)
     return v("chain", "warn", "No masternode peer to compare tips with", ev, "time-cli getpeerinfo");
-  const onOurs = mn.filter((p) => p.tip === "main" || (p.tip === "unknown" && p.height > s.height));
+  // A peer ahead of us with a tip we lack is on our chain, a block or a sync away, unless our
+  // last sync refused its branch (invalid, marked invalid, below our final block).
+  const refused =
+    s.sync.lastError !== null && ["REORG_REFUSED", "INVALID_BRANCH"].includes(s.sync.lastError.code);
+  const onOurs = mn.filter(
+    (p) => p.tip === "main" || (p.tip === "unknown" && p.height > s.height && !refused),
+  );
   const elsewhere = mn.filter((p) => !onOurs.includes(p));
   const detail = {
     ...ev,

@@ -240,6 +240,12 @@ export class RangeDownload {
     }
     const bad = this.items[b.start + applied]!;
     const ctx = { peer, height: bad.height, hash: bad.hash.toString("hex"), rule: e.code };
+    if (e.code === "INVALIDATED") {
+      // This node's operator marked the branch invalid (invalidateblock): every peer would send
+      // the same blocks, and none of them did anything wrong.
+      this.finish(new SyncError("REORG_REFUSED", `block at height ${bad.height}: ${e.message}`, ctx, e));
+      return;
+    }
     if (e.code === "TIME_TOO_FAR_IN_FUTURE") {
       // Every peer would send the same block: wait for our clock to catch up instead.
       this.penalise(peer, new SyncError("BLOCK_FROM_FUTURE", e.message, ctx, e));
