@@ -1050,6 +1050,20 @@ void describe("every JSON-RPC method through time-cli", () => {
         async () => ((await ok<MnRow[]>(a, "masternodelist")).length === 1 ? true : undefined),
         { timeoutMs: 20_000, stepMs: 200 },
       );
+      // B's doctor names the cause: its registration was removed.
+      const producing = await waitFor(
+        "B's doctor: not in the registry",
+        async () => {
+          const d = await ok<{ verdicts: Array<{ check: string; status: string; verdict: string }> }>(
+            b,
+            "doctor",
+          );
+          const v = d.verdicts.find((x) => x.check === "producing")!;
+          return v.status === "fail" && /not in the masternode registry/.test(v.verdict) ? v : undefined;
+        },
+        { timeoutMs: 20_000, stepMs: 250 },
+      );
+      assert.ok(producing);
       await fails(
         b,
         -8,
