@@ -24,13 +24,11 @@ import { SideBranches, type SideRefusal } from "./sideBranches.js";
 import { ChainFinality } from "./chainFinality.js";
 import { isBetterTip } from "./forkOrder.js";
 import {
-  bestValidTip,
-  ChainTipError,
-  descendantsOf,
-  isOnMain,
+  invalidateBlock,
   listTips,
-  storedEntry,
+  reconsiderBlock,
   type ChainTip,
+  type RecoveryHost,
   type TipsView,
 } from "./chainTips.js";
 import { openGenesisStore } from "./genesisStore.js";
@@ -634,71 +632,14 @@ export class Chain implements ChainReader {
     return listTips(this.tipsView());
   }
 
-  /**
-   * invalidateblock: marks a stored block and its stored descendants invalid by the operator's
-   * decision and, if it is on the main chain, moves the tip to the best branch without it, in one
-   * write transaction. A final block, or one below it, cannot be invalidated.
-   */
+  /** invalidateblock (chainTips.ts invalidateBlock): one write transaction; never a final block. */
   invalidateBlock(hash: Buffer): { tip: BlockIndex; marked: number } {
-    const e = storedEntry(this.store, hash);
-    if (e.height === 0) throw new ChainTipError("GENESIS", "the genesis block cannot be invalidated");
-    const onMain = isOnMain(this.store, e);
-    const final = this.finality.finalizedHeight;
-    if (onMain && e.height <= final)
-      throw new ChainTipError(
-        "FINAL",
-        `block ${hash.toString("hex")} at height ${e.height} is final (final height ${final}): a final block cannot be invalidated`,
-      );
-    const marked = descendantsOf(this.store, e);
-    return this.asOneChange(() => {
-      for (const h of marked) this.store.setManualInvalid(h, true);
-      if (onMain) {
-        const r = this.reorgTo(bestValidTip(this.tipsView(), this.mustIndex(e.prevHash)));
-        if (r.status === "reorg-refused")
-          throw new ChainTipError(
-            "NOT_APPLIED",
-            `moving the tip off it was refused (${r.reason ?? "refused"}, ${r.depth} blocks deep); nothing changed`,
-          );
-      }
-      this.logger?.warn("Block invalidated by the operator", {
-        hash: hash.toString("hex"),
-        height: e.height,
-        marked: marked.length,
-      });
-      return { tip: this.tipEntry, marked: marked.length };
-    });
+    return invalidateBlock(this.recoveryHost(), hash);
   }
 
-  /**
-   * reconsiderblock: clears every invalid mark (the operator's, and remembered rule failures) on a
-   * stored block, its descendants and its side-branch ancestors, then lets fork choice take the
-   * best branch again, in one write transaction. A branch that fails a rule is marked again.
-   */
+  /** reconsiderblock (chainTips.ts reconsiderBlock): one write transaction. */
   reconsiderBlock(hash: Buffer): { tip: BlockIndex; cleared: number } {
-    const e = storedEntry(this.store, hash);
-    const clear = descendantsOf(this.store, e);
-    for (
-      let a = this.store.getIndex(e.prevHash);
-      a && !isOnMain(this.store, a);
-      a = this.store.getIndex(a.prevHash)
-    )
-      clear.push(a.hash);
-    return this.asOneChange(() => {
-      for (const h of clear) {
-        this.store.setManualInvalid(h, false);
-        this.invalid.delete(h.toString("hex"));
-      }
-      const best = bestValidTip(this.tipsView(), this.tipEntry);
-      if (!best.hash.equals(this.tipEntry.hash)) {
-        try {
-          this.reorgTo(best);
-        } catch (err) {
-          if (!(err instanceof BlockError)) throw err;
-          this.logger?.warn("A reconsidered branch failed a rule again", { code: err.code });
-        }
-      }
-      return { tip: this.tipEntry, cleared: clear.length };
-    });
+    return reconsiderBlock(this.recoveryHost(), hash);
   }
 
   private tipsView(): TipsView {
@@ -708,6 +649,16 @@ export class Chain implements ChainReader {
       finalizedHeight: () => this.finality.finalizedHeight,
       holdsFinal: (x) => this.holdsFinal(x),
       isInvalid: (h) => this.isKnownInvalid(h),
+    };
+  }
+
+  private recoveryHost(): RecoveryHost {
+    return {
+      ...this.tipsView(),
+      logger: this.logger,
+      reorgTo: (e) => this.reorgTo(e),
+      forgetInvalid: (hex) => void this.invalid.delete(hex),
+      asOneChange: (fn) => this.asOneChange(fn),
     };
   }
 

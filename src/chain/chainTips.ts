@@ -6,8 +6,10 @@
  * crosses a final block: a final block cannot be invalidated, and fork choice never leaves the
  * final block's branch. Chain runs each change in one write transaction (Chain.invalidateBlock).
  */
+import { BlockError } from "../primitives/errors.js";
 import { CodedError } from "../util/codedError.js";
 import type { BlockIndex, ChainStore } from "./chainStore.js";
+import type { ChainLogger, ProcessResult } from "./chainTypes.js";
 import { isBetterTip } from "./forkOrder.js";
 
 /** bitcoind's statuses. This node never stores a header without its block: no "headers-only". */
@@ -138,4 +140,79 @@ export function storedEntry(store: ChainStore, hash: Buffer): BlockIndex {
   const e = store.getIndex(hash);
   if (!e) throw new ChainTipError("NOT_FOUND", `block not found: ${hash.toString("hex")}`);
   return e;
+}
+
+/** What invalidateblock and reconsiderblock need of the chain beyond TipsView. */
+export interface RecoveryHost extends TipsView {
+  logger: ChainLogger | undefined;
+  reorgTo(target: BlockIndex): ProcessResult;
+  /** Drops a remembered rule failure (the chain's known-invalid cache). */
+  forgetInvalid(hex: string): void;
+  /** Runs `fn` in one write transaction; the chain's events wait for its commit. */
+  asOneChange<T>(fn: () => T): T;
+}
+
+/**
+ * invalidateblock: marks a stored block and its stored descendants invalid by the operator's
+ * decision and, if it is on the main chain, moves the tip to the best branch without it, in one
+ * write transaction (or changes nothing). A final block, or one below it, cannot be invalidated.
+ */
+export function invalidateBlock(h: RecoveryHost, hash: Buffer): { tip: BlockIndex; marked: number } {
+  const { store } = h;
+  const e = storedEntry(store, hash);
+  if (e.height === 0) throw new ChainTipError("GENESIS", "the genesis block cannot be invalidated");
+  const onMain = isOnMain(store, e);
+  const final = h.finalizedHeight();
+  if (onMain && e.height <= final)
+    throw new ChainTipError(
+      "FINAL",
+      `block ${hash.toString("hex")} at height ${e.height} is final (final height ${final}): a final block cannot be invalidated`,
+    );
+  const marked = descendantsOf(store, e);
+  return h.asOneChange(() => {
+    for (const x of marked) store.setManualInvalid(x, true);
+    if (onMain) {
+      const r = h.reorgTo(bestValidTip(h, store.getIndex(e.prevHash)!));
+      if (r.status === "reorg-refused")
+        throw new ChainTipError(
+          "NOT_APPLIED",
+          `moving the tip off it was refused (${r.reason ?? "refused"}, ${r.depth} blocks deep); nothing changed`,
+        );
+    }
+    h.logger?.warn("Block invalidated by the operator", {
+      hash: hash.toString("hex"),
+      height: e.height,
+      marked: marked.length,
+    });
+    return { tip: h.tip(), marked: marked.length };
+  });
+}
+
+/**
+ * reconsiderblock: clears every invalid mark (the operator's, and remembered rule failures) on a
+ * stored block, its descendants and its side-branch ancestors, then lets fork choice take the
+ * best branch again, in one write transaction. A branch that fails a rule is marked again.
+ */
+export function reconsiderBlock(h: RecoveryHost, hash: Buffer): { tip: BlockIndex; cleared: number } {
+  const { store } = h;
+  const e = storedEntry(store, hash);
+  const clear = descendantsOf(store, e);
+  for (let a = store.getIndex(e.prevHash); a && !isOnMain(store, a); a = store.getIndex(a.prevHash))
+    clear.push(a.hash);
+  return h.asOneChange(() => {
+    for (const x of clear) {
+      store.setManualInvalid(x, false);
+      h.forgetInvalid(x.toString("hex"));
+    }
+    const best = bestValidTip(h, h.tip());
+    if (!best.hash.equals(h.tip().hash)) {
+      try {
+        h.reorgTo(best);
+      } catch (err) {
+        if (!(err instanceof BlockError)) throw err;
+        h.logger?.warn("A reconsidered branch failed a rule again", { code: err.code });
+      }
+    }
+    return { tip: h.tip(), cleared: clear.length };
+  });
 }

@@ -11,7 +11,7 @@ import type { RpcServer } from "../rpc/server.js";
 import { rewardReport } from "../rpc/rewardReport.js";
 import type { SyncCoordinator } from "../sync/syncCoordinator.js";
 import type { Clock } from "../util/clock.js";
-import { diagnose, type DoctorState, type PeerTipView } from "./doctor.js";
+import { diagnose, type DoctorState, type PeerTipView, type Verdict } from "./doctor.js";
 
 /** Blocks the rewards question looks back over. */
 export const DOCTOR_REWARD_WINDOW = 100;
@@ -111,4 +111,17 @@ export function registerDoctor(rpc: RpcServer, src: DoctorSources): void {
       return { ok: verdicts.every((x) => x.status !== "fail"), verdicts };
     },
   });
+}
+
+/** How long the dashboard's doctor verdicts are reused. */
+export const DOCTOR_CACHE_MS = 5_000;
+
+/** The verdicts, recomputed at most once per `maxAgeMs` (for the dashboard's frequent polls). */
+export function cachedDiagnosis(src: DoctorSources, maxAgeMs: number): () => Verdict[] {
+  let cache: { at: number; verdicts: Verdict[] } | null = null;
+  return () => {
+    const now = src.clock.monotonic();
+    if (!cache || now - cache.at > maxAgeMs) cache = { at: now, verdicts: diagnose(doctorState(src)) };
+    return cache.verdicts;
+  };
 }

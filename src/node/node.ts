@@ -11,14 +11,10 @@ import { registerChainMethods } from "../rpc/chainMethods.js";
 import { registerChainTipsMethods } from "../rpc/chainTipsMethods.js";
 import { EventStream } from "../rpc/eventStream.js";
 import { registerRewardReport } from "../rpc/rewardReport.js";
-import { doctorState, registerDoctor, type DoctorSources } from "./doctorState.js";
-import { diagnose, type Verdict } from "./doctor.js";
-
-/** How long the dashboard's doctor verdicts are reused. */
-const DOCTOR_CACHE_MS = 5_000;
-import { Notifier } from "./notify.js";
+import { cachedDiagnosis, DOCTOR_CACHE_MS, registerDoctor, type DoctorSources } from "./doctorState.js";
+import { registerOperatorMetrics } from "../metrics/operatorMetrics.js";
+import { startNotifiers } from "./notify.js";
 import { ClockWatch } from "../p2p/clockOffset.js";
-import { Counter, Gauge } from "prom-client";
 import { RpcServer, type RpcAuth } from "../rpc/server.js";
 import type { Clock, TimerHandle } from "../util/clock.js";
 import type { Random } from "../util/random.js";
@@ -302,15 +298,6 @@ export class TimeNode {
       maxFutureDriftMs: this.chain.params.maxFutureDriftMs,
       logger: log.child({ module: "clock" }),
     });
-    const watch = this.clockWatch;
-    new Gauge({
-      name: "p2p_time_offset_seconds",
-      help: "Median over ready peers of their clock minus ours (0 with no peer); a warning is logged past a third of the allowed drift",
-      registers: [this.metrics.registry],
-      collect() {
-        this.set((watch.offsetMs() ?? 0) / 1000);
-      },
-    });
     this.eventStream = new EventStream({
       chain: this.chain,
       mempool: this.mempool,
@@ -319,25 +306,7 @@ export class TimeNode {
       sync: this.sync,
       clock: modules.clock,
     });
-    const stream = this.eventStream;
-    new Gauge({
-      name: "rpc_event_clients",
-      help: "Clients reading the event stream (GET /events)",
-      registers: [this.metrics.registry],
-      collect() {
-        this.set(stream.clientCount);
-      },
-    });
-    let droppedSeen = 0;
-    new Counter({
-      name: "rpc_event_clients_dropped_total",
-      help: "Event-stream clients dropped because they read too slowly (their buffer passed 1 MiB)",
-      registers: [this.metrics.registry],
-      collect() {
-        if (stream.dropped > droppedSeen) this.inc(stream.dropped - droppedSeen);
-        droppedSeen = stream.dropped;
-      },
-    });
+    registerOperatorMetrics(this.metrics.registry, { clock: this.clockWatch, events: this.eventStream });
     this.doctorSources = {
       chain: this.chain,
       peers: this.peers,
@@ -350,14 +319,6 @@ export class TimeNode {
       clockWatch: this.clockWatch,
       clock: modules.clock,
     };
-    // The dashboard polls every 1.5 s; the doctor reads 100 blocks for its rewards question.
-    let doctorCache: { at: number; verdicts: Verdict[] } | null = null;
-    const cachedDoctor = (): Verdict[] => {
-      const now = modules.clock.monotonic();
-      if (!doctorCache || now - doctorCache.at > DOCTOR_CACHE_MS)
-        doctorCache = { at: now, verdicts: diagnose(doctorState(this.doctorSources)) };
-      return doctorCache.verdicts;
-    };
     this.rpc = config.rpc.enabled ? this.makeRpc() : null;
     this.dashboard = this.rpc
       ? mountDashboard(
@@ -366,7 +327,8 @@ export class TimeNode {
             uptimeSeconds: () => (modules.clock.monotonic() - this.startedAt) / 1000,
             syncStatus: () => syncStatusToJson(this.sync.status()),
             events: this.eventStream.handle,
-            doctor: cachedDoctor,
+            // The dashboard polls every 1.5 s; the doctor reads 100 blocks for its rewards question.
+            doctor: cachedDiagnosis(this.doctorSources, DOCTOR_CACHE_MS),
           }),
           {
             clock: modules.clock,
@@ -585,24 +547,13 @@ export class TimeNode {
       this.dashboard?.start();
     }
     this.producer?.start();
-    this.startNotifiers();
+    this.notifyUnsubscribe.push(
+      ...startNotifiers(this.config.node, this.chain.events, {
+        clock: this.modules.clock,
+        logger: this.modules.logger.child({ module: "notify" }),
+      }),
+    );
     this.statusTimer = this.modules.clock.setInterval(() => this.logStatus(), STATUS_INTERVAL_MS);
-  }
-
-  /** [node] blocknotify and finalizednotify: the operator's commands for new tips and final blocks. */
-  private startNotifiers(): void {
-    const { blocknotify, finalizednotify } = this.config.node;
-    const modules = { clock: this.modules.clock, logger: this.modules.logger.child({ module: "notify" }) };
-    if (blocknotify) {
-      const n = new Notifier("blocknotify", blocknotify, modules);
-      this.notifyUnsubscribe.push(this.chain.events.on("tip", (e) => n.fire(e.hash.toString("hex"))));
-    }
-    if (finalizednotify) {
-      const n = new Notifier("finalizednotify", finalizednotify, modules);
-      this.notifyUnsubscribe.push(
-        this.chain.events.on("finalized", (e) => n.fire(e.checkpoint.hash.toString("hex"))),
-      );
-    }
   }
 
   /** A fresh one-click dashboard link (it holds a single-use login code), or null without RPC. */

@@ -8,7 +8,9 @@
  * RUN_TIMEOUT_MS. A failing command is logged, never fatal.
  */
 import { spawn } from "node:child_process";
+import type { ChainEvents } from "../chain/chainReader.js";
 import type { Logger } from "../logging/index.js";
+import type { TypedEmitter } from "../util/typedEmitter.js";
 import type { Clock } from "../util/clock.js";
 
 export const MAX_RUNNING = 4;
@@ -74,4 +76,25 @@ export class Notifier {
     child.once("error", (e) => done("failed", { error: e.message }));
     child.once("exit", (code, signal) => (code === 0 ? done("ok", {}) : done("failed", { code, signal })));
   }
+}
+
+/**
+ * [node] blocknotify (every new tip) and finalizednotify (every final block), when set. Returns
+ * the unsubscribe functions.
+ */
+export function startNotifiers(
+  node: { blocknotify?: string[] | undefined; finalizednotify?: string[] | undefined },
+  events: Pick<TypedEmitter<ChainEvents>, "on">,
+  modules: { clock: Clock; logger: Logger },
+): Array<() => void> {
+  const out: Array<() => void> = [];
+  if (node.blocknotify) {
+    const n = new Notifier("blocknotify", node.blocknotify, modules);
+    out.push(events.on("tip", (e) => n.fire(e.hash.toString("hex"))));
+  }
+  if (node.finalizednotify) {
+    const n = new Notifier("finalizednotify", node.finalizednotify, modules);
+    out.push(events.on("finalized", (e) => n.fire(e.checkpoint.hash.toString("hex"))));
+  }
+  return out;
 }
