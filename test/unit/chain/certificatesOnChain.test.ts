@@ -7,13 +7,14 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { BlockError } from "../../../src/primitives/errors.js";
-import { signVote, type Certificate, type Checkpoint } from "../../../src/consensus/finality.js";
+import { signVote, type Certificate } from "../../../src/consensus/finality.js";
 import { encodeCertificate, finalityTx } from "../../../src/consensus/finalityTx.js";
 import { blockHash, type Block } from "../../../src/primitives/block.js";
 import { TxKind, type Tx } from "../../../src/primitives/tx.js";
 import { verifyChain } from "../../../src/node/verify.js";
 import { ChainHarness, testGenesis, testKeys } from "../../helpers/chainFixture.js";
 import { extend } from "../../helpers/chainBuild.js";
+import { finaliseBlock } from "../../helpers/finality.js";
 
 const mns = testKeys("cert-chain-mn", 4);
 const genesis = testGenesis({ masternodes: mns });
@@ -28,15 +29,7 @@ after(async () => {
   for (const h of open.splice(0)) await h.close();
 });
 
-/** `voters` vote (J -> (B, 2h)) then ((B, 2h) -> (B, 2h + 1)). */
-function finalise(h: ChainHarness, b: Block, voters = mns): void {
-  const hash = blockHash(b.header);
-  const first: Checkpoint = { epoch: 2 * b.header.height, hash };
-  const second: Checkpoint = { epoch: first.epoch + 1, hash };
-  const source = h.chain.finality.tracker.justifiedAncestor(hash);
-  for (const k of voters) h.chain.finality.addVote(signVote(k, h.chain.genesisHash, source, first));
-  for (const k of voters) h.chain.finality.addVote(signVote(k, h.chain.genesisHash, first, second));
-}
+const finalise = (h: ChainHarness, b: Block, voters = mns): void => finaliseBlock(h, b, voters);
 
 /** A certificate of block `b`'s second link signed by `voters` (not counted anywhere). */
 function certOf(h: ChainHarness, b: Block, voters = mns): Certificate {

@@ -8,23 +8,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Chain } from "../../../src/chain/chain.js";
-import { signVote, type Checkpoint } from "../../../src/consensus/finality.js";
 import { blockHash, type Block } from "../../../src/primitives/block.js";
 import { ChainHarness, tempDir, testGenesis, testKeys } from "../../helpers/chainFixture.js";
 import { extend } from "../../helpers/chainBuild.js";
+import { finaliseBlock } from "../../helpers/finality.js";
 
 const mns = testKeys("finality-mn", 3);
 const genesis = testGenesis({ masternodes: mns });
 
-/** Every masternode votes (J -> (B, 2h)), then ((B, 2h) -> (B, 2h + 1)). */
-function finalise(h: ChainHarness, b: Block, voters = mns): void {
-  const hash = blockHash(b.header);
-  const first: Checkpoint = { epoch: 2 * b.header.height, hash };
-  const second: Checkpoint = { epoch: first.epoch + 1, hash };
-  const source = h.chain.finality.tracker.justifiedAncestor(hash);
-  for (const k of voters) h.chain.finality.addVote(signVote(k, h.chain.genesisHash, source, first));
-  for (const k of voters) h.chain.finality.addVote(signVote(k, h.chain.genesisHash, first, second));
-}
+const finalise = (h: ChainHarness, b: Block, voters = mns): void => finaliseBlock(h, b, voters);
 
 describe("finality on the chain store", () => {
   it("votes of all 3 masternodes make a block final; it is announced and survives a restart", async () => {

@@ -8,7 +8,6 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Chain } from "../../../src/chain/chain.js";
 import { ChainTipError } from "../../../src/chain/chainTips.js";
-import { signVote, type Checkpoint } from "../../../src/consensus/finality.js";
 import { BlockError } from "../../../src/primitives/errors.js";
 import { blockHash, type Block } from "../../../src/primitives/block.js";
 import { ChainHarness, tempDir, testGenesis, testKeys } from "../../helpers/chainFixture.js";
@@ -19,20 +18,14 @@ import { registerChainTipsMethods } from "../../../src/rpc/chainTipsMethods.js";
 import { RpcServer } from "../../../src/rpc/server.js";
 import { SystemClock } from "../../../src/util/clock.js";
 import { CryptoRandom } from "../../../src/util/random.js";
+import { finaliseBlock } from "../../helpers/finality.js";
 
 const mns = testKeys("tips-mn", 3);
 const genesis = testGenesis({ masternodes: mns });
 const hex = (b: Block): string => blockHash(b.header).toString("hex");
 const hashOf = (b: Block): Buffer => blockHash(b.header);
 
-function finalise(h: ChainHarness, b: Block): void {
-  const hash = hashOf(b);
-  const first: Checkpoint = { epoch: 2 * b.header.height, hash };
-  const source = h.chain.finality.tracker.justifiedAncestor(hash);
-  for (const k of mns) h.chain.finality.addVote(signVote(k, h.chain.genesisHash, source, first));
-  for (const k of mns)
-    h.chain.finality.addVote(signVote(k, h.chain.genesisHash, first, { epoch: first.epoch + 1, hash }));
-}
+const finalise = (h: ChainHarness, b: Block): void => finaliseBlock(h, b, mns);
 
 function codeOf(f: () => unknown): string {
   try {
