@@ -2,7 +2,11 @@
  * import_blocks_per_s: full validation and LMDB commit of a prebuilt chain of 1,000 blocks of 50
  * transfers each (1 input -> 2 outputs, keys spread over 500 owners), by a fresh Chain on one core.
  * import_vs_sig_bound: that rate over the rate signature verification alone allows for the same
- * blocks (sig_verify_per_s / signatures per block).
+ * blocks (verifications per second / signatures per block). Both halves are measured in the same
+ * window, three times, alternately (sig rate, import, sig rate, import, …): the figure is the
+ * median of the three per-round ratios, with their spread in the note, and import_blocks_per_s is
+ * the median of the three imports. (Timed at different moments, the ratio moved between 0.54 and
+ * 0.80 from run to run.)
  */
 import { blockHash, decodeBlock, encodeBlock } from "../src/primitives/block.js";
 import { buildBlock } from "../src/consensus/blockBuilder.js";
@@ -28,14 +32,18 @@ import {
 } from "../src/consensus/schedule.js";
 import { ManualClock } from "../src/util/clock.js";
 import { COIN, GENESIS_TIME, makeTransfer, testKeys } from "../test/helpers/chainFixture.js";
-import { round, type BenchContext, type BenchGroup, type Figure } from "./lib.js";
-import { sigVerifyFigure } from "./sigVerify.js";
+import { median, round, type BenchContext, type BenchGroup, type Figure } from "./lib.js";
+import { measureSigRate } from "./sigVerify.js";
 
 export const IMPORT_RATE = "import_blocks_per_s";
 export const IMPORT_VS_SIG = "import_vs_sig_bound";
 export const IMPORT_SIG_FLOOR = 0.7;
 export const COMMIT_DURABLE = "commit_durable_ms";
 export const COMMIT_ASYNC = "commit_async_ms";
+/** Alternating rounds of sig bound and import for import_vs_sig_bound. */
+const IMPORT_ROUNDS = 3;
+/** Seconds of signature verification per round. */
+const SIG_ROUND_SECONDS = 1.5;
 /** Blocks committed one per write transaction for the commit-cost rows. */
 const COMMIT_BLOCKS = 200;
 
@@ -301,25 +309,38 @@ export const importBench: BenchGroup = {
         },
       );
     }
-    const { seconds, cpuSeconds } = await importChain(ctx, chain);
-    const rate = chain.blocks.length / seconds;
+    const rounds = ctx.wants(IMPORT_VS_SIG) ? IMPORT_ROUNDS : 1;
+    const imports: Array<{ rate: number; cpuMsPerBlock: number; seconds: number }> = [];
+    const ratios: number[] = [];
+    const bounds: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      // The sig bound right before each import, so both see the same machine.
+      const bound = rounds > 1 ? measureSigRate(SIG_ROUND_SECONDS).rate / chain.sigsPerBlock : 0;
+      const { seconds, cpuSeconds } = await importChain(ctx, chain, { label: `import ${i + 1}/${rounds}` });
+      const rate = chain.blocks.length / seconds;
+      imports.push({ rate, cpuMsPerBlock: (cpuSeconds * 1000) / BLOCKS, seconds });
+      if (rounds > 1) {
+        bounds.push(bound);
+        ratios.push(rate / bound);
+      }
+    }
+    const mid = [...imports].sort((a, b) => a.rate - b.rate)[Math.floor(imports.length / 2)]!;
     const figures: Figure[] = [
       {
         name: IMPORT_RATE,
-        value: round(rate, 1),
+        value: round(mid.rate, 1),
         unit: "blocks/s",
-        note: `${BLOCKS} blocks x ${TXS_PER_BLOCK} transfers in ${round(seconds, 2)} s wall, CPU ${round((cpuSeconds * 1000) / BLOCKS, 1)} ms/block`,
+        note: `${BLOCKS} blocks x ${TXS_PER_BLOCK} transfers in ${round(mid.seconds, 2)} s wall, CPU ${round(mid.cpuMsPerBlock, 1)} ms/block${rounds > 1 ? ` (median of ${rounds})` : ""}`,
       },
     ];
     figures.push(...commitFigures);
     if (!ctx.wants(IMPORT_VS_SIG)) return figures;
-    const bound = sigVerifyFigure(ctx).value / chain.sigsPerBlock;
-    const ratio = rate / bound;
+    const ratio = median(ratios);
     figures.push({
       name: IMPORT_VS_SIG,
       value: round(ratio, 3),
       unit: "ratio",
-      note: `floor ≥ ${IMPORT_SIG_FLOOR}${ratio < IMPORT_SIG_FLOOR ? " BELOW FLOOR" : ""}; sig bound ${round(bound, 1)} blocks/s (${chain.sigsPerBlock} sigs/block)`,
+      note: `floor ≥ ${IMPORT_SIG_FLOOR}${ratio < IMPORT_SIG_FLOOR ? " BELOW FLOOR" : ""}; median of ${rounds} alternating rounds (spread ${round(Math.min(...ratios), 3)}–${round(Math.max(...ratios), 3)}); sig bound median ${round(median(bounds), 1)} blocks/s (${chain.sigsPerBlock} sigs/block)`,
     });
     return figures;
   },
