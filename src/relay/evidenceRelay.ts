@@ -83,72 +83,78 @@ export class EvidenceRelay {
   /** The route for Evidence. */
   onEvidence(peer: Peer, msg: EvidenceMsg): void {
     const ev = makeEquivocation(msg.a, msg.b);
-    const id = evidenceId(ev);
-    peer.markKnown(id);
-    try {
-      checkEquivocation(ev);
-    } catch (e) {
-      if (!(e instanceof BlockError)) throw e;
+    const encoded = encodeEquivocation(ev);
+    this.accept(peer, {
+      id: sha256(encoded),
       // Not proof of anything but the sender's: a bad signature, or two copies of one header.
-      reportRelayError(
-        this.modules.network,
-        peer,
-        new RelayError(
-          "BAD_EVIDENCE",
-          `invalid evidence: ${e.message}`,
-          `evidence ${encodeEquivocation(ev).subarray(0, 96).toString("hex")}…: ${e.message}`,
-        ),
-      );
-      return;
-    }
-    const { chain } = this.modules;
-    // Only evidence against a masternode we know as registered is kept: it is the only kind a
-    // block can carry, and the table stays bounded by the registry.
-    if (!findByOperator(chain.getRegistry(), offenderOf(ev)) || chain.hasEvidenceAgainst(offenderOf(ev)))
-      return;
-    chain.recordEvidence(ev); // emits "evidence", which relays it
+      check: () => checkEquivocation(ev),
+      what: "evidence",
+      encoded,
+      offender: offenderOf(ev),
+      record: () => this.modules.chain.recordEvidence(ev), // emits "evidence", which relays it
+    });
   }
 
   /** The route for VoteEvidence. */
   onVoteEvidence(peer: Peer, msg: VoteEvidenceMsg): void {
     const o = makeVoteOffence(msg.a, msg.b);
-    peer.markKnown(voteEvidenceId(o));
-    const { chain } = this.modules;
-    try {
-      checkVoteOffenceShape(o);
-      checkVoteOffenceSignatures(o, chain.genesisHash);
-    } catch (e) {
-      if (!(e instanceof BlockError)) throw e;
+    const encoded = encodeVoteOffence(o);
+    this.accept(peer, {
+      id: sha256(encoded),
       // Two votes that prove nothing but the sender's fault: a bad signature, one vote twice, or
       // a pair that breaks no rule.
+      check: () => {
+        checkVoteOffenceShape(o);
+        checkVoteOffenceSignatures(o, this.modules.chain.genesisHash);
+      },
+      what: "vote evidence",
+      encoded,
+      offender: voteOffender(o),
+      record: () => this.modules.chain.recordVoteEvidence(o), // emits "voteEvidence", which relays it
+    });
+  }
+
+  /**
+   * A piece of evidence from a peer: proof checked (a failure is proof against the sender), then
+   * kept only against a masternode registered at our tip that we hold no evidence against yet:
+   * the only kind a block can carry, and the table stays bounded by the registry.
+   */
+  private accept(
+    peer: Peer,
+    e: { id: Buffer; check: () => void; what: string; encoded: Buffer; offender: Buffer; record: () => void },
+  ): void {
+    peer.markKnown(e.id);
+    try {
+      e.check();
+    } catch (err) {
+      if (!(err instanceof BlockError)) throw err;
       reportRelayError(
         this.modules.network,
         peer,
         new RelayError(
           "BAD_EVIDENCE",
-          `invalid vote evidence: ${e.message}`,
-          encodeVoteOffence(o).subarray(0, 96).toString("hex"),
+          `invalid ${e.what}: ${err.message}`,
+          `${e.what} ${e.encoded.subarray(0, 96).toString("hex")}…: ${err.message}`,
         ),
       );
       return;
     }
-    const offender = voteOffender(o);
-    if (!findByOperator(chain.getRegistry(), offender) || chain.hasEvidenceAgainst(offender)) return;
-    chain.recordVoteEvidence(o); // emits "voteEvidence", which relays it
+    const { chain } = this.modules;
+    if (!findByOperator(chain.getRegistry(), e.offender) || chain.hasEvidenceAgainst(e.offender)) return;
+    e.record();
   }
 
   private relayVotes(o: VoteOffence, except: Peer | null): void {
-    const id = voteEvidenceId(o);
-    this.modules.network.broadcast({ type: MsgType.VoteEvidence, a: o.a, b: o.b }, (p) => {
-      if (p === except || p.knows(id)) return false;
-      p.markKnown(id);
-      return true;
-    });
+    this.broadcastOnce(voteEvidenceId(o), { type: MsgType.VoteEvidence, a: o.a, b: o.b }, except);
   }
 
   private relay(ev: Equivocation, except: Peer | null): void {
-    const id = evidenceId(ev);
-    this.modules.network.broadcast({ type: MsgType.Evidence, a: ev.a, b: ev.b }, (p) => {
+    this.broadcastOnce(evidenceId(ev), { type: MsgType.Evidence, a: ev.a, b: ev.b }, except);
+  }
+
+  /** Sends `msg` to every ready peer but `except` not known to have `id`, once. */
+  private broadcastOnce(id: Buffer, msg: Message, except: Peer | null): void {
+    this.modules.network.broadcast(msg, (p) => {
       if (p === except || p.knows(id)) return false;
       p.markKnown(id);
       return true;
