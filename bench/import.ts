@@ -34,6 +34,7 @@ import { ManualClock } from "../src/util/clock.js";
 import { COIN, GENESIS_TIME, makeTransfer, testKeys } from "../test/helpers/chainFixture.js";
 import { median, round, type BenchContext, type BenchGroup, type Figure } from "./lib.js";
 import { measureSigRate } from "./sigVerify.js";
+import { registryVoters } from "../src/consensus/voterSet.js";
 
 export const IMPORT_RATE = "import_blocks_per_s";
 export const IMPORT_VS_SIG = "import_vs_sig_bound";
@@ -151,7 +152,7 @@ export function buildTransferChain(ctx: BenchContext, opts: TransferChainOptions
       const source = { epoch: 2 * (height - 1), hash: parentHash };
       const target = { epoch: source.epoch + 1, hash: parentHash };
       const votes = mns.map((k) => signVote(k, gHash, source, target));
-      const tx = finalityTx({ source, target, votes }, registry)!;
+      const tx = finalityTx({ source, target, votes }, registryVoters(registry))!;
       certBytes += tx.payload.length;
       txs.push(tx);
     }

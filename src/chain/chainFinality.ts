@@ -16,6 +16,7 @@ import {
   type FinalityVote,
 } from "../consensus/finality.js";
 import { findByOperator, MAX_REGISTRY_SIZE, type Registry } from "../consensus/registry.js";
+import { linkVoters, type VoterSet } from "../consensus/voterSet.js";
 import { makeVoteOffence, type VoteOffence } from "../consensus/voteEvidence.js";
 import { certifiedHeight, finalityTx, type FinalityContext } from "../consensus/finalityTx.js";
 import type { Tx } from "../primitives/tx.js";
@@ -107,20 +108,20 @@ export class ChainFinality {
   }
 
   /**
-   * Blocks (hex) that waiting votes claim final (FinalityTracker.claimedFinal), weighed with the
-   * tip's registry and with the registry after the last final block. The second is an ancestor
-   * state of every branch fork choice may still take, so it stays close to the voter set of a
-   * block final on another branch even when this branch changed its registry since (evidence
-   * mined here that the other branch has not mined yet removes voters this branch would not
-   * count).
+   * The voter set of a link whose source is the stored block `source`: the registry after the
+   * last final block, less the entries not registered after the source (voterSet.ts).
    */
-  claimedFinal(): Set<string> {
+  linkVoterSet(source: BlockIndex): VoterSet | undefined {
     const store = this.deps.store;
-    const registries = [store.getRegistry()];
-    const f = store.getIndex(this.finalized.hash);
-    const atFinal = f ? store.getRegistryByRoot(f.mnRoot) : undefined;
-    if (atFinal) registries.push(atFinal);
-    return this.tracker.claimedFinal(registries);
+    const final = store.getIndex(this.finalized.hash);
+    const base = final ? store.getRegistryByRoot(final.mnRoot) : undefined;
+    const registry = store.getRegistryByRoot(source.mnRoot);
+    return base && registry ? linkVoters(base, registry) : undefined;
+  }
+
+  /** Blocks (hex) that waiting votes claim final (FinalityTracker.claimedFinal). */
+  claimedFinal(): Set<string> {
+    return this.tracker.claimedFinal();
   }
 
   /** Counts the votes that waited for blocks that have now arrived. */
@@ -141,11 +142,11 @@ export class ChainFinality {
     if (!entry) return "the certified block is unknown";
     if (entry.height !== heightOfEpoch(cert.source.epoch))
       return "the certified epoch is not its block's height";
-    const registry = this.deps.store.getRegistryByRoot(entry.mnRoot);
-    if (!registry) return "the certified block's registry is unknown";
-    const bad = certificateError(genesisHash, cert, registry);
+    const voters = this.linkVoterSet(entry);
+    if (!voters) return "the certified block's registry is unknown";
+    const bad = certificateError(genesisHash, cert, voters);
     if (bad) return bad;
-    const fin = ancestorOf(this.deps.store, entry, this.finalizedHeight);
+    const fin = ancestorOf(this.deps.store, entry, Math.min(entry.height, this.finalizedHeight));
     if (!fin.hash.equals(this.finalized.hash)) {
       (this.deps.logger?.error ?? this.deps.logger?.warn)?.call(
         this.deps.logger,
@@ -195,12 +196,15 @@ export class ChainFinality {
     const cert = this.tracker.finalCertificate;
     if (!cert) return null;
     const height = certifiedHeight(cert);
-    if (height <= (parent.certified ?? 0) || height > parent.height) return null;
+    const certified = parent.certified ?? 0;
+    if (height <= certified || height > parent.height) return null;
     const store = this.deps.store;
     const entry = ancestorOf(store, parent, height);
     if (!entry.hash.equals(cert.source.hash)) return null;
+    // Rule C6 weighs it with the registry after the branch's certified block.
+    const base = store.getRegistryByRoot(ancestorOf(store, parent, certified).mnRoot);
     const registry = store.getRegistryByRoot(entry.mnRoot);
-    return registry ? finalityTx(cert, registry) : null;
+    return base && registry ? finalityTx(cert, linkVoters(base, registry)) : null;
   }
 
   /** Whether the branch ending at `entry` holds the last final block (at its height). */
@@ -258,6 +262,10 @@ export class ChainFinality {
       this.deps.store.putFinality(encodeFinality(out.finalized, cert));
       if (cert) this.deps.emitFinalized(out.finalized, cert);
       this.followFinal();
+      // Votes that waited for their era's anchor to become final may count now. Each round moves
+      // finality strictly forward, so this ends.
+      const more = this.tracker.retryPending();
+      if (more.justified.length > 0 || more.finalized || more.evidence) this.settled(more);
     }
     return out;
   }

@@ -8,8 +8,9 @@
  * Counting a vote needs both of its blocks: a vote whose source or target block is not stored
  * yet waits (bounded) and is counted by `retryPending` when blocks arrive. A link counts only
  * when its source is justified, its source block is an ancestor of its target block, and each
- * epoch names a block at that epoch's height. Weights come from the registry after the source
- * block: registrations that a branch adds after its last justified checkpoint do not vote on it.
+ * epoch names a block at that epoch's height. Weights come from the registry after the last final
+ * block, less entries no longer registered after the source block (voterSet.ts): registrations a
+ * branch makes after the final block do not vote on it.
  */
 import {
   checkpointKey,
@@ -18,15 +19,14 @@ import {
   isSupermajority,
   linkKey,
   slashingOffence,
-  totalWeight,
   voteError,
-  voterWeight,
   voteShapeError,
   type Certificate,
   type Checkpoint,
   type FinalityVote,
 } from "../consensus/finality.js";
 import type { Registry } from "../consensus/registry.js";
+import { linkVoters, registryVoters, type VoterSet } from "../consensus/voterSet.js";
 
 /** What the tracker needs to know about blocks. */
 export interface FinalityView {
@@ -59,7 +59,7 @@ export const DEFAULT_FINALITY_LIMITS: FinalityLimits = {
 /**
  * invalid: malformed or badly signed (proof against whoever sent it: a relay verifies first);
  * unusable: well signed, but its blocks do not fit it on this node's chain (heights, ancestry);
- * not-voter: its voter is not in the source block's registry.
+ * not-voter: its voter is not in the link's voter set.
  */
 export type VoteStatus = "counted" | "duplicate" | "pending" | "stale" | "invalid" | "unusable" | "not-voter";
 
@@ -82,8 +82,7 @@ interface Tally {
   target: Checkpoint;
   votes: Map<string, FinalityVote>;
   weight: bigint;
-  total: bigint;
-  registry: Registry;
+  voters: VoterSet;
 }
 
 export class FinalityTracker {
@@ -217,37 +216,41 @@ export class FinalityTracker {
       out.justified.push(c);
     }
     if (cert.target.epoch > this.highest.epoch) this.highest = cert.target;
+    this.setFinal(cert, out);
+    return out;
+  }
+
+  private setFinal(cert: Certificate, out: VoteOutcome): void {
     this.finalCp = cert.source;
     this.finalCert = cert;
     out.finalized = cert.source;
     this.prune();
-    return out;
   }
 
   /**
    * Blocks (hex) whose second link has a supermajority among the votes still waiting for their
-   * blocks, weighed with any of `registries` (the right voter set is the unknown block's own,
-   * which this node cannot know yet; the caller passes ones close to it). Not a decision: a
-   * reason to fetch the branch that holds them (the sync), after which the votes are counted for
-   * real.
+   * blocks, weighed with the registry after the last final block (the base of every voter set
+   * here; the source's registry, which may only take voters out, is unknown with the block). Not
+   * a decision: a reason to fetch the branch that holds them (the sync), after which the votes
+   * are counted for real.
    */
-  claimedFinal(registries: readonly Registry[]): Set<string> {
+  claimedFinal(): Set<string> {
+    const base = this.view.registryAfter(this.finalCp.hash);
+    if (!base) return new Set();
+    const voters = registryVoters(base);
     const byTarget = new Map<string, Set<string>>();
     for (const v of this.pending) {
       if (v.target.epoch !== v.source.epoch + 1 || !v.target.hash.equals(v.source.hash)) continue;
       const k = v.target.hash.toString("hex");
-      const voters = byTarget.get(k) ?? new Set<string>();
-      voters.add(v.voter.toString("hex"));
-      byTarget.set(k, voters);
+      const ids = byTarget.get(k) ?? new Set<string>();
+      ids.add(v.voter.toString("hex"));
+      byTarget.set(k, ids);
     }
     const out = new Set<string>();
-    for (const registry of registries) {
-      const total = totalWeight(registry);
-      for (const [k, voters] of byTarget) {
-        let w = 0n;
-        for (const id of voters) w += voterWeight(registry, Buffer.from(id, "hex"));
-        if (isSupermajority(w, total)) out.add(k);
-      }
+    for (const [k, ids] of byTarget) {
+      let w = 0n;
+      for (const id of ids) w += voters.weightOf(Buffer.from(id, "hex"));
+      if (isSupermajority(w, voters.total)) out.add(k);
     }
     return out;
   }
@@ -324,7 +327,8 @@ export class FinalityTracker {
         return;
       }
       const registry = this.view.registryAfter(v.source.hash);
-      if (!registry) {
+      const base = this.view.registryAfter(this.finalCp.hash);
+      if (!registry || !base) {
         this.pending.push(v);
         out.status = "pending";
         return;
@@ -334,16 +338,16 @@ export class FinalityTracker {
         target: v.target,
         votes: new Map(),
         weight: 0n,
-        total: totalWeight(registry),
-        registry,
+        voters: linkVoters(base, registry),
       };
       this.links.set(key, t);
     }
     const id = v.voter.toString("hex");
-    const w = voterWeight(t.registry, v.voter);
+    const w = t.voters.weightOf(v.voter);
     if (w === 0n) {
       out.status = "not-voter";
-      out.reason = "the voter is not in the source block's registry";
+      out.reason =
+        "the voter is not in the link's voter set (registered at the final block, and still after the source)";
       return;
     }
     if (t.votes.has(id)) {
@@ -360,7 +364,7 @@ export class FinalityTracker {
     const queue = [first];
     while (queue.length > 0) {
       const t = queue.shift()!;
-      if (!isSupermajority(t.weight, t.total) || this.isJustified(t.target)) continue;
+      if (!isSupermajority(t.weight, t.voters.total) || this.isJustified(t.target)) continue;
       if (!this.isJustified(t.source)) {
         // A block's second link (B, 2h) -> (B, 2h + 1) with a supermajority: more than 1/3 of the
         // weight is honest among its voters, and an honest voter signs it only once it has seen
@@ -378,14 +382,8 @@ export class FinalityTracker {
       if (!this.onFinalBranch(t.target)) out.conflict = t.target;
       if (t.target.epoch === t.source.epoch + 1 && t.source.epoch > this.finalCp.epoch) {
         if (this.onFinalBranch(t.source)) {
-          this.finalCp = t.source;
-          this.finalCert = {
-            source: t.source,
-            target: t.target,
-            votes: [...t.votes.values()].map((x) => ({ voter: x.voter, signature: x.signature })),
-          };
-          out.finalized = t.source;
-          this.prune();
+          const votes = [...t.votes.values()].map((x) => ({ voter: x.voter, signature: x.signature }));
+          this.setFinal({ source: t.source, target: t.target, votes }, out);
         } else {
           out.conflict = t.source;
         }

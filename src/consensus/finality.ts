@@ -6,7 +6,7 @@
  * The design is Casper FFG with two checkpoints per block. A block B at height h is checkpoint
  * (B, 2h) and checkpoint (B, 2h + 1); the epoch of a checkpoint orders all checkpoints. A vote
  * is a link from a justified source checkpoint to a target checkpoint. More than 2/3 of the
- * source block's registry weight on one link justifies the target; a justified checkpoint whose
+ * link's voter set (its era's committee, committee.ts) on one link justifies the target; a justified checkpoint whose
  * direct successor epoch is justified from it is final. Per block that is two rounds of votes:
  * (J -> (B, 2h)) and then ((B, 2h) -> (B, 2h + 1)), and B is final when the second round has a
  * supermajority.
@@ -14,8 +14,7 @@
 import { CodecError, Reader, Writer } from "../codec/index.js";
 import { verifySignature, type KeyPair } from "../crypto/ed25519.js";
 import { HASH_LEN } from "../crypto/hash.js";
-import { findByOperator, type MasternodeEntry, type Registry } from "./registry.js";
-import { TIER_WEIGHT } from "./tier.js";
+import type { VoterSet } from "./voterSet.js";
 
 export const VOTE_DOMAIN = Buffer.from("TIME/finality-vote/v1", "utf8");
 /** sourceEpoch 4 ‖ sourceHash 32 ‖ targetEpoch 4 ‖ targetHash 32 ‖ voter 32 ‖ signature 64. */
@@ -171,27 +170,15 @@ export function lockAfter(lock: VoteLock, source: Checkpoint, target: Checkpoint
   };
 }
 
-/** A voter's weight: its tier's weight (TIER_WEIGHT); 0 when it is not in the registry. */
-export function voterWeight(registry: Registry, voter: Buffer): bigint {
-  const e: MasternodeEntry | undefined = findByOperator(registry, voter);
-  return e ? TIER_WEIGHT[e.tier] : 0n;
-}
-
-export function totalWeight(registry: Registry): bigint {
-  let sum = 0n;
-  for (const e of registry) sum += TIER_WEIGHT[e.tier];
-  return sum;
-}
-
 /** More than two thirds: 3 * weight > 2 * total, in integers. */
 export function isSupermajority(weight: bigint, total: bigint): boolean {
   return total > 0n && 3n * weight > 2n * total;
 }
 
 /**
- * A certificate: the votes of one supermajority link. Its checks need the registry after the
- * source block (the voter set and weights): every vote is on that link, well formed and signed,
- * one per voter, every voter registered, and the weight more than 2/3 of the registry's.
+ * A certificate: the votes of one supermajority link. Its checks need the link's voter set
+ * (committee.ts, `linkVoters`): every vote is on that link, well formed and signed, one per
+ * voter, every voter in the set, and the weight more than 2/3 of the set's.
  */
 export interface Certificate {
   source: Checkpoint;
@@ -203,8 +190,8 @@ export function certificateVotes(c: Certificate): FinalityVote[] {
   return c.votes.map((v) => ({ source: c.source, target: c.target, voter: v.voter, signature: v.signature }));
 }
 
-/** Null if `c` is a valid certificate against `registry`, else why not. */
-export function certificateError(genesisHash: Buffer, c: Certificate, registry: Registry): string | null {
+/** Null if `c` is a valid certificate for the voter set `voters`, else why not. */
+export function certificateError(genesisHash: Buffer, c: Certificate, voters: VoterSet): string | null {
   const shape = voteShapeError(c);
   if (shape) return shape;
   const seen = new Set<string>();
@@ -214,12 +201,12 @@ export function certificateError(genesisHash: Buffer, c: Certificate, registry: 
     const id = v.voter.toString("hex");
     if (seen.has(id)) return `voter ${id} appears twice`;
     seen.add(id);
-    const w = voterWeight(registry, v.voter);
-    if (w === 0n) return `voter ${id} is not in the source block's registry`;
+    const w = voters.weightOf(v.voter);
+    if (w === 0n) return `voter ${id} is not in the link's voter set`;
     if (!verifySignature(v.voter, signed, v.signature)) return `the signature of voter ${id} does not verify`;
     weight += w;
   }
-  const total = totalWeight(registry);
+  const total = voters.total;
   if (!isSupermajority(weight, total))
     return `the votes carry ${weight} of ${total} weight, not more than 2/3`;
   return null;

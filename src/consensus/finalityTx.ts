@@ -14,8 +14,10 @@
  *   C4 BAD_CERTIFICATE        B is the block at height h of this block's branch (the parent or
  *                             one of its ancestors)
  *   C5 BAD_CERTIFICATE        h is above the highest block certified on the parent's branch
- *   C6 BAD_CERTIFICATE        every voter is in the registry after B, every signature verifies,
- *                             and the voters carry more than 2/3 of that registry's weight
+ *   C6 BAD_CERTIFICATE        every voter is in the link's voter set (the registry after the
+ *                             branch's last certified block, still registered after B), every
+ *                             signature verifies, and the voters carry more than 2/3 of that
+ *                             registry's weight
  * C1 to C3 need no chain state; C4 to C6 run where the block meets its branch (side blocks before
  * they are stored, main-chain blocks when connected).
  */
@@ -28,12 +30,11 @@ import {
   heightOfEpoch,
   isSupermajority,
   readCertificate,
-  totalWeight,
-  voterWeight,
   writeCertificate,
   type Certificate,
 } from "./finality.js";
 import type { Registry } from "./registry.js";
+import { linkVoters, type VoterSet } from "./voterSet.js";
 
 /** 76 bytes of link and count, then 96 per vote: what fits in one transaction's payload. */
 export const MAX_CERTIFICATE_VOTES = Math.floor((MAX_TX_PAYLOAD - 76) / 96);
@@ -62,15 +63,15 @@ export function encodeCertificate(c: Certificate): Buffer {
 
 /**
  * The Finality transaction for `cert`. Its votes are sorted by voter key, and trimmed to the
- * heaviest that carry more than 2/3 of `registry`'s weight (the registry after the certified
- * block), so the transaction is no larger than it needs to be. Null when no MAX_CERTIFICATE_VOTES
- * of them carry more than 2/3 (a registry of many light entries): such a certificate cannot go on
- * chain, and a block carrying a short one would be invalid.
+ * heaviest that carry more than 2/3 of the link's voter set, so the transaction is no larger
+ * than it needs to be. Null when no MAX_CERTIFICATE_VOTES of them carry more than 2/3 (a registry
+ * of many light entries): such a certificate cannot go on chain, and a block carrying a short one
+ * would be invalid.
  */
-export function finalityTx(cert: Certificate, registry: Registry): Tx | null {
-  const total = totalWeight(registry);
+export function finalityTx(cert: Certificate, voters: VoterSet): Tx | null {
+  const total = voters.total;
   const byWeight = cert.votes
-    .map((v) => ({ v, w: voterWeight(registry, v.voter) }))
+    .map((v) => ({ v, w: voters.weightOf(v.voter) }))
     .filter((x) => x.w > 0n)
     .sort((a, b) => (a.w === b.w ? Buffer.compare(a.v.voter, b.v.voter) : a.w > b.w ? -1 : 1));
   const kept: Certificate["votes"] = [];
@@ -131,6 +132,9 @@ export function checkCertificateOnBranch(cert: Certificate, ctx: FinalityContext
   if (!b || !b.hash.equals(cert.source.hash))
     throw bad(`block ${cert.source.hash.toString("hex")} is not this branch's block at height ${height}`);
   if (!b.registry) throw bad(`the registry after block ${b.hash.toString("hex")} is unknown`);
-  const why = certificateError(ctx.genesisHash, cert, b.registry);
+  const base = ctx.branchBlock(ctx.parentCertified)?.registry;
+  if (!base)
+    throw bad(`the registry after the branch's certified block (height ${ctx.parentCertified}) is unknown`);
+  const why = certificateError(ctx.genesisHash, cert, linkVoters(base, b.registry));
   if (why) throw bad(why);
 }

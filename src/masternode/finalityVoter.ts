@@ -3,8 +3,9 @@
  * tip B at height h it votes from the highest justified checkpoint on B's branch to (B, 2h); when
  * it sees (B, 2h) justified while B is on its best chain, it votes (B, 2h) -> (B, 2h + 1). Each
  * vote only if its lock allows, and only once the new lock is on disk: a restart can never make
- * it sign a double or surround vote. It votes only where the registry after the source block
- * lists its operator key. Production never waits for any of this.
+ * it sign a double or surround vote. It votes only where it is in the link's voter set (the
+ * registry after the last final block, and still registered after the source block).
+ * Production never waits for any of this.
  */
 import type { Chain } from "../chain/chain.js";
 import type { BlockIndex } from "../chain/chainStore.js";
@@ -15,7 +16,6 @@ import {
   lockAllows,
   NO_LOCK,
   signVote,
-  voterWeight,
   type Checkpoint,
   type FinalityVote,
   type VoteLock,
@@ -76,8 +76,8 @@ export class FinalityVoter {
     const { chain, operatorKey } = this.modules;
     if (!lockAllows(this.lock, source, target)) return;
     const sourceEntry = chain.getIndex(source.hash);
-    const registry = sourceEntry ? chain.registryAfter(sourceEntry) : undefined;
-    if (!registry || voterWeight(registry, operatorKey.publicKey) === 0n) return;
+    const voters = sourceEntry ? chain.finality.linkVoterSet(sourceEntry) : undefined;
+    if (!voters || voters.weightOf(operatorKey.publicKey) === 0n) return;
     const next = lockAfter(this.lock, source, target);
     try {
       chain.storage.putVoteLock(next);

@@ -15,6 +15,7 @@ import { verifyChain } from "../../../src/node/verify.js";
 import { ChainHarness, testGenesis, testKeys } from "../../helpers/chainFixture.js";
 import { extend } from "../../helpers/chainBuild.js";
 import { finaliseBlock } from "../../helpers/finality.js";
+import { registryVoters } from "../../../src/consensus/voterSet.js";
 
 const mns = testKeys("cert-chain-mn", 4);
 const genesis = testGenesis({ masternodes: mns });
@@ -129,22 +130,25 @@ describe("certificates on chain", () => {
     assert.equal(offer(a, [rawFinalityTx(certOf(a, side[0]!))]), "BAD_CERTIFICATE");
     // C3: two certificates in one block.
     assert.equal(
-      offer(a, [finalityTx(good, registry)!, finalityTx(certOf(a, main[2]!), registry)!]),
+      offer(a, [
+        finalityTx(good, registryVoters(registry))!,
+        finalityTx(certOf(a, main[2]!), registryVoters(registry))!,
+      ]),
       "TOO_MANY_CERTIFICATES",
     );
     // C1: inputs or outputs.
     const withOutput = {
-      ...finalityTx(good, registry)!,
+      ...finalityTx(good, registryVoters(registry))!,
       outputs: [{ amount: 1n, address: Buffer.alloc(20) }],
     };
     assert.equal(offer(a, [withOutput]), "BAD_CERTIFICATE");
 
     // The genuine one connects; C5: the same height again does not.
-    assert.equal(offer(a, [finalityTx(good, registry)!]), null);
+    assert.equal(offer(a, [finalityTx(good, registryVoters(registry))!]), null);
     assert.equal(a.chain.finality.finalizedHeight, 2);
-    assert.equal(offer(a, [finalityTx(good, registry)!]), "BAD_CERTIFICATE");
+    assert.equal(offer(a, [finalityTx(good, registryVoters(registry))!]), "BAD_CERTIFICATE");
     // A higher one does.
-    assert.equal(offer(a, [finalityTx(certOf(a, main[3]!), registry)!]), null);
+    assert.equal(offer(a, [finalityTx(certOf(a, main[3]!), registryVoters(registry))!]), null);
     assert.equal(a.chain.finality.finalizedHeight, 4);
   });
 
@@ -152,8 +156,8 @@ describe("certificates on chain", () => {
     const a = harness();
     const main = extend(a, 2);
     const short = certOf(a, main[1]!, mns.slice(0, 2)); // 2 of 4: not more than 2/3
-    assert.equal(finalityTx(short, a.chain.getRegistry()), null);
-    assert.ok(finalityTx(certOf(a, main[1]!), a.chain.getRegistry()));
+    assert.equal(finalityTx(short, registryVoters(a.chain.getRegistry())), null);
+    assert.ok(finalityTx(certOf(a, main[1]!), registryVoters(a.chain.getRegistry())));
   });
 
   it("a side block carrying a bad certificate is not stored", () => {

@@ -26,6 +26,7 @@ import {
   type VoteLock,
 } from "../../../src/consensus/finality.js";
 import type { Registry } from "../../../src/consensus/registry.js";
+import { registryVoters } from "../../../src/consensus/voterSet.js";
 import { registryOfKeys } from "../../helpers/chainFixture.js";
 import { FinalityTracker, type FinalityView } from "../../../src/chain/finalityTracker.js";
 
@@ -33,21 +34,30 @@ const GENESIS = sha256(Buffer.from("finality-test-genesis"));
 const keys = (n: number, tag = "v"): KeyPair[] =>
   Array.from({ length: n }, (_, i) => KeyPair.fromSeed(sha256(Buffer.from(`${tag}-${i}`))));
 
-/** A block tree in memory: genesis at height 0, every other block with one parent. */
+/**
+ * A block tree in memory: genesis at height 0, every other block with one parent. Each block has
+ * a registry after it: its parent's, unless `setRegistry` gives it another.
+ */
 class Tree implements FinalityView {
   readonly parent = new Map<string, string | null>();
   readonly height = new Map<string, number>();
+  readonly registries = new Map<string, Registry>();
   readonly blocks: Buffer[] = [GENESIS];
-  constructor(private readonly registry: Registry) {
+  constructor(registry: Registry) {
     this.parent.set(GENESIS.toString("hex"), null);
     this.height.set(GENESIS.toString("hex"), 0);
+    this.registries.set(GENESIS.toString("hex"), registry);
   }
   add(parent: Buffer, tag: string): Buffer {
     const h = sha256(Buffer.concat([parent, Buffer.from(tag)]));
     this.parent.set(h.toString("hex"), parent.toString("hex"));
     this.height.set(h.toString("hex"), this.height.get(parent.toString("hex"))! + 1);
+    this.registries.set(h.toString("hex"), this.registries.get(parent.toString("hex"))!);
     this.blocks.push(h);
     return h;
+  }
+  setRegistry(hash: Buffer, registry: Registry): void {
+    this.registries.set(hash.toString("hex"), registry);
   }
   heightOf(hash: Buffer): number | undefined {
     return this.height.get(hash.toString("hex"));
@@ -62,7 +72,7 @@ class Tree implements FinalityView {
     return false;
   }
   registryAfter(hash: Buffer): Registry | undefined {
-    return this.height.has(hash.toString("hex")) ? this.registry : undefined;
+    return this.registries.get(hash.toString("hex"));
   }
   conflict(a: Buffer, b: Buffer): boolean {
     return !this.isAncestor(a, b) && !this.isAncestor(b, a);
@@ -204,19 +214,52 @@ describe("finality: the tracker", () => {
     const b1 = tree.add(GENESIS, "1");
     round(tr, tree, b1, ks.slice(0, 5));
     const cert = tr.finalCertificate!;
-    assert.equal(certificateError(GENESIS, cert, reg), null);
+    assert.equal(certificateError(GENESIS, cert, registryVoters(reg)), null);
     assert.match(
-      certificateError(GENESIS, { ...cert, votes: cert.votes.slice(1) }, reg) ?? "",
+      certificateError(GENESIS, { ...cert, votes: cert.votes.slice(1) }, registryVoters(reg)) ?? "",
       /not more than 2\/3/,
     );
     assert.match(
-      certificateError(GENESIS, { ...cert, votes: [...cert.votes, cert.votes[0]!] }, reg) ?? "",
+      certificateError(GENESIS, { ...cert, votes: [...cert.votes, cert.votes[0]!] }, registryVoters(reg)) ??
+        "",
       /appears twice/,
     );
     assert.match(
-      certificateError(GENESIS, cert, registryOfKeys(keys(6, "strangers"))) ?? "",
-      /not in the source/,
+      certificateError(GENESIS, cert, registryVoters(registryOfKeys(keys(6, "strangers")))) ?? "",
+      /not in the link.s voter set/,
     );
+  });
+
+  it("an attack: Sybils registered on a private branch finalise it by its second link alone (refused)", () => {
+    // The attacker forks after the final block and registers 13 free-tier masternodes in its own
+    // private blocks (valid registrations: no collateral, at most 8 per block). On that branch
+    // the Sybils hold 13 of 19 entries, more than 2/3, and they sign one link: a block's second
+    // link. With the voter set taken from the registry after the source block (the rule before),
+    // the tracker took the first checkpoint as justified and the block as final, and a node that
+    // received the branch switched to it. The voter set's base is now the registry after the
+    // final block, which every branch above it shares: the Sybils are not voters.
+    const sybils = keys(13, "sybil");
+    const tree = new Tree(reg);
+    const tr = new FinalityTracker(GENESIS, tree);
+    const h1 = tree.add(GENESIS, "h1");
+    round(tr, tree, h1, ks);
+    assert.equal(tr.finalizedHeight, 1);
+    const p2 = tree.add(h1, "p2");
+    tree.setRegistry(p2, registryOfKeys([...ks, ...sybils]));
+    const p3 = tree.add(p2, "p3");
+    const outs = sybils.map((k) => tr.addVote(signVote(k, GENESIS, cp(tree, p3), cp(tree, p3, true))));
+    assert.equal(tr.finalizedHeight, 1, "the private branch is not final");
+    assert.ok(!tr.isJustified(cp(tree, p3)));
+    assert.ok(
+      outs.every((o) => o.status === "not-voter"),
+      outs.map((o) => o.status).join(","),
+    );
+    // Once a block after the registrations is final (the honest voters finalise p2 here, as if
+    // it were on the chain everyone follows), the new entries vote like any other.
+    round(tr, tree, p2, ks.slice(0, 5));
+    assert.equal(tr.finalizedHeight, 2);
+    const later = sybils.map((k) => tr.addVote(signVote(k, GENESIS, cp(tree, p2, true), cp(tree, p3))));
+    assert.ok(later.every((o) => o.status === "counted" || o.status === "duplicate"));
   });
 
   it("votes whose blocks are unknown wait, then count when the blocks arrive", () => {
