@@ -146,7 +146,7 @@ export class ChainFinality {
     if (!voters) return "the certified block's registry is unknown";
     const bad = certificateError(genesisHash, cert, voters);
     if (bad) return bad;
-    const fin = ancestorOf(this.deps.store, entry, Math.min(entry.height, this.finalizedHeight));
+    const fin = ancestorOf(this.deps.store, entry, this.finalizedHeight);
     if (!fin.hash.equals(this.finalized.hash)) {
       (this.deps.logger?.error ?? this.deps.logger?.warn)?.call(
         this.deps.logger,
@@ -262,10 +262,6 @@ export class ChainFinality {
       this.deps.store.putFinality(encodeFinality(out.finalized, cert));
       if (cert) this.deps.emitFinalized(out.finalized, cert);
       this.followFinal();
-      // Votes that waited for their era's anchor to become final may count now. Each round moves
-      // finality strictly forward, so this ends.
-      const more = this.tracker.retryPending();
-      if (more.justified.length > 0 || more.finalized || more.evidence) this.settled(more);
     }
     return out;
   }
