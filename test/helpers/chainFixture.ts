@@ -1,3 +1,4 @@
+import { after } from "node:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -318,3 +319,19 @@ export function reseal(b: Block, key: KeyPair, opts: { keepMerkle?: boolean } = 
 }
 
 export { COIN };
+
+/**
+ * A factory of ChainHarnesses on one genesis, each closed (store and temporary directory) once
+ * the calling test file's tests are done.
+ */
+export function harnessesClosedAfter(genesis: GenesisSpec, producers: KeyPair[]): () => ChainHarness {
+  const open: ChainHarness[] = [];
+  after(async () => {
+    for (const h of open.splice(0)) await h.close();
+  });
+  return () => {
+    const h = new ChainHarness(genesis, producers);
+    open.push(h);
+    return h;
+  };
+}

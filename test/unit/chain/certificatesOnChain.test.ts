@@ -5,14 +5,14 @@
  * every way to forge or misplace a certificate is refused with BAD_CERTIFICATE (rules C1–C6).
  */
 import assert from "node:assert/strict";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { BlockError } from "../../../src/primitives/errors.js";
 import { signVote, type Certificate } from "../../../src/consensus/finality.js";
 import { encodeCertificate, finalityTx } from "../../../src/consensus/finalityTx.js";
 import { blockHash, type Block } from "../../../src/primitives/block.js";
 import { TxKind, type Tx } from "../../../src/primitives/tx.js";
 import { verifyChain } from "../../../src/node/verify.js";
-import { ChainHarness, testGenesis, testKeys } from "../../helpers/chainFixture.js";
+import { ChainHarness, harnessesClosedAfter, testGenesis, testKeys } from "../../helpers/chainFixture.js";
 import { extend } from "../../helpers/chainBuild.js";
 import { finaliseBlock } from "../../helpers/finality.js";
 import { registryVoters } from "../../../src/consensus/voterSet.js";
@@ -20,15 +20,7 @@ import { registryVoters } from "../../../src/consensus/voterSet.js";
 const mns = testKeys("cert-chain-mn", 4);
 const genesis = testGenesis({ masternodes: mns });
 
-const open: ChainHarness[] = [];
-function harness(): ChainHarness {
-  const h = new ChainHarness(genesis, mns);
-  open.push(h);
-  return h;
-}
-after(async () => {
-  for (const h of open.splice(0)) await h.close();
-});
+const harness = harnessesClosedAfter(genesis, mns);
 
 const finalise = (h: ChainHarness, b: Block, voters = mns): void => finaliseBlock(h, b, voters);
 

@@ -6,7 +6,7 @@
  * Every way to fake the proof is an invalid block (V1–V3).
  */
 import assert from "node:assert/strict";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { findByOperator } from "../../../src/consensus/registry.js";
 import { signVote, type Checkpoint, type FinalityVote } from "../../../src/consensus/finality.js";
 import {
@@ -18,22 +18,14 @@ import {
 import { BlockError } from "../../../src/primitives/errors.js";
 import { blockHash, type Block } from "../../../src/primitives/block.js";
 import { TxKind, type Tx } from "../../../src/primitives/tx.js";
-import { ChainHarness, testGenesis, testKeys } from "../../helpers/chainFixture.js";
+import { ChainHarness, harnessesClosedAfter, testGenesis, testKeys } from "../../helpers/chainFixture.js";
 import { extend } from "../../helpers/chainBuild.js";
 
 const mns = testKeys("vote-ev-mn", 4);
 const genesis = testGenesis({ masternodes: mns });
 const offender = mns[3]!;
 
-const open: ChainHarness[] = [];
-function harness(): ChainHarness {
-  const h = new ChainHarness(genesis, mns);
-  open.push(h);
-  return h;
-}
-after(async () => {
-  for (const h of open.splice(0)) await h.close();
-});
+const harness = harnessesClosedAfter(genesis, mns);
 
 const first = (b: Block): Checkpoint => ({ epoch: 2 * b.header.height, hash: blockHash(b.header) });
 

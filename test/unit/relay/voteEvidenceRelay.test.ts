@@ -5,7 +5,7 @@
  * a new peer is sent what is not yet on chain; and evidence the tracker finds here is gossiped.
  */
 import assert from "node:assert/strict";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { signVote, type Checkpoint } from "../../../src/consensus/finality.js";
 import { makeVoteOffence } from "../../../src/consensus/voteEvidence.js";
 import { createMemoryLogger } from "../../../src/logging/index.js";
@@ -13,17 +13,14 @@ import { decodeMessage, encodeMessage, MsgType, type Message } from "../../../sr
 import type { Peer } from "../../../src/p2p/peer.js";
 import { blockHash, type Block } from "../../../src/primitives/block.js";
 import { EvidenceRelay } from "../../../src/relay/evidenceRelay.js";
-import { ChainHarness, testGenesis, testKeys } from "../../helpers/chainFixture.js";
+import { ChainHarness, harnessesClosedAfter, testGenesis, testKeys } from "../../helpers/chainFixture.js";
 import { extend } from "../../helpers/chainBuild.js";
 
 const mns = testKeys("vote-relay-mn", 4);
 const genesis = testGenesis({ masternodes: mns });
 const offender = mns[2]!;
 
-const open: ChainHarness[] = [];
-after(async () => {
-  for (const h of open.splice(0)) await h.close();
-});
+const harness = harnessesClosedAfter(genesis, mns);
 
 interface FakePeer {
   addr: string;
@@ -51,8 +48,7 @@ function bed(): {
   main: Block[];
   side: Block[];
 } {
-  const h = new ChainHarness(genesis, mns);
-  open.push(h);
+  const h = harness();
   const main = extend(h, 3);
   const side = extend(h, 1, { parent: main[1]!, round: 1 });
   const peers = ["a", "b", "c"].map(fakePeer);
