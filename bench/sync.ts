@@ -70,6 +70,7 @@ import { extend } from "../test/helpers/chainBuild.js";
 import { ChainHarness, testGenesis, testKeys } from "../test/helpers/chainFixture.js";
 import { FakePeer, later } from "../test/unit/sync/helpers.js";
 import { buildTransferChain, IMPORT_BATCH, importChain, type PrebuiltChain } from "./import.js";
+import { defaultSigPoolThreads, SignaturePool } from "../src/crypto/sigPool.js";
 import { median, round, type BenchContext, type BenchGroup, type Figure } from "./lib.js";
 
 export const SYNC_RATE = "sync_blocks_per_s";
@@ -319,12 +320,15 @@ async function networkFigures(ctx: BenchContext, pre: PrebuiltChain): Promise<Fi
     const describe = (): string =>
       nodes.map((n) => n.describe()).join("\n") + `\nx's log:\n${x.recentLogs()}`;
 
-    // The import: timed, into peer 1's chain directory; the others get copies (not timed).
+    // The import: timed, into peer 1's chain directory; the others get copies (not timed). With
+    // a signature pool as large as a node's, since the syncing node checks batches with one too.
+    const pool = new SignaturePool({ threads: defaultSigPoolThreads() });
     const imp = await importChain(ctx, pre, {
       dir: peers[0]!.chainDir,
       count: SYNC_BLOCKS,
       label: "sync: import",
-    });
+      pool,
+    }).finally(() => pool.close());
     const importRate = SYNC_BLOCKS / imp.seconds;
     ctx.log(`sync: import ${round(importRate, 1)} blocks/s; copying the chain to the other nodes`);
     const copies = [...peers.slice(1), ...(wantSync ? [] : [x]), ...(wantReorg ? [b] : [])];

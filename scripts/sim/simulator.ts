@@ -189,6 +189,8 @@ export class SimNode {
           ? this.wrapTransport(this.sim.net.transport(this.host))
           : this.sim.net.transport(this.host),
         openKv,
+        // Worker threads answer in real time, not on the virtual clock: off, for determinism.
+        sigPoolThreads: 0,
       },
     );
     this.clock = clock;

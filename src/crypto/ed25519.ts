@@ -118,9 +118,46 @@ export function installVerifyCache(cache: VerifyCache | null): void {
   sharedVerifyCache = cache;
 }
 
+/**
+ * Signatures that a worker pool has already found good (sigPool.ts), by their exact bytes: public
+ * key, signature and message. The bytes decide the result, so an entry is as good as checking
+ * again, on any branch and after any reorg. Each is used once (a hit removes it), and the oldest
+ * give way past PREVERIFIED_MAX, so entries that are never asked for cannot pile up.
+ */
+const PREVERIFIED_MAX = 262_144;
+const preverified = new Set<string>();
+
+function signatureKey(pubkey: Uint8Array, message: Uint8Array, signature: Uint8Array): string {
+  return (
+    Buffer.from(pubkey.buffer, pubkey.byteOffset, pubkey.byteLength).toString("latin1") +
+    Buffer.from(signature.buffer, signature.byteOffset, signature.byteLength).toString("latin1") +
+    Buffer.from(message.buffer, message.byteOffset, message.byteLength).toString("latin1")
+  );
+}
+
+/** Records a signature a worker verified (good ones only). */
+export function notePreverified(pubkey: Uint8Array, message: Uint8Array, signature: Uint8Array): void {
+  if (preverified.size >= PREVERIFIED_MAX) {
+    const oldest = preverified.values().next().value;
+    if (oldest !== undefined) preverified.delete(oldest);
+  }
+  preverified.add(signatureKey(pubkey, message, signature));
+}
+
+/** Signatures verified ahead and not used yet. */
+export function preverifiedCount(): number {
+  return preverified.size;
+}
+
+/** Forgets every signature verified ahead (tests, and a pool that shuts down). */
+export function clearPreverified(): void {
+  preverified.clear();
+}
+
 /** Never throws: malformed keys or signatures simply fail verification. */
 export function verifySignature(pubkey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   if (pubkey.length !== PUBKEY_LEN || signature.length !== SIGNATURE_LEN) return false;
+  if (preverified.size > 0 && preverified.delete(signatureKey(pubkey, message, signature))) return true;
   const check = (): boolean => {
     try {
       return verify(null, message, publicKeyObject(pubkey), signature);

@@ -1,3 +1,4 @@
+import { defaultSigPoolThreads, SignaturePool } from "../crypto/sigPool.js";
 import { Chain } from "../chain/chain.js";
 import type { KvOpener } from "../chain/kv.js";
 import type { GenesisSpec } from "../consensus/genesis.js";
@@ -73,6 +74,8 @@ export interface TimeNodeModules {
   transport?: Transport;
   /** How the chain opens its store: LMDB by default; the simulator passes an in-memory one. */
   openKv?: KvOpener;
+  /** Threads checking synced batches' signatures (crypto/sigPool.ts); default min(4, cores), 0 none. */
+  sigPoolThreads?: number;
 }
 
 export interface TimeNodeEvents {
@@ -104,6 +107,7 @@ export class TimeNode {
   readonly syncView: PeerStateView;
   /** Owns catch-up and fork resolution (getsyncstatus). */
   readonly sync: SyncCoordinator;
+  private readonly sigPool: SignaturePool | null;
   readonly mempool: Mempool;
   /** GET /events on the RPC listener (and the dashboard's). */
   readonly eventStream: EventStream;
@@ -182,7 +186,10 @@ export class TimeNode {
     this.metrics = new Metrics();
     this.syncView = new PeerStateView({}, { clock: modules.clock });
     this.syncView.observe(this.peers);
+    const threads = modules.sigPoolThreads ?? defaultSigPoolThreads();
+    this.sigPool = threads > 0 ? new SignaturePool({ threads }) : null;
     this.sync = new SyncCoordinator(syncOptionsFromConfig(config.sync), {
+      sigPool: this.sigPool,
       chain: this.chain,
       peers: this.peers,
       view: this.syncView,
@@ -594,6 +601,7 @@ export class TimeNode {
     this.eventStream.stop();
     if (this.rpc) await this.rpc.stop();
     this.sync.stop();
+    await this.sigPool?.close();
     this.syncView.stop();
     this.relay.stop();
     this.heartbeats.stop();

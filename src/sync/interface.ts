@@ -36,6 +36,12 @@ export interface SyncFns {
     results: ProcessResult[];
     error?: unknown;
   };
+  /**
+   * Optional: checks a downloaded batch's signatures ahead of processing, on other threads
+   * (crypto/sigPool.ts), while earlier batches are processed. Never rejects; whatever it did not
+   * check, processing checks itself. Without it a batch is processed as soon as it is its turn.
+   */
+  checkAhead?(blocks: readonly Block[]): Promise<void>;
 }
 
 /** What BlockRelay tells the coordinator; the coordinator decides whether and from whom to sync. */

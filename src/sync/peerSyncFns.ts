@@ -1,4 +1,7 @@
 import type { Chain } from "../chain/chain.js";
+import { blockSignatureItems } from "../chain/blockSignatures.js";
+import type { SignaturePool } from "../crypto/sigPool.js";
+import type { Block } from "../primitives/block.js";
 import { ZERO_HASH } from "../crypto/hash.js";
 import { MsgType } from "../p2p/messages.js";
 import type { Peer } from "../p2p/peer.js";
@@ -14,7 +17,7 @@ import type { SyncFns, SyncPeerSource } from "./interface.js";
 export function peerSyncFns(
   source: SyncPeerSource,
   chain: Chain,
-  opts: { requestTimeoutMs: number },
+  opts: { requestTimeoutMs: number; sigPool?: SignaturePool | null },
 ): SyncFns {
   // A peer that sent bad data and then hung up is still penalised (bans are per IP).
   const lastSeen = new BoundedMap<string, Peer>(MAX_PEER_STATES);
@@ -70,5 +73,12 @@ export function peerSyncFns(
     processChainSegment(items) {
       return chain.processBlocks(items);
     },
+    ...(opts.sigPool
+      ? {
+          checkAhead: async (blocks: readonly Block[]): Promise<void> => {
+            await opts.sigPool!.verifyAll(blockSignatureItems(blocks, chain.genesisHash));
+          },
+        }
+      : {}),
   };
 }

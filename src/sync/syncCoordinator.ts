@@ -19,6 +19,7 @@ import { LeadSync } from "./leadSync.js";
 import { defaultSyncCoordinatorOptions, type SyncCoordinatorOptions } from "./options.js";
 import type { PeerState, PeerStateView } from "./peerStateView.js";
 import { peerSyncFns } from "./peerSyncFns.js";
+import type { SignaturePool } from "../crypto/sigPool.js";
 import { SyncNotifier } from "./syncNotifier.js";
 import { consensusTarget, stddev, type ConsensusTarget } from "./target.js";
 import type { PeerReport, SyncReason, SyncState, SyncStateStatus, SyncStatus } from "./types.js";
@@ -35,6 +36,8 @@ export interface SyncCoordinatorModules {
   peers?: SyncPeerSource;
   /** Seams for tests (Lodestar's SyncChainFns); each defaults to the real thing. */
   fns?: Partial<SyncFns>;
+  /** Checks downloaded batches' signatures on other threads (none: all on the main thread). */
+  sigPool?: SignaturePool | null;
 }
 
 /** Hints from events are looked at no more often than this (pings can come many times a second). */
@@ -99,7 +102,10 @@ export class SyncCoordinator implements SyncTrigger {
   ) {
     this.opts = { ...defaultSyncCoordinatorOptions, ...opts };
     const base: Partial<SyncFns> = modules.peers
-      ? peerSyncFns(modules.peers, modules.chain, { requestTimeoutMs: this.opts.requestTimeoutMs })
+      ? peerSyncFns(modules.peers, modules.chain, {
+          requestTimeoutMs: this.opts.requestTimeoutMs,
+          sigPool: modules.sigPool,
+        })
       : { processChainSegment: (items) => modules.chain.processBlocks(items) };
     const fns = { ...base, ...modules.fns };
     const missing = (

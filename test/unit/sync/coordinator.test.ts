@@ -103,6 +103,38 @@ describe("SyncCoordinator: catching up", () => {
     assert.ok(b.logged("In sync with the masternode consensus"));
   });
 
+  it("with signature checks ahead (the pool), each batch waits for its own check and batches still apply in order", async () => {
+    const { src } = sourceChain(800);
+    const b = bed();
+    const checked = new Set<number>();
+    let checks = 0;
+    b.fns.checkAhead = async (blocks) => {
+      checks++;
+      const from = blocks[0]!.header.height;
+      // Later batches finish their checks first: fewer turns of the event loop the higher they are.
+      for (let i = 0; i < Math.max(1, 20 - Math.floor(from / 50)); i++) await new Promise(setImmediate);
+      checked.add(from);
+    };
+    const order: number[] = [];
+    const process = b.fns.processChainSegment.bind(b.fns);
+    b.fns.processChainSegment = (items) => {
+      const from = items[0]!.block.header.height;
+      assert.ok(checked.has(from), `the batch at ${from} was processed before its check ended`);
+      order.push(from);
+      return process(items);
+    };
+    b.makeCoordinator();
+    for (const id of ["p1", "p2", "p3"]) b.addPeer({ id, masternode: true }, src.chain);
+    await b.coordinator.check();
+    assert.equal(b.chain.height, 800);
+    assert.equal(checks, order.length, "one check per batch");
+    assert.deepEqual(
+      order,
+      [...order].sort((x, y) => x - y),
+      "strictly in order",
+    );
+  });
+
   it("a timed-out batch goes to a different peer; no range is ever asked twice of one peer", async () => {
     const { src } = sourceChain(600);
     const b = bed();
