@@ -33,6 +33,8 @@ export interface BenchGroup {
   /** Every figure the group can report; the group runs when --only selects at least one. */
   figures: readonly string[];
   run(ctx: BenchContext): Promise<Figure[]> | Figure[];
+  /** Minutes long: runs only when --only names one of its figures, never in the default run. */
+  explicitOnly?: boolean;
 }
 
 export interface RateResult {

@@ -8,6 +8,7 @@
  */
 import { codecBench } from "./codec.js";
 import { finalityBench } from "./finality.js";
+import { ibdBench } from "./ibd.js";
 import { importBench } from "./import.js";
 import { TempDirs, type BenchContext, type BenchGroup, type Figure } from "./lib.js";
 import { masternodeBench } from "./masternode.js";
@@ -25,6 +26,7 @@ const GROUPS: readonly BenchGroup[] = [
   masternodeBench,
   finalityBench,
   syncBench,
+  ibdBench,
 ];
 
 interface Options {
@@ -85,7 +87,7 @@ async function main(): Promise<number> {
     return e.message ? 2 : 0;
   }
   const wants = (name: string): boolean => opts.only.length === 0 || opts.only.some((s) => name.includes(s));
-  const groups = GROUPS.filter((g) => g.figures.some(wants));
+  const groups = GROUPS.filter((g) => g.figures.some(wants) && (!g.explicitOnly || opts.only.length > 0));
   if (groups.length === 0) {
     process.stderr.write(`bench: no figure matches ${opts.only.join(", ")}\n${USAGE}\n`);
     return 2;

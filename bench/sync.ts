@@ -114,7 +114,7 @@ const TRANSPORT_SERVER_HOST = (plaintext: boolean, i: number): string =>
   `${NET}.${plaintext ? 31 + i : 41 + i}`;
 const TRANSPORT_X_HOST = (run: number): string => `${NET}.${51 + run}`;
 /** min_masternodes no node here reaches: nobody produces. */
-const NEVER_PRODUCE = 1_000;
+export const NEVER_PRODUCE = 1_000;
 
 const SYNC_TIMEOUT_MS = 300_000;
 const STEP_TIMEOUT_MS = 60_000;
@@ -135,7 +135,7 @@ async function waitFor(cond: () => boolean, what: string, timeoutMs: number): Pr
 }
 
 /** One TimeNode of the bench network: its data directory, address and in-memory log. */
-class BenchNode {
+export class BenchNode {
   node: TimeNode | null = null;
   readonly logger: MemoryLogger = createMemoryLogger({ level: "info" });
 
