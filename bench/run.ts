@@ -15,6 +15,7 @@ import { masternodeBench } from "./masternode.js";
 import { mempoolBench } from "./mempool.js";
 import { p2pBench } from "./p2p.js";
 import { sigVerifyBench } from "./sigVerify.js";
+import { scaleBench } from "./scale.js";
 import { syncBench } from "./sync.js";
 
 const GROUPS: readonly BenchGroup[] = [
@@ -27,6 +28,7 @@ const GROUPS: readonly BenchGroup[] = [
   finalityBench,
   syncBench,
   ibdBench,
+  scaleBench,
 ];
 
 interface Options {

@@ -573,7 +573,9 @@ export class Chain implements ChainReader {
           if (!block) throw new StoreError(`side block ${entry.hash.toString("hex")} body is missing`);
           try {
             const checked = checkBlockSanity(block, entry.size);
-            const ctx = this.contextFor(parent, registry);
+            // Stored blocks passed their signature checks before they were stored (side blocks
+            // in processBlock, main-chain blocks when they connected): the rest runs again.
+            const ctx = { ...this.contextFor(parent, registry), signaturesChecked: true };
             checkHeaderContext(checked, ctx);
             const changes = connectTransactions(checked, ctx, this.store);
             this.store.applyConnect(entry, changes, checked.txids);

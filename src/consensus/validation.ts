@@ -61,6 +61,12 @@ export interface BlockContext {
   now: number;
   /** For a Finality transaction's rules C4–C6; a block carrying one is invalid without it. */
   finality?: FinalityContext;
+  /**
+   * The block's producer and input signatures were verified when it was stored (a stored side
+   * block connected by a reorg): its bytes are those checked then, and a signature's validity
+   * depends on nothing else, so it is not checked again. Every other rule runs.
+   */
+  signaturesChecked?: boolean;
 }
 
 export interface SpentOutput {
@@ -278,7 +284,7 @@ export function checkHeaderContext(checked: CheckedBlock, ctx: BlockContext): vo
       `producer ${h.producer.toString("hex")} is not scheduled for height ${h.height} round ${h.round}`,
     );
   }
-  if (!verifySignature(h.producer, blockSigMessage(checked.hash), h.signature)) {
+  if (!ctx.signaturesChecked && !verifySignature(h.producer, blockSigMessage(checked.hash), h.signature)) {
     throw new BlockError("BAD_PRODUCER_SIGNATURE", "producer signature does not verify");
   }
 }
@@ -436,7 +442,7 @@ export function connectTransactions(checked: CheckedBlock, ctx: BlockContext, vi
         );
       }
     }
-    const r = checkTxInputs(tx, txids[i]!, overlay, height, ctx.params);
+    const r = checkTxInputs(tx, txids[i]!, overlay, height, ctx.params, !ctx.signaturesChecked);
     // Registry action and collateral removals, against the outputs as this transaction sees them.
     const slashedBefore = registry.slashed.length;
     registry.apply(tx, height, overlay);

@@ -7,9 +7,10 @@
  * unanswered one is simply not recorded: the import checks it itself and refuses the block as
  * before, so the pool can change how fast a block is judged, never how.
  *
- * Bounded: `threads` workers, started on the first call and stopped by close(); at most
- * MAX_ITEMS_PER_CALL signatures per call (the rest are left to the import); every job has a
- * timeout, after which its workers are replaced and its signatures are left to the import.
+ * Bounded: `threads` workers, started on the first call of at least MIN_ITEMS_PER_CALL signatures
+ * and stopped by close(); at most MAX_ITEMS_PER_CALL signatures per call (the rest are left to the
+ * import); every job has a timeout, after which its workers are replaced and its signatures are
+ * left to the import.
  */
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
@@ -29,6 +30,12 @@ export interface SigPoolOptions {
 }
 
 export const MAX_ITEMS_PER_CALL = 200_000;
+/**
+ * Fewer signatures than this are left to the import: handing them over costs about what checking
+ * them does, and a node that only ever sees small batches (one following the tip) never starts
+ * its workers.
+ */
+export const MIN_ITEMS_PER_CALL = 256;
 
 /** A node's pool size unless told otherwise: every core, at most 4. */
 export function defaultSigPoolThreads(): number {
@@ -101,7 +108,7 @@ export class SignaturePool {
    * every worker answered or timed out; never rejects. Returns how many were good.
    */
   async verifyAll(items: readonly SigItem[]): Promise<number> {
-    if (this.closed || items.length === 0) return 0;
+    if (this.closed || items.length < MIN_ITEMS_PER_CALL) return 0;
     const usable = items
       .slice(0, MAX_ITEMS_PER_CALL)
       .filter(

@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, existsSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { genesisHash, genesisToJson, makeGenesisSpec } from "../consensus/genesis.js";
+import { genesisHash, genesisToJson, makeGenesisSpec, type GenesisSpec } from "../consensus/genesis.js";
 import { NETWORKS } from "../primitives/params.js";
 import { loadConfig } from "../config/index.js";
 import { KeyPair } from "../crypto/ed25519.js";
@@ -37,8 +37,16 @@ export function devnetHost(i: number): string {
   return `127.0.1.${i}`;
 }
 
-/** `timed devnet`: builds the devnet directory, starts every node, prints status until Ctrl-C. */
-export async function runDevnet(o: DevnetOptions): Promise<number> {
+/**
+ * Builds a devnet directory (genesis.json, devnet.json and one data directory per node, as
+ * `timed devnet` documents) without starting anything. `timed devnet` starts the nodes in its
+ * own process; the scale benchmark starts each as its own `timed start` process.
+ */
+export function prepareDevnet(o: DevnetOptions): {
+  dir: string;
+  genesis: GenesisSpec;
+  infos: DevnetNodeInfo[];
+} {
   if (!Number.isInteger(o.nodes) || o.nodes < 1 || o.nodes > 200)
     throw new Error("--nodes must be an integer from 1 to 200");
   if (!Number.isInteger(o.fullNodes) || o.fullNodes < 0 || o.fullNodes > 200)
@@ -99,7 +107,14 @@ export async function runDevnet(o: DevnetOptions): Promise<number> {
     join(dir, "devnet.json"),
     JSON.stringify({ genesis: genesisHash(genesis).toString("hex"), nodes: infos }, null, 2) + "\n",
   );
+  return { dir, genesis, infos };
+}
 
+/** `timed devnet`: builds the devnet directory, starts every node, prints status until Ctrl-C. */
+export async function runDevnet(o: DevnetOptions): Promise<number> {
+  const clock = new SystemClock();
+  const tempRoot = o.dir === undefined;
+  const { dir, genesis, infos } = prepareDevnet(o);
   const nodes: TimeNode[] = [];
   const say = (s: string): void => void process.stdout.write(s + "\n");
   try {

@@ -1,3 +1,4 @@
+import { checkConfigMatchesGenesis, NodeStartError } from "./openChecks.js";
 import { defaultSigPoolThreads, SignaturePool } from "../crypto/sigPool.js";
 import { Chain } from "../chain/chain.js";
 import type { KvOpener } from "../chain/kv.js";
@@ -86,7 +87,7 @@ export interface TimeNodeEvents {
 /** Every STATUS_INTERVAL_MS the node logs one line with height, tip and producer state. */
 const STATUS_INTERVAL_MS = 10_000;
 
-export class NodeStartError extends Error {}
+export { NodeStartError };
 
 /**
  * The composition root: builds every part from the config, starts them in order and stops them
@@ -496,17 +497,7 @@ export class TimeNode {
   /** Opens the chain and keys. Throws NodeStartError with one clear line on a bad data directory. */
   static open(opts: TimeNodeOptions, modules: TimeNodeModules): TimeNode {
     const { config, genesis } = opts;
-    if (genesis.network !== config.node.network) {
-      throw new NodeStartError(
-        `data directory ${config.node.data_dir} belongs to ${genesis.network} (its genesis.json), but the config says network = "${config.node.network}"`,
-      );
-    }
-    const wantBlockMs = Math.round(config.consensus.block_time_seconds * 1000);
-    if (wantBlockMs !== genesis.blockTimeMs) {
-      throw new NodeStartError(
-        `[consensus].block_time_seconds = ${config.consensus.block_time_seconds} does not match the genesis block time of ${genesis.blockTimeMs / 1000} s`,
-      );
-    }
+    checkConfigMatchesGenesis(config, genesis);
     const paths = dataDirPaths(config.node.data_dir);
     const release = acquireLock(paths.lock);
     try {

@@ -42,15 +42,15 @@ const signed = (i: number): SigItem => {
 describe("signature pool", () => {
   it("records the good signatures only, and the import takes each one once", async () => {
     clearPreverified();
-    const good = Array.from({ length: 40 }, (_, i) => signed(i));
+    const good = Array.from({ length: 300 }, (_, i) => signed(i));
     const bad = { ...signed(100), message: Buffer.from("another message") };
     const short = { ...signed(101), signature: Buffer.alloc(10) };
     const p = pool();
-    assert.equal(await p.verifyAll([...good, bad, short]), 40);
-    assert.equal(preverifiedCount(), 40);
-    assert.equal(p.checked, 41, "the malformed one never reached a worker");
+    assert.equal(await p.verifyAll([...good, bad, short]), 300);
+    assert.equal(preverifiedCount(), 300);
+    assert.equal(p.checked, 301, "the malformed one never reached a worker");
     assert.ok(verifySignature(good[0]!.pubkey, good[0]!.message, good[0]!.signature));
-    assert.equal(preverifiedCount(), 39, "taken once");
+    assert.equal(preverifiedCount(), 299, "taken once");
     assert.equal(verifySignature(bad.pubkey, bad.message, bad.signature), false, "checked again, and bad");
     // One byte changed in a good signature: not the bytes the worker checked.
     const flipped = Buffer.from(good[1]!.signature);
@@ -67,7 +67,7 @@ describe("signature pool", () => {
     assert.equal(await p.verifyAll(many), 0);
     assert.equal(preverifiedCount(), 0);
     const q = pool(1);
-    assert.equal(await q.verifyAll([signed(1)]), 1);
+    assert.equal(await q.verifyAll(Array.from({ length: 300 }, (_, i) => signed(i))), 300);
     clearPreverified();
   });
 
@@ -77,7 +77,15 @@ describe("signature pool", () => {
     const inFlight = p.verifyAll(Array.from({ length: 3_000 }, (_, i) => signed(i % 30)));
     await p.close();
     assert.equal(await inFlight, 0);
-    assert.equal(await p.verifyAll([signed(1)]), 0);
+    assert.equal(await p.verifyAll(Array.from({ length: 300 }, (_, i) => signed(i))), 0);
+    assert.equal(preverifiedCount(), 0);
+  });
+
+  it("a handful of signatures is left to the import: no worker starts for it", async () => {
+    clearPreverified();
+    const p = pool(1);
+    assert.equal(await p.verifyAll(Array.from({ length: 255 }, (_, i) => signed(i))), 0);
+    assert.equal(p.checked, 0);
     assert.equal(preverifiedCount(), 0);
   });
 
@@ -126,16 +134,18 @@ describe("signature pool", () => {
       bad.txs[1]!.inputs[0]!.signature = bob.sign(Buffer.from("something else"));
       assert.ok(blockHash(bad.header).equals(blockHash(good.header)), "signatures are outside the txid");
       const p = pool();
+      // Other signatures fill each call up to the pool's minimum.
+      const filler = Array.from({ length: 300 }, (_, i) => signed(i));
       // The pool sees the tampered copy first: its input signature is bad and not recorded.
       assert.equal(
-        await p.verifyAll(blockSignatureItems([bad], h.chain.genesisHash)),
-        1,
-        "only the producer's",
+        await p.verifyAll([...filler, ...blockSignatureItems([bad], h.chain.genesisHash)]),
+        301,
+        "the filler and the producer's",
       );
       const r = h.chain.processBlocks([{ block: bad }]);
       assert.equal((r.error as { code?: string } | undefined)?.code, "BAD_TX_SIGNATURE");
       // The real block, checked ahead, connects.
-      assert.equal(await p.verifyAll(blockSignatureItems([good], h.chain.genesisHash)), 2);
+      assert.equal(await p.verifyAll([...filler, ...blockSignatureItems([good], h.chain.genesisHash)]), 302);
       assert.equal(h.chain.processBlock(good).status, "connected");
     } finally {
       await h.close();
