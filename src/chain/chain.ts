@@ -5,6 +5,7 @@
  * of the block tree are in blockTree.ts, opening the store with its genesis in genesisStore.ts,
  * and the result and option types in chainTypes.ts (re-exported here).
  */
+import type { Certificate } from "../consensus/finality.js";
 import type { Registry } from "../consensus/registry.js";
 import type { EpochSchedule } from "../consensus/schedule.js";
 import { makeEquivocation, type Equivocation } from "../consensus/evidence.js";
@@ -187,6 +188,8 @@ export class Chain implements ChainReader {
 
   /** While a batch is open, events wait here until its commit succeeds. */
   private batchEvents: Array<() => void> | null = null;
+  /** The last certificate a batch's blocks carried: only it is taken, once, after the commit. */
+  private batchCert: Certificate | null = null;
 
   private emit<K extends keyof ChainEvents>(event: K, payload: ChainEvents[K]): void {
     if (this.batchEvents) this.batchEvents.push(() => this.events.emit(event, payload));
@@ -222,6 +225,7 @@ export class Chain implements ChainReader {
       });
     } catch (e) {
       this.tipEntry = tipBefore;
+      this.batchCert = null;
       throw e;
     } finally {
       this.batchEvents = null;
@@ -494,9 +498,19 @@ export class Chain implements ChainReader {
   private afterConnect(checked: CheckedBlock): void {
     const cert = checked.certificate;
     if (!cert) return;
-    const take = (): void => void this.finality.acceptOnChain(cert);
-    if (this.batchEvents) this.batchEvents.push(take);
-    else take();
+    if (!this.batchEvents) {
+      this.finality.acceptOnChain(cert);
+      return;
+    }
+    // Each later certificate of the batch finalises every earlier one's block too, and taking
+    // one writes the final checkpoint durably: once per batch, not once per block.
+    if (!this.batchCert)
+      this.batchEvents.push(() => {
+        const last = this.batchCert;
+        this.batchCert = null;
+        if (last) this.finality.acceptOnChain(last);
+      });
+    this.batchCert = cert;
   }
 
   /** Once the tip has moved (and outside a batch): side branches it left behind are pruned. */
@@ -675,6 +689,7 @@ export class Chain implements ChainReader {
       out = this.store.atomically(fn);
     } catch (e) {
       this.tipEntry = tipBefore;
+      this.batchCert = null;
       throw e;
     } finally {
       this.batchEvents = null;
