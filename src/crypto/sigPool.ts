@@ -152,12 +152,24 @@ export class SignaturePool {
       if (!job) return;
       clearTimeout(job.timer);
       this.jobs.delete(m.id);
+      this.refWhileBusy();
       job.resolve(m.out);
     });
     // A worker that fails is replaced on the next call; its jobs time out (or end at close).
     w.on("error", () => this.drop(w));
     w.on("exit", () => this.drop(w));
     return w;
+  }
+
+  /**
+   * Idle workers never keep the process alive; busy ones do, so a process whose only pending
+   * work is a check (timed verify awaiting a batch) does not exit under it.
+   */
+  private refWhileBusy(): void {
+    for (const w of this.workers) {
+      if (this.jobs.size > 0) w.ref();
+      else w.unref();
+    }
   }
 
   private drop(w: Worker): void {
@@ -183,6 +195,7 @@ export class SignaturePool {
     const out = await new Promise<Uint8Array | null>((resolve) => {
       const timer = setTimeout(() => {
         this.jobs.delete(id);
+        this.refWhileBusy();
         // A worker that does not answer is stuck or overloaded: replace it.
         this.drop(worker);
         void worker.terminate();
@@ -190,6 +203,7 @@ export class SignaturePool {
       }, this.opts.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS);
       timer.unref();
       this.jobs.set(id, { resolve, timer });
+      this.refWhileBusy();
       worker.postMessage({ id, buf: buf.buffer, count: items.length }, [buf.buffer]);
     });
     if (!out || this.closed) return 0;
