@@ -46,14 +46,19 @@ void describe("doctor on a minority fork (real nodes)", () => {
   it("a node that invalidated the network's branch is told it is on a minority fork; reconsiderblock heals it", async () => {
     const [a, b, c] = net!.nodes as [NodeHandle, NodeHandle, NodeHandle];
     await waitFor(
-      "height 4 everywhere, one tip, full mesh",
+      "height 6 everywhere, one tip, full mesh",
       () =>
-        [a, b, c].every((h) => h.n.chain.height >= 4 && h.n.peers.peers().length === 2) &&
+        [a, b, c].every((h) => h.n.chain.height >= 6 && h.n.peers.peers().length === 2) &&
         a.n.chain.tip.hash.equals(c.n.chain.tip.hash),
       { timeoutMs: 30_000, detail: () => net!.describe() },
     );
     assert.equal(c.n.chain.finality.finalizedHeight, 0, "nothing is final: 3 of 6 vote");
-    const marked = c.n.chain.tip.hash.toString("hex");
+    // Three blocks deep, not the tip: C's own branch then starts three blocks behind and, with one
+    // producer of three, never outweighs A and B's. (Marking the tip raced: when C held the next
+    // round-0 slot, its replacement block plus that one outweighed the marked block, and A and B
+    // followed C.)
+    const marked = c.n.chain.getHashAtHeight(c.n.chain.height - 2)!.toString("hex");
+    const oldTip = c.n.chain.tip.hash.toString("hex");
     const r = await c.rpc.call<{ marked: number }>("invalidateblock", [marked]);
     assert.ok(r.marked >= 1);
     const from = c.n.chain.height;
@@ -77,7 +82,8 @@ void describe("doctor on a minority fork (real nodes)", () => {
     assert.equal(v.suggest, "time-cli getchaintips");
     const tips = await c.rpc.call<Array<{ hash: string; status: string }>>("getchaintips");
     assert.ok(
-      tips.some((t) => t.hash === marked && t.status === "invalid"),
+      // The marked block's branch, ending at C's old tip, is invalid.
+      tips.some((t) => t.hash === oldTip && t.status === "invalid"),
       JSON.stringify(tips),
     );
     // A is on the majority's chain: at most a warning that one peer (C) is elsewhere.
