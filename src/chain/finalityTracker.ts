@@ -18,6 +18,7 @@ import {
   heightOfEpoch,
   isSupermajority,
   linkKey,
+  sameCheckpoint,
   slashingOffence,
   voteError,
   voteShapeError,
@@ -267,11 +268,11 @@ export class FinalityTracker {
     return out;
   }
 
-  /** Keeps `v` in its voter's recent votes; reports a rule it breaks with one of them. */
+  /** Whether `v` is a copy (same link, same signature) of a vote already taken from its voter. */
   private isCopy(v: FinalityVote): boolean {
-    const key = linkKey(v);
+    // Signatures first: they differ on all but a real copy, and comparing them builds no strings.
     return (this.byVoter.get(v.voter.toString("hex")) ?? []).some(
-      (old) => old.signature.equals(v.signature) && linkKey(old) === key,
+      (old) => old.signature.equals(v.signature) && sameLink(old, v),
     );
   }
 
@@ -284,12 +285,13 @@ export class FinalityTracker {
     return null;
   }
 
+  /** Keeps `v` in its voter's recent votes; reports a rule it breaks with one of them. */
   private recordForVoter(v: FinalityVote): "duplicate" | VoteOutcome["evidence"] | null {
     const id = v.voter.toString("hex");
     const mine = this.byVoter.get(id) ?? [];
     let evidence: VoteOutcome["evidence"] | null = null;
     for (const old of mine) {
-      if (old.signature.equals(v.signature) && linkKey(old) === linkKey(v)) return "duplicate";
+      if (old.signature.equals(v.signature) && sameLink(old, v)) return "duplicate";
       const offence = slashingOffence(old, v);
       if (offence && !evidence) evidence = { offence, a: old, b: v };
     }
@@ -412,4 +414,8 @@ export class FinalityTracker {
       }
     this.pending = this.pending.filter((v) => v.target.epoch > f);
   }
+}
+
+function sameLink(a: FinalityVote, b: FinalityVote): boolean {
+  return sameCheckpoint(a.source, b.source) && sameCheckpoint(a.target, b.target);
 }

@@ -30,8 +30,8 @@ export interface OffenceRecord {
 
 /** What metrics and RPC read of the finality relay (FinalityRelay fits it). */
 export interface FinalityRelayView {
-  /** Votes received from peers by what counting them gave, and votes sent. */
-  readonly counts: Readonly<Record<VoteStatus | "sent", number>>;
+  /** Votes received from peers by what counting them gave, votes sent, and certificates sent. */
+  readonly counts: Readonly<Record<VoteStatus | "sent" | "certificatesSent", number>>;
   /** The offences the relay holds, newest last; it keeps only the last ones. */
   readonly offences: readonly OffenceRecord[];
   /** Every offence seen since start. */

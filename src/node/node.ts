@@ -266,6 +266,7 @@ export class TimeNode {
       network: this.peers,
       clock: modules.clock,
       logger: log.child({ module: "finality" }),
+      isMasternode: this.operatorKey !== null,
       hintSync: (peer) => this.sync.hintFinal(peer.nodeIdHex),
     });
     this.voter = this.operatorKey

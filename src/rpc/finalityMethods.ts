@@ -85,6 +85,7 @@ export function finalityStatus(deps: FinalityMethodDeps): Record<string, unknown
   const votes: Record<string, number> = {};
   for (const r of VOTE_RESULTS) votes[r] = relay.counts[r];
   votes.sent = relay.counts.sent;
+  votes.certificatessent = relay.counts.certificatesSent;
   const recent = relay.offences
     .slice(-RECENT_OFFENCES)
     .reverse()

@@ -113,9 +113,10 @@ describe("finality for operators (RPC, metrics, dashboard) on a chain with a fin
     main = extend(h, 5);
     relay = new FinalityRelay({
       chain: h.chain,
-      network: { peers: () => [], misbehaving: () => undefined },
+      network: { peers: () => [], misbehaving: () => undefined, broadcast: () => 0 },
       clock: h.clock,
       logger: nullLogger,
+      isMasternode: false,
     });
     server = new RpcServer(
       { host: "127.0.0.1", port: 0, auth: { kind: "userpass", user: USER, password: PASSWORD } },
@@ -170,6 +171,7 @@ describe("finality for operators (RPC, metrics, dashboard) on a chain with a fin
       unusable: 0,
       "not-voter": 0,
       sent: 0,
+      certificatessent: 0,
     });
     assert.deepEqual(s.offences, { count: 0, recent: [] });
     assert.deepEqual(s.voter, { lock: { maxsource: 6, maxtarget: 7 }, signed: 2 });
