@@ -21,8 +21,10 @@ import {
 import { CodecError } from "../codec/index.js";
 import { LivenessRelay, trickleIntervalMs } from "./livenessRelay.js";
 import type { Peer } from "../p2p/peer.js";
+import { rateLimitsFor, sendBudget } from "../p2p/rateLimits.js";
 import type { Clock, TimerHandle } from "../util/clock.js";
 import type { Random } from "../util/random.js";
+import { TokenBucket } from "../util/tokenBucket.js";
 import type { LivenessVerdict, MasternodeLiveness } from "./liveness.js";
 import {
   attestationHash,
@@ -53,7 +55,7 @@ export interface HeartbeatNetwork {
 
 export interface HeartbeatServiceModules {
   clock: Clock;
-  /** Picks the peers relayed liveness messages are announced to. */
+  /** Picks the peer a full node polls for the masternode list. */
   random: Random;
   logger: Logger;
   liveness: MasternodeLiveness;
@@ -102,6 +104,12 @@ const MAX_LIST_REQUESTS_IN_FLIGHT = 2;
 const LIST_ANSWERS_WANTED = 3;
 /** How long to wait for an MnList. */
 const LIST_TIMEOUT_MS = 30_000;
+/**
+ * What we send one peer of GetMnList at most: a margin under what it accepts (5 per minute,
+ * rateLimits.ts; that limit does not depend on the ping interval given here). Over it a request
+ * is a flood, scored against us, so a poll skips a peer whose budget is spent.
+ */
+const LIST_SEND_BUDGET = sendBudget(rateLimitsFor(1_000)[MsgType.GetMnList]);
 
 /** Counters for status and metrics. Keys are verdicts and message kinds: a fixed, small set. */
 export interface HeartbeatStats {
@@ -119,10 +127,12 @@ type Kind = "heartbeat" | "attestation" | "announce" | "list";
 /**
  * Liveness gossip over P2P. As a masternode it heartbeats every interval and announces itself to
  * each peer on connect and then every announce interval; it attests other masternodes'
- * heartbeats it is designated for (the witness lottery). For every node it checks incoming
- * heartbeats, attestations and announcements through MasternodeLiveness, relays new heartbeats
- * by inventory (LivenessRelay; attestations go one hop, from their witness), penalises senders
- * of bad evidence, and serves and asks for the masternode list.
+ * heartbeats it is designated for (the witness lottery), and relays new heartbeats to its
+ * masternode peers by inventory (LivenessRelay; attestations go one hop, from their witness).
+ * For every node it checks incoming heartbeats, attestations and announcements through
+ * MasternodeLiveness, penalises senders of bad evidence, and serves and asks for the masternode
+ * list. A full node relays nothing: it keeps its view (display only) fresh by polling one peer
+ * for the list every half liveness window (pollList).
  */
 export class HeartbeatService {
   readonly stats: HeartbeatStats = {
@@ -143,6 +153,8 @@ export class HeartbeatService {
   readonly relay: LivenessRelay;
   /** Local times of recent MnList answers; at most LIST_ANSWERS_WANTED kept. */
   private listAnswers: number[] = [];
+  /** Each peer's GetMnList send budget (a WeakMap: it goes with the peer). */
+  private readonly listBudgets = new WeakMap<Peer, TokenBucket>();
   private warnedAddress = false;
   private started = false;
 
@@ -153,9 +165,10 @@ export class HeartbeatService {
     this.announceIntervalMs = Math.max(MIN_ANNOUNCE_INTERVAL_MS, opts.announceIntervalMs);
     this.relay = new LivenessRelay(trickleIntervalMs(opts.heartbeatIntervalMs), {
       clock: modules.clock,
-      random: modules.random,
       logger: modules.logger,
       network: modules.network,
+      isMasternode: () => this.isMasternode(),
+      isMasternodePeer: (p) => this.isMasternodePeer(p),
       has: (h) => modules.liveness.hasSeen(h),
     });
   }
@@ -169,6 +182,9 @@ export class HeartbeatService {
     if (this.modules.operatorKey) {
       this.timers.push(clock.setInterval(() => this.announceTick(), this.announceIntervalMs));
     }
+    // For every node: whether it is a registered masternode can change with its tip, and the
+    // tick polls only while it is not.
+    this.timers.push(clock.setInterval(() => this.pollList(), this.pollIntervalMs));
     // Heartbeat at once, so this masternode counts itself active from the start.
     this.heartbeatTick();
   }
@@ -178,6 +194,16 @@ export class HeartbeatService {
     for (const t of this.timers) t.cancel();
     this.timers = [];
     this.started = false;
+  }
+
+  /**
+   * How often a full node polls for the masternode list: half the liveness window. An MnList
+   * entry counts as seen at its own timestamp, at most about one heartbeat interval old when a
+   * masternode serves it, so the oldest entry is about 3.5 intervals old when the next answer
+   * comes, inside the 5-interval window: no masternode flaps to inactive between polls.
+   */
+  get pollIntervalMs(): number {
+    return Math.max(1, Math.round(this.modules.liveness.windowMs / 2));
   }
 
   /** Sign and broadcast a heartbeat now (when we are a registered masternode). Returns whether it did. */
@@ -194,7 +220,8 @@ export class HeartbeatService {
     const hb = signHeartbeat(key, { seq, timestamp: now, height: tip.height, tipHash: tip.hash });
     liveness.recordOwnHeartbeat(hb);
     const hash = heartbeatHash(hb);
-    // Our own goes to every peer at once; the pool lets third parties fetch it by inventory.
+    // Our own goes to every peer at once, full nodes included (a full node does not pass it on);
+    // the pool lets masternodes that are not our peers fetch it by inventory from those that are.
     network.broadcast({ type: MsgType.Heartbeat, ...hb }, (p) => this.markFor(p, hash));
     this.relay.relay("heartbeat", hash, encodeHeartbeat(hb));
     this.stats.heartbeatsSent++;
@@ -425,6 +452,45 @@ export class HeartbeatService {
     }
   }
 
+  /**
+   * A full node's poll: ask one ready peer for the masternode list, a masternode peer if one has
+   * send budget left (its view is fed by gossip; another full node's is itself polled, so older),
+   * else any other. Skipped while MAX_LIST_REQUESTS_IN_FLIGHT requests are out.
+   */
+  private pollList(): void {
+    try {
+      if (this.isMasternode() || this.listsInFlight >= MAX_LIST_REQUESTS_IN_FLIGHT) return;
+      const peer = this.pollPeer();
+      if (peer) this.requestList(peer);
+      else this.modules.logger.debug("Masternode list poll skipped: no peer with send budget");
+    } catch (e) {
+      this.modules.logger.error("Liveness: masternode list poll failed", {}, e);
+    }
+  }
+
+  private pollPeer(): Peer | null {
+    const masternodes: Peer[] = [];
+    const others: Peer[] = [];
+    for (const p of this.modules.network.peers()) {
+      if (p.state === "ready") (this.isMasternodePeer(p) ? masternodes : others).push(p);
+    }
+    const now = this.modules.clock.now();
+    return this.drawWithBudget(masternodes, now) ?? this.drawWithBudget(others, now);
+  }
+
+  /** A peer drawn at random (a Fisher–Yates shuffle as it goes) that has GetMnList budget left. */
+  private drawWithBudget(peers: Peer[], now: number): Peer | null {
+    for (let i = 0; i < peers.length; i++) {
+      const j = i + this.modules.random.int(peers.length - i);
+      const p = peers[j]!;
+      peers[j] = peers[i]!;
+      let budget = this.listBudgets.get(p);
+      if (!budget) this.listBudgets.set(p, (budget = new TokenBucket(...LIST_SEND_BUDGET, now)));
+      if (budget.take(now)) return p;
+    }
+    return null;
+  }
+
   private announceTick(): void {
     try {
       this.sendAnnouncements();
@@ -448,11 +514,12 @@ export class HeartbeatService {
     // Record our own witness first: it dedups the echoes, and a full heartbeat needs no more.
     if (liveness.onAttestation(att) !== "new") return;
     const attHash = attestationHash(att);
-    // To our own peers only, and by inventory: sent at once it could overtake the heartbeat it
-    // attests, which travels by inventory, and a peer drops an attestation of a heartbeat it
-    // does not hold. Relaying attestations further cost every node two messages for each
-    // heartbeat, to feed nothing but the `witnesses` column of masternodelist.
-    this.relay.relay("attestation", attHash, encodeAttestation(att), undefined, "neighbours");
+    // To our own masternode peers only, and by inventory: sent at once it could overtake the
+    // heartbeat it attests, which travels by inventory, and a peer drops an attestation of a
+    // heartbeat it does not hold (a full node rarely holds it: it polls the list). Relaying
+    // attestations further cost every node two messages for each heartbeat, to feed nothing but
+    // the `witnesses` column of masternodelist.
+    this.relay.relay("attestation", attHash, encodeAttestation(att));
     this.stats.attestationsSent++;
   }
 
@@ -526,6 +593,17 @@ export class HeartbeatService {
   }
 
   // --- helpers ---------------------------------------------------------------------------
+
+  /** A registered masternode: it relays liveness gossip; any other node polls the list instead. */
+  private isMasternode(): boolean {
+    const key = this.modules.operatorKey;
+    return key !== null && this.modules.liveness.isRegistered(key.publicKey);
+  }
+
+  /** A peer that proved, in its handshake, an operator key registered at our tip. */
+  private isMasternodePeer(p: Peer): boolean {
+    return p.operatorPubkey !== null && this.modules.liveness.isRegistered(p.operatorPubkey);
+  }
 
   /** Broadcast filter: send to a peer only if it is not known to have `hash`, and remember it. */
   private markFor(p: Peer, hash: Buffer): boolean {

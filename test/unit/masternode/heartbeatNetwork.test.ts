@@ -1,6 +1,6 @@
 // HeartbeatService over real PeerManagers on a virtual network (one ManualClock per test):
-// relay once per hop, attestations, spoofed and replayed heartbeats penalised, and a newcomer's
-// view filled from one MnList.
+// relay once per hop among masternodes, attestations, spoofed and replayed heartbeats penalised,
+// a newcomer's view filled from one MnList, and a full node kept current by polling alone.
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { findByOperator, type Registry } from "../../../src/consensus/registry.js";
@@ -8,7 +8,7 @@ import { KeyPair } from "../../../src/crypto/ed25519.js";
 import { HeartbeatService, type HeartbeatNetwork } from "../../../src/masternode/heartbeatService.js";
 import { livenessOptions, MasternodeLiveness } from "../../../src/masternode/liveness.js";
 import { attestationHash, heartbeatHash, signHeartbeat } from "../../../src/masternode/livenessMessages.js";
-import { decodeMessage, MsgType, type Heartbeat, type Message } from "../../../src/p2p/messages.js";
+import { decodeMessage, MsgType, type Message, type MnListMsg } from "../../../src/p2p/messages.js";
 import { MAX_TRICKLE_MS } from "../../../src/masternode/livenessRelay.js";
 import { SeededRandom } from "../../../src/util/random.js";
 import { stopAll, testKey, VirtualNet, type TestNode } from "../p2p/harness.js";
@@ -31,6 +31,8 @@ interface MnNode {
   operator: KeyPair | null;
   penalties: Array<{ peer: string; score: number; reason: string }>;
   received: Received[];
+  /** Every liveness relay message it received, by type name ("LivenessInv", …). */
+  relayed: string[];
   announced: Array<{ address: string; nodeId: string }>;
 }
 
@@ -47,8 +49,9 @@ async function mnNode(
   host: string,
   registry: Registry,
   operator: KeyPair | null,
-  extras: { key?: KeyPair; blacklist?: string[] } = {},
+  extras: { key?: KeyPair; blacklist?: string[]; heartbeatMs?: number } = {},
 ): Promise<MnNode> {
+  const heartbeatMs = extras.heartbeatMs ?? HEARTBEAT_MS;
   const clock = v.clock;
   const t = await v.startNode(
     host,
@@ -59,7 +62,7 @@ async function mnNode(
       ...(extras.key ? { key: extras.key } : {}),
     },
   );
-  const liveness = new MasternodeLiveness(livenessOptions(HEARTBEAT_MS, ANNOUNCE_MS), {
+  const liveness = new MasternodeLiveness(livenessOptions(heartbeatMs, ANNOUNCE_MS), {
     clock,
     logger: t.logger,
     registry: () => registry,
@@ -76,7 +79,7 @@ async function mnNode(
   };
   const announced: MnNode["announced"] = [];
   const service = new HeartbeatService(
-    { heartbeatIntervalMs: HEARTBEAT_MS, announceIntervalMs: ANNOUNCE_MS },
+    { heartbeatIntervalMs: heartbeatMs, announceIntervalMs: ANNOUNCE_MS },
     {
       clock,
       random: new SeededRandom(nodes.length + 1),
@@ -91,7 +94,9 @@ async function mnNode(
     },
   );
   const received: Received[] = [];
+  const relayed: string[] = [];
   t.onMessage((peer, msg) => {
+    if (RELAY_TYPES.has(msg.type)) relayed.push(MsgType[msg.type]);
     // Counted whether it came alone or in a LivenessBatch (the relay by inventory).
     const items: Message[] =
       msg.type === MsgType.LivenessBatch
@@ -115,12 +120,44 @@ async function mnNode(
   });
   t.pm.events.on("peerReady", (p) => service.onPeerReady(p));
   service.start();
-  const n: MnNode = { t, liveness, service, operator, penalties, received, announced };
+  const n: MnNode = { t, liveness, service, operator, penalties, received, relayed, announced };
   nodes.push(n);
   return n;
 }
 
+const RELAY_TYPES: ReadonlySet<MsgType> = new Set([
+  MsgType.LivenessInv,
+  MsgType.GetLiveness,
+  MsgType.LivenessBatch,
+  MsgType.Attestation,
+]);
+
 const connected = (a: TestNode, b: TestNode): boolean => a.pm.getPeer(b.id) !== undefined;
+
+/** Masternodes A, B and C at `${hostPrefix}1..3`, all linked, each seeing the others active. */
+async function meshOfThree(
+  v: VirtualNet,
+  tag: string,
+  hostPrefix: string,
+  heartbeatMs?: number,
+): Promise<{ registry: Registry; a: MnNode; b: MnNode; c: MnNode }> {
+  const ops = opKeys(tag, 3);
+  const registry = registryOf(ops);
+  const extras = heartbeatMs === undefined ? {} : { heartbeatMs };
+  const [a, b, c] = [
+    await mnNode(v, `${hostPrefix}1`, registry, ops[0]!, extras),
+    await mnNode(v, `${hostPrefix}2`, registry, ops[1]!, extras),
+    await mnNode(v, `${hostPrefix}3`, registry, ops[2]!, extras),
+  ];
+  b.t.pm.addNode(a.t.addr, "add");
+  c.t.pm.addNode(a.t.addr, "add");
+  c.t.pm.addNode(b.t.addr, "add");
+  await v.until(
+    () => [a, b, c].every((n) => n.liveness.activeCount() === 3),
+    "A, B and C see each other (from the lists swapped on connect)",
+  );
+  return { registry, a, b, c };
+}
 
 function countBy(rs: Received[], type: Received["type"]): Map<string, number> {
   const m = new Map<string, number>();
@@ -209,14 +246,6 @@ describe("HeartbeatService over PeerManagers on a virtual network", () => {
     const b = await mnNode(v, "10.50.0.12", registry, opB);
     const rogue = await v.startNode("10.50.0.13");
     plain.push(rogue);
-    const captured: Heartbeat[] = [];
-    rogue.onMessage((peer, msg) => {
-      // The rogue plays the relay protocol far enough to be sent heartbeats: it asks for them.
-      if (msg.type === MsgType.LivenessInv) peer.send({ type: MsgType.GetLiveness, hashes: msg.hashes });
-      if (msg.type === MsgType.LivenessBatch)
-        for (const b of msg.heartbeats)
-          captured.push(decodeMessage(MsgType.Heartbeat, b) as Heartbeat & Message);
-    });
     b.t.pm.addNode(a.t.addr, "add");
     rogue.pm.addNode(a.t.addr, "add");
     await v.until(
@@ -228,12 +257,15 @@ describe("HeartbeatService over PeerManagers on a virtual network", () => {
 
     b.service.sendHeartbeat();
     const seqB = b.liveness.lastSeq(opB.publicKey);
-    await v.until(
-      () => captured.some((h) => h.seq === seqB),
-      "the rogue got B's heartbeat through A",
-      4 * MAX_TRICKLE_MS,
-    );
-    const real = captured.find((h) => h.seq === seqB)!;
+    await v.until(() => a.liveness.lastSeq(opB.publicKey) === seqB, "A has B's heartbeat");
+    // Not a masternode, the rogue is relayed nothing: it gets B's heartbeat from A's list.
+    let list: MnListMsg | null = null;
+    void toA
+      .request((reqId) => ({ type: MsgType.GetMnList, reqId }), [MsgType.MnList], 1_000)
+      .then((m) => (list = m));
+    await v.until(() => list !== null, "A's list");
+    const real = list!.heartbeats.find((h) => h.seq === seqB);
+    assert.ok(real, "B's heartbeat in A's list");
     const stranger = opKey("net-spoof-stranger", 0);
     const now = v.clock.now();
 
@@ -294,19 +326,7 @@ describe("HeartbeatService over PeerManagers on a virtual network", () => {
 
   it("a newcomer fills its masternode list from one peer's MnList", async () => {
     const v = new VirtualNet(903);
-    const ops = opKeys("net-list", 3);
-    const [opA, opB, opC] = ops as [KeyPair, KeyPair, KeyPair];
-    const registry = registryOf(ops);
-    const a = await mnNode(v, "10.50.0.21", registry, opA);
-    const b = await mnNode(v, "10.50.0.22", registry, opB);
-    const c = await mnNode(v, "10.50.0.23", registry, opC);
-    b.t.pm.addNode(a.t.addr, "add");
-    c.t.pm.addNode(a.t.addr, "add");
-    c.t.pm.addNode(b.t.addr, "add");
-    await v.until(
-      () => [a, b, c].every((n) => n.liveness.activeCount() === 3),
-      "A, B and C see each other (from the lists swapped on connect)",
-    );
+    const { registry, a, b, c } = await meshOfThree(v, "net-list", "10.50.0.2");
 
     // A non-masternode that may talk to A only. No heartbeat is sent from here on.
     const d = await mnNode(v, "10.50.0.24", registry, null, { blacklist: [b.t.id, c.t.id] });
@@ -336,5 +356,40 @@ describe("HeartbeatService over PeerManagers on a virtual network", () => {
       "with every node id",
     );
     assert.equal(connected(d.t, b.t) || connected(d.t, c.t), false, "D talks to A only");
+  });
+
+  it("a full node keeps every masternode active through polling alone, and relays nothing", async () => {
+    const v = new VirtualNet(904);
+    // 10 s heartbeats: a 50 s window, a poll every 25 s.
+    const heartbeatMs = 10_000;
+    const { registry, a, b, c } = await meshOfThree(v, "net-poll", "10.50.0.3", heartbeatMs);
+    // A full node linked to A and B only: C's heartbeats reach it through their lists alone.
+    const d = await mnNode(v, "10.50.0.34", registry, null, { heartbeatMs, blacklist: [c.t.id] });
+    d.t.pm.addNode(a.t.addr, "add");
+    d.t.pm.addNode(b.t.addr, "add");
+    await v.until(() => connected(d.t, a.t) && connected(d.t, b.t), "D linked to A and B");
+    await v.until(() => d.liveness.activeCount() === 3, "D sees all three");
+    const polledBefore = d.service.stats.listsReceived;
+    for (const n of [a, b, c, d]) n.relayed.length = 0;
+
+    // Four windows, checked every second: nobody flaps to inactive on D.
+    const windowMs = d.liveness.windowMs;
+    for (let t = 0; t < 4 * windowMs; t += 1_000) {
+      await v.advance(1_000, 100);
+      assert.equal(d.liveness.activeCount(), 3, `all three active on D at +${t + 1_000} ms`);
+    }
+    const polls = d.service.stats.listsReceived - polledBefore;
+    assert.ok(polls >= 7 && polls <= 9, `a list every half window: ${polls} in four windows`);
+    assert.equal(connected(d.t, c.t), false, "D never linked to C");
+    assert.ok((d.service.stats.verdicts.get("list:new") ?? 0) > 0, "C's heartbeats came in lists");
+    assert.deepEqual(d.relayed, [], "D is relayed nothing, attestations included");
+    for (const n of [a, b]) {
+      const fromD = n.received.filter((r) => r.from === d.t.id);
+      assert.deepEqual(fromD, [], `D passes nothing on to ${n.t.host}`);
+    }
+    assert.deepEqual(d.service.relay.stats, { invSent: 0, invReceived: 0, requested: 0, served: 0 });
+    // The masternodes still gossip among themselves.
+    assert.ok(c.relayed.includes("LivenessInv"), "C hears of heartbeats by inventory");
+    for (const n of [a, b, c, d]) assert.deepEqual(n.penalties, [], "nobody is penalised");
   });
 });

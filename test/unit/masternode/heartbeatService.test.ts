@@ -1,5 +1,6 @@
 // HeartbeatService on a ManualClock over a fake network: the schedule, seq, the announcement
-// budget, relay decisions and penalties. The loopback tests (heartbeatNetwork.test.ts) run it
+// budget, relay decisions (masternodes relay to masternode peers; full nodes relay nothing and
+// poll the list instead) and penalties. The loopback tests (heartbeatNetwork.test.ts) run it
 // over real PeerManagers.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -73,6 +74,10 @@ function service(
 
 const asPeer = (p: FakePeer): Peer => p as unknown as Peer;
 const ofType = (p: FakePeer, t: MsgType): Message[] => p.sent.filter((m) => m.type === t);
+/** Lets the promise chains of settled requests run (in-flight counts drop in their `finally`). */
+const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
+/** GetMnList requests made of `p`. */
+const listRequests = (p: FakePeer): number => p.requested.filter((m) => m.type === MsgType.GetMnList).length;
 
 describe("HeartbeatService: as a masternode", () => {
   const keys = opKeys("svc", 3);
@@ -155,12 +160,16 @@ describe("HeartbeatService: as a masternode", () => {
     svc.stop();
   });
 
-  it("relays a new heartbeat by inventory to the peers not known to have it, serves it, and attests it", () => {
+  it("relays a new heartbeat by inventory to the masternode peers not known to have it, serves it, and attests it to masternode peers only", () => {
     const rig = livenessRig(keys, me);
-    const from = fakePeer(1);
-    const other = fakePeer(2);
-    const knowing = fakePeer(3);
-    const net = new FakeNetwork([from, other, knowing]);
+    // Masternode peers (their operator keys registered), a full node, and a peer that proved an
+    // operator key nobody registered: the last two hear of nothing.
+    const from = fakePeer(1, b);
+    const other = fakePeer(2, c);
+    const knowing = fakePeer(3, b);
+    const full = fakePeer(4);
+    const unregistered = fakePeer(5, opKey("svc-stranger", 9));
+    const net = new FakeNetwork([from, other, knowing, full, unregistered]);
     const svc = service(rig.liveness, rig.clock, net, me);
     const hb = heartbeat(b, rig.clock);
     const hash = heartbeatHash(hb);
@@ -175,14 +184,17 @@ describe("HeartbeatService: as a masternode", () => {
         timestamp: rig.clock.now(),
       }),
     );
-    // Everything waits for the trickle, then goes out as hashes, once per peer: the heartbeat to
-    // the peers without it, our attestation to all (sent at once, it could overtake the heartbeat).
+    // Everything waits for the trickle, then goes out as hashes, once per masternode peer: the
+    // heartbeat to those without it, our attestation to all of them (sent at once, it could
+    // overtake the heartbeat).
     assert.deepEqual(invHashes(other), [], "nothing before the trickle");
     svc.relay.flush();
     svc.relay.flush();
     assert.deepEqual(invHashes(from), [mine.toString("hex")], "the heartbeat never goes back to its sender");
     assert.deepEqual(invHashes(knowing), [mine.toString("hex")]);
     assert.deepEqual(invHashes(other), [hash.toString("hex"), mine.toString("hex")]);
+    assert.deepEqual(full.sent, [], "a full-node peer is told of neither");
+    assert.deepEqual(unregistered.sent, [], "nor a peer whose operator key is not registered");
     assert.equal(ofType(other, MsgType.Heartbeat).length + ofType(other, MsgType.Attestation).length, 0);
     // Asked for it, we send its exact bytes; an unknown hash is skipped.
     svc.handle(asPeer(other), { type: MsgType.GetLiveness, hashes: [hash, Buffer.alloc(32, 9)] });
@@ -208,6 +220,7 @@ describe("HeartbeatService: as a masternode", () => {
     assert.equal(invHashes(other).length, 2);
     assert.equal(invHashes(knowing).length, 1);
     assert.deepEqual(invHashes(from), [mine.toString("hex")]);
+    assert.deepEqual(full.sent, []);
     assert.equal(rig.liveness.rowFor(b.publicKey, "devnet")?.witnesses, 2);
   });
 
@@ -325,5 +338,118 @@ describe("HeartbeatService: as a masternode", () => {
       net.penalties.map((p) => p.score),
       [100],
     );
+  });
+});
+
+describe("HeartbeatService: as a full node", () => {
+  const keys = opKeys("svc-full", 3);
+  const [b, c] = keys as [KeyPair, KeyPair, KeyPair];
+  const H = 1_000;
+  const WINDOW = 5 * H;
+
+  it("accepts a new heartbeat and relays nothing: no inventory, no attestation, nothing pooled", () => {
+    // A node without an operator key, and one whose key is not registered: both full nodes here.
+    for (const operatorKey of [null, opKey("svc-full-unregistered", 0)]) {
+      const rig = livenessRig(keys, operatorKey);
+      const from = fakePeer(1, b);
+      const masternode = fakePeer(2, c);
+      const full = fakePeer(3);
+      const svc = service(rig.liveness, rig.clock, new FakeNetwork([from, masternode, full]), operatorKey);
+      const hb = heartbeat(b, rig.clock);
+      svc.handle(asPeer(from), { type: MsgType.Heartbeat, ...hb });
+      assert.equal(rig.liveness.rowFor(b.publicKey, "devnet")?.status, "active", "accepted");
+      assert.equal(svc.stats.verdicts.get("heartbeat:new"), 1);
+      for (let i = 0; i < 5; i++) svc.relay.flush();
+      for (const p of [from, masternode, full]) assert.deepEqual(p.sent, [], `${p.addr} is sent nothing`);
+      assert.equal(svc.relay.sizes.pool, 0, "nothing pooled: nobody is told it could ask");
+      svc.handle(asPeer(masternode), { type: MsgType.GetLiveness, hashes: [heartbeatHash(hb)] });
+      assert.deepEqual(masternode.sent, [], "so nothing is served");
+    }
+  });
+
+  it("polls one peer for the list every half window, a masternode peer first, and stops on stop()", async () => {
+    const rig = livenessRig(keys, null);
+    const mns = [fakePeer(1, b), fakePeer(2, c)];
+    const others = [fakePeer(3), fakePeer(4), fakePeer(5)];
+    const svc = service(rig.liveness, rig.clock, new FakeNetwork([...mns, ...others]), null);
+    assert.equal(svc.pollIntervalMs, WINDOW / 2);
+    svc.start();
+    const polls = (): number => [...mns, ...others].reduce((n, p) => n + listRequests(p), 0);
+    rig.clock.advance(WINDOW / 2 - 1);
+    await settle();
+    assert.equal(polls(), 0, "nothing before half a window");
+    rig.clock.advance(1);
+    await settle();
+    assert.equal(polls(), 1, "one poll at half a window");
+    // Four windows: one poll each half window, always of a masternode peer (each has budget for
+    // these 8), and the draw is random: both are asked.
+    for (let i = 2; i <= 8; i++) {
+      rig.clock.advance(WINDOW / 2);
+      await settle();
+      assert.equal(polls(), i, `poll ${i}`);
+    }
+    assert.deepEqual(
+      others.map(listRequests),
+      [0, 0, 0],
+      "full-node peers are not asked while a masternode peer can be",
+    );
+    assert.ok(
+      mns.every((p) => listRequests(p) > 0),
+      "the masternode peer is drawn at random",
+    );
+    svc.stop();
+    rig.clock.advance(10 * WINDOW);
+    await settle();
+    assert.equal(polls(), 8, "no poll after stop()");
+  });
+
+  it("keeps at most 2 requests in flight, and never asks one peer faster than it accepts", async () => {
+    const rig = livenessRig(keys, null);
+    const hanging = fakePeer(1, b);
+    // Never answered: the requests stay in flight.
+    hanging.request = function (make) {
+      this.requested.push(make(this.requested.length + 1));
+      return new Promise<never>(() => {});
+    };
+    const svc = service(rig.liveness, rig.clock, new FakeNetwork([hanging]), null);
+    svc.start();
+    rig.clock.advance(10 * WINDOW);
+    await settle();
+    assert.equal(listRequests(hanging), 2, "MAX_LIST_REQUESTS_IN_FLIGHT");
+    svc.stop();
+
+    // One peer alone, answering at once (by failing): polls every half window would be 24 a
+    // minute at H = 1 s; the peer takes 5 a minute (burst 5) and scores a flood past that.
+    const lone = fakePeer(2, c);
+    const svc2 = service(
+      livenessRig(keys, null, undefined, rig.clock).liveness,
+      rig.clock,
+      new FakeNetwork([lone]),
+      null,
+    );
+    svc2.start();
+    const [rate, burst] = rateLimitsFor(2_000)[MsgType.GetMnList]!;
+    const receiver = new TokenBucket(rate, burst, rig.clock.now());
+    let checked = 0;
+    for (let t = 0; t < 10 * 60_000; t += WINDOW / 2) {
+      rig.clock.advance(WINDOW / 2);
+      await settle();
+      for (; checked < listRequests(lone); checked++) {
+        assert.ok(receiver.take(rig.clock.now()), "a GetMnList over the receiver's limit");
+      }
+    }
+    assert.ok(checked >= 40, `about 4 a minute, got ${checked}`);
+    svc2.stop();
+  });
+
+  it("a registered masternode never polls (gossip keeps its view)", async () => {
+    const rig = livenessRig(keys, b);
+    const peer = fakePeer(1, c);
+    const svc = service(rig.liveness, rig.clock, new FakeNetwork([peer]), b);
+    svc.start();
+    rig.clock.advance(10 * WINDOW);
+    await settle();
+    assert.equal(listRequests(peer), 0);
+    svc.stop();
   });
 });

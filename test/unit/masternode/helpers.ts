@@ -88,11 +88,13 @@ export interface FakePeer {
   operatorPubkey: Buffer | null;
   state: "ready" | "closed";
   sent: Message[];
+  /** Requests made of it (GetMnList, …), which it never answers. */
+  requested: Message[];
   known: Set<number>;
   send(m: Message): void;
   markKnown(h: Buffer | number): void;
   knows(h: Buffer | number): boolean;
-  request(): Promise<never>;
+  request(make: (reqId: number) => Message): Promise<never>;
 }
 
 export function fakePeer(i: number, operator: KeyPair | null = null): FakePeer {
@@ -104,6 +106,7 @@ export function fakePeer(i: number, operator: KeyPair | null = null): FakePeer {
     operatorPubkey: operator?.publicKey ?? null,
     state: "ready",
     sent: [],
+    requested: [],
     known: new Set(),
     send(m) {
       this.sent.push(m);
@@ -115,6 +118,9 @@ export function fakePeer(i: number, operator: KeyPair | null = null): FakePeer {
     knows(h) {
       return this.known.has(typeof h === "number" ? h : inventoryKey(h));
     },
-    request: () => Promise.reject(new Error("fake peers serve no lists")),
+    request(make) {
+      this.requested.push(make(this.requested.length + 1));
+      return Promise.reject(new Error("fake peers serve no lists"));
+    },
   };
 }
