@@ -92,6 +92,10 @@ export class FinalityTracker {
   private readonly justifiedBy = new Map<string, Tally>();
   private readonly links = new Map<string, Tally>();
   private readonly byVoter = new Map<string, FinalityVote[]>();
+  /** The votes byVoter holds, by signature (latin1): a copy is found without a scan. */
+  private readonly taken = new Map<string, FinalityVote>();
+  /** The voter set of the registry after the last final block, for the final block it was built on. */
+  private base: { hash: Buffer; voters: VoterSet } | null = null;
   private pending: FinalityVote[] = [];
   private finalCp: Checkpoint;
   private highest: Checkpoint;
@@ -136,6 +140,11 @@ export class FinalityTracker {
 
   isJustified(c: Checkpoint): boolean {
     return this.justified.has(checkpointKey(c));
+  }
+
+  /** Voters whose recent votes are kept (to find offences); bounded by the final block's registry. */
+  get votersTracked(): number {
+    return this.byVoter.size;
   }
 
   get pendingCount(): number {
@@ -192,6 +201,15 @@ export class FinalityTracker {
     }
     if (v.target.epoch > this.finalCp.epoch + this.limits.maxEpochsAhead)
       return { ...out, status: "stale", reason: "too far above the final epoch" };
+    // Every link's voters are drawn from the registry after the last final block, so a key it
+    // does not hold can never count: dropped before its signature is checked or its vote kept
+    // (else any fresh key could fill byVoter without bound).
+    if (this.baseVoters()?.weightOf(v.voter) === 0n)
+      return {
+        ...out,
+        status: "not-voter",
+        reason: "the voter is not registered after the last final block",
+      };
     // A copy of a vote already taken (flooding brings each one from several peers) costs no
     // signature check: the same signature on the same link was verified the first time.
     if (this.isCopy(v)) return { ...out, status: "duplicate" };
@@ -270,10 +288,17 @@ export class FinalityTracker {
 
   /** Whether `v` is a copy (same link, same signature) of a vote already taken from its voter. */
   private isCopy(v: FinalityVote): boolean {
-    // Signatures first: they differ on all but a real copy, and comparing them builds no strings.
-    return (this.byVoter.get(v.voter.toString("hex")) ?? []).some(
-      (old) => old.signature.equals(v.signature) && sameLink(old, v),
-    );
+    const old = this.taken.get(v.signature.toString("latin1"));
+    return old !== undefined && old.voter.equals(v.voter) && sameLink(old, v);
+  }
+
+  /** The registry after the last final block as a voter set (null while that registry is unknown). */
+  private baseVoters(): VoterSet | null {
+    if (this.base?.hash.equals(this.finalCp.hash)) return this.base.voters;
+    const registry = this.view.registryAfter(this.finalCp.hash);
+    if (!registry) return null;
+    this.base = { hash: this.finalCp.hash, voters: registryVoters(registry) };
+    return this.base.voters;
   }
 
   /** An offence `v` commits with one of its voter's recent votes, without keeping `v`. */
@@ -296,7 +321,9 @@ export class FinalityTracker {
       if (offence && !evidence) evidence = { offence, a: old, b: v };
     }
     mine.push(v);
-    if (mine.length > this.limits.votesPerVoter) mine.shift();
+    this.taken.set(v.signature.toString("latin1"), v);
+    if (mine.length > this.limits.votesPerVoter)
+      this.taken.delete(mine.shift()!.signature.toString("latin1"));
     this.byVoter.set(id, mine);
     return evidence;
   }

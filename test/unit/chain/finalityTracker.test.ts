@@ -329,6 +329,29 @@ describe("finality: the tracker", () => {
     const far = tr.addVote(signVote(ks[0]!, GENESIS, G1, { epoch: 1_000, hash: GENESIS }));
     assert.equal(far.status, "stale");
   });
+
+  it("stays bounded: a key the final block's registry lacks is dropped unkept and unchecked", () => {
+    const tree = new Tree(reg);
+    const tr = new FinalityTracker(GENESIS, tree);
+    const a = tree.add(GENESIS, "a");
+    // Fresh keys cost an attacker nothing: none may be kept as a voter (each was, before).
+    for (const k of keys(40, "stranger")) {
+      const out = tr.addVote(signVote(k, GENESIS, G1, cp(tree, a)));
+      assert.equal(out.status, "not-voter");
+    }
+    assert.equal(tr.votersTracked, 0);
+    // And its signature is not checked: a forged one is noise, not proof against the relay.
+    const forged = {
+      ...signVote(keys(1, "forger")[0]!, GENESIS, G1, cp(tree, a)),
+      signature: Buffer.alloc(64, 7),
+    };
+    assert.equal(tr.addVote(forged).status, "not-voter");
+    // A registered voter is still kept, and its copy recognised.
+    const good = signVote(ks[0]!, GENESIS, G1, cp(tree, a));
+    assert.equal(tr.addVote(good).status, "counted");
+    assert.equal(tr.addVote({ ...good }).status, "duplicate");
+    assert.equal(tr.votersTracked, 1);
+  });
 });
 
 /**
