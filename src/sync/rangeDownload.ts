@@ -66,6 +66,12 @@ export interface RangeDownloadOptions {
   leadId: string | null;
 }
 
+/**
+ * Longest a processing turn runs before it yields to the event loop (it always takes one batch,
+ * which may take longer). Only real time counts: under a virtual clock nothing yields.
+ */
+export const PROCESS_SLICE_MS = 50;
+
 export interface RangeDownloadModules {
   fns: Pick<SyncFns, "getBlocks" | "reportPeer" | "processChainSegment" | "checkAhead">;
   /** The peers that may serve this branch now (connected, fresh, not failing). */
@@ -123,6 +129,10 @@ export class RangeDownload {
   private finished = false;
   private resolve: ((r: DownloadResult) => void) | null = null;
   private deadlineTimer: TimerHandle | null = null;
+  /** A pump deferred to a later turn of the event loop (yieldTurn). */
+  private deferredPump: TimerHandle | null = null;
+  /** clock.monotonic() at the start and end of the last processing turn. */
+  private lastTurn = { start: 0, end: 0 };
 
   constructor(
     private readonly items: readonly RangeItem[],
@@ -175,13 +185,25 @@ export class RangeDownload {
     if (this.finished) return;
     this.finished = true;
     this.deadlineTimer?.cancel();
+    this.deferredPump?.cancel();
+    this.deferredPump = null;
     this.resolve?.({ processed: this.processed, error });
   }
 
   /** Processes what is ready, then hands out downloads; called after every event. */
   private pump(): void {
-    if (this.finished) return;
+    if (this.finished || this.deferredPump) return;
     try {
+      // Just out of a long turn (several checks can finish at once, and their callbacks run back
+      // to back): let the event loop serve RPC and peers before the next batch.
+      const now = this.modules.clock.monotonic();
+      if (
+        this.lastTurn.end - this.lastTurn.start >= PROCESS_SLICE_MS &&
+        now - this.lastTurn.end < PROCESS_SLICE_MS
+      ) {
+        this.yieldTurn();
+        return;
+      }
       this.processReady();
       if (this.finished) return;
       if (this.batches.every((b) => b.state.status === "Done")) {
@@ -194,13 +216,37 @@ export class RangeDownload {
     }
   }
 
+  /**
+   * Processes ready batches in order, for at most PROCESS_SLICE_MS of this turn (at least one
+   * batch); what is still ready then waits for the next turn, so a long sync never starves the
+   * event loop (RPC, pings, block relay) for more than about one batch.
+   */
   private processReady(): void {
-    for (;;) {
-      const head = this.batches.find((b) => b.state.status !== "Done");
-      if (!head || head.state.status !== "AwaitingProcessing" || !head.state.checked) return;
-      this.process(head);
-      if (this.finished) return;
+    const { clock } = this.modules;
+    const start = clock.monotonic();
+    try {
+      for (;;) {
+        const head = this.batches.find((b) => b.state.status !== "Done");
+        if (!head || head.state.status !== "AwaitingProcessing" || !head.state.checked) return;
+        if (clock.monotonic() - start >= PROCESS_SLICE_MS) {
+          this.yieldTurn();
+          return;
+        }
+        this.process(head);
+        if (this.finished) return;
+      }
+    } finally {
+      this.lastTurn = { start, end: clock.monotonic() };
     }
+  }
+
+  /** Pumps again on a later turn of the event loop, after pending I/O. */
+  private yieldTurn(): void {
+    this.deferredPump ??= this.modules.clock.setTimeout(() => {
+      this.deferredPump = null;
+      this.lastTurn = { start: 0, end: 0 };
+      this.pump();
+    }, 0);
   }
 
   private process(b: Batch): void {

@@ -135,6 +135,47 @@ describe("SyncCoordinator: catching up", () => {
     );
   });
 
+  it("slow batches ready at once are processed one per turn of the event loop, so RPC is served between them", async () => {
+    const { src } = sourceChain(400);
+    const b = bed();
+    // Every check ends at the same moment (as when the pool's answers queue up while the main
+    // thread imports): the batches are all ready together.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let checks = 0;
+    b.fns.checkAhead = async () => {
+      if (++checks === 4) release();
+      await gate;
+    };
+    // A turn of the event loop is counted by a ticker, which also fires the timers due now.
+    let turn = 0;
+    let ticking = true;
+    const tick = (): void => {
+      turn++;
+      b.local.clock.fireUntil(b.local.clock.now());
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const turns: number[] = [];
+    const process = b.fns.processChainSegment.bind(b.fns);
+    b.fns.processChainSegment = (items) => {
+      turns.push(turn);
+      // Each batch takes 60 ms of (virtual) time, over the 50 ms slice.
+      b.local.clock.set(b.local.clock.now() + 60);
+      return process(items);
+    };
+    b.makeCoordinator();
+    for (const id of ["p1", "p2", "p3"]) b.addPeer({ id, masternode: true }, src.chain);
+    try {
+      await b.coordinator.check();
+    } finally {
+      ticking = false;
+    }
+    assert.equal(b.chain.height, 400);
+    assert.equal(turns.length, 4, "four batches of 100");
+    assert.equal(new Set(turns).size, turns.length, `two batches in one turn: ${turns.join(", ")}`);
+  });
+
   it("a timed-out batch goes to a different peer; no range is ever asked twice of one peer", async () => {
     const { src } = sourceChain(600);
     const b = bed();
