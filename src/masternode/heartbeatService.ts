@@ -19,12 +19,11 @@ import {
   encodeHeartbeat,
 } from "../p2p/messages.js";
 import { CodecError } from "../codec/index.js";
+import { ListPoller } from "./listPoller.js";
 import { LivenessRelay, trickleIntervalMs } from "./livenessRelay.js";
 import type { Peer } from "../p2p/peer.js";
-import { rateLimitsFor, sendBudget } from "../p2p/rateLimits.js";
 import type { Clock, TimerHandle } from "../util/clock.js";
 import type { Random } from "../util/random.js";
-import { TokenBucket } from "../util/tokenBucket.js";
 import type { LivenessVerdict, MasternodeLiveness } from "./liveness.js";
 import {
   attestationHash,
@@ -104,12 +103,6 @@ const MAX_LIST_REQUESTS_IN_FLIGHT = 2;
 const LIST_ANSWERS_WANTED = 3;
 /** How long to wait for an MnList. */
 const LIST_TIMEOUT_MS = 30_000;
-/**
- * What we send one peer of GetMnList at most: a margin under what it accepts (5 per minute,
- * rateLimits.ts; that limit does not depend on the ping interval given here). Over it a request
- * is a flood, scored against us, so a poll skips a peer whose budget is spent.
- */
-const LIST_SEND_BUDGET = sendBudget(rateLimitsFor(1_000)[MsgType.GetMnList]);
 
 /** Counters for status and metrics. Keys are verdicts and message kinds: a fixed, small set. */
 export interface HeartbeatStats {
@@ -132,7 +125,7 @@ type Kind = "heartbeat" | "attestation" | "announce" | "list";
  * For every node it checks incoming heartbeats, attestations and announcements through
  * MasternodeLiveness, penalises senders of bad evidence, and serves and asks for the masternode
  * list. A full node relays nothing: it keeps its view (display only) fresh by polling one peer
- * for the list every half liveness window (pollList).
+ * for the list every half liveness window (ListPoller).
  */
 export class HeartbeatService {
   readonly stats: HeartbeatStats = {
@@ -153,8 +146,8 @@ export class HeartbeatService {
   readonly relay: LivenessRelay;
   /** Local times of recent MnList answers; at most LIST_ANSWERS_WANTED kept. */
   private listAnswers: number[] = [];
-  /** Each peer's GetMnList send budget (a WeakMap: it goes with the peer). */
-  private readonly listBudgets = new WeakMap<Peer, TokenBucket>();
+  /** A full node's polls for the list (listPoller.ts). */
+  private readonly poller: ListPoller;
   private warnedAddress = false;
   private started = false;
 
@@ -171,6 +164,16 @@ export class HeartbeatService {
       isMasternodePeer: (p) => this.isMasternodePeer(p),
       has: (h) => modules.liveness.hasSeen(h),
     });
+    this.poller = new ListPoller(modules.liveness.windowMs, {
+      clock: modules.clock,
+      random: modules.random,
+      logger: modules.logger,
+      peers: () => modules.network.peers(),
+      isMasternode: () => this.isMasternode(),
+      isMasternodePeer: (p) => this.isMasternodePeer(p),
+      canRequest: () => this.listsInFlight < MAX_LIST_REQUESTS_IN_FLIGHT,
+      request: (p) => this.requestList(p),
+    });
   }
 
   start(): void {
@@ -182,28 +185,22 @@ export class HeartbeatService {
     if (this.modules.operatorKey) {
       this.timers.push(clock.setInterval(() => this.announceTick(), this.announceIntervalMs));
     }
-    // For every node: whether it is a registered masternode can change with its tip, and the
-    // tick polls only while it is not.
-    this.timers.push(clock.setInterval(() => this.pollList(), this.pollIntervalMs));
+    this.poller.start();
     // Heartbeat at once, so this masternode counts itself active from the start.
     this.heartbeatTick();
   }
 
   stop(): void {
     this.relay.stop();
+    this.poller.stop();
     for (const t of this.timers) t.cancel();
     this.timers = [];
     this.started = false;
   }
 
-  /**
-   * How often a full node polls for the masternode list: half the liveness window. An MnList
-   * entry counts as seen at its own timestamp, at most about one heartbeat interval old when a
-   * masternode serves it, so the oldest entry is about 3.5 intervals old when the next answer
-   * comes, inside the 5-interval window: no masternode flaps to inactive between polls.
-   */
+  /** How often a full node polls for the masternode list (ListPoller.intervalMs). */
   get pollIntervalMs(): number {
-    return Math.max(1, Math.round(this.modules.liveness.windowMs / 2));
+    return this.poller.intervalMs;
   }
 
   /** Sign and broadcast a heartbeat now (when we are a registered masternode). Returns whether it did. */
@@ -450,45 +447,6 @@ export class HeartbeatService {
     } catch (e) {
       this.modules.logger.error("Liveness: heartbeat tick failed", {}, e);
     }
-  }
-
-  /**
-   * A full node's poll: ask one ready peer for the masternode list, a masternode peer if one has
-   * send budget left (its view is fed by gossip; another full node's is itself polled, so older),
-   * else any other. Skipped while MAX_LIST_REQUESTS_IN_FLIGHT requests are out.
-   */
-  private pollList(): void {
-    try {
-      if (this.isMasternode() || this.listsInFlight >= MAX_LIST_REQUESTS_IN_FLIGHT) return;
-      const peer = this.pollPeer();
-      if (peer) this.requestList(peer);
-      else this.modules.logger.debug("Masternode list poll skipped: no peer with send budget");
-    } catch (e) {
-      this.modules.logger.error("Liveness: masternode list poll failed", {}, e);
-    }
-  }
-
-  private pollPeer(): Peer | null {
-    const masternodes: Peer[] = [];
-    const others: Peer[] = [];
-    for (const p of this.modules.network.peers()) {
-      if (p.state === "ready") (this.isMasternodePeer(p) ? masternodes : others).push(p);
-    }
-    const now = this.modules.clock.now();
-    return this.drawWithBudget(masternodes, now) ?? this.drawWithBudget(others, now);
-  }
-
-  /** A peer drawn at random (a Fisher–Yates shuffle as it goes) that has GetMnList budget left. */
-  private drawWithBudget(peers: Peer[], now: number): Peer | null {
-    for (let i = 0; i < peers.length; i++) {
-      const j = i + this.modules.random.int(peers.length - i);
-      const p = peers[j]!;
-      peers[j] = peers[i]!;
-      let budget = this.listBudgets.get(p);
-      if (!budget) this.listBudgets.set(p, (budget = new TokenBucket(...LIST_SEND_BUDGET, now)));
-      if (budget.take(now)) return p;
-    }
-    return null;
   }
 
   private announceTick(): void {
