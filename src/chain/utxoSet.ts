@@ -12,7 +12,47 @@ import type { BlockChanges, SpentOutput } from "../consensus/validation.js";
 import type { KvStore } from "./kv.js";
 import { K_STATS, P_UTXO, key } from "./storeLayout.js";
 
-const MOD256 = 1n << 256n;
+/**
+ * A number mod 2^256 as eight big-endian 32-bit words: the running multiset hash. Adding or
+ * taking away one SHA-256 digest is a word loop, with no BigInt or hex string on the way.
+ */
+export class Sum256 {
+  private readonly w = new Uint32Array(8);
+
+  /** From 32 big-endian bytes (zero without). */
+  constructor(bytes?: Uint8Array) {
+    if (!bytes) return;
+    if (bytes.length !== 32) throw new RangeError(`a 256-bit sum takes 32 bytes, not ${bytes.length}`);
+    const b = Buffer.from(bytes.buffer, bytes.byteOffset, 32);
+    for (let i = 0; i < 8; i++) this.w[i] = b.readUInt32BE(4 * i);
+  }
+
+  /** this += d (32 big-endian bytes), mod 2^256. */
+  add(d: Buffer): void {
+    let carry = 0;
+    for (let i = 7; i >= 0; i--) {
+      const s = this.w[i]! + d.readUInt32BE(4 * i) + carry;
+      this.w[i] = s >>> 0;
+      carry = s > 0xffffffff ? 1 : 0;
+    }
+  }
+
+  /** this -= d (32 big-endian bytes), mod 2^256. */
+  sub(d: Buffer): void {
+    let borrow = 0;
+    for (let i = 7; i >= 0; i--) {
+      const s = this.w[i]! - d.readUInt32BE(4 * i) - borrow;
+      this.w[i] = s >>> 0;
+      borrow = s < 0 ? 1 : 0;
+    }
+  }
+
+  toBuffer(): Buffer {
+    const b = Buffer.alloc(32);
+    for (let i = 0; i < 8; i++) b.writeUInt32BE(this.w[i]!, 4 * i);
+    return b;
+  }
+}
 
 export interface UtxoStats {
   count: number;
@@ -23,8 +63,8 @@ export interface UtxoStats {
 
 type Db = KvStore;
 
-function utxoDigest(k: Buffer, v: Buffer): bigint {
-  return BigInt("0x" + sha256(Buffer.concat([k, v])).toString("hex"));
+function utxoDigest(k: Buffer, v: Buffer): Buffer {
+  return sha256(Buffer.concat([k, v]));
 }
 
 export function readUtxoStats(db: Db): UtxoStats {
@@ -56,13 +96,13 @@ export function* iterateUtxoSet(
 
 /** The UTXO stats kept up to date while one block's changes are written. */
 class RunningStats {
-  private hash: bigint;
+  private readonly hash: Sum256;
   private count: number;
   private total: bigint;
 
   constructor(private readonly db: Db) {
     const stats = readUtxoStats(db);
-    this.hash = BigInt("0x" + stats.hash.toString("hex"));
+    this.hash = new Sum256(stats.hash);
     this.count = stats.count;
     this.total = stats.total;
   }
@@ -72,7 +112,7 @@ class RunningStats {
     const k = outpointBytes(outpoint);
     const v = encodeUtxoEntry(entry);
     this.db.putSync(key(P_UTXO, k), v);
-    this.hash = (this.hash + utxoDigest(k, v)) % MOD256;
+    this.hash.add(utxoDigest(k, v));
     this.count++;
     this.total += entry.amount;
   }
@@ -80,14 +120,13 @@ class RunningStats {
   /** Removes an output whose stored bytes are `v`. */
   remove(k: Buffer, v: Buffer, amount: bigint): void {
     this.db.removeSync(key(P_UTXO, k));
-    this.hash = (this.hash - utxoDigest(k, v) + MOD256) % MOD256;
+    this.hash.sub(utxoDigest(k, v));
     this.count--;
     this.total -= amount;
   }
 
   write(): void {
-    const hash = Buffer.from(this.hash.toString(16).padStart(64, "0"), "hex");
-    writeUtxoStats(this.db, { count: this.count, total: this.total, hash });
+    writeUtxoStats(this.db, { count: this.count, total: this.total, hash: this.hash.toBuffer() });
   }
 }
 
@@ -122,13 +161,13 @@ export function disconnectUtxos(db: Db, block: Block, undo: { txids: Buffer[]; s
 
 /** Recomputes the UTXO stats from the set itself (for verify). */
 export function computeUtxoStats(db: Db): UtxoStats {
-  let hash = 0n;
+  const hash = new Sum256();
   let count = 0;
   let total = 0n;
   for (const u of iterateUtxoSet(db)) {
-    hash = (hash + utxoDigest(u.key, u.value)) % MOD256;
+    hash.add(utxoDigest(u.key, u.value));
     count++;
     total += u.entry.amount;
   }
-  return { count, total, hash: Buffer.from(hash.toString(16).padStart(64, "0"), "hex") };
+  return { count, total, hash: hash.toBuffer() };
 }
