@@ -20,6 +20,8 @@ import { StoreError, type BlockIndex, type ChainStore } from "./chainStore.js";
 
 /** Epoch schedules kept in memory (side anchors are not stored; main anchors are). */
 const SCHEDULE_CACHE_SIZE = 256;
+/** Blocks whose children's anchor is remembered: a few epochs of a long branch. */
+const ANCHOR_CACHE_SIZE = 1_024;
 
 export interface ScheduleDeps {
   store: ChainStore;
@@ -29,12 +31,26 @@ export interface ScheduleDeps {
 
 export class Schedules {
   private readonly schedules = new BoundedMap<string, EpochSchedule>(SCHEDULE_CACHE_SIZE);
+  /**
+   * By hex block hash: the anchor of that block's children. A child's anchor is its parent's
+   * children's anchor unless the parent is an anchor itself, so a branch stored or connected in
+   * order finds each one without walking back (up to EPOCH_BLOCKS index reads on a side branch).
+   * The tree of stored blocks never changes shape, so an entry never goes stale.
+   */
+  private readonly childAnchors = new BoundedMap<string, BlockIndex>(ANCHOR_CACHE_SIZE);
 
   constructor(private readonly deps: ScheduleDeps) {}
 
   /** The schedule of the epoch that `parent`'s children (height parent.height + 1) belong to. */
   forChild(parent: BlockIndex): EpochSchedule {
-    const anchor = this.deps.ancestorAt(parent, anchorHeightOf(epochOf(parent.height + 1)));
+    const height = anchorHeightOf(epochOf(parent.height + 1));
+    let anchor: BlockIndex | undefined;
+    if (parent.height === height) anchor = parent;
+    else {
+      const known = this.childAnchors.get(parent.prevHash.toString("hex"));
+      anchor = known?.height === height ? known : this.deps.ancestorAt(parent, height);
+    }
+    this.childAnchors.set(parent.hash.toString("hex"), anchor);
     return this.at(anchor);
   }
 
@@ -68,6 +84,7 @@ export class Schedules {
   /** Drops the cached schedule of a block (a pruned side block). */
   forget(hash: Buffer): void {
     this.schedules.delete(hash.toString("hex"));
+    this.childAnchors.delete(hash.toString("hex"));
   }
 
   /** Inside a write transaction: stores the schedule an anchor block fixes, once it is main. */
