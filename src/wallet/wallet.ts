@@ -3,8 +3,11 @@
  * to them, and sending with coin selection (coinSelection.ts), a fee, change and signatures
  * (transfer.ts).
  *
- * Coins are tracked from the chain: a scan of the UTXO set at start, then every connected block;
- * after a disconnect the set is rescanned (the simplest correct way to restore spent coins).
+ * Coins are tracked from the chain: a scan of the UTXO set at start, then every connected and
+ * disconnected block. A disconnected block's outputs to us go; the outputs its inputs spent with
+ * our keys are looked up in the UTXO set once the chain settles (the "tip" event), and come back
+ * if they are unspent there. Only when a reorg gave back more than MAX_RESTORE of our coins is
+ * the whole set scanned again.
  *
  * Locked coins: the collateral of a masternode whose owner key is in this wallet (read from the
  * chain's registry at the tip), and the collateral named by a registration waiting in the mempool,
@@ -33,6 +36,9 @@ import { INPUT_SIZE, OUTPUT_SIZE, TX_BASE_SIZE, signTransfer, type Coin } from "
 export { WalletError, type WalletErrorCode } from "./errors.js";
 export { WALLET_FILE } from "./keyFile.js";
 export { defaultWalletOptions, type WalletModules, type WalletOptions } from "./options.js";
+
+/** Our coins a reorg may give back before the wallet scans the whole UTXO set instead. */
+const MAX_RESTORE = 100_000;
 
 export interface WalletCoin {
   outpoint: OutPoint;
@@ -79,6 +85,10 @@ export class Wallet {
   private readonly keys = new Map<string, KeyPair>();
   /** Our unspent outputs on the main chain, by outpointKey. */
   private coins = new Map<string, Coin>();
+  /** Hex public keys of every key we hold: a disconnected input signed by one spent our coin. */
+  private readonly pubkeys = new Set<string>();
+  /** Our outputs spent by blocks disconnected since the last "tip" event, to look up then. */
+  private restore = new Map<string, OutPoint>();
   private needsRescan = false;
   private unsubscribe: Array<() => void> = [];
   /** Collateral outpoints (outpointKey) of registry entries owned by our keys, for one registry. */
@@ -111,11 +121,10 @@ export class Wallet {
     const ev = this.chain.events;
     this.unsubscribe.push(
       ev.on("blockConnected", ({ block }) => this.onBlockConnected(block)),
-      ev.on("blockDisconnected", () => {
-        this.needsRescan = true;
-      }),
+      ev.on("blockDisconnected", ({ block }) => this.onBlockDisconnected(block)),
       ev.on("tip", () => {
         if (this.needsRescan) this.rescan();
+        else if (this.restore.size > 0) this.restoreSpent();
       }),
     );
   }
@@ -366,6 +375,36 @@ export class Wallet {
     }
     this.coins = coins;
     this.needsRescan = false;
+    this.restore.clear();
+  }
+
+  private onBlockDisconnected(block: Block): void {
+    if (this.needsRescan) return;
+    for (const tx of block.txs) {
+      if (tx.outputs.some((o) => this.keys.has(o.address.toString("hex")))) {
+        const id = txidOf(tx);
+        tx.outputs.forEach((_o, index) => this.coins.delete(outpointKey({ txid: id, index })));
+      }
+      for (const input of tx.inputs) {
+        if (!this.pubkeys.has(input.pubkey.toString("hex"))) continue;
+        this.restore.set(outpointKey(input.prevout), input.prevout);
+      }
+    }
+    if (this.restore.size > MAX_RESTORE) {
+      this.restore.clear();
+      this.needsRescan = true;
+    }
+  }
+
+  /** The coins disconnected blocks had spent: back if the settled chain has them unspent. */
+  private restoreSpent(): void {
+    for (const [key, outpoint] of this.restore) {
+      const entry = this.chain.storage.getUtxo(outpoint);
+      if (!entry || !this.keys.has(entry.address.toString("hex"))) continue;
+      const op = { txid: Buffer.from(outpoint.txid), index: outpoint.index };
+      this.coins.set(key, { key, outpoint: op, entry, amount: entry.amount });
+    }
+    this.restore.clear();
   }
 
   private onBlockConnected(block: Block): void {
@@ -389,6 +428,7 @@ export class Wallet {
   private addKey(key: KeyPair): void {
     const h = pubkeyHash(key.publicKey).toString("hex");
     if (!this.keys.has(h)) this.keys.set(h, key);
+    this.pubkeys.add(Buffer.from(key.publicKey).toString("hex"));
   }
 
   /** Change goes to the first key of the key file, which is created if the wallet has none. */

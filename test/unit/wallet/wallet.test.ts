@@ -19,7 +19,16 @@ import { Wallet, WalletError, type WalletModules, type WalletOptions } from "../
 import { makeRegisterTx } from "../../../src/consensus/registryTx.js";
 import { findByOperator } from "../../../src/consensus/registry.js";
 import { Tier } from "../../../src/consensus/tier.js";
-import { ChainHarness, COIN, tempDir, testGenesis, testKey, testKeys } from "../../helpers/chainFixture.js";
+import { blockHash } from "../../../src/primitives/block.js";
+import {
+  ChainHarness,
+  COIN,
+  makeTransfer,
+  tempDir,
+  testGenesis,
+  testKey,
+  testKeys,
+} from "../../helpers/chainFixture.js";
 
 const mns = testKeys("mn", 3);
 const alice = testKey("alice", 0);
@@ -312,6 +321,51 @@ describe("Wallet coins and sending", () => {
       assert.ok(mp.has(r.txid), "mp.has(r.txid)");
       assert.equal(w.getBalance(), 12n * COIN);
       assert.equal(w.listUnspent().length, 2);
+    }));
+
+  it("follows a reorg from the blocks alone: spent coins come back unless the winner spends them", () =>
+    withWallet(({ h, mp, open }) => {
+      const w = open({ extraKeys: [alice] });
+      let scans = 0;
+      const store = h.chain.storage;
+      const iterate = store.iterateUtxos.bind(store);
+      store.iterateUtxos = function* () {
+        scans++;
+        yield* iterate();
+      };
+      const key = (o: { txid: Buffer; index: number }): string => `${o.txid.toString("hex")}:${o.index}`;
+      const before = new Set(w.listUnspent().map((c) => key(c.outpoint)));
+      const g = h.chain.tip.hash;
+      const r = w.createAndSend(BOB_ADDR, 15n * COIN);
+      assert.equal(r.tx.inputs.length, 2);
+      const sel = mp.selectForBlock(1_000_000);
+      const a1 = h.mine({ txs: sel.txs, fees: sel.fees });
+      assert.ok(
+        w.listUnspent().some((c) => c.outpoint.txid.equals(r.txid)),
+        "the change is ours",
+      );
+
+      // The winner spends the first of r's two inputs in its own way, all to Bob.
+      const [first, second] = r.tx.inputs.map((i) => i.prevout);
+      const rival = makeTransfer(
+        alice,
+        [first!],
+        [{ to: pubkeyHash(bob.publicKey), amount: 10n * COIN - 1_000n }],
+      );
+      const b1 = h.makeBlock({ txs: [rival], fees: 1_000n, parentHash: g, round: 1 });
+      h.feed(b1);
+      h.feed(h.makeBlock({ parentHash: blockHash(b1.header) }));
+      assert.ok(!h.chain.isMain(h.chain.getIndex(blockHash(a1.header))!), "the two-block branch won");
+
+      // r conflicts with the winner, so it is gone from the mempool; its second input is ours
+      // again, its change is not, and the rival's input stays spent.
+      assert.ok(!mp.has(r.txid), "!mp.has(r.txid)");
+      const now = new Set(w.listUnspent().map((c) => key(c.outpoint)));
+      const expected = new Set([...before].filter((k) => k !== key(first!)));
+      assert.ok(expected.has(key(second!)), "the second input was ours before");
+      assert.deepEqual(now, expected);
+      assert.equal(w.getBalance(), 32n * COIN - 10n * COIN);
+      assert.equal(scans, 0, "no scan of the UTXO set");
     }));
 });
 
