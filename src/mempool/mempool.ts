@@ -35,6 +35,9 @@ export interface MempoolModules {
  */
 const ENTRY_OVERHEAD_BYTES = 2_700;
 
+/** A disconnected block's transaction to admit, or a former entry to re-check. */
+type BacklogItem = { tx: Tx } | { entry: Entry };
+
 /**
  * The pool of valid unconfirmed transactions. Every transaction in it is valid against the chain
  * tip plus the mempool transactions before it, no two spend the same output, and the pool stays
@@ -43,6 +46,7 @@ const ENTRY_OVERHEAD_BYTES = 2_700;
  * transactions of disconnected blocks come back if they are still valid after the reorg.
  *
  * Everything is synchronous, like Chain: an accept runs to completion before any chain event.
+ * The one exception is a large reorg's backlog (reconcile), brought back a slice per turn.
  */
 export class Mempool {
   readonly events = new TypedEmitter<MempoolEvents>();
@@ -68,6 +72,13 @@ export class Mempool {
   /** Blocks disconnected since the last reconcile, tip first; bounded by maxCount transactions. */
   private pending: Block[] = [];
   private pendingTxs = 0;
+  /**
+   * What a reorg left to bring back, in order (reconcile): disconnected blocks' transactions, then
+   * former entries. At most the pending cap plus the count cap, so bounded like the pool.
+   */
+  private backlog: BacklogItem[] = [];
+  private backlogAt = 0;
+  private backlogTimer: TimerHandle | null = null;
 
   private unsubscribe: Array<() => void> = [];
   private sweepTimer: TimerHandle | null = null;
@@ -100,6 +111,7 @@ export class Mempool {
       "maxAncestors",
       "expiryMs",
       "sweepIntervalMs",
+      "reconcileSlice",
     ] as const) {
       const v = this.opts[k];
       if (!Number.isSafeInteger(v) || v <= 0) throw new RangeError(`mempool ${k} must be a positive integer`);
@@ -142,6 +154,8 @@ export class Mempool {
     this.unsubscribe = [];
     this.sweepTimer?.cancel();
     this.sweepTimer = null;
+    this.backlogTimer?.cancel();
+    this.backlogTimer = null;
   }
 
   get options(): Readonly<MempoolOptions> {
@@ -385,25 +399,52 @@ export class Mempool {
    * that are valid on the new chain, in block order, then re-checks every earlier entry against
    * the new chain (its inputs may have been created by a block that is gone, or a coinbase may
    * no longer be mature). Whatever fails is dropped; then the caps are enforced.
+   *
+   * The pool empties at once, so it never holds an entry the new chain makes invalid; the work
+   * goes into the backlog, which reconcileTurn() works through options.reconcileSlice items per turn of
+   * the event loop. A reorg of a few blocks is done before this returns; one of 1,000 full blocks
+   * does not block the chain's other listeners, peers and RPC for the whole of it.
    */
   private reconcile(): void {
     const blocks = this.pending.reverse();
     this.pending = [];
     this.pendingTxs = 0;
-    const old = [...this.pool.values()];
+    const work: BacklogItem[] = [];
+    for (const block of blocks) for (const tx of block.txs.slice(1)) work.push({ tx });
+    // Entries admitted so far, in their (topological) order, then what an earlier reconcile left.
+    for (const e of this.pool.values()) work.push({ entry: e });
+    for (let i = this.backlogAt; i < this.backlog.length; i++) work.push(this.backlog[i]!);
+    // Reorgs in quick succession must not pile up work: what would pass two pools' worth goes
+    // (the oldest leftovers, at the end).
+    const cap = 2 * this.opts.maxCount;
+    for (const item of work.splice(cap)) {
+      if ("entry" in item) this.events.emit("txRemoved", { txid: item.entry.txid, reason: "reorg" });
+    }
     this.pool = new Map();
     this.spends = new Map();
     this.mnClaims = new Map();
     this.byRate = [];
     this.totalBytes = 0;
+    this.backlog = work;
+    this.backlogAt = 0;
+    this.backlogTimer?.cancel();
+    this.backlogTimer = null;
+    this.reconcileTurn();
+  }
 
+  /** One turn of the backlog: at most options.reconcileSlice items, then the next turn is scheduled. */
+  private reconcileTurn(): void {
+    this.backlogTimer = null;
+    const end = Math.min(this.backlog.length, this.backlogAt + this.opts.reconcileSlice);
     const added: Entry[] = [];
+    const lost: Entry[] = [];
     let dropped = 0;
-    for (const block of blocks) {
-      for (const tx of block.txs.slice(1)) {
-        const id = txidOf(tx);
+    for (; this.backlogAt < end; this.backlogAt++) {
+      const item = this.backlog[this.backlogAt]!;
+      if ("tx" in item) {
+        const id = txidOf(item.tx);
         try {
-          added.push(this.admit(tx, id, "reorg"));
+          added.push(this.admit(item.tx, id, "reorg"));
         } catch (e) {
           dropped++;
           this.logger.debug("Transaction of a disconnected block not brought back", {
@@ -411,10 +452,11 @@ export class Mempool {
             reason: e instanceof Error ? e.message : String(e),
           });
         }
+        continue;
       }
-    }
-    const lost: Entry[] = [];
-    for (const e of old) {
+      const e = item.entry;
+      // Sent again (relay, RPC) while it waited here: it is in already.
+      if (this.pool.has(e.hex)) continue;
       const reason = this.recheck(e);
       if (reason === null) {
         e.parents = new Set(
@@ -437,13 +479,27 @@ export class Mempool {
     } finally {
       this.events.emit("reconcileEnd", undefined);
     }
+    const left = this.backlog.length - this.backlogAt;
     this.logger.debug("Mempool reconciled after a reorg", {
       readded: added.length,
       notReadded: dropped,
       invalidated: lost.length,
       evicted,
       size: this.pool.size,
+      left,
     });
+    if (left > 0) {
+      this.backlogTimer = this.clock.setTimeout(() => this.reconcileTurn(), 0);
+      return;
+    }
+    this.backlog = [];
+    this.backlogAt = 0;
+    this.events.emit("reconciled", undefined);
+  }
+
+  /** Transactions and former entries still waiting to be brought back after a reorg. */
+  get reconcilePending(): number {
+    return this.backlog.length - this.backlogAt;
   }
 
   /**

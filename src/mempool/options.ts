@@ -15,6 +15,11 @@ export interface MempoolOptions {
   expiryMs: number;
   /** How often the expiry sweep runs. */
   sweepIntervalMs: number;
+  /**
+   * After a reorg, how many transactions the mempool brings back per turn of the event loop; the
+   * rest wait for later turns (Mempool.reconcile).
+   */
+  reconcileSlice: number;
 }
 
 export const defaultMempoolOptions: Readonly<MempoolOptions> = {
@@ -49,6 +54,12 @@ export const defaultMempoolOptions: Readonly<MempoolOptions> = {
   expiryMs: 14 * 24 * 60 * 60 * 1000,
   /** 10 minutes: expiry is measured in days, so a coarse sweep costs nothing and loses nothing. */
   sweepIntervalMs: 10 * 60 * 1000,
+  /**
+   * 1,000: about 30 ms of admissions here (a transfer coming back costs ~30 µs: UTXO reads and
+   * its txid; its signature was checked when its block connected). A reorg of a few full blocks
+   * still finishes at once; one of 1,000 full blocks takes about twenty turns.
+   */
+  reconcileSlice: 1_000,
 };
 
 export interface TxRelayOptions {

@@ -10,6 +10,8 @@ export interface MempoolEvents {
   /** Transactions came back after a reorg; the txAdded events for them sit between these two. */
   reconcileStart: void;
   reconcileEnd: void;
+  /** A reorg's backlog is done: every transaction that could come back is in (see reconcile). */
+  reconciled: void;
 }
 
 /** One mempool transaction as getrawmempool (verbose) shows it. */

@@ -380,6 +380,67 @@ describe("Mempool and the chain", () => {
       assert.equal(mp.size, 0);
     }));
 
+  it("a large reorg's transactions come back a slice per turn, in order, and a disconnect meanwhile loses none", () =>
+    withMempool(
+      ({ h, mp, coins }) => {
+        const g = h.chain.tip.hash;
+        const t1 = pay(coins[0]!, BOB, 1_000n); // comes back
+        const t2 = pay(coins[1]!, BOB, 1_000n); // double-spent by the winner: dropped
+        const t3 = pay(coins[2]!, BOB, 1_000n); // on both branches
+        for (const tx of [t1, t2, t3]) mp.accept(tx);
+        const a1 = mineTxs(h, [t1, t2, t3], 3_000n);
+        const t1Child = makeTransfer(
+          bob,
+          [{ txid: txid(t1), index: 0 }],
+          [{ to: CAROL, amount: 10n * COIN - 2_000n }],
+        );
+        const loose = pay(coins[4]!, CAROL, 1_000n);
+        mp.accept(t1Child);
+        mp.accept(loose);
+        let reconciled = 0;
+        mp.events.on("reconciled", () => reconciled++);
+
+        const b1 = h.makeBlock({
+          txs: [pay(coins[1]!, CAROL, 2_000n), t3],
+          fees: 3_000n,
+          parentHash: g,
+          round: 1,
+        });
+        h.feed(b1);
+        h.feed(h.makeBlock({ parentHash: blockHash(b1.header) }));
+        assert.ok(!h.chain.isMain(h.chain.getIndex(blockHash(a1.header))!), "the two-block branch won");
+        // The first slice (two items: t1 back, t2 dropped) ran within the reorg; three wait.
+        assert.deepEqual(
+          mp.txids().map((t) => t.toString("hex")),
+          [hexId(t1)],
+        );
+        assert.equal(mp.reconcilePending, 3);
+        assert.equal(reconciled, 0);
+        // What is in is valid on the new chain now: a block of it connects.
+        assert.equal(mp.selectForBlock(MAX_BLOCK_SIZE).txs.length, 1);
+
+        // The tip goes while the backlog waits: t1 joins the backlog ahead of what waits, and the
+        // first slice takes t1 (still valid) and t3 (still in b1: not brought back).
+        h.chain.disconnectTip();
+        assert.deepEqual(
+          mp.txids().map((t) => t.toString("hex")),
+          [hexId(t1)],
+        );
+        assert.equal(mp.reconcilePending, 2, "t1Child and loose wait");
+        assert.equal(reconciled, 0);
+        h.clock.advance(0);
+        assert.equal(mp.reconcilePending, 0);
+        assert.equal(reconciled, 1);
+        const ids = new Set(mp.txids().map((t) => t.toString("hex")));
+        assert.deepEqual(ids, new Set([hexId(t1), hexId(t1Child), hexId(loose)]));
+        assert.deepEqual(
+          mp.getEntry(txid(t1Child))!.depends.map((d) => d.toString("hex")),
+          [hexId(t1)],
+        );
+      },
+      { reconcileSlice: 2 },
+    ));
+
   it("a plain disconnect of the tip puts its transactions back and drops spends of its coinbase", () =>
     withMempool(({ h, mp, coins, removed }) => {
       for (let i = 0; i < 5; i++) h.mine();
