@@ -40,6 +40,7 @@ export interface SyncFns {
    * Optional: checks a downloaded batch's signatures ahead of processing, on other threads
    * (crypto/sigPool.ts), while earlier batches are processed. Never rejects; whatever it did not
    * check, processing checks itself. Without it a batch is processed as soon as it is its turn.
+   * Header windows go through it too, as blocks without transactions, before they are validated.
    */
   checkAhead?(blocks: readonly Block[]): Promise<void>;
 }

@@ -334,6 +334,9 @@ export class LeadSync {
       }
       const rest = headers.slice(i);
       const restHashes = batch.hashes.length > 0 ? batch.hashes.slice(i) : undefined;
+      // Their producer signatures go to the signature pool first (if there is one), all at once;
+      // validation then finds them checked instead of checking each on this thread.
+      await this.modules.fns.checkAhead?.(rest.map((header) => ({ header, txs: [] })));
       const v = validateHeaders(rest, cursor, this.headerContext(), restHashes);
       out.push(...v.valid);
       if (v.valid.length > 0) {

@@ -40,7 +40,12 @@ export interface SyncCoordinatorModules {
   sigPool?: SignaturePool | null;
 }
 
-/** Hints from events are looked at no more often than this (pings can come many times a second). */
+/**
+ * Hints from events are looked at no more often than this (pings can come many times a second).
+ * The first hint from a peer never hinted before waits for nothing: a new connection that
+ * reports a better chain is looked at at once. New peers come only as fast as connections are
+ * admitted, so this cannot turn into a busy loop.
+ */
 const MIN_CHECK_SPACING_MS = 200;
 
 /**
@@ -74,6 +79,8 @@ export class SyncCoordinator implements SyncTrigger {
   private running: Promise<void> | null = null;
   private rerun = false;
   private rerunTimer: TimerHandle | null = null;
+  /** Whether rerunTimer runs the check on the next turn (not after the spacing). */
+  private rerunNow = false;
   private tickTimer: TimerHandle | null = null;
   private stopped = false;
   private started = false;
@@ -85,6 +92,8 @@ export class SyncCoordinator implements SyncTrigger {
 
   /** Peers that showed a height above ours or sent an orphan since the last check. */
   private readonly hints = new BoundedMap<string, true>(MAX_PEER_STATES);
+  /** Peers that have hinted before (see MIN_CHECK_SPACING_MS); one that reconnects waits as usual. */
+  private readonly hintedOnce = new BoundedMap<string, true>(MAX_PEER_STATES);
   /** Last time a repeated log line was written, by key. */
   private readonly logged = new BoundedMap<string, number>(MAX_PEER_STATES);
 
@@ -200,7 +209,12 @@ export class SyncCoordinator implements SyncTrigger {
   hint(peerId: string): void {
     if (this.stopped) return;
     this.hints.set(peerId, true);
-    this.requestCheck("hint");
+    if (this.hintedOnce.has(peerId)) {
+      this.requestCheck("hint");
+      return;
+    }
+    this.hintedOnce.set(peerId, true);
+    this.requestCheck("new-peer");
   }
 
   /**
@@ -232,14 +246,19 @@ export class SyncCoordinator implements SyncTrigger {
       this.rerun = true;
       return;
     }
-    if (this.rerunTimer) return;
+    const now = reason === "tick" || reason === "start" || reason === "new-peer";
+    if (this.rerunTimer) {
+      if (!now || this.rerunNow) return;
+      this.rerunTimer.cancel();
+    }
     const wait = Math.max(0, this.lastCheckEnd + MIN_CHECK_SPACING_MS - this.modules.clock.monotonic());
+    this.rerunNow = now;
     this.rerunTimer = this.modules.clock.setTimeout(
       () => {
         this.rerunTimer = null;
         if (!this.running && !this.stopped) void this.runCheck(reason);
       },
-      reason === "tick" || reason === "start" ? 0 : wait,
+      now ? 0 : wait,
     );
   }
 

@@ -108,7 +108,14 @@ describe("SyncCoordinator: catching up", () => {
     const b = bed();
     const checked = new Set<number>();
     let checks = 0;
+    const headerWindows: number[][] = [];
     b.fns.checkAhead = async (blocks) => {
+      // Header windows come as blocks without transactions (not even a coinbase), before any batch.
+      if (blocks[0]!.txs.length === 0) {
+        assert.equal(checks, 0, "a header window checked after a batch");
+        headerWindows.push(blocks.map((x) => x.header.height));
+        return;
+      }
       checks++;
       const from = blocks[0]!.header.height;
       // Later batches finish their checks first: fewer turns of the event loop the higher they are.
@@ -128,6 +135,11 @@ describe("SyncCoordinator: catching up", () => {
     await b.coordinator.check();
     assert.equal(b.chain.height, 800);
     assert.equal(checks, order.length, "one check per batch");
+    // Every new header went to the pool once, in order, before it was validated.
+    assert.deepEqual(
+      headerWindows.flat(),
+      Array.from({ length: 800 }, (_, i) => i + 1),
+    );
     assert.deepEqual(
       order,
       [...order].sort((x, y) => x - y),
@@ -143,7 +155,8 @@ describe("SyncCoordinator: catching up", () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     let checks = 0;
-    b.fns.checkAhead = async () => {
+    b.fns.checkAhead = async (blocks) => {
+      if (blocks[0]!.txs.length === 0) return; // a header window
       if (++checks === 4) release();
       await gate;
     };
@@ -574,6 +587,29 @@ describe("SyncCoordinator: forks", () => {
     await b.coordinator.check();
     assert.ok(b.logged("possible fork or network partition"));
     assert.equal(await b.metric("sync_possible_fork_total"), 1);
+  });
+
+  it("a new peer's first hint is looked at at once; later hints wait out the spacing between checks", async () => {
+    const { src } = sourceChain(20);
+    const b = bed();
+    await b.coordinator.check(); // nobody to sync from: a check that has just ended
+    const settle = async (): Promise<void> => {
+      for (let i = 0; i < 200; i++) await new Promise((r) => setImmediate(r));
+    };
+    b.addPeer({ id: "p", height: 20, tipHash: src.chain.getHashAtHeight(20)! }, src.chain);
+    b.coordinator.hint("p");
+    b.local.clock.advance(0);
+    await settle();
+    assert.equal(b.chain.height, 20, "the new peer's chain was fetched without waiting");
+    extend(src, 5);
+    b.view.update("p", { height: 25, tipHash: src.chain.getHashAtHeight(25)! });
+    b.coordinator.hint("p");
+    b.local.clock.advance(0);
+    await settle();
+    assert.equal(b.chain.height, 20, "a second hint from the same peer waits");
+    b.local.clock.advance(200);
+    await settle();
+    assert.equal(b.chain.height, 25);
   });
 
   it("a heavier but shorter branch is adopted when its peer announces it (work decides, not height)", async () => {
