@@ -60,6 +60,15 @@ export const MAX_GENESIS_REFUSALS = 1_000;
 export const MAX_WINDOW_HEADERS = 4_000;
 
 /**
+ * The next header window is fetched once the running download has at most this many blocks left
+ * to process, and appended to it, so its first batches are on their way long before the last of
+ * the current window apply. Its GetHeaders round trips wait behind batch commits (a turn of the
+ * event loop each, about a second for 500 full blocks), so it starts a whole window early. At
+ * most two windows of headers are held.
+ */
+export const NEXT_WINDOW_AT = MAX_WINDOW_HEADERS;
+
+/**
  * Batches downloaded but not yet processed, ahead of the one being processed. With 4 MiB per
  * answer this bounds buffered blocks to ~32 MiB while keeping every peer busy.
  */

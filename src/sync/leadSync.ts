@@ -15,6 +15,7 @@ import {
   MAX_WINDOW_HEADERS,
   MAX_TWIN_HEADERS,
   MAX_WINDOWS_PER_SYNC,
+  NEXT_WINDOW_AT,
   PRIORITY_MAX_BATCH_RETRIES,
   PRODUCTION_HOLD_MIN_MS,
 } from "./constants.js";
@@ -22,7 +23,7 @@ import { SyncError, toSyncError } from "./errors.js";
 import { validateHeaders, type HeaderParent, type ValidatedHeader } from "./headerChain.js";
 import type { SyncFns } from "./interface.js";
 import type { PeerState, PeerStateView } from "./peerStateView.js";
-import { RangeDownload, type DownloadPeer, type RangeItem } from "./rangeDownload.js";
+import { RangeDownload, type DownloadPeer, type DownloadResult, type RangeItem } from "./rangeDownload.js";
 import type { LeadOutcome } from "./types.js";
 
 /**
@@ -67,6 +68,14 @@ interface LeadRun {
 
 /** Headers of the lead's branch received but not yet validated (the ancestor search's last answer). */
 type HeaderBatch = { headers: BlockHeader[]; hashes: Buffer[]; more: boolean };
+
+/** The download of a sync, which later header windows are appended to. */
+interface ActiveDownload {
+  dl: RangeDownload;
+  done: Promise<DownloadResult>;
+  /** Its run has ended (every batch done after noMore, or an error, timeout or stop). */
+  ended: boolean;
+}
 
 /** Where the lead's branch leaves our main chain, and the headers already received after it. */
 interface ForkFound {
@@ -168,54 +177,71 @@ export class LeadSync {
     }
     let cursor = found.parent;
     let pending: HeaderBatch | null = found.pending;
-    for (let w = 0; w < MAX_WINDOWS_PER_SYNC && !this.modules.stopped(); w++) {
-      if (clock.monotonic() >= deadline)
-        return { error: new SyncError("SYNC_TIMEOUT", "the sync ran out of time") };
-      let win: HeaderWindow;
-      try {
-        win = await this.collectWindow(lead, cursor, pending);
-      } catch (e) {
-        return this.modules.leads.leadFailed(lead, toSyncError(e));
-      }
-      pending = null;
-      cursor = win.cursor;
-      const { validated, more } = this.untilNow(win);
-      if (validated.length === 0) {
-        if (!more) {
+    // One download runs across the windows: the next window is fetched while the last batches of
+    // the ones before still download and process, and is appended, so the pipeline never drains.
+    let active: ActiveDownload | null = null;
+    const outcome = await (async (): Promise<LeadOutcome> => {
+      for (let w = 0; w < MAX_WINDOWS_PER_SYNC && !this.modules.stopped(); w++) {
+        if (clock.monotonic() >= deadline)
+          return { error: new SyncError("SYNC_TIMEOUT", "the sync ran out of time") };
+        if (active) {
+          await active.dl.whenRemainingAtMost(NEXT_WINDOW_AT);
+          // It ended (an error, a timeout, a stop): its result is the outcome, read below.
+          if (active.ended) return { error: null };
+        }
+        let win: HeaderWindow;
+        try {
+          win = await this.collectWindow(lead, cursor, pending);
+        } catch (e) {
+          return this.modules.leads.leadFailed(lead, toSyncError(e));
+        }
+        pending = null;
+        cursor = win.cursor;
+        const { validated, more } = this.untilNow(win);
+        if (validated.length === 0) {
+          if (!more) {
+            this.modules.leads.markChecked(lead);
+            return { error: null };
+          }
+          continue;
+        }
+        const last = validated[validated.length - 1]!;
+        // Better: more work, or a block that more than 2/3 of the weight has voted final (votes
+        // we hold but cannot count without the block) — fork choice will follow it once it is here.
+        const claimed = chain.finality.claimedFinal();
+        const holdsClaim = claimed.size > 0 && validated.some((v) => claimed.has(v.hash.toString("hex")));
+        const better =
+          holdsClaim || isBetterTip({ work: last.work, hash: last.hash } as BlockIndex, chain.tip);
+        if (better) {
+          this.better = {
+            hash: last.hash,
+            height: last.header.height,
+            work: last.work,
+            until: this.holdUntil(deadline),
+            deadline,
+          };
+        }
+        if (!better && !more) {
+          logger.debug("Peer's branch has no more work than ours", {
+            peer: lead.addr,
+            branchHeight: last.header.height,
+            height: chain.height,
+          });
           this.modules.leads.markChecked(lead);
           return { error: null };
         }
-        continue;
+        active = this.feed(run, active, validated);
+        if (!more) return { error: null };
       }
-      const last = validated[validated.length - 1]!;
-      // Better: more work, or a block that more than 2/3 of the weight has voted final (votes we
-      // hold but cannot count without the block) — fork choice will follow it once it is here.
-      const claimed = chain.finality.claimedFinal();
-      const holdsClaim = claimed.size > 0 && validated.some((v) => claimed.has(v.hash.toString("hex")));
-      const better = holdsClaim || isBetterTip({ work: last.work, hash: last.hash } as BlockIndex, chain.tip);
-      if (better) {
-        this.better = {
-          hash: last.hash,
-          height: last.header.height,
-          work: last.work,
-          until: this.holdUntil(deadline),
-          deadline,
-        };
-      }
-      if (!better && !more) {
-        logger.debug("Peer's branch has no more work than ours", {
-          peer: lead.addr,
-          branchHeight: last.header.height,
-          height: chain.height,
-        });
-        this.modules.leads.markChecked(lead);
-        return { error: null };
-      }
-      const r = await this.download(run, validated);
-      if (r.error) return r;
-      if (!more) return { error: null };
-    }
-    return { error: null };
+      return { error: null };
+    })();
+    // (Assigned inside the closure above, which the compiler's narrowing does not follow.)
+    const last = active as ActiveDownload | null;
+    if (!last) return outcome;
+    last.dl.noMore();
+    const r = await last.done;
+    this.current = null;
+    return r.error ? { error: r.error } : outcome;
   }
 
   /**
@@ -393,20 +419,30 @@ export class LeadSync {
   }
 
   /** Downloads and applies the bodies of the window's headers we lack (RangeDownload). */
-  private async download(run: LeadRun, validated: readonly ValidatedHeader[]): Promise<LeadOutcome> {
+  /**
+   * Hands a window's headers to the running download (appended), or starts one that expects
+   * more windows. Returns the download that runs now (the same one when there was nothing new).
+   */
+  private feed(
+    run: LeadRun,
+    active: ActiveDownload | null,
+    validated: readonly ValidatedHeader[],
+  ): ActiveDownload | null {
     const { chain, clock, logger, metrics, view } = this.modules;
     const { lead, deadline } = run;
     const items: RangeItem[] = [];
     for (const v of validated) {
       if (!chain.getIndex(v.hash)) items.push({ hash: v.hash, height: v.header.height, header: v.header });
     }
-    if (items.length === 0) return { error: null };
+    if (items.length === 0) return active;
     // Validated headers we are about to fetch: the chain stores their blocks even while the
     // branch is still lighter than our tip (it only wins at its end).
     chain.expect(
       items.map((i) => i.hash),
       Math.max(0, deadline - clock.monotonic()) + 60_000,
     );
+    // Ended while the window was fetched: nothing more goes to it; its result ends the sync.
+    if (active && (active.ended || active.dl.append(items))) return active;
     const dl = new RangeDownload(
       items,
       {
@@ -433,9 +469,16 @@ export class LeadSync {
         },
       },
     );
+    dl.expectMore();
     this.current = dl;
-    const r = await dl.run();
-    this.current = null;
-    return { error: r.error };
+    const started: ActiveDownload = {
+      dl,
+      ended: false,
+      done: dl.run().then((r) => {
+        started.ended = true;
+        return r;
+      }),
+    };
+    return started;
   }
 }

@@ -32,8 +32,10 @@ export type BatchState =
       status: "AwaitingProcessing";
       peer: string;
       blocks: Array<{ block: Block; raw: Buffer }>;
-      /** False while its signatures are being checked ahead (SyncFns.checkAhead). */
+      /** False until its signatures have been checked ahead (SyncFns.checkAhead). */
       checked: boolean;
+      /** Its check is running (it starts once the batch is near the head: startChecks). */
+      checking: boolean;
     }
   | { status: "Processing"; peer: string }
   | { status: "Done"; peer: string }
@@ -71,6 +73,13 @@ export interface RangeDownloadOptions {
  * which may take longer). Only real time counts: under a virtual clock nothing yields.
  */
 export const PROCESS_SLICE_MS = 50;
+
+/**
+ * Downloaded batches behind the head whose signature checks may run at once (with the head's):
+ * enough to keep the workers busy while the head is processed, few enough that the head's check
+ * is never queued behind a pile of later ones.
+ */
+export const CHECKS_AHEAD = 2;
 
 export interface RangeDownloadModules {
   fns: Pick<SyncFns, "getBlocks" | "reportPeer" | "processChainSegment" | "checkAhead">;
@@ -134,14 +143,74 @@ export class RangeDownload {
   /** clock.monotonic() at the start and end of the last processing turn. */
   private lastTurn = { start: 0, end: 0 };
 
+  private readonly items: RangeItem[] = [];
+  /** More items may be appended (the next header window): finishing waits for noMore(). */
+  private open = false;
+  /** A wait for the items left to shrink (whenRemainingAtMost). */
+  private lowWater: { n: number; resolve: () => void } | null = null;
+
   constructor(
-    private readonly items: readonly RangeItem[],
+    items: readonly RangeItem[],
     private readonly opts: RangeDownloadOptions,
     private readonly modules: RangeDownloadModules,
   ) {
-    const size = Math.max(1, opts.batchSize);
-    for (let s = 0; s < items.length; s += size)
-      this.batches.push(this.newBatch(s, Math.min(items.length, s + size)));
+    this.addItems(items);
+  }
+
+  private addItems(items: readonly RangeItem[]): void {
+    const size = Math.max(1, this.opts.batchSize);
+    const base = this.items.length;
+    for (const it of items) this.items.push(it);
+    for (let s = base; s < this.items.length; s += size)
+      this.batches.push(this.newBatch(s, Math.min(this.items.length, s + size)));
+  }
+
+  /**
+   * Says that the next header window may be appended: until noMore(), the download does not end
+   * when its batches are done, it waits for more.
+   */
+  expectMore(): void {
+    if (!this.finished) this.open = true;
+  }
+
+  /**
+   * Appends the next window's items (they continue the last item's branch), while earlier
+   * batches still download and process, so the pipeline never drains between windows. False
+   * when the download has already ended.
+   */
+  append(items: readonly RangeItem[]): boolean {
+    if (this.finished) return false;
+    this.addItems(items);
+    this.pump();
+    return true;
+  }
+
+  /** No more windows: the download ends once its batches are done. */
+  noMore(): void {
+    this.open = false;
+    this.pump();
+  }
+
+  /**
+   * Resolves once at most `n` items are left to process (or the download has ended): the moment
+   * to fetch the next header window, so at most that many plus one window are ever held.
+   */
+  whenRemainingAtMost(n: number): Promise<void> {
+    this.lowWater?.resolve();
+    return new Promise((resolve) => {
+      this.lowWater = { n, resolve };
+      this.checkLowWater();
+    });
+  }
+
+  private checkLowWater(): void {
+    const w = this.lowWater;
+    if (!w) return;
+    const head = this.batches.find((b) => b.state.status !== "Done");
+    const left = head ? this.items.length - head.start : 0;
+    if (!this.finished && left > w.n) return;
+    this.lowWater = null;
+    w.resolve();
   }
 
   /** The batches, in order (for tests and status). */
@@ -184,6 +253,8 @@ export class RangeDownload {
   private finish(error: SyncError | null): void {
     if (this.finished) return;
     this.finished = true;
+    this.open = false;
+    this.checkLowWater();
     this.deadlineTimer?.cancel();
     this.deferredPump?.cancel();
     this.deferredPump = null;
@@ -206,7 +277,9 @@ export class RangeDownload {
       }
       this.processReady();
       if (this.finished) return;
-      if (this.batches.every((b) => b.state.status === "Done")) {
+      this.startChecks();
+      this.checkLowWater();
+      if (!this.open && this.batches.every((b) => b.state.status === "Done")) {
         this.finish(null);
         return;
       }
@@ -508,17 +581,41 @@ export class RangeDownload {
       b.end = b.start + blocks.length;
       this.batches.splice(this.batches.indexOf(b) + 1, 0, rest);
     }
-    const checkAhead = this.modules.fns.checkAhead;
-    const state: BatchState = { status: "AwaitingProcessing", peer: peerId, blocks, checked: !checkAhead };
-    this.transition(b, ["Downloading"], state);
-    if (!checkAhead) return;
-    // The batch waits for its signature check (bounded by the pool's job timeout); the batches
-    // before it are processed meanwhile, which is where the time is won.
-    const done = (): void => {
-      state.checked = true;
-      this.pump();
+    const checked = !this.modules.fns.checkAhead;
+    const state: BatchState = {
+      status: "AwaitingProcessing",
+      peer: peerId,
+      blocks,
+      checked,
+      checking: false,
     };
-    checkAhead(blocks.map((x) => x.block)).then(done, done);
+    this.transition(b, ["Downloading"], state);
+    this.startChecks();
+  }
+
+  /**
+   * Starts the signature checks of downloaded batches among the head and the CHECKS_AHEAD after
+   * it. A batch waits for its check (bounded by the pool's job timeout) while the batches before
+   * it are processed, which is where the time is won. Checks further ahead would only queue on
+   * the workers in front of the head's, so the first batch of a sync would wait for all of them.
+   */
+  private startChecks(): void {
+    const checkAhead = this.modules.fns.checkAhead;
+    if (!checkAhead) return;
+    const headIdx = this.batches.findIndex((x) => x.state.status !== "Done");
+    if (headIdx < 0) return;
+    const end = Math.min(this.batches.length, headIdx + 1 + CHECKS_AHEAD);
+    for (let i = headIdx; i < end; i++) {
+      const st = this.batches[i]!.state;
+      if (st.status !== "AwaitingProcessing" || st.checked || st.checking) continue;
+      st.checking = true;
+      const done = (): void => {
+        st.checking = false;
+        st.checked = true;
+        this.pump();
+      };
+      checkAhead(st.blocks.map((x) => x.block)).then(done, done);
+    }
   }
 
   private badData(b: Batch, peerId: string, err: SyncError): void {

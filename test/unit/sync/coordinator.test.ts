@@ -6,10 +6,10 @@ import { after, describe, it } from "node:test";
 import { blockHash, decodeBlock, encodeBlock, type Block } from "../../../src/primitives/block.js";
 import type { Chain } from "../../../src/chain/chain.js";
 import { pubkeyHash } from "../../../src/crypto/address.js";
-import { LEAD_COOLDOWN_MS, PRODUCTION_HOLD_MIN_MS } from "../../../src/sync/constants.js";
+import { LEAD_COOLDOWN_MS, MAX_WINDOW_HEADERS, PRODUCTION_HOLD_MIN_MS } from "../../../src/sync/constants.js";
 import { SyncError } from "../../../src/sync/errors.js";
 import { signVote, type Checkpoint } from "../../../src/consensus/finality.js";
-import { transitionBatch, type Batch } from "../../../src/sync/rangeDownload.js";
+import { CHECKS_AHEAD, transitionBatch, type Batch } from "../../../src/sync/rangeDownload.js";
 import { nextSyncState, type SyncCoordinator } from "../../../src/sync/syncCoordinator.js";
 import {
   ChainHarness,
@@ -108,6 +108,8 @@ describe("SyncCoordinator: catching up", () => {
     const b = bed();
     const checked = new Set<number>();
     let checks = 0;
+    let running = 0;
+    let mostAtOnce = 0;
     const headerWindows: number[][] = [];
     b.fns.checkAhead = async (blocks) => {
       // Header windows come as blocks without transactions (not even a coinbase), before any batch.
@@ -117,10 +119,13 @@ describe("SyncCoordinator: catching up", () => {
         return;
       }
       checks++;
+      running++;
+      mostAtOnce = Math.max(mostAtOnce, running);
       const from = blocks[0]!.header.height;
       // Later batches finish their checks first: fewer turns of the event loop the higher they are.
       for (let i = 0; i < Math.max(1, 20 - Math.floor(from / 50)); i++) await new Promise(setImmediate);
       checked.add(from);
+      running--;
     };
     const order: number[] = [];
     const process = b.fns.processChainSegment.bind(b.fns);
@@ -135,6 +140,9 @@ describe("SyncCoordinator: catching up", () => {
     await b.coordinator.check();
     assert.equal(b.chain.height, 800);
     assert.equal(checks, order.length, "one check per batch");
+    // The head's check never queues behind a pile of later ones.
+    assert.ok(mostAtOnce <= 1 + CHECKS_AHEAD, `${mostAtOnce} checks at once`);
+    assert.ok(mostAtOnce > 1, "checks ran ahead of the head");
     // Every new header went to the pool once, in order, before it was validated.
     assert.deepEqual(
       headerWindows.flat(),
@@ -144,6 +152,45 @@ describe("SyncCoordinator: catching up", () => {
       order,
       [...order].sort((x, y) => x - y),
       "strictly in order",
+    );
+  });
+
+  it("a sync longer than a header window never drains: the next window is fetched and appended while the first one applies", async () => {
+    const n = MAX_WINDOW_HEADERS + 400;
+    const { src } = sourceChain(n);
+    const b = bed();
+    const events: string[] = [];
+    const getHeaders = b.fns.getHeaders.bind(b.fns);
+    b.fns.getHeaders = async (id, locator, max) => {
+      const headers = await getHeaders(id, locator, max);
+      if (headers.length > 0) events.push(`headers ${headers[0]!.height}`);
+      return headers;
+    };
+    const process = b.fns.processChainSegment.bind(b.fns);
+    b.fns.processChainSegment = (items) => {
+      events.push(`apply ${items[0]!.block.header.height}-${items[items.length - 1]!.block.header.height}`);
+      return process(items);
+    };
+    b.makeCoordinator();
+    for (const id of ["p1", "p2", "p3"]) b.addPeer({ id, masternode: true }, src.chain);
+    await b.coordinator.check();
+    assert.equal(b.chain.height, n);
+    const secondWindow = events.indexOf(`headers ${MAX_WINDOW_HEADERS + 1}`);
+    const lastOfFirst = events.findIndex(
+      (e) => e.startsWith("apply") && e.endsWith(`-${MAX_WINDOW_HEADERS}`),
+    );
+    assert.ok(secondWindow >= 0 && lastOfFirst >= 0, events.join(", "));
+    assert.ok(
+      secondWindow < lastOfFirst,
+      `the next window waited for the first to apply: ${events.join(", ")}`,
+    );
+    // One download: its batches stayed in order across the windows.
+    const applied = events
+      .filter((e) => e.startsWith("apply"))
+      .map((e) => Number(e.split(" ")[1]!.split("-")[0]));
+    assert.deepEqual(
+      applied,
+      [...applied].sort((x, y) => x - y),
     );
   });
 
@@ -157,7 +204,8 @@ describe("SyncCoordinator: catching up", () => {
     let checks = 0;
     b.fns.checkAhead = async (blocks) => {
       if (blocks[0]!.txs.length === 0) return; // a header window
-      if (++checks === 4) release();
+      // The head's check and CHECKS_AHEAD more run at once; the last batch's starts later.
+      if (++checks === 1 + CHECKS_AHEAD) release();
       await gate;
     };
     // A turn of the event loop is counted by a ticker, which also fires the timers due now.
