@@ -19,7 +19,8 @@ export interface KvRange {
 export interface KvStore {
   get(key: Buffer): Buffer | undefined;
   putSync(key: Buffer, value: Buffer): void;
-  removeSync(key: Buffer): void;
+  /** Whether there was an entry to remove. */
+  removeSync(key: Buffer): boolean;
   /** Entries with start <= key < end, in byte order of the keys. */
   getRange(range: KvRange): Iterable<{ key: Buffer; value: Buffer }>;
   getKeys(range: KvRange): Iterable<Buffer>;

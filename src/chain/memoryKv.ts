@@ -50,14 +50,15 @@ export class MemoryKv implements KvStore {
     bucket.set(k, Buffer.from(value));
   }
 
-  removeSync(key: Buffer): void {
+  removeSync(key: Buffer): boolean {
     this.alive();
     const bucket = key.length > 0 ? this.data.buckets.get(key[0]!) : undefined;
-    if (!bucket) return;
+    if (!bucket) return false;
     const k = key.toString("latin1");
-    if (!bucket.has(k)) return;
+    if (!bucket.has(k)) return false;
     this.remember(bucket, k);
     bucket.delete(k);
+    return true;
   }
 
   *getRange(range: KvRange): Generator<{ key: Buffer; value: Buffer }> {

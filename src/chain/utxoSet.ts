@@ -120,6 +120,15 @@ class RunningStats {
   /** Removes an output whose stored bytes are `v`. */
   remove(k: Buffer, v: Buffer, amount: bigint): void {
     this.db.removeSync(key(P_UTXO, k));
+    this.take(k, v, amount);
+  }
+
+  /** Removes an output whose stored bytes, if it is there, are `v`; nothing if it is not. */
+  removeIfPresent(k: Buffer, v: Buffer, amount: bigint): void {
+    if (this.db.removeSync(key(P_UTXO, k))) this.take(k, v, amount);
+  }
+
+  private take(k: Buffer, v: Buffer, amount: bigint): void {
     this.hash.sub(utxoDigest(k, v));
     this.count--;
     this.total -= amount;
@@ -145,14 +154,16 @@ export function connectUtxos(db: Db, changes: BlockChanges): void {
  */
 export function disconnectUtxos(db: Db, block: Block, undo: { txids: Buffer[]; spent: SpentOutput[] }): void {
   const stats = new RunningStats(db);
+  const height = block.header.height;
   block.txs.forEach((tx, i) => {
     const id = undo.txids[i]!;
-    tx.outputs.forEach((_o, index) => {
+    tx.outputs.forEach((o, index) => {
       const k = outpointBytes({ txid: id, index });
-      const v = db.get(key(P_UTXO, k));
-      // An output created and spent inside the same block was never in the set.
-      if (v === undefined) return;
-      stats.remove(k, Buffer.from(v), decodeUtxoEntry(v).amount);
+      // The stored entry is exactly what connecting this block wrote for the output (see
+      // connectTransactions), so it need not be read back. An output created and spent inside the
+      // same block was never in the set: removing it finds nothing, and the stats stay.
+      const entry: UtxoEntry = { amount: o.amount, address: o.address, height, coinbase: i === 0 };
+      stats.removeIfPresent(k, encodeUtxoEntry(entry), o.amount);
     });
   });
   for (const s of undo.spent) stats.put(s.outpoint, s.entry);
