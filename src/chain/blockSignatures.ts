@@ -4,7 +4,7 @@
  * transaction, and the votes of a Finality transaction's certificate. Malformed parts are left
  * out: validation finds them and refuses the block, whatever was checked ahead.
  */
-import { blockHash, blockSigMessage, type Block } from "../primitives/block.js";
+import { blockHash, blockSigMessage, rememberTxids, type Block } from "../primitives/block.js";
 import { TxKind, txid, txSigMessage } from "../primitives/tx.js";
 import { decodeFinalityTx } from "../consensus/finalityTx.js";
 import { voteSigningBytes } from "../consensus/finality.js";
@@ -15,6 +15,15 @@ export function blockSignatureItems(blocks: readonly Block[], genesisHash: Buffe
   for (const block of blocks) {
     const h = block.header;
     out.push({ pubkey: h.producer, message: blockSigMessage(blockHash(h)), signature: h.signature });
+    // Every txid, kept with the block for its validation; a malformed transaction (which
+    // validation refuses anyway) leaves the block's transactions unchecked ahead.
+    let ids: Buffer[];
+    try {
+      ids = block.txs.map((tx) => txid(tx));
+    } catch {
+      continue;
+    }
+    rememberTxids(block, ids);
     for (let i = 1; i < block.txs.length; i++) {
       const tx = block.txs[i]!;
       if (tx.kind === TxKind.Finality) {
@@ -28,7 +37,7 @@ export function blockSignatureItems(blocks: readonly Block[], genesisHash: Buffe
         continue;
       }
       if (tx.inputs.length === 0) continue;
-      const message = txSigMessage(txid(tx));
+      const message = txSigMessage(ids[i]!);
       const seen = new Set<string>();
       for (const input of tx.inputs) {
         const pair = input.pubkey.toString("latin1") + input.signature.toString("latin1");

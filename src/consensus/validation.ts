@@ -21,7 +21,14 @@ import { checkVoteOffenceSignatures, decodeVoteEvidenceTx, type VoteOffence } fr
 import { CodecError } from "../codec/index.js";
 import { coinbaseOutputs } from "./rewards.js";
 import { scheduledProducer, slotStart, type EpochSchedule } from "./schedule.js";
-import { blockHash, blockSigMessage, encodeBlock, merkleRoot, type Block } from "../primitives/block.js";
+import {
+  blockHash,
+  blockSigMessage,
+  encodeBlock,
+  merkleRoot,
+  rememberedTxids,
+  type Block,
+} from "../primitives/block.js";
 import {
   BLOCK_REWARD,
   HEADER_VERSION,
@@ -179,6 +186,7 @@ export function checkBlockSanity(block: Block, encodedSize?: number): CheckedBlo
     throw new BlockError("BAD_COINBASE_PAYLOAD", "coinbase payload must be the block height (u32 LE)");
   }
   const txids: Buffer[] = [];
+  const known = rememberedTxids(block);
   const seen = new Set<string>();
   let registrations = 0;
   let evidence = 0;
@@ -212,9 +220,9 @@ export function checkBlockSanity(block: Block, encodedSize?: number): CheckedBlo
     checkTxSanity(tx);
     if (tx.kind === TxKind.Finality) certificate = decodeFinalityTx(tx);
     if (tx.kind === TxKind.VoteEvidence) (voteOffences ??= []).push(decodeVoteEvidenceTx(tx));
-    const id = txid(tx);
-    const k = id.toString("hex");
-    if (seen.has(k)) throw new BlockError("DUPLICATE_TX", `transaction ${k} appears twice`);
+    const id = known?.[i] ?? txid(tx);
+    const k = id.toString("latin1");
+    if (seen.has(k)) throw new BlockError("DUPLICATE_TX", `transaction ${id.toString("hex")} appears twice`);
     seen.add(k);
     txids.push(id);
   });

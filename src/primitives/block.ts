@@ -75,6 +75,24 @@ export function decodeHeader(buf: Uint8Array): BlockHeader {
 }
 
 /** Block hash = SHA-256d of the header without its signature. */
+/**
+ * Txids already computed for a Block object (the signature pool's items need them before the
+ * block is validated, and validation needs them again). A decoded block is never changed in
+ * place, so the list stays right; it is only a cache, and only for whole lists.
+ */
+const knownTxids = new WeakMap<Block, readonly Buffer[]>();
+
+/** Remembers every txid of `block`, in order. */
+export function rememberTxids(block: Block, ids: readonly Buffer[]): void {
+  if (ids.length === block.txs.length) knownTxids.set(block, ids);
+}
+
+/** The txids remembered for this Block object, if any. */
+export function rememberedTxids(block: Block): readonly Buffer[] | undefined {
+  const ids = knownTxids.get(block);
+  return ids && ids.length === block.txs.length ? ids : undefined;
+}
+
 export function blockHash(h: BlockHeader): Buffer {
   const w = new Writer(HEADER_UNSIGNED_SIZE);
   writeHeaderUnsigned(w, h);
