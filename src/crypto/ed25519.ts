@@ -125,39 +125,88 @@ export function installVerifyCache(cache: VerifyCache | null): void {
  * give way past PREVERIFIED_MAX, so entries that are never asked for cannot pile up.
  */
 const PREVERIFIED_MAX = 262_144;
-const preverified = new Set<string>();
+/**
+ * By the first 6 bytes of the signature, read as a number (no string is built per signature):
+ * each bucket holds copies of whole triples, public key ‖ signature ‖ message, compared byte for
+ * byte. Two good signatures sharing those 48 bits are rare, and making them on purpose takes
+ * about 2^48 signing attempts each, so buckets stay tiny; PREVERIFIED_MAX bounds them all.
+ */
+const preverified = new Map<number, Buffer[]>();
+let preverifiedSize = 0;
 
-function signatureKey(pubkey: Uint8Array, message: Uint8Array, signature: Uint8Array): string {
+function bucketOf(signature: Uint8Array): number {
   return (
-    Buffer.from(pubkey.buffer, pubkey.byteOffset, pubkey.byteLength).toString("latin1") +
-    Buffer.from(signature.buffer, signature.byteOffset, signature.byteLength).toString("latin1") +
-    Buffer.from(message.buffer, message.byteOffset, message.byteLength).toString("latin1")
+    signature[0]! +
+    signature[1]! * 0x100 +
+    signature[2]! * 0x1_0000 +
+    signature[3]! * 0x100_0000 +
+    signature[4]! * 0x1_0000_0000 +
+    signature[5]! * 0x100_0000_0000
+  );
+}
+
+function sameTriple(e: Buffer, pubkey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  const end = PUBKEY_LEN + SIGNATURE_LEN;
+  return (
+    e.length === end + message.length &&
+    e.compare(signature, 0, SIGNATURE_LEN, PUBKEY_LEN, end) === 0 &&
+    e.compare(pubkey, 0, PUBKEY_LEN, 0, PUBKEY_LEN) === 0 &&
+    e.compare(message, 0, message.length, end, e.length) === 0
   );
 }
 
 /** Records a signature a worker verified (good ones only). */
 export function notePreverified(pubkey: Uint8Array, message: Uint8Array, signature: Uint8Array): void {
-  if (preverified.size >= PREVERIFIED_MAX) {
-    const oldest = preverified.values().next().value;
-    if (oldest !== undefined) preverified.delete(oldest);
+  if (pubkey.length !== PUBKEY_LEN || signature.length !== SIGNATURE_LEN) return;
+  if (preverifiedSize >= PREVERIFIED_MAX) {
+    const oldest = preverified.entries().next().value;
+    if (oldest !== undefined) {
+      preverified.delete(oldest[0]);
+      preverifiedSize -= oldest[1].length;
+    }
   }
-  preverified.add(signatureKey(pubkey, message, signature));
+  // A copy: the caller's buffers may change later, and the entry must keep what was checked.
+  const e = Buffer.allocUnsafe(PUBKEY_LEN + SIGNATURE_LEN + message.length);
+  e.set(pubkey, 0);
+  e.set(signature, PUBKEY_LEN);
+  e.set(message, PUBKEY_LEN + SIGNATURE_LEN);
+  const k = bucketOf(signature);
+  const bucket = preverified.get(k);
+  if (bucket) bucket.push(e);
+  else preverified.set(k, [e]);
+  preverifiedSize++;
+}
+
+/** Takes (uses up) the entry for exactly these bytes, if there is one. */
+function takePreverified(pubkey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  const k = bucketOf(signature);
+  const bucket = preverified.get(k);
+  if (!bucket) return false;
+  for (let i = 0; i < bucket.length; i++) {
+    if (!sameTriple(bucket[i]!, pubkey, message, signature)) continue;
+    if (bucket.length === 1) preverified.delete(k);
+    else bucket.splice(i, 1);
+    preverifiedSize--;
+    return true;
+  }
+  return false;
 }
 
 /** Signatures verified ahead and not used yet. */
 export function preverifiedCount(): number {
-  return preverified.size;
+  return preverifiedSize;
 }
 
 /** Forgets every signature verified ahead (tests, and a pool that shuts down). */
 export function clearPreverified(): void {
   preverified.clear();
+  preverifiedSize = 0;
 }
 
 /** Never throws: malformed keys or signatures simply fail verification. */
 export function verifySignature(pubkey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   if (pubkey.length !== PUBKEY_LEN || signature.length !== SIGNATURE_LEN) return false;
-  if (preverified.size > 0 && preverified.delete(signatureKey(pubkey, message, signature))) return true;
+  if (preverifiedSize > 0 && takePreverified(pubkey, message, signature)) return true;
   const check = (): boolean => {
     try {
       return verify(null, message, publicKeyObject(pubkey), signature);

@@ -7,7 +7,13 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { blockSignatureItems } from "../../../src/chain/blockSignatures.js";
-import { clearPreverified, KeyPair, preverifiedCount, verifySignature } from "../../../src/crypto/ed25519.js";
+import {
+  clearPreverified,
+  KeyPair,
+  notePreverified,
+  preverifiedCount,
+  verifySignature,
+} from "../../../src/crypto/ed25519.js";
 import { sha256 } from "../../../src/crypto/hash.js";
 import { SignaturePool, type SigItem } from "../../../src/crypto/sigPool.js";
 import { blockHash } from "../../../src/primitives/block.js";
@@ -56,6 +62,25 @@ describe("signature pool", () => {
     const flipped = Buffer.from(good[1]!.signature);
     flipped[5]! ^= 1;
     assert.equal(verifySignature(good[1]!.pubkey, good[1]!.message, flipped), false);
+    clearPreverified();
+  });
+
+  it("an entry matches only its exact bytes, which are copied when it is recorded", () => {
+    clearPreverified();
+    const a = signed(1);
+    const sig = Buffer.from(a.signature);
+    notePreverified(a.pubkey, a.message, sig);
+    // The recorder's buffer changes afterwards (past the 6 bytes that pick the bucket): the entry
+    // keeps the checked bytes, so the changed signature is checked for real, and fails.
+    sig[40]! ^= 1;
+    assert.equal(verifySignature(a.pubkey, a.message, sig), false);
+    assert.equal(preverifiedCount(), 1);
+    // Same signature, another message or key: same bucket, no match.
+    assert.equal(verifySignature(a.pubkey, Buffer.from("message 2"), a.signature), false);
+    assert.equal(verifySignature(testKey("other", 0).publicKey, a.message, a.signature), false);
+    assert.equal(preverifiedCount(), 1);
+    assert.ok(verifySignature(a.pubkey, a.message, a.signature));
+    assert.equal(preverifiedCount(), 0, "taken");
     clearPreverified();
   });
 
