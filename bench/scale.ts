@@ -31,6 +31,8 @@ export const SCALE_CPU = "scale_real_nodes_cpu_pct";
 const NODES = Number(process.env.SCALE_NODES ?? 100);
 const MASTERNODES = Number(process.env.SCALE_MASTERNODES ?? 10);
 const MIN_LINKS = 3;
+const PROFILE_DIR = process.env.SCALE_PROFILE_DIR ?? "";
+const PROFILE_EVERY = Number(process.env.SCALE_PROFILE_EVERY ?? 25);
 const WINDOW_S = 30;
 const CONVERGE_TIMEOUT_MS = 600_000;
 const BIN = resolve(import.meta.dirname, "../bin/timed.js");
@@ -81,10 +83,18 @@ export const scaleBench: BenchGroup = {
     try {
       ctx.log(`scale: spawning ${NODES} timed start processes (${MASTERNODES} masternodes) in ${dir}`);
       const t0 = performance.now();
-      for (const info of infos) {
+      for (const [i, info] of infos.entries()) {
         const log = openSync(join(info.datadir, "node.log"), "a");
+        // SCALE_PROFILE_DIR: every SCALE_PROFILE_EVERY-th node (default 25) writes a CPU profile
+        // there when it stops (see OPERATIONS.md, "Profiling").
+        const prof =
+          PROFILE_DIR !== "" && i % PROFILE_EVERY === 0
+            ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`]
+            : [];
         children.push(
-          spawn(process.execPath, [BIN, "start", "--datadir", info.datadir], { stdio: ["ignore", log, log] }),
+          spawn(process.execPath, [...prof, BIN, "start", "--datadir", info.datadir], {
+            stdio: ["ignore", log, log],
+          }),
         );
       }
       const clients: Array<RpcClient | null> = infos.map(() => null);
