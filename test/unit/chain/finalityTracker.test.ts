@@ -275,6 +275,32 @@ describe("finality: the tracker", () => {
     assert.deepEqual(out.justified, [cp(hidden, b1)]);
   });
 
+  it("a vote whose target is justified already changes nothing: unchecked and unkept, unless it is evidence", () => {
+    const tree = new Tree(reg);
+    const tr = new FinalityTracker(GENESIS, tree);
+    const b1 = tree.add(GENESIS, "1");
+    round(tr, tree, b1, ks.slice(0, 5));
+    assert.deepEqual(tr.finalized, cp(tree, b1));
+    // The sixth voter's votes come after both of b1's checkpoints were justified. With its
+    // signature broken, it is not even checked (the old tracker refused it as invalid).
+    const late = signVote(ks[5]!, GENESIS, G1, cp(tree, b1));
+    const broken = { ...late, signature: Buffer.alloc(64, 7) };
+    assert.equal(tr.addVote(broken).status, "stale");
+    assert.equal(tr.addVote(late).status, "stale");
+    assert.equal(tr.addVote(signVote(ks[5]!, GENESIS, cp(tree, b1), cp(tree, b1, true))).status, "stale");
+    // A voter that signs a second vote for a justified target's epoch is still caught: a double
+    // vote against the one it cast before, checked because it is evidence.
+    const dbl = tr.addVote(signVote(ks[0]!, GENESIS, { epoch: 0, hash: GENESIS }, cp(tree, b1)));
+    assert.equal(dbl.status, "stale");
+    assert.equal(dbl.evidence?.offence, "double");
+    // ...and not with a forged signature: then it is nobody's evidence.
+    const forged = {
+      ...signVote(ks[1]!, GENESIS, { epoch: 0, hash: GENESIS }, cp(tree, b1)),
+      signature: Buffer.alloc(64, 9),
+    };
+    assert.equal(tr.addVote(forged).evidence, undefined);
+  });
+
   it("a double vote and a surround vote are reported as evidence, with both signed votes", () => {
     const tree = new Tree(reg);
     const tr = new FinalityTracker(GENESIS, tree);
