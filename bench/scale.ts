@@ -15,7 +15,7 @@
  * SCALE_NODES and SCALE_MASTERNODES override the sizes.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { openSync, readFileSync } from "node:fs";
+import { openSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { prepareDevnet } from "../src/node/devnet.js";
 import { RpcClient } from "../src/rpc/client.js";
@@ -32,6 +32,7 @@ const NODES = Number(process.env.SCALE_NODES ?? 100);
 const MASTERNODES = Number(process.env.SCALE_MASTERNODES ?? 10);
 const MIN_LINKS = 3;
 const PROFILE_DIR = process.env.SCALE_PROFILE_DIR ?? "";
+const OUTBOUND = process.env.SCALE_MAX_OUTBOUND ?? "";
 const PROFILE_EVERY = Number(process.env.SCALE_PROFILE_EVERY ?? 25);
 const WINDOW_S = 30;
 const CONVERGE_TIMEOUT_MS = 600_000;
@@ -79,6 +80,17 @@ export const scaleBench: BenchGroup = {
       blockTime: 2,
       dir: join(ctx.tempDir("timebench-scale-"), "devnet"),
     });
+    // SCALE_MAX_OUTBOUND: every node's [network].max_outbound (the default is the config's).
+    if (OUTBOUND !== "") {
+      for (const info of infos) {
+        const file = join(info.datadir, "config.toml");
+        const text = readFileSync(file, "utf8").replace(
+          /^\[network\]$/m,
+          `[network]\nmax_outbound = ${OUTBOUND}`,
+        );
+        writeFileSync(file, text);
+      }
+    }
     const children: ChildProcess[] = [];
     try {
       ctx.log(`scale: spawning ${NODES} timed start processes (${MASTERNODES} masternodes) in ${dir}`);
