@@ -32,7 +32,10 @@ const NODES = Number(process.env.SCALE_NODES ?? 100);
 const MASTERNODES = Number(process.env.SCALE_MASTERNODES ?? 10);
 const MIN_LINKS = 3;
 const PROFILE_DIR = process.env.SCALE_PROFILE_DIR ?? "";
-const OUTBOUND = process.env.SCALE_MAX_OUTBOUND ?? "";
+const NETWORK_SET = (process.env.SCALE_NETWORK ?? "")
+  .split(";")
+  .map((x) => x.trim())
+  .filter((x) => x !== "");
 const PROFILE_EVERY = Number(process.env.SCALE_PROFILE_EVERY ?? 25);
 const WINDOW_S = 30;
 const CONVERGE_TIMEOUT_MS = 600_000;
@@ -80,13 +83,14 @@ export const scaleBench: BenchGroup = {
       blockTime: 2,
       dir: join(ctx.tempDir("timebench-scale-"), "devnet"),
     });
-    // SCALE_MAX_OUTBOUND: every node's [network].max_outbound (the default is the config's).
-    if (OUTBOUND !== "") {
+    // SCALE_NETWORK: settings added to every node's [network] table, e.g.
+    // "max_outbound = 8; ping_interval = 10" (the defaults are the config's).
+    if (NETWORK_SET.length > 0) {
       for (const info of infos) {
         const file = join(info.datadir, "config.toml");
         const text = readFileSync(file, "utf8").replace(
           /^\[network\]$/m,
-          `[network]\nmax_outbound = ${OUTBOUND}`,
+          ["[network]", ...NETWORK_SET].join("\n"),
         );
         writeFileSync(file, text);
       }
