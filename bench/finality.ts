@@ -212,12 +212,16 @@ function voteVerify(ctx: BenchContext, n: number, keys: KeyPair[], registry: Reg
     ...keys.map((k) => signVote(k, GENESIS, genesisCheckpoint(GENESIS), FIRST)),
     ...keys.map((k) => signVote(k, GENESIS, FIRST, SECOND)),
   ];
+  let counted = 0;
   const once = (): number => {
     const tracker = new FinalityTracker(GENESIS, twoBlockView(registry));
+    counted = 0;
     const t0 = performance.now();
     for (const v of votes) {
       const out = tracker.addVote(v);
-      if (out.status !== "counted") throw new Error(`${name}: a vote was ${out.status}: ${out.reason}`);
+      // Once a link's target is justified, its later votes are stale and not checked.
+      if (out.status === "counted") counted++;
+      else if (out.status !== "stale") throw new Error(`${name}: a vote was ${out.status}: ${out.reason}`);
     }
     const ms = performance.now() - t0;
     if (tracker.finalizedHeight !== 1) throw new Error(`${name}: the block did not become final`);
@@ -230,7 +234,7 @@ function voteVerify(ctx: BenchContext, n: number, keys: KeyPair[], registry: Reg
     name,
     value: round(ms, 2),
     unit: "ms",
-    note: `${2 * n} votes (${n} per link, both links of one block) through FinalityTracker.addVote on a fresh tracker, ${n.toLocaleString("en-US")}-masternode equal-weight registry; ${round((ms * 1000) / (2 * n), 1)} µs/vote; median of ${RUNS} (${runs.map((x) => round(x, 1)).join(", ")} ms), one core`,
+    note: `${2 * n} votes (${n} per link, both links of one block) through FinalityTracker.addVote on a fresh tracker, ${n.toLocaleString("en-US")}-masternode equal-weight registry: ${counted} counted (each one signature check, ${round((ms * 1000) / counted, 1)} µs), the rest stale once their target was justified; median of ${RUNS} (${runs.map((x) => round(x, 1)).join(", ")} ms), one core`,
   };
 }
 
