@@ -1,4 +1,4 @@
-import { blockHash, decodeBlock, type Block, type BlockHeader } from "../primitives/block.js";
+import { blockHash, decodeBlock, type Block } from "../primitives/block.js";
 import { BlockError, isPermanentForHash } from "../primitives/errors.js";
 import { CodecError } from "../codec/index.js";
 import type { Logger } from "../logging/index.js";
@@ -7,53 +7,24 @@ import type { BoundedMap } from "../util/boundedMap.js";
 import type { Clock, TimerHandle } from "../util/clock.js";
 import { reportSyncError, SyncError, toSyncError } from "./errors.js";
 import type { SyncFns } from "./interface.js";
-import { comparePeers, type RankedPeer } from "./target.js";
+import { comparePeers } from "./target.js";
+import {
+  transitionBatch,
+  type Batch,
+  type BatchState,
+  type BatchStatus,
+  type DownloadPeer,
+  type RangeItem,
+} from "./batch.js";
 
-/** One block to fetch: its validated header says what the body must be. */
-export interface RangeItem {
-  hash: Buffer;
-  height: number;
-  header: BlockHeader;
-}
-
-/** A peer that may serve batches, as the download sees it (re-read before each assignment). */
-export interface DownloadPeer extends RankedPeer {
-  addr: string;
-}
-
-/**
- * A batch's life (Lodestar's range-sync batch): a discriminated union, and every transition
- * states the status it leaves, so a transition from the wrong one throws WRONG_STATE.
- */
-export type BatchState =
-  | { status: "AwaitingDownload" }
-  | { status: "Downloading"; peer: string }
-  | {
-      status: "AwaitingProcessing";
-      peer: string;
-      blocks: Array<{ block: Block; raw: Buffer }>;
-      /** False until its signatures have been checked ahead (SyncFns.checkAhead). */
-      checked: boolean;
-      /** Its check is running (it starts once the batch is near the head: startChecks). */
-      checking: boolean;
-    }
-  | { status: "Processing"; peer: string }
-  | { status: "Done"; peer: string }
-  | { status: "Failed"; error: SyncError };
-
-export type BatchStatus = BatchState["status"];
-
-export interface Batch {
-  readonly id: number;
-  /** Indexes into the items: [start, end). A partial answer shrinks `end` and adds a batch after. */
-  readonly start: number;
-  end: number;
-  state: BatchState;
-  /** Failed downloads so far (timeouts, closes, NotFound, bad data). */
-  attempts: number;
-  /** Peers that failed this range or must not get it again. */
-  readonly tried: Set<string>;
-}
+export {
+  transitionBatch,
+  type Batch,
+  type BatchState,
+  type BatchStatus,
+  type DownloadPeer,
+  type RangeItem,
+} from "./batch.js";
 
 export interface RangeDownloadOptions {
   batchSize: number;
@@ -100,18 +71,6 @@ export interface DownloadResult {
   /** Blocks processed (connected, side, reorged or already known). */
   processed: number;
   error: SyncError | null;
-}
-
-/** A batch moves to `to` only from one of `from`; anything else is a bug (WRONG_STATE). */
-export function transitionBatch(b: Batch, from: readonly BatchStatus[], to: BatchState): void {
-  if (!from.includes(b.state.status)) {
-    throw new SyncError("WRONG_STATE", `batch ${b.id}: ${b.state.status} -> ${to.status}`, {
-      batch: b.id,
-      from: b.state.status,
-      to: to.status,
-    });
-  }
-  b.state = to;
 }
 
 /**
