@@ -13,7 +13,7 @@ import {
 import { penaltyFor, reportSyncError, type SyncError } from "./errors.js";
 import type { SyncFns } from "./interface.js";
 import type { PeerState, PeerStateView } from "./peerStateView.js";
-import type { DownloadPeer } from "./rangeDownload.js";
+import type { DownloadPeer } from "./batch.js";
 import { comparePeers, consensusCheck, maxPlausibleHeight } from "./target.js";
 import type { LeadOutcome, PeerReport, SyncReason } from "./types.js";
 

@@ -23,7 +23,8 @@ import { SyncError, toSyncError } from "./errors.js";
 import { validateHeaders, type HeaderParent, type ValidatedHeader } from "./headerChain.js";
 import type { SyncFns } from "./interface.js";
 import type { PeerState, PeerStateView } from "./peerStateView.js";
-import { RangeDownload, type DownloadPeer, type DownloadResult, type RangeItem } from "./rangeDownload.js";
+import type { DownloadPeer, RangeItem } from "./batch.js";
+import { RangeDownload, type DownloadResult } from "./rangeDownload.js";
 import type { LeadOutcome } from "./types.js";
 
 /**

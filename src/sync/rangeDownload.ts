@@ -17,15 +17,6 @@ import {
   type RangeItem,
 } from "./batch.js";
 
-export {
-  transitionBatch,
-  type Batch,
-  type BatchState,
-  type BatchStatus,
-  type DownloadPeer,
-  type RangeItem,
-} from "./batch.js";
-
 export interface RangeDownloadOptions {
   batchSize: number;
   /** A batch fails after this many retries on other peers. */

@@ -41,10 +41,9 @@ export interface SyncCoordinatorModules {
 }
 
 /**
- * Hints from events are looked at no more often than this (pings can come many times a second).
- * The first hint from a peer never hinted before waits for nothing: a new connection that
- * reports a better chain is looked at at once. New peers come only as fast as connections are
- * admitted, so this cannot turn into a busy loop.
+ * Hints from events are looked at no more often than this (pings can come many times a second),
+ * except a peer's first hint (a new connection reporting a better chain): new peers come only as
+ * fast as connections are admitted, so that cannot turn into a busy loop.
  */
 const MIN_CHECK_SPACING_MS = 200;
 
@@ -209,12 +208,9 @@ export class SyncCoordinator implements SyncTrigger {
   hint(peerId: string): void {
     if (this.stopped) return;
     this.hints.set(peerId, true);
-    if (this.hintedOnce.has(peerId)) {
-      this.requestCheck("hint");
-      return;
-    }
-    this.hintedOnce.set(peerId, true);
-    this.requestCheck("new-peer");
+    const first = !this.hintedOnce.has(peerId);
+    if (first) this.hintedOnce.set(peerId, true);
+    this.requestCheck(first ? "new-peer" : "hint");
   }
 
   /**

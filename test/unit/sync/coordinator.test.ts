@@ -9,7 +9,8 @@ import { pubkeyHash } from "../../../src/crypto/address.js";
 import { LEAD_COOLDOWN_MS, MAX_WINDOW_HEADERS, PRODUCTION_HOLD_MIN_MS } from "../../../src/sync/constants.js";
 import { SyncError } from "../../../src/sync/errors.js";
 import { signVote, type Checkpoint } from "../../../src/consensus/finality.js";
-import { CHECKS_AHEAD, transitionBatch, type Batch } from "../../../src/sync/rangeDownload.js";
+import { transitionBatch, type Batch } from "../../../src/sync/batch.js";
+import { CHECKS_AHEAD } from "../../../src/sync/rangeDownload.js";
 import { nextSyncState, type SyncCoordinator } from "../../../src/sync/syncCoordinator.js";
 import {
   ChainHarness,
