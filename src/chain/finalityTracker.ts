@@ -201,16 +201,6 @@ export class FinalityTracker {
     }
     if (v.target.epoch > this.finalCp.epoch + this.limits.maxEpochsAhead)
       return { ...out, status: "stale", reason: "too far above the final epoch" };
-    // Its target is justified already (a second-epoch target only through its own block's first
-    // epoch, which is then final): one more vote changes nothing here. Every masternode sees each
-    // link's votes from all voters, and each final certificate from several peers, but a link
-    // needs only a supermajority, so most votes arrive after this point. Like a stale vote it is
-    // checked only when it would be evidence, and it is neither kept nor passed on.
-    if (this.isJustified(v.target)) {
-      const offence = this.offenceWith(v);
-      if (offence && voteError(this.genesisHash, v) === null) out.evidence = offence;
-      return { ...out, status: "stale", reason: "its target is already justified" };
-    }
     // Every link's voters are drawn from the registry after the last final block, so a key it
     // does not hold can never count: dropped before its signature is checked or its vote kept
     // (else any fresh key could fill byVoter without bound).
@@ -223,6 +213,16 @@ export class FinalityTracker {
     // A copy of a vote already taken (flooding brings each one from several peers) costs no
     // signature check: the same signature on the same link was verified the first time.
     if (this.isCopy(v)) return { ...out, status: "duplicate" };
+    // Its target is justified already (a second-epoch target only through its own block's first
+    // epoch, which is then final): one more vote changes nothing here. Every masternode sees each
+    // link's votes from all voters, and each final certificate from several peers, but a link
+    // needs only a supermajority, so most votes arrive after this point. Like a stale vote it is
+    // checked only when it would be evidence, and it is neither kept nor passed on.
+    if (this.isJustified(v.target)) {
+      const offence = this.offenceWith(v);
+      if (offence && voteError(this.genesisHash, v) === null) out.evidence = offence;
+      return { ...out, status: "stale", reason: "its target is already justified" };
+    }
     const bad = voteError(this.genesisHash, v);
     if (bad) return { ...out, status: "invalid", reason: bad };
     const offence = this.recordForVoter(v);
