@@ -38,7 +38,7 @@ import { ManualClock } from "../src/util/clock.js";
 import { COIN, GENESIS_TIME, makeTransfer, testKeys } from "../test/helpers/chainFixture.js";
 import { median, round, type BenchContext, type BenchGroup, type Figure } from "./lib.js";
 import { measureSigRate } from "./sigVerify.js";
-import { registryVoters } from "../src/consensus/voterSet.js";
+import { eraOfFinalHeight, registryVoters } from "../src/consensus/committee.js";
 
 export const IMPORT_RATE = "import_blocks_per_s";
 export const IMPORT_RATE_ONE_THREAD = "import_blocks_per_s_one_thread";
@@ -156,8 +156,11 @@ export function buildTransferChain(ctx: BenchContext, opts: TransferChainOptions
     if (opts.certificates && height >= 2) {
       const source = { epoch: 2 * (height - 1), hash: parentHash };
       const target = { epoch: source.epoch + 1, hash: parentHash };
-      const votes = mns.map((k) => signVote(k, gHash, source, target));
-      const tx = finalityTx({ source, target, votes }, registryVoters(registry))!;
+      // Each block carries its parent's certificate, so the parent's branch is certified to
+      // height - 2, and that sets the certificate's era (rule C7).
+      const era = eraOfFinalHeight(height - 2);
+      const votes = mns.map((k) => signVote(k, gHash, source, target, era));
+      const tx = finalityTx({ era, source, target, votes }, registryVoters(registry))!;
       certBytes += tx.payload.length;
       txs.push(tx);
     }

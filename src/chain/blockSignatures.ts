@@ -29,7 +29,7 @@ export function blockSignatureItems(blocks: readonly Block[], genesisHash: Buffe
       if (tx.kind === TxKind.Finality) {
         try {
           const cert = decodeFinalityTx(tx);
-          const message = voteSigningBytes(genesisHash, cert.source, cert.target);
+          const message = voteSigningBytes(genesisHash, cert.era, cert.source, cert.target);
           for (const v of cert.votes) out.push({ pubkey: v.voter, message, signature: v.signature });
         } catch {
           // Malformed: validation refuses it.

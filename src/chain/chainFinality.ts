@@ -16,7 +16,13 @@ import {
   type FinalityVote,
 } from "../consensus/finality.js";
 import { findByOperator, MAX_REGISTRY_SIZE, type Registry } from "../consensus/registry.js";
-import { linkVoters, type VoterSet } from "../consensus/voterSet.js";
+import {
+  eraAnchorHeight,
+  eraOfFinalHeight,
+  eraVoters,
+  linkVoters,
+  type VoterSet,
+} from "../consensus/committee.js";
 import { makeVoteOffence, type VoteOffence } from "../consensus/voteEvidence.js";
 import { certifiedHeight, finalityTx, type FinalityContext } from "../consensus/finalityTx.js";
 import type { Tx } from "../primitives/tx.js";
@@ -46,25 +52,43 @@ export interface ChainFinalityDeps {
   };
 }
 
-/** The F record: the final checkpoint, then its certificate (a u8 flag, for the genesis's none). */
-function encodeFinality(c: Checkpoint, cert: Certificate | null): Buffer {
+interface FinalityRecord {
+  finalized: Checkpoint;
+  certificate: Certificate | null;
+  /** The certificate that closed the era before the one in force, for blocks to carry. */
+  closer: Certificate | null;
+}
+
+/**
+ * The F record: the final checkpoint, then a u8 flag (0: the genesis, no certificate; 2: its
+ * certificate and then the previous era's closing certificate, each behind a u8 presence flag).
+ * Flag 1 is the record from before eras: its certificate is not read.
+ */
+function encodeFinality(c: Checkpoint, cert: Certificate | null, closer: Certificate | null): Buffer {
   const w = new Writer(256);
   w.u32(c.epoch)
     .fixed(c.hash, 32)
-    .u8(cert ? 1 : 0);
-  if (cert) writeCertificate(w, cert);
+    .u8(cert ? 2 : 0);
+  if (!cert) return w.toBuffer();
+  writeCertificate(w, cert);
+  w.u8(closer ? 1 : 0);
+  if (closer) writeCertificate(w, closer);
   return w.toBuffer();
 }
 
-function decodeFinality(buf: Buffer): { finalized: Checkpoint; certificate: Certificate | null } {
+function decodeFinality(buf: Buffer): FinalityRecord {
   const r = new Reader(buf);
   const finalized = { epoch: r.u32(), hash: r.fixed(32) };
-  const certificate = r.u8() === 1 ? readCertificate(r, MAX_REGISTRY_SIZE) : null;
-  return { finalized, certificate };
+  if (r.u8() !== 2) return { finalized, certificate: null, closer: null };
+  const certificate = readCertificate(r, MAX_REGISTRY_SIZE);
+  const closer = r.u8() === 1 ? readCertificate(r, MAX_REGISTRY_SIZE) : null;
+  return { finalized, certificate, closer };
 }
 
 export class ChainFinality {
   readonly tracker: FinalityTracker;
+  /** Era voter sets by anchor hash (hex), for certificates on chain; a few recent ones. */
+  private readonly eraSets = new Map<string, VoterSet>();
 
   constructor(private readonly deps: ChainFinalityDeps) {
     const store = deps.store;
@@ -80,8 +104,12 @@ export class ChainFinality {
         const e = store.getIndex(hash);
         return e ? store.getRegistryByRoot(e.mnRoot) : undefined;
       },
+      ancestorAt: (hash, height) => {
+        const e = store.getIndex(hash);
+        return e && height <= e.height ? ancestorOf(store, e, height).hash : undefined;
+      },
     };
-    let restored: { finalized: Checkpoint; certificate: Certificate | null } | undefined;
+    let restored: FinalityRecord | undefined;
     const raw = store.getFinality();
     if (raw) {
       try {
@@ -108,15 +136,25 @@ export class ChainFinality {
   }
 
   /**
-   * The voter set of a link whose source is the stored block `source`: the registry after the
-   * last final block, less the entries not registered after the source (voterSet.ts).
+   * The voter set of a link whose source is the stored block `source`: the voter set of the era
+   * in force, less the entries not registered after the source (committee.ts).
    */
   linkVoterSet(source: BlockIndex): VoterSet | undefined {
-    const store = this.deps.store;
-    const final = store.getIndex(this.finalized.hash);
-    const base = final ? store.getRegistryByRoot(final.mnRoot) : undefined;
-    const registry = store.getRegistryByRoot(source.mnRoot);
-    return base && registry ? linkVoters(base, registry) : undefined;
+    const era = this.tracker.voters;
+    const registry = this.deps.store.getRegistryByRoot(source.mnRoot);
+    return era && registry ? linkVoters(era, registry) : undefined;
+  }
+
+  /** The voter set of the era whose anchor is `anchor` (cached for a few anchors). */
+  private eraSetAt(anchor: { hash: Buffer; registry: Registry | undefined }): VoterSet | undefined {
+    const k = anchor.hash.toString("hex");
+    const hit = this.eraSets.get(k);
+    if (hit) return hit;
+    if (!anchor.registry) return undefined;
+    const set = eraVoters(anchor.registry, anchor.hash);
+    if (this.eraSets.size >= 4) this.eraSets.delete(this.eraSets.keys().next().value!);
+    this.eraSets.set(k, set);
+    return set;
   }
 
   /** Blocks (hex) that waiting votes claim final (FinalityTracker.claimedFinal). */
@@ -138,6 +176,10 @@ export class ChainFinality {
   acceptCertificate(genesisHash: Buffer, cert: Certificate): string | null {
     if (!isSecondEpoch(cert.target.epoch)) return "only a second-epoch certificate finalises a block";
     if (cert.target.epoch <= this.finalized.epoch + 1) return null;
+    // Another era's voter set is not this node's to check: an earlier era's certificate finalises
+    // nothing new, and a later one needs the blocks (and their certificates) in between.
+    if (cert.era !== this.tracker.era)
+      return `a certificate of era ${cert.era}, not the era in force (${this.tracker.era})`;
     const entry = this.deps.store.getIndex(cert.source.hash);
     if (!entry) return "the certified block is unknown";
     if (entry.height !== heightOfEpoch(cert.source.epoch))
@@ -164,16 +206,21 @@ export class ChainFinality {
     return null;
   }
 
-  /** What validation needs to check a certificate carried by a child of `parent` (rules C4–C6). */
+  /** What validation needs to check a certificate carried by a child of `parent` (rules C4–C7). */
   contextFor(parent: BlockIndex): FinalityContext {
     const store = this.deps.store;
+    const branchBlock = (height: number): { hash: Buffer; registry: Registry | undefined } | undefined => {
+      if (height > parent.height) return undefined;
+      const e = ancestorOf(store, parent, height);
+      return { hash: e.hash, registry: store.getRegistryByRoot(e.mnRoot) };
+    };
     return {
       genesisHash: this.deps.genesisHash,
       parentCertified: parent.certified ?? 0,
-      branchBlock: (height) => {
-        if (height > parent.height) return undefined;
-        const e = ancestorOf(store, parent, height);
-        return { hash: e.hash, registry: store.getRegistryByRoot(e.mnRoot) };
+      branchBlock,
+      eraVoters: (era) => {
+        const anchor = branchBlock(eraAnchorHeight(era));
+        return anchor && this.eraSetAt(anchor);
       },
     };
   }
@@ -184,27 +231,32 @@ export class ChainFinality {
    * conflict with it; an older one changes nothing.
    */
   acceptOnChain(cert: Certificate): VoteOutcome | null {
-    if (cert.target.epoch <= this.finalized.epoch + 1) return null;
+    if (cert.era !== this.tracker.era || cert.target.epoch <= this.finalized.epoch + 1) return null;
     return this.settled(this.tracker.acceptFinal(cert));
   }
 
   /**
    * The Finality transaction a child of `parent` should carry: the certificate of the last final
-   * block, when that block is on `parent`'s branch and above what the branch has certified.
+   * block, when that block is on `parent`'s branch, above what the branch has certified, and of
+   * the branch's era (C7); or, when the branch is still in the era before, the certificate that
+   * closed it.
    */
   pendingTx(parent: BlockIndex): Tx | null {
-    const cert = this.tracker.finalCertificate;
-    if (!cert) return null;
-    const height = certifiedHeight(cert);
     const certified = parent.certified ?? 0;
+    const era = eraOfFinalHeight(certified);
+    const final = this.tracker.finalCertificate;
+    const cert = final?.era === era ? final : this.tracker.closer(era);
+    // Only a block's second link goes on chain (rule C2).
+    if (!cert || !isSecondEpoch(cert.target.epoch) || cert.source.epoch + 1 !== cert.target.epoch)
+      return null;
+    const height = certifiedHeight(cert);
     if (height <= certified || height > parent.height) return null;
     const store = this.deps.store;
     const entry = ancestorOf(store, parent, height);
     if (!entry.hash.equals(cert.source.hash)) return null;
-    // Rule C6 weighs it with the registry after the branch's certified block.
-    const base = store.getRegistryByRoot(ancestorOf(store, parent, certified).mnRoot);
+    const voters = this.contextFor(parent).eraVoters(era);
     const registry = store.getRegistryByRoot(entry.mnRoot);
-    return base && registry ? finalityTx(cert, linkVoters(base, registry)) : null;
+    return voters && registry ? finalityTx(cert, linkVoters(voters, registry)) : null;
   }
 
   /** Whether the branch ending at `entry` holds the last final block (at its height). */
@@ -259,7 +311,8 @@ export class ChainFinality {
     }
     if (out.finalized) {
       const cert = this.tracker.finalCertificate;
-      this.deps.store.putFinality(encodeFinality(out.finalized, cert));
+      const closer = this.tracker.closer(this.tracker.era - 1);
+      this.deps.store.putFinality(encodeFinality(out.finalized, cert, closer));
       if (cert) this.deps.emitFinalized(out.finalized, cert);
       this.followFinal();
     }

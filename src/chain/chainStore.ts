@@ -506,18 +506,23 @@ export class ChainStore implements UtxoView {
     this.db.putSync(K_FINAL, encoded);
   }
 
-  /** This node's finality vote lock (its highest source and target epochs signed). */
-  getVoteLock(): { maxSource: number; maxTarget: number } | undefined {
+  /**
+   * This node's finality vote lock: the latest era it signed in, and its highest source and target
+   * epochs signed in that era. (An 8-byte record, from before eras, is era 0.)
+   */
+  getVoteLock(): { era: number; maxSource: number; maxTarget: number } | undefined {
     const v = this.db.get(K_VOTELOCK);
-    if (!v || v.length !== 8) return undefined;
-    return { maxSource: v.readUInt32LE(0), maxTarget: v.readUInt32LE(4) };
+    if (v?.length === 8) return { era: 0, maxSource: v.readUInt32LE(0), maxTarget: v.readUInt32LE(4) };
+    if (v?.length !== 12) return undefined;
+    return { era: v.readUInt32LE(8), maxSource: v.readUInt32LE(0), maxTarget: v.readUInt32LE(4) };
   }
 
   /** Durable before it returns: a vote may leave only once its lock is on disk. */
-  putVoteLock(lock: { maxSource: number; maxTarget: number }): void {
-    const b = Buffer.alloc(8);
+  putVoteLock(lock: { era: number; maxSource: number; maxTarget: number }): void {
+    const b = Buffer.alloc(12);
     b.writeUInt32LE(lock.maxSource, 0);
     b.writeUInt32LE(lock.maxTarget, 4);
+    b.writeUInt32LE(lock.era, 8);
     this.db.putSync(K_VOTELOCK, b);
   }
 

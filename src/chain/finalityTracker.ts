@@ -8,14 +8,17 @@
  * Counting a vote needs both of its blocks: a vote whose source or target block is not stored
  * yet waits (bounded) and is counted by `retryPending` when blocks arrive. A link counts only
  * when its source is justified, its source block is an ancestor of its target block, and each
- * epoch names a block at that epoch's height. Weights come from the registry after the last final
- * block, less entries no longer registered after the source block (voterSet.ts): registrations a
- * branch makes after the final block do not vote on it.
+ * epoch names a block at that epoch's height. Votes are counted in eras (committee.ts): only the
+ * votes of the era in force (set by the last final block) count, weighed with that era's voter
+ * set less entries no longer registered after the source block; votes of the next era wait for
+ * it; and an era's votes make final at most the next era's anchor, which opens that era.
  */
 import {
   checkpointKey,
+  firstEpoch,
   genesisCheckpoint,
   heightOfEpoch,
+  isSecondEpoch,
   isSupermajority,
   linkKey,
   sameCheckpoint,
@@ -27,7 +30,16 @@ import {
   type FinalityVote,
 } from "../consensus/finality.js";
 import type { Registry } from "../consensus/registry.js";
-import { linkVoters, registryVoters, type VoterSet } from "../consensus/voterSet.js";
+import {
+  ERA_RULES,
+  eraAnchorHeight,
+  eraEndHeight,
+  eraOfFinalHeight,
+  linkVoters,
+  registryVoters,
+  type EraRules,
+  type VoterSet,
+} from "../consensus/committee.js";
 
 /** What the tracker needs to know about blocks. */
 export interface FinalityView {
@@ -37,6 +49,8 @@ export interface FinalityView {
   isAncestor(ancestor: Buffer, descendant: Buffer): boolean;
   /** The registry after a stored block. */
   registryAfter(hash: Buffer): Registry | undefined;
+  /** The hash of the ancestor at `height` of a stored block (itself at its own height). */
+  ancestorAt(hash: Buffer, height: number): Buffer | undefined;
 }
 
 export interface FinalityLimits {
@@ -79,6 +93,7 @@ export interface VoteOutcome {
 }
 
 interface Tally {
+  era: number;
   source: Checkpoint;
   target: Checkpoint;
   votes: Map<string, FinalityVote>;
@@ -94,8 +109,12 @@ export class FinalityTracker {
   private readonly byVoter = new Map<string, FinalityVote[]>();
   /** The votes byVoter holds, by signature (latin1): a copy is found without a scan. */
   private readonly taken = new Map<string, FinalityVote>();
-  /** The voter set of the registry after the last final block, for the final block it was built on. */
+  /** The voter set of the era in force, for the anchor it was drawn at. */
+  private eraSet: { era: number; anchor: Buffer; voters: VoterSet } | null = null;
+  /** The registry after the last final block as voters: who may vote in the next era at all. */
   private base: { hash: Buffer; voters: VoterSet } | null = null;
+  /** The certificate that closed each recent era (made its end final), for blocks to carry. */
+  private readonly closers = new Map<number, Certificate>();
   private pending: FinalityVote[] = [];
   private finalCp: Checkpoint;
   private highest: Checkpoint;
@@ -106,7 +125,8 @@ export class FinalityTracker {
     private readonly genesisHash: Buffer,
     private readonly view: FinalityView,
     private readonly limits: FinalityLimits = DEFAULT_FINALITY_LIMITS,
-    restored?: { finalized: Checkpoint; certificate: Certificate | null },
+    restored?: { finalized: Checkpoint; certificate: Certificate | null; closer?: Certificate | null },
+    private readonly rules: EraRules = ERA_RULES,
   ) {
     const g = genesisCheckpoint(genesisHash);
     this.justified.set(checkpointKey(g), g);
@@ -117,7 +137,29 @@ export class FinalityTracker {
       this.highest = restored.finalized;
       this.finalCert = restored.certificate;
       this.justified.set(checkpointKey(restored.finalized), restored.finalized);
+      if (restored.closer) this.closers.set(restored.closer.era, restored.closer);
     }
+  }
+
+  /** The era in force: the one whose anchor is the highest at or below the last final block. */
+  get era(): number {
+    return eraOfFinalHeight(this.finalizedHeight, this.rules.eraBlocks);
+  }
+
+  /** The era in force's voter set (null while its anchor's registry is unknown). */
+  get voters(): VoterSet | null {
+    const era = this.era;
+    if (this.eraSet?.era === era) return this.eraSet.voters;
+    const anchor = this.view.ancestorAt(this.finalCp.hash, eraAnchorHeight(era, this.rules.eraBlocks));
+    const registry = anchor && this.view.registryAfter(anchor);
+    if (!anchor || !registry) return null;
+    this.eraSet = { era, anchor, voters: this.rules.voters(registry, anchor) };
+    return this.eraSet.voters;
+  }
+
+  /** The certificate that made era `era`'s end final, if this node saw it (recent eras only). */
+  closer(era: number): Certificate | null {
+    return this.closers.get(era) ?? null;
   }
 
   get finalized(): Checkpoint {
@@ -169,6 +211,7 @@ export class FinalityTracker {
     const t = this.justifiedBy.get(checkpointKey(c));
     if (!t) return null;
     return {
+      era: t.era,
       source: t.source,
       target: t.target,
       votes: [...t.votes.values()].map((v) => ({ voter: v.voter, signature: v.signature })),
@@ -177,9 +220,10 @@ export class FinalityTracker {
 
   /** The votes on one link, as a certificate (for gossip), or null if the link is unknown. */
   certificate(source: Checkpoint, target: Checkpoint): Certificate | null {
-    const t = this.links.get(linkKey({ source, target }));
+    const t = this.links.get(linkKey({ era: this.era, source, target }));
     if (!t) return null;
     return {
+      era: t.era,
       source,
       target,
       votes: [...t.votes.values()].map((v) => ({ voter: v.voter, signature: v.signature })),
@@ -192,23 +236,30 @@ export class FinalityTracker {
     // The cheap checks first: a stale vote costs no signature check.
     const shape = voteShapeError(v);
     if (shape) return { ...out, status: "invalid", reason: shape };
-    if (v.target.epoch <= this.finalCp.epoch) {
+    const era = this.era;
+    if (v.era < era || v.target.epoch <= this.finalCp.epoch) {
       // Too late to count, not too late to convict: a voter's other side of a split arrives here
       // after the heal. The signature is checked only when the vote would be evidence.
       const offence = this.offenceWith(v);
       if (offence && voteError(this.genesisHash, v) === null) out.evidence = offence;
-      return { ...out, status: "stale", reason: "at or below the final epoch" };
+      const reason =
+        v.era < era ? `era ${v.era} is over (era ${era} is in force)` : "at or below the final epoch";
+      return { ...out, status: "stale", reason };
     }
-    if (v.target.epoch > this.finalCp.epoch + this.limits.maxEpochsAhead)
-      return { ...out, status: "stale", reason: "too far above the final epoch" };
-    // Every link's voters are drawn from the registry after the last final block, so a key it
-    // does not hold can never count: dropped before its signature is checked or its vote kept
-    // (else any fresh key could fill byVoter without bound).
-    if (this.baseVoters()?.weightOf(v.voter) === 0n)
+    if (v.target.epoch > this.finalCp.epoch + this.limits.maxEpochsAhead || v.era > era + 1)
+      return { ...out, status: "stale", reason: "too far above the final epoch or era" };
+    // A key outside the era's voter set can never count: dropped before its signature is checked
+    // or its vote kept (else any fresh key could fill byVoter without bound). A vote for the next
+    // era, whose voter set is not known yet, must at least come from a registered masternode.
+    const allowed = v.era === era ? this.voters : this.baseVoters();
+    if (allowed?.weightOf(v.voter) === 0n)
       return {
         ...out,
         status: "not-voter",
-        reason: "the voter is not registered after the last final block",
+        reason:
+          v.era === era
+            ? `the voter is not in era ${era}'s voter set`
+            : "the voter is not registered after the last final block",
       };
     // A copy of a vote already taken (flooding brings each one from several peers) costs no
     // signature check: the same signature on the same link was verified the first time.
@@ -218,7 +269,7 @@ export class FinalityTracker {
     // link's votes from all voters, and each final certificate from several peers, but a link
     // needs only a supermajority, so most votes arrive after this point. Like a stale vote it is
     // checked only when it would be evidence, and it is neither kept nor passed on.
-    if (this.isJustified(v.target)) {
+    if (v.era === era && this.isJustified(v.target)) {
       const offence = this.offenceWith(v);
       if (offence && voteError(this.genesisHash, v) === null) out.evidence = offence;
       return { ...out, status: "stale", reason: "its target is already justified" };
@@ -229,6 +280,7 @@ export class FinalityTracker {
     if (offence === "duplicate") return { ...out, status: "duplicate" };
     if (offence) out.evidence = offence;
     this.count(v, out);
+    this.onEraOpened(era, out);
     return out;
   }
 
@@ -238,22 +290,83 @@ export class FinalityTracker {
    */
   acceptFinal(cert: Certificate): VoteOutcome {
     const out: VoteOutcome = { status: "counted", justified: [], finalized: null };
-    if (cert.source.epoch <= this.finalCp.epoch) return out;
+    if (cert.era !== this.era || cert.source.epoch <= this.finalCp.epoch) return out;
     for (const c of [cert.source, cert.target]) {
       if (this.isJustified(c)) continue;
       this.justified.set(checkpointKey(c), c);
       out.justified.push(c);
     }
     if (cert.target.epoch > this.highest.epoch) this.highest = cert.target;
+    const era = this.era;
     this.setFinal(cert, out);
+    this.onEraOpened(era, out);
     return out;
   }
 
+  /**
+   * If a later era than `before` opened, the votes for it that waited (they came before this node
+   * saw the anchor final) count now, and what they justify or finalise joins `out`.
+   */
+  private onEraOpened(before: number, out: VoteOutcome): void {
+    for (let i = 0; i < 4 && this.era !== before; i++) {
+      before = this.era;
+      const more = this.recount();
+      out.justified.push(...more.justified);
+      if (more.finalized) out.finalized = more.finalized;
+      if (more.conflict) out.conflict = more.conflict;
+      out.evidence ??= more.evidence;
+    }
+  }
+
+  /**
+   * `cert` finalises its source checkpoint's block B. An era's votes make final at most the next
+   * era's anchor: when B is above it, the anchor (B's ancestor there) is the final block, and
+   * what lies above it is the next era's to finalise. Reaching the anchor opens the next era.
+   * The final checkpoint is always a block's first; a link that finalises a block already final
+   * (from its second checkpoint, (B, 2h + 1) -> (C, 2h + 2)) changes nothing and announces
+   * nothing.
+   */
   private setFinal(cert: Certificate, out: VoteOutcome): void {
-    this.finalCp = cert.source;
-    this.finalCert = cert;
-    out.finalized = cert.source;
+    const end = eraEndHeight(cert.era, this.rules.eraBlocks);
+    let height = heightOfEpoch(cert.source.epoch);
+    let hash: Buffer | undefined = cert.source.hash;
+    if (height > end) {
+      hash = this.view.ancestorAt(hash, end);
+      height = end;
+    }
+    if (!hash || height <= this.finalizedHeight) return;
+    const era = this.era;
+    const proof = this.carriable(cert);
+    this.finalCp = { epoch: firstEpoch(height), hash };
+    this.finalCert = proof;
+    out.finalized = this.finalCp;
+    if (this.era !== era) this.openEra(proof);
     this.prune();
+  }
+
+  /**
+   * The certificate a block can carry for what `cert` finalised: `cert` itself when it is a
+   * block's second link (B, 2h) -> (B, 2h + 1), the only shape on chain; for a link from a second
+   * checkpoint, (B, 2h + 1) -> (C, 2h + 2), the second link that justified (B, 2h + 1).
+   */
+  private carriable(cert: Certificate): Certificate {
+    if (isSecondEpoch(cert.target.epoch)) return cert;
+    return this.justification(cert.source) ?? cert;
+  }
+
+  /**
+   * The last final block reached the next era's anchor: that era's votes count from now on, from
+   * the anchor (justified and final). Checkpoints the old era justified above it are not justified
+   * in the new one, and its links count no more.
+   */
+  private openEra(closer: Certificate): void {
+    this.closers.set(closer.era, closer);
+    for (const e of this.closers.keys()) if (e < closer.era - 3) this.closers.delete(e);
+    this.links.clear();
+    this.justified.clear();
+    this.justifiedBy.clear();
+    this.justified.set(checkpointKey(this.finalCp), this.finalCp);
+    this.highest = this.finalCp;
   }
 
   /**
@@ -264,11 +377,12 @@ export class FinalityTracker {
    * are counted for real.
    */
   claimedFinal(): Set<string> {
-    const base = this.view.registryAfter(this.finalCp.hash);
-    if (!base) return new Set();
-    const voters = registryVoters(base);
+    const voters = this.voters;
+    if (!voters) return new Set();
+    const era = this.era;
     const byTarget = new Map<string, Set<string>>();
     for (const v of this.pending) {
+      if (v.era !== era) continue;
       if (v.target.epoch !== v.source.epoch + 1 || !v.target.hash.equals(v.source.hash)) continue;
       const k = v.target.hash.toString("hex");
       const ids = byTarget.get(k) ?? new Set<string>();
@@ -286,11 +400,18 @@ export class FinalityTracker {
 
   /** Counts the waiting votes whose blocks have arrived. */
   retryPending(): VoteOutcome {
+    const era = this.era;
+    const out = this.recount();
+    this.onEraOpened(era, out);
+    return out;
+  }
+
+  private recount(): VoteOutcome {
     const out: VoteOutcome = { status: "counted", justified: [], finalized: null };
     const waiting = this.pending;
     this.pending = [];
     for (const v of waiting) {
-      if (v.target.epoch <= this.finalCp.epoch) continue;
+      if (v.era < this.era || v.target.epoch <= this.finalCp.epoch) continue;
       this.count(v, out);
     }
     return out;
@@ -302,7 +423,7 @@ export class FinalityTracker {
     return old !== undefined && old.voter.equals(v.voter) && sameLink(old, v);
   }
 
-  /** The registry after the last final block as a voter set (null while that registry is unknown). */
+  /** The registry after the last final block as voters (null while that registry is unknown). */
   private baseVoters(): VoterSet | null {
     if (this.base?.hash.equals(this.finalCp.hash)) return this.base.voters;
     const registry = this.view.registryAfter(this.finalCp.hash);
@@ -339,9 +460,15 @@ export class FinalityTracker {
   }
 
   private count(v: FinalityVote, out: VoteOutcome): void {
+    if (v.era < this.era) {
+      out.status = "stale";
+      out.reason = `era ${v.era} is over`;
+      return;
+    }
     const sh = this.view.heightOf(v.source.hash);
     const th = this.view.heightOf(v.target.hash);
-    if (sh === undefined || th === undefined) {
+    // A vote for the next era waits for it to open, like a vote whose blocks are unknown.
+    if (sh === undefined || th === undefined || v.era > this.era) {
       this.pending.push(v);
       if (this.pending.length > this.limits.maxPending) this.pending.shift();
       out.status = "pending";
@@ -366,18 +493,19 @@ export class FinalityTracker {
         return;
       }
       const registry = this.view.registryAfter(v.source.hash);
-      const base = this.view.registryAfter(this.finalCp.hash);
-      if (!registry || !base) {
+      const voters = this.voters;
+      if (!registry || !voters) {
         this.pending.push(v);
         out.status = "pending";
         return;
       }
       t = {
+        era: v.era,
         source: v.source,
         target: v.target,
         votes: new Map(),
         weight: 0n,
-        voters: linkVoters(base, registry),
+        voters: linkVoters(voters, registry),
       };
       this.links.set(key, t);
     }
@@ -386,7 +514,7 @@ export class FinalityTracker {
     if (w === 0n) {
       out.status = "not-voter";
       out.reason =
-        "the voter is not in the link's voter set (registered at the final block, and still after the source)";
+        "the voter is not in the link's voter set (its era's, and still registered after the source)";
       return;
     }
     if (t.votes.has(id)) {
@@ -422,7 +550,7 @@ export class FinalityTracker {
       if (t.target.epoch === t.source.epoch + 1 && t.source.epoch > this.finalCp.epoch) {
         if (this.onFinalBranch(t.source)) {
           const votes = [...t.votes.values()].map((x) => ({ voter: x.voter, signature: x.signature }));
-          this.setFinal({ source: t.source, target: t.target, votes }, out);
+          this.setFinal({ era: t.era, source: t.source, target: t.target, votes }, out);
         } else {
           out.conflict = t.source;
         }
@@ -449,10 +577,11 @@ export class FinalityTracker {
         this.justified.delete(k);
         this.justifiedBy.delete(k);
       }
-    this.pending = this.pending.filter((v) => v.target.epoch > f);
+    const era = this.era;
+    this.pending = this.pending.filter((v) => v.target.epoch > f && v.era >= era);
   }
 }
 
 function sameLink(a: FinalityVote, b: FinalityVote): boolean {
-  return sameCheckpoint(a.source, b.source) && sameCheckpoint(a.target, b.target);
+  return a.era === b.era && sameCheckpoint(a.source, b.source) && sameCheckpoint(a.target, b.target);
 }

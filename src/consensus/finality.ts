@@ -5,20 +5,24 @@
  *
  * The design is Casper FFG with two checkpoints per block. A block B at height h is checkpoint
  * (B, 2h) and checkpoint (B, 2h + 1); the epoch of a checkpoint orders all checkpoints. A vote
- * is a link from a justified source checkpoint to a target checkpoint. More than 2/3 of the
- * link's voter set (its era's committee, committee.ts) on one link justifies the target; a justified checkpoint whose
- * direct successor epoch is justified from it is final. Per block that is two rounds of votes:
+ * is a link from a justified source checkpoint to a target checkpoint, signed for one era
+ * (committee.ts). More than 2/3 of the link's voter set (its era's) on one link justifies the
+ * target; a justified checkpoint whose direct successor epoch is justified from it is final. Per block that is two rounds of votes:
  * (J -> (B, 2h)) and then ((B, 2h) -> (B, 2h + 1)), and B is final when the second round has a
  * supermajority.
  */
 import { CodecError, Reader, Writer } from "../codec/index.js";
 import { verifySignature, type KeyPair } from "../crypto/ed25519.js";
 import { HASH_LEN } from "../crypto/hash.js";
-import type { VoterSet } from "./voterSet.js";
+import type { VoterSet } from "./committee.js";
 
 export const VOTE_DOMAIN = Buffer.from("TIME/finality-vote/v1", "utf8");
-/** sourceEpoch 4 ‖ sourceHash 32 ‖ targetEpoch 4 ‖ targetHash 32 ‖ voter 32 ‖ signature 64. */
-export const VOTE_SIZE = 4 + 32 + 4 + 32 + 32 + 64;
+/** era 4 ‖ sourceEpoch 4 ‖ sourceHash 32 ‖ targetEpoch 4 ‖ targetHash 32 ‖ voter 32 ‖ signature 64. */
+export const VOTE_SIZE = 4 + 4 + 32 + 4 + 32 + 32 + 64;
+/** A certificate's fixed part: era, the link, and the vote count. */
+export const CERTIFICATE_HEADER_SIZE = 4 + 72 + 4;
+/** One certificate vote: voter and signature. */
+export const CERTIFICATE_VOTE_SIZE = 96;
 /** Epochs are u32: heights up to 2^31 - 1. */
 export const MAX_EPOCH = 0xffff_ffff;
 
@@ -29,6 +33,8 @@ export interface Checkpoint {
 }
 
 export interface FinalityVote {
+  /** The era whose voter set the vote is for (committee.ts); part of what is signed. */
+  era: number;
   source: Checkpoint;
   target: Checkpoint;
   /** The voter's operator public key. */
@@ -54,14 +60,20 @@ export function sameCheckpoint(a: Checkpoint, b: Checkpoint): boolean {
   return a.epoch === b.epoch && a.hash.equals(b.hash);
 }
 
-export function linkKey(v: Pick<FinalityVote, "source" | "target">): string {
-  return `${checkpointKey(v.source)}>${checkpointKey(v.target)}`;
+/** A link within its era: votes of different eras are different links. */
+export function linkKey(v: Pick<FinalityVote, "era" | "source" | "target">): string {
+  return `${v.era}/${checkpointKey(v.source)}>${checkpointKey(v.target)}`;
 }
 
-/** The bytes a vote's signature covers: the domain, the chain's genesis hash, then the link. */
-export function voteSigningBytes(genesisHash: Buffer, source: Checkpoint, target: Checkpoint): Buffer {
-  const w = new Writer(VOTE_DOMAIN.length + 32 + 72);
-  w.fixed(VOTE_DOMAIN, VOTE_DOMAIN.length).fixed(genesisHash, HASH_LEN);
+/** The bytes a vote's signature covers: the domain, the chain's genesis hash, the era, the link. */
+export function voteSigningBytes(
+  genesisHash: Buffer,
+  era: number,
+  source: Checkpoint,
+  target: Checkpoint,
+): Buffer {
+  const w = new Writer(VOTE_DOMAIN.length + 32 + 76);
+  w.fixed(VOTE_DOMAIN, VOTE_DOMAIN.length).fixed(genesisHash, HASH_LEN).u32(era);
   w.u32(source.epoch).fixed(source.hash, HASH_LEN).u32(target.epoch).fixed(target.hash, HASH_LEN);
   return w.toBuffer();
 }
@@ -71,24 +83,37 @@ export function signVote(
   genesisHash: Buffer,
   source: Checkpoint,
   target: Checkpoint,
+  era = 0,
 ): FinalityVote {
   return {
+    era,
     source,
     target,
     voter: key.publicKey,
-    signature: key.sign(voteSigningBytes(genesisHash, source, target)),
+    signature: key.sign(voteSigningBytes(genesisHash, era, source, target)),
   };
 }
 
+function writeLink(w: Writer, l: Pick<FinalityVote, "era" | "source" | "target">): void {
+  w.u32(l.era);
+  w.u32(l.source.epoch).fixed(l.source.hash, HASH_LEN).u32(l.target.epoch).fixed(l.target.hash, HASH_LEN);
+}
+
+function readLink(r: Reader): Pick<FinalityVote, "era" | "source" | "target"> {
+  const era = r.u32();
+  const source = { epoch: r.u32(), hash: r.fixed(HASH_LEN) };
+  const target = { epoch: r.u32(), hash: r.fixed(HASH_LEN) };
+  return { era, source, target };
+}
+
 export function writeVote(w: Writer, v: FinalityVote): void {
-  w.u32(v.source.epoch).fixed(v.source.hash, HASH_LEN).u32(v.target.epoch).fixed(v.target.hash, HASH_LEN);
+  writeLink(w, v);
   w.fixed(v.voter, 32).fixed(v.signature, 64);
 }
 
 export function readVote(r: Reader): FinalityVote {
-  const source = { epoch: r.u32(), hash: r.fixed(HASH_LEN) };
-  const target = { epoch: r.u32(), hash: r.fixed(HASH_LEN) };
-  return { source, target, voter: r.fixed(32), signature: r.fixed(64) };
+  const link = readLink(r);
+  return { ...link, voter: r.fixed(32), signature: r.fixed(64) };
 }
 
 export function encodeVote(v: FinalityVote): Buffer {
@@ -125,18 +150,20 @@ export function voteShapeError(v: Pick<FinalityVote, "source" | "target">): stri
 export function voteError(genesisHash: Buffer, v: FinalityVote): string | null {
   const shape = voteShapeError(v);
   if (shape) return shape;
-  if (!verifySignature(v.voter, voteSigningBytes(genesisHash, v.source, v.target), v.signature))
+  if (!verifySignature(v.voter, voteSigningBytes(genesisHash, v.era, v.source, v.target), v.signature))
     return "the voter's signature does not verify";
   return null;
 }
 
 /**
- * The rule two votes of one voter break, or null. Double: two different votes for one target
- * epoch. Surround: one vote's source and target epochs both lie strictly inside the other's.
- * An honest voter never signs either pair (its lock, below, makes sure of it).
+ * The rule two votes of one voter in one era break, or null. Double: two different votes for one
+ * target epoch. Surround: one vote's source and target epochs both lie strictly inside the
+ * other's. An honest voter never signs either pair (its lock, below, makes sure of it). Votes of
+ * different eras break no rule together: each era's votes are counted only with that era's voter
+ * set, and only up to the next era's anchor.
  */
 export function slashingOffence(a: FinalityVote, b: FinalityVote): "double" | "surround" | null {
-  if (!a.voter.equals(b.voter)) return null;
+  if (!a.voter.equals(b.voter) || a.era !== b.era) return null;
   if (a.target.epoch === b.target.epoch) {
     const same = a.target.hash.equals(b.target.hash) && sameCheckpoint(a.source, b.source);
     return same ? null : "double";
@@ -147,24 +174,30 @@ export function slashingOffence(a: FinalityVote, b: FinalityVote): "double" | "s
 }
 
 /**
- * An honest voter's lock: the highest source and target epochs it has signed. It signs (s, t)
- * only if t > maxTarget and s >= maxSource, and records the lock before the vote leaves. Then no
- * two of its votes share a target epoch, and none surrounds another: a new vote's target is above
- * every earlier target, and its source is at or above every earlier source.
+ * An honest voter's lock: the latest era it has signed in, and the highest source and target
+ * epochs it has signed in that era. It never signs in an earlier era; in its era it signs (s, t)
+ * only if t > maxTarget and s >= maxSource; and it records the lock before the vote leaves. Then
+ * no two of its votes in one era share a target epoch, and none surrounds another: a new vote's
+ * target is above every earlier target of its era, and its source at or above every earlier
+ * source. A later era starts a fresh lock.
  */
 export interface VoteLock {
+  era: number;
   maxSource: number;
   maxTarget: number;
 }
 
-export const NO_LOCK: VoteLock = { maxSource: 0, maxTarget: 0 };
+export const NO_LOCK: VoteLock = { era: 0, maxSource: 0, maxTarget: 0 };
 
-export function lockAllows(lock: VoteLock, source: Checkpoint, target: Checkpoint): boolean {
+export function lockAllows(lock: VoteLock, era: number, source: Checkpoint, target: Checkpoint): boolean {
+  if (era !== lock.era) return era > lock.era;
   return target.epoch > lock.maxTarget && source.epoch >= lock.maxSource;
 }
 
-export function lockAfter(lock: VoteLock, source: Checkpoint, target: Checkpoint): VoteLock {
+export function lockAfter(lock: VoteLock, era: number, source: Checkpoint, target: Checkpoint): VoteLock {
+  if (era > lock.era) return { era, maxSource: source.epoch, maxTarget: target.epoch };
   return {
+    era: lock.era,
     maxSource: Math.max(lock.maxSource, source.epoch),
     maxTarget: Math.max(lock.maxTarget, target.epoch),
   };
@@ -181,13 +214,20 @@ export function isSupermajority(weight: bigint, total: bigint): boolean {
  * voter, every voter in the set, and the weight more than 2/3 of the set's.
  */
 export interface Certificate {
+  era: number;
   source: Checkpoint;
   target: Checkpoint;
   votes: Array<{ voter: Buffer; signature: Buffer }>;
 }
 
 export function certificateVotes(c: Certificate): FinalityVote[] {
-  return c.votes.map((v) => ({ source: c.source, target: c.target, voter: v.voter, signature: v.signature }));
+  return c.votes.map((v) => ({
+    era: c.era,
+    source: c.source,
+    target: c.target,
+    voter: v.voter,
+    signature: v.signature,
+  }));
 }
 
 /** Null if `c` is a valid certificate for the voter set `voters`, else why not. */
@@ -196,7 +236,7 @@ export function certificateError(genesisHash: Buffer, c: Certificate, voters: Vo
   if (shape) return shape;
   const seen = new Set<string>();
   let weight = 0n;
-  const signed = voteSigningBytes(genesisHash, c.source, c.target);
+  const signed = voteSigningBytes(genesisHash, c.era, c.source, c.target);
   for (const v of c.votes) {
     const id = v.voter.toString("hex");
     if (seen.has(id)) return `voter ${id} appears twice`;
@@ -213,18 +253,17 @@ export function certificateError(genesisHash: Buffer, c: Certificate, voters: Vo
 }
 
 export function writeCertificate(w: Writer, c: Certificate): void {
-  w.u32(c.source.epoch).fixed(c.source.hash, HASH_LEN).u32(c.target.epoch).fixed(c.target.hash, HASH_LEN);
+  writeLink(w, c);
   w.u32(c.votes.length);
   for (const v of c.votes) w.fixed(v.voter, 32).fixed(v.signature, 64);
 }
 
 export function readCertificate(r: Reader, maxVotes: number): Certificate {
-  const source = { epoch: r.u32(), hash: r.fixed(HASH_LEN) };
-  const target = { epoch: r.u32(), hash: r.fixed(HASH_LEN) };
+  const link = readLink(r);
   const n = r.u32();
   if (n > maxVotes) throw new CodecError("INVALID_VALUE", `certificate of ${n} votes exceeds ${maxVotes}`);
-  if (n * 96 > r.remaining)
+  if (n * CERTIFICATE_VOTE_SIZE > r.remaining)
     throw new CodecError("OUT_OF_BOUNDS", `${n} votes cannot fit in ${r.remaining} bytes`);
   const votes = Array.from({ length: n }, () => ({ voter: r.fixed(32), signature: r.fixed(64) }));
-  return { source, target, votes };
+  return { ...link, votes };
 }

@@ -14,10 +14,12 @@
  *   C4 BAD_CERTIFICATE        B is the block at height h of this block's branch (the parent or
  *                             one of its ancestors)
  *   C5 BAD_CERTIFICATE        h is above the highest block certified on the parent's branch
- *   C6 BAD_CERTIFICATE        every voter is in the link's voter set (the registry after the
- *                             branch's last certified block, still registered after B), every
- *                             signature verifies, and the voters carry more than 2/3 of that
- *                             registry's weight
+ *   C6 BAD_CERTIFICATE        every voter is in the link's voter set (the voter set of the
+ *                             certificate's era, drawn at the era's anchor on this branch, less
+ *                             entries not registered after B), every signature verifies, and the
+ *                             voters carry more than 2/3 of the era's weight
+ *   C7 BAD_CERTIFICATE        the certificate's era is the era of the parent's certified height
+ * A block's certified height is then h, or the next era's anchor height if h is above it.
  * C1 to C3 need no chain state; C4 to C6 run where the block meets its branch (side blocks before
  * they are stored, main-chain blocks when connected).
  */
@@ -26,6 +28,8 @@ import { BlockError } from "../primitives/errors.js";
 import { MAX_TX_PAYLOAD, TX_VERSION } from "../primitives/constants.js";
 import { TxKind, type Tx } from "../primitives/tx.js";
 import {
+  CERTIFICATE_HEADER_SIZE,
+  CERTIFICATE_VOTE_SIZE,
   certificateError,
   heightOfEpoch,
   isSupermajority,
@@ -34,10 +38,12 @@ import {
   type Certificate,
 } from "./finality.js";
 import type { Registry } from "./registry.js";
-import { linkVoters, type VoterSet } from "./voterSet.js";
+import { eraEndHeight, eraOfFinalHeight, linkVoters, type VoterSet } from "./committee.js";
 
-/** 76 bytes of link and count, then 96 per vote: what fits in one transaction's payload. */
-export const MAX_CERTIFICATE_VOTES = Math.floor((MAX_TX_PAYLOAD - 76) / 96);
+/** 80 bytes of era, link and count, then 96 per vote: what fits in one transaction's payload. */
+export const MAX_CERTIFICATE_VOTES = Math.floor(
+  (MAX_TX_PAYLOAD - CERTIFICATE_HEADER_SIZE) / CERTIFICATE_VOTE_SIZE,
+);
 /** Finality transactions one block may carry. */
 export const MAX_CERTIFICATES_PER_BLOCK = 1;
 
@@ -51,12 +57,14 @@ export interface FinalityContext {
    * registry after it, or undefined when it is not known.
    */
   branchBlock(height: number): { hash: Buffer; registry: Registry | undefined } | undefined;
+  /** The voter set of era `era` on the parent's branch (drawn at its anchor there), if known. */
+  eraVoters(era: number): VoterSet | undefined;
 }
 
 const bad = (msg: string): BlockError => new BlockError("BAD_CERTIFICATE", `finality certificate: ${msg}`);
 
 export function encodeCertificate(c: Certificate): Buffer {
-  const w = new Writer(76 + 96 * c.votes.length);
+  const w = new Writer(CERTIFICATE_HEADER_SIZE + CERTIFICATE_VOTE_SIZE * c.votes.length);
   writeCertificate(w, c);
   return w.toBuffer();
 }
@@ -88,7 +96,7 @@ export function finalityTx(cert: Certificate, voters: VoterSet): Tx | null {
     kind: TxKind.Finality,
     inputs: [],
     outputs: [],
-    payload: encodeCertificate({ source: cert.source, target: cert.target, votes: kept }),
+    payload: encodeCertificate({ era: cert.era, source: cert.source, target: cert.target, votes: kept }),
   };
 }
 
@@ -122,19 +130,31 @@ export function certifiedHeight(cert: Certificate): number {
   return heightOfEpoch(cert.source.epoch);
 }
 
-/** Rules C4 to C6 for a block's certificate, against its branch. Throws BlockError. */
+/**
+ * The height a certificate makes final: its block's, or the next era's anchor when the block is
+ * above it (an era finalises at most up to the next era's anchor).
+ */
+export function finalHeightOf(cert: Certificate): number {
+  return Math.min(certifiedHeight(cert), eraEndHeight(cert.era));
+}
+
+/** Rules C4 to C7 for a block's certificate, against its branch. Throws BlockError. */
 export function checkCertificateOnBranch(cert: Certificate, ctx: FinalityContext | undefined): void {
   if (!ctx) throw bad("cannot be checked without the chain it is on");
   const height = certifiedHeight(cert);
   if (height <= ctx.parentCertified)
     throw bad(`height ${height} is not above the branch's last certified height ${ctx.parentCertified}`);
+  const era = eraOfFinalHeight(ctx.parentCertified);
+  if (cert.era !== era)
+    throw bad(
+      `it is of era ${cert.era}, but the branch (certified to height ${ctx.parentCertified}) is in era ${era}`,
+    );
   const b = ctx.branchBlock(height);
   if (!b || !b.hash.equals(cert.source.hash))
     throw bad(`block ${cert.source.hash.toString("hex")} is not this branch's block at height ${height}`);
   if (!b.registry) throw bad(`the registry after block ${b.hash.toString("hex")} is unknown`);
-  const base = ctx.branchBlock(ctx.parentCertified)?.registry;
-  if (!base)
-    throw bad(`the registry after the branch's certified block (height ${ctx.parentCertified}) is unknown`);
-  const why = certificateError(ctx.genesisHash, cert, linkVoters(base, b.registry));
+  const voters = ctx.eraVoters(era);
+  if (!voters) throw bad(`the voter set of era ${era} (its anchor's registry) is unknown`);
+  const why = certificateError(ctx.genesisHash, cert, linkVoters(voters, b.registry));
   if (why) throw bad(why);
 }

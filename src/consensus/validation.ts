@@ -10,7 +10,7 @@ import {
 } from "./registryTx.js";
 import { checkEquivocation, decodeEquivocation, MAX_EVIDENCE_PER_BLOCK } from "./evidence.js";
 import {
-  certifiedHeight,
+  finalHeightOf,
   checkCertificateOnBranch,
   decodeFinalityTx,
   MAX_CERTIFICATES_PER_BLOCK,
@@ -350,7 +350,7 @@ function checkCertificate(checked: CheckedBlock, ctx: BlockContext): void {
 
 /** The highest block height certified on a branch once this block is on it. */
 export function certifiedAfter(checked: CheckedBlock, parentCertified: number): number {
-  return checked.certificate ? certifiedHeight(checked.certificate) : parentCertified;
+  return checked.certificate ? finalHeightOf(checked.certificate) : parentCertified;
 }
 
 function checkRegistryRoot(checked: CheckedBlock, after: Registry): void {

@@ -1,13 +1,14 @@
 /**
  * Evidence against a finality voter (docs/CONSENSUS.md, "Vote evidence"): two votes one operator
  * key signed that break a voting rule, a double vote (one target epoch, two different votes) or
- * a surround vote (one vote's source and target epochs strictly inside the other's). An honest
+ * a surround vote (one vote's source and target epochs strictly inside the other's), both in one
+ * era. An honest
  * voter never signs such a pair (its lock is on disk before a vote leaves), so the pair is proof,
  * whoever carries it. On chain, in a VoteEvidence transaction, it removes the voter from the
  * registry, and so from the schedule and from every later voter set, slashes its key for good
  * and burns its collateral, exactly as equivocation evidence does.
  *
- * Encoding: vote A (168 bytes) ‖ vote B (168 bytes), with encodeVote(A) < encodeVote(B)
+ * Encoding: vote A (172 bytes) ‖ vote B (172 bytes), with encodeVote(A) < encodeVote(B)
  * bytewise, so one offence has exactly one encoding (and its transaction one txid).
  */
 import { CodecError } from "../codec/index.js";
@@ -71,7 +72,7 @@ export function checkVoteOffenceShape(o: VoteOffence): "double" | "surround" {
 /** Rule V3: both signatures verify on this chain (they cover its genesis hash). */
 export function checkVoteOffenceSignatures(o: VoteOffence, genesisHash: Buffer): void {
   for (const v of [o.a, o.b]) {
-    if (!verifySignature(v.voter, voteSigningBytes(genesisHash, v.source, v.target), v.signature))
+    if (!verifySignature(v.voter, voteSigningBytes(genesisHash, v.era, v.source, v.target), v.signature))
       throw bad(`the signature on ${linkKey(v)} does not verify`);
   }
 }

@@ -4,7 +4,8 @@
  * it sees (B, 2h) justified while B is on its best chain, it votes (B, 2h) -> (B, 2h + 1). Each
  * vote only if its lock allows, and only once the new lock is on disk: a restart can never make
  * it sign a double or surround vote. It votes only where it is in the link's voter set (the
- * registry after the last final block, and still registered after the source block).
+ * era's voter set, and still registered after the source block); each vote is signed for the era
+ * in force (committee.ts).
  * Production never waits for any of this.
  */
 import type { Chain } from "../chain/chain.js";
@@ -16,6 +17,7 @@ import {
   lockAllows,
   NO_LOCK,
   signVote,
+  voteShapeError,
   type Checkpoint,
   type FinalityVote,
   type VoteLock,
@@ -44,6 +46,9 @@ export class FinalityVoter {
     this.lock = chain.storage.getVoteLock() ?? NO_LOCK;
     this.unsubscribe.push(chain.events.on("tip", (tip) => this.onTip(tip)));
     this.unsubscribe.push(chain.events.on("justified", (c) => this.onJustified(c)));
+    // A new final block may open the next era: vote on the tip again, in that era (the lock
+    // refuses the vote when the era did not change).
+    this.unsubscribe.push(chain.events.on("finalized", () => this.onTip(chain.tip)));
     this.onTip(chain.tip);
   }
 
@@ -74,11 +79,15 @@ export class FinalityVoter {
 
   private vote(source: Checkpoint, target: Checkpoint): void {
     const { chain, operatorKey } = this.modules;
-    if (!lockAllows(this.lock, source, target)) return;
+    const era = chain.finality.tracker.era;
+    // Nothing to vote when the target is the source or below it: the tip is the era's anchor (a
+    // new era's root), or its first checkpoint is justified already.
+    if (voteShapeError({ source, target }) !== null) return;
+    if (!lockAllows(this.lock, era, source, target)) return;
     const sourceEntry = chain.getIndex(source.hash);
     const voters = sourceEntry ? chain.finality.linkVoterSet(sourceEntry) : undefined;
     if (!voters || voters.weightOf(operatorKey.publicKey) === 0n) return;
-    const next = lockAfter(this.lock, source, target);
+    const next = lockAfter(this.lock, era, source, target);
     try {
       chain.storage.putVoteLock(next);
     } catch (e) {
@@ -88,6 +97,6 @@ export class FinalityVoter {
     }
     this.lock = next;
     this.signed++;
-    this.modules.publish(signVote(operatorKey, chain.genesisHash, source, target));
+    this.modules.publish(signVote(operatorKey, chain.genesisHash, source, target, era));
   }
 }

@@ -9,6 +9,7 @@
 import type { ChainReader } from "../chain/chainReader.js";
 import type { BlockIndex } from "../chain/chainStore.js";
 import { heightOfEpoch, type Certificate, type Checkpoint, type VoteLock } from "../consensus/finality.js";
+import { eraAnchorHeight, eraEndHeight, type VoterSet } from "../consensus/committee.js";
 import { VOTE_RESULTS, type FinalityRelayView } from "../metrics/finalityMetrics.js";
 import type { RpcServer } from "./server.js";
 
@@ -20,6 +21,8 @@ export interface FinalityReader {
     readonly highestJustified: Checkpoint;
     readonly finalCertificate: Certificate | null;
     readonly pendingCount: number;
+    readonly era: number;
+    readonly voters: Pick<VoterSet, "size" | "total" | "sampled"> | null;
   };
 }
 
@@ -46,9 +49,10 @@ export function checkpointToJson(c: Checkpoint): { epoch: number; hash: string }
   return { epoch: c.epoch, hash: c.hash.toString("hex") };
 }
 
-/** A certificate as JSON: the link's two checkpoints and its votes, all hex. */
+/** A certificate as JSON: its era, the link's two checkpoints and its votes, all hex. */
 export function certificateToJson(c: Certificate): Record<string, unknown> {
   return {
+    era: c.era,
     source: checkpointToJson(c.source),
     target: checkpointToJson(c.target),
     votes: c.votes.map((v) => ({ voter: v.voter.toString("hex"), signature: v.signature.toString("hex") })),
@@ -77,6 +81,22 @@ export function blockFinalityJson(
   };
 }
 
+/**
+ * The era in force: its number, its anchor's height, the height up to which its votes can make
+ * blocks final, and its voter set (how many keys, their total weight, whether it is a sampled
+ * committee, whose weights are seats).
+ */
+function eraJson(finality: FinalityReader): Record<string, unknown> {
+  const era = finality.tracker.era;
+  const voters = finality.tracker.voters;
+  return {
+    number: era,
+    anchorheight: eraAnchorHeight(era),
+    endheight: eraEndHeight(era),
+    voters: voters ? { count: voters.size, weight: Number(voters.total), sampled: voters.sampled } : null,
+  };
+}
+
 /** The answer of getfinalitystatus. */
 export function finalityStatus(deps: FinalityMethodDeps): Record<string, unknown> {
   const { chain, finality, relay, voter } = deps;
@@ -97,6 +117,7 @@ export function finalityStatus(deps: FinalityMethodDeps): Record<string, unknown
       hash: justified.hash.toString("hex"),
       epoch: justified.epoch,
     },
+    era: eraJson(finality),
     tip: chain.tip.height,
     lag: Math.max(0, chain.tip.height - finality.finalizedHeight),
     certificatevotes: finality.tracker.finalCertificate?.votes.length ?? 0,
@@ -105,7 +126,11 @@ export function finalityStatus(deps: FinalityMethodDeps): Record<string, unknown
     offences: { count: deps.offencesSeen(), recent },
     voter: voter
       ? {
-          lock: { maxsource: voter.currentLock.maxSource, maxtarget: voter.currentLock.maxTarget },
+          lock: {
+            era: voter.currentLock.era,
+            maxsource: voter.currentLock.maxSource,
+            maxtarget: voter.currentLock.maxTarget,
+          },
           signed: voter.signed,
         }
       : null,
@@ -117,7 +142,7 @@ export function registerFinalityMethods(rpc: RpcServer, deps: FinalityMethodDeps
     description:
       "Returns the state of finality: the last final block, the highest justified checkpoint, how far the tip is past the final block, the votes received from peers by outcome, offences seen, and (on a masternode) the voter's lock.",
     params: [],
-    result: "{finalized, justified, tip, lag, certificatevotes, votes, pendingvotes, offences, voter}",
+    result: "{finalized, justified, era, tip, lag, certificatevotes, votes, pendingvotes, offences, voter}",
     examples: ["time-cli getfinalitystatus"],
     handler: () => finalityStatus(deps),
   });

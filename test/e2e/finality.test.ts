@@ -17,7 +17,8 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { cleanupAll, Devnet, sleep, waitFor, type NodeHandle } from "./helpers/nodes.js";
-import { decodeFinalityTx } from "../../src/consensus/finalityTx.js";
+import { decodeFinalityTx, finalHeightOf } from "../../src/consensus/finalityTx.js";
+import { eraOfFinalHeight } from "../../src/consensus/committee.js";
 import { TxKind } from "../../src/primitives/tx.js";
 import { verifyChain } from "../../src/node/verify.js";
 import { dataDirPaths } from "../../src/node/dataDir.js";
@@ -272,7 +273,9 @@ void describe("finality (real nodes)", () => {
       const height = cert.source.epoch / 2;
       assert.ok(height > certified && height < h, `block ${h} certifies ${height}, after ${certified}`);
       assert.ok(chain.getHashAtHeight(height)!.equals(cert.source.hash), "a main-chain block");
-      certified = height;
+      // Each certificate is of its branch's era, and makes final at most the next era's anchor.
+      assert.equal(cert.era, eraOfFinalHeight(certified), `block ${h}'s certificate`);
+      certified = finalHeightOf(cert);
       carriers++;
     }
     assert.ok(carriers >= 5, `only ${carriers} blocks carry a certificate`);

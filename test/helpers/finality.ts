@@ -12,7 +12,9 @@ export function finaliseBlock(h: ChainHarness, b: Block, voters: readonly KeyPai
   const hash = blockHash(b.header);
   const first: Checkpoint = { epoch: 2 * b.header.height, hash };
   const second: Checkpoint = { epoch: first.epoch + 1, hash };
-  const source = h.chain.finality.tracker.justifiedAncestor(hash);
-  for (const k of voters) h.chain.finality.addVote(signVote(k, h.chain.genesisHash, source, first));
-  for (const k of voters) h.chain.finality.addVote(signVote(k, h.chain.genesisHash, first, second));
+  const tracker = h.chain.finality.tracker;
+  const source = tracker.justifiedAncestor(hash);
+  const g = h.chain.genesisHash;
+  for (const k of voters) h.chain.finality.addVote(signVote(k, g, source, first, tracker.era));
+  for (const k of voters) h.chain.finality.addVote(signVote(k, g, first, second, tracker.era));
 }

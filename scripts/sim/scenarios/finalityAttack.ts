@@ -25,7 +25,8 @@ function backEveryView(sim: Simulator, byz: readonly SimNode[], honest: SimNode)
   const chain = honest.n.chain;
   const sign = (s: Checkpoint, t: Checkpoint): void => {
     for (const b of byz) {
-      const vote = signVote(b.operatorKey!, chain.genesisHash, s, t);
+      // In the era the honest node counts (committee.ts): a vote of another era it would not count.
+      const vote = signVote(b.operatorKey!, chain.genesisHash, s, t, chain.finality.tracker.era);
       // Through the honest node's relay: counted there and passed on like any vote it hears.
       if (honest.running) honest.n.finality.publish(vote);
     }

@@ -8,14 +8,14 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { BlockError } from "../../../src/primitives/errors.js";
 import { signVote, type Certificate } from "../../../src/consensus/finality.js";
-import { encodeCertificate, finalityTx } from "../../../src/consensus/finalityTx.js";
+import { decodeFinalityTx, encodeCertificate, finalityTx } from "../../../src/consensus/finalityTx.js";
 import { blockHash, type Block } from "../../../src/primitives/block.js";
 import { TxKind, type Tx } from "../../../src/primitives/tx.js";
 import { verifyChain } from "../../../src/node/verify.js";
 import { ChainHarness, harnessesClosedAfter, testGenesis, testKeys } from "../../helpers/chainFixture.js";
 import { extend } from "../../helpers/chainBuild.js";
 import { finaliseBlock } from "../../helpers/finality.js";
-import { registryVoters } from "../../../src/consensus/voterSet.js";
+import { ERA_BLOCKS, registryVoters } from "../../../src/consensus/committee.js";
 
 const mns = testKeys("cert-chain-mn", 4);
 const genesis = testGenesis({ masternodes: mns });
@@ -31,7 +31,7 @@ function certOf(h: ChainHarness, b: Block, voters = mns): Certificate {
   const target = { epoch: source.epoch + 1, hash };
   const votes = voters.map((k) => signVote(k, h.chain.genesisHash, source, target));
   votes.sort((x, y) => Buffer.compare(x.voter, y.voter));
-  return { source, target, votes: votes.map((v) => ({ voter: v.voter, signature: v.signature })) };
+  return { era: 0, source, target, votes: votes.map((v) => ({ voter: v.voter, signature: v.signature })) };
 }
 
 function rawFinalityTx(cert: Certificate): Tx {
@@ -66,7 +66,7 @@ describe("certificates on chain", () => {
     // 3 of 4 equal weights is more than 2/3: the carried certificate is trimmed to the heaviest
     // voters that suffice.
     const carried = a.chain.getBlock(a.chain.tip.hash)!.txs.find((t) => t.kind === TxKind.Finality)!;
-    assert.equal(carried.payload.length, 76 + 3 * 96);
+    assert.equal(carried.payload.length, 80 + 3 * 96);
 
     // A fresh node that never saw a vote: the blocks alone make block 3 final.
     const b = harness();
@@ -79,6 +79,63 @@ describe("certificates on chain", () => {
     const heavier = extend(b, 9, { parent: main[0]!, round: 1 });
     assert.equal(b.chain.tip.height, 5);
     assert.ok(!b.chain.tip.hash.equals(blockHash(heavier[heavier.length - 1]!.header)));
+  });
+
+  it("certificates carry finality across eras: each era's closing certificate goes on chain, and a replaying node follows", () => {
+    const a = harness();
+    // As a network does: each block is voted final, and the next block carries its certificate.
+    for (let i = 0; i < 2 * ERA_BLOCKS + 8; i++) {
+      const tx = a.chain.finality.pendingTx(a.chain.tip);
+      assert.equal(offer(a, tx ? [tx] : []), null);
+      finalise(a, a.chain.getBlock(a.chain.tip.hash)!);
+    }
+    const tracker = a.chain.finality.tracker;
+    assert.equal(tracker.era, 2, `final at ${tracker.finalizedHeight}`);
+    assert.equal(a.chain.finality.finalizedHeight, 2 * ERA_BLOCKS + 8);
+    // Every era's certificates are of that era (C7), and the certified height climbs through
+    // both anchors.
+    const eras: number[] = [];
+    for (let height = 1; height <= a.chain.height; height++) {
+      const block = a.chain.getBlock(a.chain.getHashAtHeight(height)!)!;
+      const tx = block.txs.find((t) => t.kind === TxKind.Finality);
+      if (tx) eras.push(decodeFinalityTx(tx).era);
+    }
+    assert.deepEqual([...new Set(eras)], [0, 1, 2]);
+    assert.equal(a.chain.tip.certified, 2 * ERA_BLOCKS + 7);
+    const b = harness();
+    for (let height = 1; height <= a.chain.height; height++)
+      b.feed(a.chain.getBlock(a.chain.getHashAtHeight(height)!)!);
+    assert.equal(b.chain.finality.finalizedHeight, 2 * ERA_BLOCKS + 7);
+    assert.equal(b.chain.finality.tracker.era, 2);
+  });
+
+  it("a branch still in the era before gets that era's closing certificate first, also after a restart", async () => {
+    const a = harness();
+    // Blocks up to ERA_BLOCKS + 2 become final by votes alone; no block carries a certificate.
+    for (let i = 0; i < ERA_BLOCKS + 2; i++) {
+      assert.equal(offer(a, []), null);
+      finalise(a, a.chain.getBlock(a.chain.tip.hash)!);
+    }
+    assert.equal(a.chain.finality.tracker.era, 1);
+    // The tip's branch is certified to 0 (era 0): era 1's certificate would break C7, so the
+    // producer carries the certificate that closed era 0 (of block ERA_BLOCKS), then era 1's.
+    await a.chain.close();
+    const h = new ChainHarness(genesis, mns, a.dir);
+    h.clock.set(a.clock.now());
+    try {
+      const first = h.chain.finality.pendingTx(h.chain.tip);
+      assert.ok(first, "the closing certificate survives the restart");
+      assert.equal(decodeFinalityTx(first).era, 0);
+      assert.equal(offer(h, [first]), null);
+      assert.equal(h.chain.tip.certified, ERA_BLOCKS);
+      const second = h.chain.finality.pendingTx(h.chain.tip);
+      assert.ok(second);
+      assert.equal(decodeFinalityTx(second).era, 1);
+      assert.equal(offer(h, [second]), null);
+      assert.equal(h.chain.tip.certified, ERA_BLOCKS + 2);
+    } finally {
+      await h.chain.close();
+    }
   });
 
   it("a batch carrying many certificates takes only its last: one final-checkpoint write and one finalized event per batch", () => {

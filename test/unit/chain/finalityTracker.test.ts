@@ -26,7 +26,7 @@ import {
   type VoteLock,
 } from "../../../src/consensus/finality.js";
 import type { Registry } from "../../../src/consensus/registry.js";
-import { registryVoters } from "../../../src/consensus/voterSet.js";
+import { ERA_BLOCKS, ERA_RULES, registryVoters, type EraRules } from "../../../src/consensus/committee.js";
 import { registryOfKeys } from "../../helpers/chainFixture.js";
 import { FinalityTracker, type FinalityView } from "../../../src/chain/finalityTracker.js";
 
@@ -73,6 +73,11 @@ class Tree implements FinalityView {
   }
   registryAfter(hash: Buffer): Registry | undefined {
     return this.registries.get(hash.toString("hex"));
+  }
+  ancestorAt(hash: Buffer, height: number): Buffer | undefined {
+    let cur: string | null | undefined = hash.toString("hex");
+    while (cur && this.height.get(cur)! > height) cur = this.parent.get(cur);
+    return cur && this.height.get(cur) === height ? Buffer.from(cur, "hex") : undefined;
   }
   conflict(a: Buffer, b: Buffer): boolean {
     return !this.isAncestor(a, b) && !this.isAncestor(b, a);
@@ -143,8 +148,8 @@ describe("finality: votes and the rules", () => {
         for (const [a, b] of pairs) {
           const s = { epoch: Math.min(a, b), hash: Buffer.alloc(32, Math.min(a, b)) };
           const t = { epoch: Math.max(a, b) + 1, hash: Buffer.alloc(32, 200) };
-          if (!lockAllows(lock, s, t)) continue;
-          lock = lockAfter(lock, s, t);
+          if (!lockAllows(lock, 0, s, t)) continue;
+          lock = lockAfter(lock, 0, s, t);
           signed.push(signVote(k!, GENESIS, s, t));
         }
         for (let i = 0; i < signed.length; i++)
@@ -172,8 +177,9 @@ describe("finality: the tracker", () => {
   function round(tr: FinalityTracker, tree: Tree, b: Buffer, voters: KeyPair[]) {
     const source = tr.justifiedAncestor(b);
     const first = cp(tree, b);
-    const out1 = voters.map((k) => tr.addVote(signVote(k, GENESIS, source, first)));
-    const out2 = voters.map((k) => tr.addVote(signVote(k, GENESIS, first, cp(tree, b, true))));
+    const era = tr.era;
+    const out1 = voters.map((k) => tr.addVote(signVote(k, GENESIS, source, first, era)));
+    const out2 = voters.map((k) => tr.addVote(signVote(k, GENESIS, first, cp(tree, b, true), era)));
     return [...out1, ...out2];
   }
 
@@ -230,14 +236,31 @@ describe("finality: the tracker", () => {
     );
   });
 
+  it("a block's finality is announced once: the next block's first link from its second checkpoint finalises nothing new", () => {
+    // The first link of b2 runs from (b1, 3) to (b2, 4): consecutive epochs, so it finalises
+    // (b1, 3) in the FFG sense. Before, that moved the final checkpoint from (b1, 2) to (b1, 3)
+    // and announced b1 final a second time (a second finalizednotify, a second certificate sent
+    // to every full node), and made a link a block cannot carry the final certificate.
+    const tree = new Tree(reg);
+    const tr = new FinalityTracker(GENESIS, tree);
+    const b1 = tree.add(GENESIS, "1");
+    const b2 = tree.add(b1, "2");
+    const finals = [...round(tr, tree, b1, ks), ...round(tr, tree, b2, ks)]
+      .map((o) => o.finalized)
+      .filter((c): c is Checkpoint => c !== null);
+    assert.deepEqual(finals, [cp(tree, b1), cp(tree, b2)]);
+    const cert = tr.finalCertificate!;
+    assert.deepEqual([cert.source, cert.target], [cp(tree, b2), cp(tree, b2, true)]);
+  });
+
   it("an attack: Sybils registered on a private branch finalise it by its second link alone (refused)", () => {
     // The attacker forks after the final block and registers 13 free-tier masternodes in its own
     // private blocks (valid registrations: no collateral, at most 8 per block). On that branch
     // the Sybils hold 13 of 19 entries, more than 2/3, and they sign one link: a block's second
     // link. With the voter set taken from the registry after the source block (the rule before),
     // the tracker took the first checkpoint as justified and the block as final, and a node that
-    // received the branch switched to it. The voter set's base is now the registry after the
-    // final block, which every branch above it shares: the Sybils are not voters.
+    // received the branch switched to it. The voter set is now its era's, drawn at a final
+    // anchor, which every branch above it shares: the Sybils are not voters.
     const sybils = keys(13, "sybil");
     const tree = new Tree(reg);
     const tr = new FinalityTracker(GENESIS, tree);
@@ -254,11 +277,21 @@ describe("finality: the tracker", () => {
       outs.every((o) => o.status === "not-voter"),
       outs.map((o) => o.status).join(","),
     );
-    // Once a block after the registrations is final (the honest voters finalise p2 here, as if
-    // it were on the chain everyone follows), the new entries vote like any other.
+    // Even once a block after the registrations is final (the honest voters finalise p2 here, as
+    // if it were on the chain everyone follows), they do not vote in era 0, whose voter set was
+    // drawn at the genesis.
     round(tr, tree, p2, ks.slice(0, 5));
     assert.equal(tr.finalizedHeight, 2);
-    const later = sybils.map((k) => tr.addVote(signVote(k, GENESIS, cp(tree, p2, true), cp(tree, p3))));
+    const early = sybils.map((k) => tr.addVote(signVote(k, GENESIS, cp(tree, p2), cp(tree, p3))));
+    assert.ok(early.every((o) => o.status === "not-voter"));
+    // They vote from the era whose anchor (height ERA_BLOCKS, above their registration) is final.
+    let tip = p3;
+    while (tree.heightOf(tip)! < ERA_BLOCKS) tip = tree.add(tip, `e${tree.heightOf(tip)}`);
+    round(tr, tree, tip, ks.slice(0, 5));
+    assert.equal(tr.finalizedHeight, ERA_BLOCKS);
+    assert.equal(tr.era, 1);
+    const next = tree.add(tip, "after-anchor");
+    const later = sybils.map((k) => tr.addVote(signVote(k, GENESIS, cp(tree, tip), cp(tree, next), 1)));
     assert.ok(later.every((o) => o.status === "counted" || o.status === "duplicate"));
   });
 
@@ -381,17 +414,48 @@ describe("finality: the tracker", () => {
 });
 
 /**
- * The safety property. A block tree of two competing branches (and random side blocks); 7
- * voters of equal weight, of which `byz` sign anything at all: every link an honest voter signs
- * (on every branch), and random links too. Honest voters keep their locks and vote on heads that a
- * hostile scheduler picks for them from either branch, each from its own tracker's view; every
- * node's tracker gets the votes in its own order (at once inside a side of the partition, across
- * it late and shuffled). With at most 2 Byzantine (less than 1/3), no
- * two final checkpoints, at any node, at any time, may conflict. The same run with 3 Byzantine
- * (more than 1/3) must find conflicting finality: that shows the test can see a violation.
+ * Eras of `eraBlocks` heights whose voter sets rotate: each era's set is the `byz` Byzantine keys
+ * and the 7 - byz honest keys that rank first by a hash of the era's anchor (and of a salt, so
+ * that each run has its own first era's set), out of a pool of
+ * honest keys larger than that. So consecutive eras have different voters, as sampled
+ * committees do, and the Byzantine share of every era's set is byz / 7.
  */
-function safetyRun(byz: number, treeSeeds: number[], steps: Array<[number, number, number]>) {
-  const voters = keys(7, "safety");
+function rotatingEras(eraBlocks: number, pool: KeyPair[], byz: number, salt: number): EraRules {
+  return {
+    eraBlocks,
+    voters: (_registry, anchor) => {
+      const honest = pool
+        .slice(byz)
+        .map((k) => ({ k, rank: sha256(Buffer.concat([anchor, k.publicKey, Buffer.from(`${salt}`)])) }))
+        .sort((a, b) => Buffer.compare(a.rank, b.rank))
+        .slice(0, 7 - byz)
+        .map((x) => x.k);
+      return registryVoters(registryOfKeys([...pool.slice(0, byz), ...honest]));
+    },
+  };
+}
+
+/**
+ * The safety property. A block tree of two competing branches (and random side blocks); voter
+ * sets of 7 of equal weight, of which `byz` sign anything at all: every link an honest voter
+ * signs (on every branch, in its era), and random links in random eras too. Honest voters keep
+ * their locks and vote on heads that a hostile scheduler picks for them from either branch, each
+ * from its own tracker's view and in its own tracker's era; every node's tracker gets the votes in
+ * its own order (at once inside a side of the partition, across it late and shuffled). With at
+ * most 2 Byzantine (less than 1/3), no two final checkpoints, at any node, at any time, may
+ * conflict. The same run with 3 Byzantine (more than 1/3) must find conflicting finality: that
+ * shows the test can see a violation. With `eraBlocks`, eras are that short and their voter sets
+ * rotate over a pool of 10 keys (rotatingEras); without, the consensus rules' eras apply, which
+ * these short trees never leave.
+ */
+function safetyRun(
+  byz: number,
+  treeSeeds: number[],
+  steps: Array<[number, number, number]>,
+  eraBlocks?: number,
+) {
+  const voters = keys(eraBlocks ? 10 : 7, "safety");
+  const rules = eraBlocks ? rotatingEras(eraBlocks, voters, byz, treeSeeds[0] ?? 0) : ERA_RULES;
   const tree = new Tree(registryOfKeys(voters));
   const branches: Buffer[][] = [[], []];
   const tips = [GENESIS, GENESIS];
@@ -402,13 +466,15 @@ function safetyRun(byz: number, treeSeeds: number[], steps: Array<[number, numbe
       branches[side]!.push(tips[side]!);
     } else tree.add(tree.blocks[s % tree.blocks.length]!, `x-${i}`);
   }
-  const nodes = voters.map(() => new FinalityTracker(GENESIS, tree));
+  const nodes = voters.map(() => new FinalityTracker(GENESIS, tree, undefined, undefined, rules));
+  let lastEra = 0;
   const locks: VoteLock[] = voters.map(() => NO_LOCK);
   const sent: FinalityVote[] = [];
   const finals: Checkpoint[] = [];
   const deliver = (node: number, v: FinalityVote): void => {
     const out = nodes[node]!.addVote(v);
     if (out.finalized) finals.push(out.finalized);
+    lastEra = Math.max(lastEra, nodes[node]!.era);
   };
   const pick = (n: number): Buffer => tree.blocks[n % tree.blocks.length]!;
   for (const [step, [who, x, y]] of steps.entries()) {
@@ -417,27 +483,44 @@ function safetyRun(byz: number, treeSeeds: number[], steps: Array<[number, numbe
       const t = pick(y);
       const sh = tree.heightOf(s)!;
       const th = tree.heightOf(t)!;
+      const era = (x >> 3) % (lastEra + 2);
       sent.push(
         th > sh
-          ? signVote(voters[who]!, GENESIS, { epoch: 2 * sh + (x % 2), hash: s }, { epoch: 2 * th, hash: t })
-          : signVote(voters[who]!, GENESIS, { epoch: 2 * sh, hash: s }, { epoch: 2 * sh + 1, hash: s }),
+          ? signVote(
+              voters[who]!,
+              GENESIS,
+              { epoch: 2 * sh + (x % 2), hash: s },
+              { epoch: 2 * th, hash: t },
+              era,
+            )
+          : signVote(voters[who]!, GENESIS, { epoch: 2 * sh, hash: s }, { epoch: 2 * sh + 1, hash: s }, era),
       );
     } else {
       const me = nodes[who]!;
       // A partition, mostly: each honest voter sees "its" branch, and now and then the other.
-      const branch = branches[(who + (x % 5 === 0 ? 1 : 0)) % 2]!;
-      if (branch.length === 0) continue;
       // The branch grows with time; a voter sees its tip, or one block less when it lags.
-      const grown = Math.min(branch.length - 1, Math.floor(step / 6));
-      const head = branch[Math.max(0, grown - (y % 4 === 0 ? 1 : 0))]!;
+      const headOn = (side: number): Buffer | undefined => {
+        const branch = branches[side % 2]!;
+        if (branch.length === 0) return undefined;
+        const grown = Math.min(branch.length - 1, Math.floor(step / 6));
+        return branch[Math.max(0, grown - (y % 4 === 0 ? 1 : 0))]!;
+      };
+      const side = who + (x % 5 === 0 ? 1 : 0);
+      let head = headOn(side);
+      // Fork choice never leaves the final block: a voter whose final block is on the other
+      // branch follows that branch (when it has grown past it).
+      if (head && !tree.isAncestor(me.finalized.hash, head)) head = headOn(side + 1);
+      if (!head) continue;
       const first = { epoch: 2 * tree.heightOf(head)!, hash: head };
       const second = { epoch: first.epoch + 1, hash: head };
       const [s, t] = me.isJustified(first) ? [first, second] : [me.justifiedAncestor(head), first];
-      if (t.epoch > s.epoch && lockAllows(locks[who]!, s, t)) {
-        locks[who] = lockAfter(locks[who]!, s, t);
+      const era = me.era;
+      const inSet = (me.voters?.weightOf(voters[who]!.publicKey) ?? 0n) > 0n;
+      if (inSet && t.epoch > s.epoch && lockAllows(locks[who]!, era, s, t)) {
+        locks[who] = lockAfter(locks[who]!, era, s, t);
         // The Byzantine voters back every honest link, on every branch; inside one side of the
         // partition votes arrive at once, across it only through the random deliveries below.
-        const fresh = [voters[who]!, ...voters.slice(0, byz)].map((k) => signVote(k, GENESIS, s, t));
+        const fresh = [voters[who]!, ...voters.slice(0, byz)].map((k) => signVote(k, GENESIS, s, t, era));
         sent.push(...fresh);
         for (let n = byz; n < nodes.length; n++) if (n % 2 === who % 2) for (const v of fresh) deliver(n, v);
       }
@@ -451,12 +534,17 @@ function safetyRun(byz: number, treeSeeds: number[], steps: Array<[number, numbe
     for (let j = i + 1; j < finals.length && !conflict; j++)
       if (tree.conflict(finals[i]!.hash, finals[j]!.hash))
         conflict = `final blocks at heights ${tree.heightOf(finals[i]!.hash)} and ${tree.heightOf(finals[j]!.hash)} conflict`;
-  return { finals: finals.length, conflict };
+  return { finals: finals.length, conflict, eras: lastEra };
 }
 
 const safetyArbs = [
   fc.array(fc.nat(1_000_000), { minLength: 12, maxLength: 30 }),
   fc.array(fc.tuple(fc.nat(6), fc.nat(1_000_000), fc.nat(1_000_000)), { minLength: 80, maxLength: 200 }),
+] as const;
+/** The same, with voters drawn from all 10 keys of the rotating eras' pool. */
+const eraSafetyArbs = [
+  safetyArbs[0],
+  fc.array(fc.tuple(fc.nat(9), fc.nat(1_000_000), fc.nat(1_000_000)), { minLength: 80, maxLength: 200 }),
 ] as const;
 
 describe("finality: safety with less than 1/3 Byzantine, under any delivery", () => {
@@ -478,6 +566,39 @@ describe("finality: safety with less than 1/3 Byzantine, under any delivery", ()
     // Across a partition finality needs the cross-side views, so it comes in some runs, not all.
     t.diagnostic(`blocks became final in ${withFinals} of ${runs} runs`);
     assert.ok(withFinals > runs / 5, `blocks became final in only ${withFinals} of ${runs} runs`);
+  });
+
+  it("with eras of 2 blocks and voter sets that rotate at each anchor: still no conflict with 0, 1 or 2 of 7", (t) => {
+    let withEras = 0;
+    let runs = 0;
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 2 }),
+        fc.integer({ min: 2, max: 3 }),
+        ...eraSafetyArbs,
+        (byz, eraBlocks, seeds, steps) => {
+          const r = safetyRun(byz, seeds, steps, eraBlocks);
+          runs++;
+          if (r.eras > 0) withEras++;
+          assert.equal(r.conflict, null, `${r.conflict} with ${byz} Byzantine, eras of ${eraBlocks}`);
+        },
+      ),
+      { numRuns: 100, seed: process.env.FC_SEED ? Number(process.env.FC_SEED) : 3 },
+    );
+    // The property says something about eras only if runs do open later eras.
+    t.diagnostic(`a later era opened in ${withEras} of ${runs} runs`);
+    assert.ok(withEras >= runs / 10, `a later era opened in only ${withEras} of ${runs} runs`);
+  });
+
+  it("with rotating eras and 3 of 7 Byzantine, conflicting finality is reached", () => {
+    let conflicts = 0;
+    fc.assert(
+      fc.property(...eraSafetyArbs, (seeds, steps) => {
+        if (safetyRun(3, seeds, steps, 2).conflict) conflicts++;
+      }),
+      { numRuns: 40, seed: 7 },
+    );
+    assert.ok(conflicts > 0, "the attack the rules stop at 2 Byzantine must succeed at 3");
   });
 
   it("the same runs with 3 of 7 Byzantine (over 1/3) do reach conflicting finality", () => {

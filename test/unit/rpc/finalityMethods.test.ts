@@ -30,7 +30,7 @@ import { SystemClock } from "../../../src/util/clock.js";
 import { CryptoRandom } from "../../../src/util/random.js";
 import { ChainHarness, testGenesis, testKeys } from "../../helpers/chainFixture.js";
 import { extend } from "../../helpers/chainBuild.js";
-import { registryVoters } from "../../../src/consensus/voterSet.js";
+import { registryVoters } from "../../../src/consensus/committee.js";
 
 const USER = "fin";
 const PASSWORD = "rpc-test";
@@ -43,6 +43,7 @@ interface CheckpointJson {
   hash: string;
 }
 interface CertificateJson {
+  era: number;
   source: CheckpointJson;
   target: CheckpointJson;
   votes: Array<{ voter: string; signature: string }>;
@@ -76,6 +77,7 @@ const hexOf = (b: Block): string => blockHash(b.header).toString("hex");
 function certificateFromJson(c: CertificateJson): Certificate {
   const cp = (x: CheckpointJson): Checkpoint => ({ epoch: x.epoch, hash: Buffer.from(x.hash, "hex") });
   return {
+    era: c.era,
     source: cp(c.source),
     target: cp(c.target),
     votes: c.votes.map((v) => ({
@@ -93,7 +95,7 @@ describe("finality for operators (RPC, metrics, dashboard) on a chain with a fin
   let rpc: RpcClient;
   /** A peer as the relay sees it: it only marks what the peer knows. */
   const peer = { addr: "127.0.0.2:1", markKnown: () => undefined } as unknown as Peer;
-  const voterView = { currentLock: { maxSource: 6, maxTarget: 7 }, signed: 2 };
+  const voterView = { currentLock: { era: 0, maxSource: 6, maxTarget: 7 }, signed: 2 };
 
   /** The votes arrive from a peer, in one FinalityVotes message. */
   const fromPeer = (votes: FinalityVote[]): void =>
@@ -174,7 +176,7 @@ describe("finality for operators (RPC, metrics, dashboard) on a chain with a fin
       certificatessent: 0,
     });
     assert.deepEqual(s.offences, { count: 0, recent: [] });
-    assert.deepEqual(s.voter, { lock: { maxsource: 6, maxtarget: 7 }, signed: 2 });
+    assert.deepEqual(s.voter, { lock: { era: 0, maxsource: 6, maxtarget: 7 }, signed: 2 });
   });
 
   it("votes from a peer make block 3 final: getblockchaininfo, getblock and getfinalitystatus say so", async () => {
