@@ -16,6 +16,13 @@
  * supermajority of equal weights); certificate_verify_ms_1000: certificateError on that
  * certificate at N = 1,000, median of 3.
  *
+ * vote_verify_per_block_ms_20000, certificate_bytes_20000, certificate_verify_ms_20000: the same at
+ * the registry's cap of 20,000 equal-weight masternodes, where era 0's voters are a committee of
+ * 3,000 seats drawn at the genesis (committee.ts). Only committee members vote (a masternode
+ * outside the committee signs nothing), so one block gets 2 × (its seat holders) votes; the
+ * certificate is what finalityTx carries (the heaviest votes that pass 2/3 of the seats), and
+ * its check is certificateError against the committee.
+ *
  * import_certificates_vs_plain: what carrying certificates costs block import. Two prebuilt
  * chains of 500 blocks of 50 transfers with the same genesis (5 masternodes): one where each
  * block from height 2 carries its parent's certificate (4 of 5 votes, as a producer trims it),
@@ -43,7 +50,8 @@ import { sha256 } from "../src/crypto/hash.js";
 import { cleanupAll, Devnet, type NodeHandle } from "../test/e2e/helpers/nodes.js";
 import { median, round, type BenchContext, type BenchGroup, type Figure } from "./lib.js";
 import { buildTransferChain, importChain } from "./import.js";
-import { registryVoters } from "../src/consensus/voterSet.js";
+import { COMMITTEE_SEATS, eraVoters, registryVoters } from "../src/consensus/committee.js";
+import { decodeFinalityTx, finalityTx } from "../src/consensus/finalityTx.js";
 
 export const FINALITY_LAG = "finality_lag_ms";
 export const FINALITY_LAG_P99 = "finality_lag_p99_ms";
@@ -54,6 +62,11 @@ const voteVerifyName = (n: number): string => sized("vote_verify_per_block_ms", 
 const certBytesName = (n: number): string => sized("certificate_bytes", n);
 export const CERT_VERIFY_1000 = "certificate_verify_ms_1000";
 export const IMPORT_CERTS = "import_certificates_vs_plain";
+/** The registry's cap, where an era's voters are a sampled committee (committee.ts). */
+const CAP = 20_000;
+export const VOTE_VERIFY_CAP = `vote_verify_per_block_ms_${CAP}`;
+export const CERT_BYTES_CAP = `certificate_bytes_${CAP}`;
+export const CERT_VERIFY_CAP = `certificate_verify_ms_${CAP}`;
 const IMPORT_CERT_BLOCKS = 500;
 
 const LAG_NODES = 6;
@@ -199,6 +212,8 @@ function twoBlockView(registry: Registry): FinalityView {
     heightOf: (hash) => heights.get(hash.toString("hex")),
     isAncestor: (a, d) => a.equals(d) || (a.equals(GENESIS) && d.equals(BLOCK)),
     registryAfter: (hash) => (heights.has(hash.toString("hex")) ? registry : undefined),
+    ancestorAt: (hash, height) =>
+      height === 0 ? GENESIS : height === 1 && hash.equals(BLOCK) ? BLOCK : undefined,
   };
 }
 
@@ -245,7 +260,7 @@ function certificateOf(keys: KeyPair[], registry: Registry, count: number): Cert
     const v = signVote(byKey.get(e.operatorPubkey.toString("hex"))!, GENESIS, FIRST, SECOND);
     return { voter: v.voter, signature: v.signature };
   });
-  return { source: FIRST, target: SECOND, votes };
+  return { era: 0, source: FIRST, target: SECOND, votes };
 }
 
 function encodedSize(c: Certificate): number {
@@ -292,6 +307,74 @@ function certificateFigures(ctx: BenchContext, n: number, keys: KeyPair[], regis
   return figures;
 }
 
+/** The registry at its cap: votes, the carried certificate and its check, with a committee. */
+function committeeFigures(ctx: BenchContext): Figure[] {
+  ctx.log(`committee: ${CAP.toLocaleString("en-US")} keys`);
+  const { keys, registry } = registryOf(CAP);
+  const committee = eraVoters(registry, GENESIS);
+  if (!committee.sampled) throw new Error("the registry at its cap must vote by committee");
+  const members = keys.filter((k) => committee.weightOf(k.publicKey) > 0n);
+  const votes: FinalityVote[] = [
+    ...members.map((k) => signVote(k, GENESIS, genesisCheckpoint(GENESIS), FIRST)),
+    ...members.map((k) => signVote(k, GENESIS, FIRST, SECOND)),
+  ];
+  const figures: Figure[] = [];
+  let counted = 0;
+  const last: { cert: Certificate | null } = { cert: null };
+  const once = (): number => {
+    const tracker = new FinalityTracker(GENESIS, twoBlockView(registry));
+    counted = 0;
+    const t0 = performance.now();
+    for (const v of votes) {
+      const out = tracker.addVote(v);
+      if (out.status === "counted") counted++;
+      else if (out.status !== "stale")
+        throw new Error(`${VOTE_VERIFY_CAP}: a vote was ${out.status}: ${out.reason}`);
+    }
+    const ms = performance.now() - t0;
+    if (tracker.finalizedHeight !== 1) throw new Error(`${VOTE_VERIFY_CAP}: the block did not become final`);
+    last.cert = tracker.finalCertificate;
+    return ms;
+  };
+  once();
+  const runs = Array.from({ length: RUNS }, once);
+  if (ctx.wants(VOTE_VERIFY_CAP))
+    figures.push({
+      name: VOTE_VERIFY_CAP,
+      value: round(median(runs), 2),
+      unit: "ms",
+      note: `${votes.length} votes (the ${members.length} seat holders of a ${COMMITTEE_SEATS.toLocaleString("en-US")}-seat committee of ${CAP.toLocaleString("en-US")} equal-weight masternodes, on both links of one block) through FinalityTracker.addVote: ${counted} counted, the rest stale; median of ${RUNS} (${runs.map((x) => round(x, 1)).join(", ")} ms), one core`,
+    });
+  const tx = last.cert && finalityTx(last.cert, committee);
+  if (!tx) throw new Error(`${CERT_BYTES_CAP}: no certificate to carry`);
+  const carried = decodeFinalityTx(tx);
+  if (ctx.wants(CERT_BYTES_CAP))
+    figures.push({
+      name: CERT_BYTES_CAP,
+      value: tx.payload.length,
+      unit: "bytes",
+      note: `the Finality transaction's payload at ${CAP.toLocaleString("en-US")} masternodes: ${carried.votes.length} votes carrying more than 2/3 of ${COMMITTEE_SEATS.toLocaleString("en-US")} seats (the bound is 2,001 votes, 192,176 bytes)`,
+    });
+  if (ctx.wants(CERT_VERIFY_CAP)) {
+    const check = (): number => {
+      const t0 = performance.now();
+      const err = certificateError(GENESIS, carried, committee);
+      const ms = performance.now() - t0;
+      if (err) throw new Error(`${CERT_VERIFY_CAP}: ${err}`);
+      return ms;
+    };
+    check();
+    const checks = Array.from({ length: RUNS }, check);
+    figures.push({
+      name: CERT_VERIFY_CAP,
+      value: round(median(checks), 2),
+      unit: "ms",
+      note: `certificateError on that ${carried.votes.length}-vote certificate against the committee (${carried.votes.length} Ed25519 verifications); median of ${RUNS} (${checks.map((x) => round(x, 1)).join(", ")} ms), one core`,
+    });
+  }
+  return figures;
+}
+
 async function importCertificates(ctx: BenchContext): Promise<Figure> {
   const opts = { blocks: IMPORT_CERT_BLOCKS, txsPerBlock: 50 };
   const plain = buildTransferChain(ctx, { ...opts, label: "import-plain" });
@@ -325,6 +408,9 @@ export const finalityBench: BenchGroup = {
     ...SIZES.map(voteVerifyName),
     ...SIZES.map(certBytesName),
     CERT_VERIFY_1000,
+    VOTE_VERIFY_CAP,
+    CERT_BYTES_CAP,
+    CERT_VERIFY_CAP,
     IMPORT_CERTS,
   ],
   async run(ctx) {
@@ -340,6 +426,8 @@ export const finalityBench: BenchGroup = {
       if (wantCert) certs.push(...certificateFigures(ctx, n, keys, registry));
     }
     figures.push(...verifies, ...certs);
+    if ([VOTE_VERIFY_CAP, CERT_BYTES_CAP, CERT_VERIFY_CAP].some((f) => ctx.wants(f)))
+      figures.push(...committeeFigures(ctx));
     if (ctx.wants(IMPORT_CERTS)) figures.push(await importCertificates(ctx));
     return figures;
   },
