@@ -212,6 +212,7 @@ function twoBlockView(registry: Registry): FinalityView {
     heightOf: (hash) => heights.get(hash.toString("hex")),
     isAncestor: (a, d) => a.equals(d) || (a.equals(GENESIS) && d.equals(BLOCK)),
     registryAfter: (hash) => (heights.has(hash.toString("hex")) ? registry : undefined),
+    eraSeedAt: (anchor) => anchor,
     ancestorAt: (hash, height) =>
       height === 0 ? GENESIS : height === 1 && hash.equals(BLOCK) ? BLOCK : undefined,
   };

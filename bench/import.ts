@@ -38,7 +38,7 @@ import { ManualClock } from "../src/util/clock.js";
 import { COIN, GENESIS_TIME, makeTransfer, testKeys } from "../test/helpers/chainFixture.js";
 import { median, round, type BenchContext, type BenchGroup, type Figure } from "./lib.js";
 import { measureSigRate } from "./sigVerify.js";
-import { eraOfFinalHeight, registryVoters } from "../src/consensus/committee.js";
+import { anchorInput, eraOfFinalHeight, isEraAnchor, registryVoters } from "../src/consensus/committee.js";
 
 export const IMPORT_RATE = "import_blocks_per_s";
 export const IMPORT_RATE_ONE_THREAD = "import_blocks_per_s_one_thread";
@@ -150,6 +150,8 @@ export function buildTransferChain(ctx: BenchContext, opts: TransferChainOptions
   let parentTs = genesis.header.timestamp;
   let nTx = 0;
   const gHash = blockHash(genesis.header);
+  /** The era anchors built so far (each proves its era's seed from the one before). */
+  const anchors = new Map<number, Block>();
   let certBytes = 0;
   for (let height = 1; height <= count; height++) {
     const txs: Tx[] = [];
@@ -193,7 +195,9 @@ export function buildTransferChain(ctx: BenchContext, opts: TransferChainOptions
       timestamp,
       txs,
       fees: FEE * BigInt(txsPerBlock),
+      eraProofInput: anchorInput(gHash, height, (h) => anchors.get(h)),
     });
+    if (isEraAnchor(height)) anchors.set(height, block);
     blocks.push(encodeBlock(block));
     parentHash = blockHash(block.header);
     parentTs = timestamp;

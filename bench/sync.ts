@@ -51,7 +51,7 @@ import { join } from "node:path";
 import { blockHash, decodeBlock, type Block } from "../src/primitives/block.js";
 import { buildBlock } from "../src/consensus/blockBuilder.js";
 import { Chain } from "../src/chain/chain.js";
-import { genesisRegistry, type GenesisSpec } from "../src/consensus/genesis.js";
+import { buildGenesisBlock, genesisRegistry, type GenesisSpec } from "../src/consensus/genesis.js";
 import { chainParams } from "../src/primitives/params.js";
 import { loadConfig, type ConfigOverrides } from "../src/config/index.js";
 import { sha256 } from "../src/crypto/hash.js";
@@ -74,6 +74,7 @@ import { extend } from "../test/helpers/chainBuild.js";
 import { ChainHarness, testGenesis, testKeys } from "../test/helpers/chainFixture.js";
 import { FakePeer, later } from "../test/unit/sync/helpers.js";
 import { buildTransferChain, IMPORT_BATCH, importChain, type PrebuiltChain } from "./import.js";
+import { anchorInput } from "../src/consensus/committee.js";
 import { defaultSigPoolThreads, SignaturePool } from "../src/crypto/sigPool.js";
 import { median, round, type BenchContext, type BenchGroup, type Figure } from "./lib.js";
 
@@ -272,6 +273,9 @@ function buildBranch(pre: PrebuiltChain, forkHeight: number, count: number): Blo
   let sched = scheduleOfFixedRegistry(registry, epochOf(forkHeight + 1));
   let parentTs = forkHeader.timestamp;
   const out: Block[] = [];
+  const genesisHash = blockHash(buildGenesisBlock(pre.spec).header);
+  const blockAt = (h: number): Block | undefined =>
+    h <= forkHeight ? decodeBlock(pre.blocks[h - 1]!) : out[h - forkHeight - 1];
   for (let height = forkHeight + 1; height <= forkHeight + count; height++) {
     if (sched.epoch !== epochOf(height)) sched = nextSchedule(sched, registry);
     const producer = scheduledProducer(sched, height, 0, registry)!;
@@ -285,6 +289,7 @@ function buildBranch(pre: PrebuiltChain, forkHeight: number, count: number): Blo
       timestamp,
       txs: [],
       fees: 0n,
+      eraProofInput: anchorInput(genesisHash, height, blockAt),
     });
     out.push(b);
     parentHash = blockHash(b.header);

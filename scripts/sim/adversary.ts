@@ -107,6 +107,7 @@ export function makeEquivocator(n: SimNode): { twins: () => number } {
         timestamp: block.header.timestamp + 1,
         txs: [],
         fees: 0n,
+        eraProofInput: chain.finality.eraProofInputForChild(parent),
       });
     } catch {
       return;

@@ -19,7 +19,10 @@ import { findByOperator, MAX_REGISTRY_SIZE, type Registry } from "../consensus/r
 import {
   eraAnchorHeight,
   eraOfFinalHeight,
+  eraSeedInput,
+  eraSeedOf,
   eraVoters,
+  isEraAnchor,
   linkVoters,
   type VoterSet,
 } from "../consensus/committee.js";
@@ -89,6 +92,8 @@ export class ChainFinality {
   readonly tracker: FinalityTracker;
   /** Era voter sets by anchor hash (hex), for certificates on chain; a few recent ones. */
   private readonly eraSets = new Map<string, VoterSet>();
+  /** Era seeds by anchor hash (hex); a few recent ones. */
+  private readonly seeds = new Map<string, Buffer>();
 
   constructor(private readonly deps: ChainFinalityDeps) {
     const store = deps.store;
@@ -108,6 +113,7 @@ export class ChainFinality {
         const e = store.getIndex(hash);
         return e && height <= e.height ? ancestorOf(store, e, height).hash : undefined;
       },
+      eraSeedAt: (anchor) => this.seedAt(anchor),
     };
     let restored: FinalityRecord | undefined;
     const raw = store.getFinality();
@@ -145,13 +151,46 @@ export class ChainFinality {
     return era && registry ? linkVoters(era, registry) : undefined;
   }
 
+  /** The seed of the era the stored anchor block `hash` opens (cached for a few anchors). */
+  seedAt(hash: Buffer): Buffer | undefined {
+    const k = hash.toString("hex");
+    const hit = this.seeds.get(k);
+    if (hit) return hit;
+    const entry = this.deps.store.getIndex(hash);
+    const block = entry && (entry.height === 0 ? null : this.deps.store.getBlock(hash));
+    if (!entry || (entry.height > 0 && !block)) return undefined;
+    const seed = eraSeedOf({
+      hash,
+      height: entry.height,
+      coinbasePayload: block?.txs[0]?.payload ?? Buffer.alloc(0),
+    });
+    if (!seed) return undefined;
+    if (this.seeds.size >= 8) this.seeds.delete(this.seeds.keys().next().value!);
+    this.seeds.set(k, seed);
+    return seed;
+  }
+
+  /**
+   * What the producer of a child of `parent` proves its VRF over when that child is an era's
+   * anchor (committee.ts, eraSeedInput), or undefined when it is not one (or the previous
+   * era's anchor is not stored).
+   */
+  eraProofInputForChild(parent: BlockIndex): Buffer | undefined {
+    const height = parent.height + 1;
+    if (!isEraAnchor(height)) return undefined;
+    const era = eraOfFinalHeight(height);
+    const previous = this.seedAt(ancestorOf(this.deps.store, parent, eraAnchorHeight(era - 1)).hash);
+    return previous && eraSeedInput(this.deps.genesisHash, era, previous);
+  }
+
   /** The voter set of the era whose anchor is `anchor` (cached for a few anchors). */
   private eraSetAt(anchor: { hash: Buffer; registry: Registry | undefined }): VoterSet | undefined {
     const k = anchor.hash.toString("hex");
     const hit = this.eraSets.get(k);
     if (hit) return hit;
-    if (!anchor.registry) return undefined;
-    const set = eraVoters(anchor.registry, anchor.hash);
+    const seed = this.seedAt(anchor.hash);
+    if (!anchor.registry || !seed) return undefined;
+    const set = eraVoters(anchor.registry, seed);
     if (this.eraSets.size >= 4) this.eraSets.delete(this.eraSets.keys().next().value!);
     this.eraSets.set(k, set);
     return set;
@@ -221,6 +260,10 @@ export class ChainFinality {
       eraVoters: (era) => {
         const anchor = branchBlock(eraAnchorHeight(era));
         return anchor && this.eraSetAt(anchor);
+      },
+      eraSeed: (era) => {
+        const anchor = branchBlock(eraAnchorHeight(era));
+        return anchor && this.seedAt(anchor.hash);
       },
     };
   }

@@ -101,7 +101,8 @@ export type { BlockIndex } from "./storeLayout.js";
 export type { UtxoStats } from "./utxoSet.js";
 
 /** 2: slot index, side set, registry refcounts, schedules, evidence and slashed keys. */
-export const SCHEMA_VERSION = 2;
+/** 3: finality eras (the vote lock and the final record carry eras; era anchors carry VRF proofs). */
+export const SCHEMA_VERSION = 3;
 
 export class StoreError extends Error {}
 

@@ -51,6 +51,8 @@ export interface FinalityView {
   registryAfter(hash: Buffer): Registry | undefined;
   /** The hash of the ancestor at `height` of a stored block (itself at its own height). */
   ancestorAt(hash: Buffer, height: number): Buffer | undefined;
+  /** The seed of the era a stored anchor block opens (committee.ts, eraSeedOf). */
+  eraSeedAt(anchor: Buffer): Buffer | undefined;
 }
 
 export interface FinalityLimits {
@@ -152,8 +154,9 @@ export class FinalityTracker {
     if (this.eraSet?.era === era) return this.eraSet.voters;
     const anchor = this.view.ancestorAt(this.finalCp.hash, eraAnchorHeight(era, this.rules.eraBlocks));
     const registry = anchor && this.view.registryAfter(anchor);
-    if (!anchor || !registry) return null;
-    this.eraSet = { era, anchor, voters: this.rules.voters(registry, anchor) };
+    const seed = anchor && this.view.eraSeedAt(anchor);
+    if (!anchor || !registry || !seed) return null;
+    this.eraSet = { era, anchor, voters: this.rules.voters(registry, seed) };
     return this.eraSet.voters;
   }
 

@@ -1,4 +1,6 @@
 import type { KeyPair } from "../crypto/ed25519.js";
+import { vrfProve } from "../crypto/vrf.js";
+import { isEraAnchor } from "./committee.js";
 import { findByOperator, registryRoot, type Registry } from "./registry.js";
 import { coinbaseOutputs } from "./rewards.js";
 import { registryAfterTxs } from "./registryTx.js";
@@ -31,6 +33,11 @@ export interface BuildBlockOptions {
    * is used, so the block is built anyway and validation rejects it with the precise code.
    */
   registryAfter?: Registry;
+  /**
+   * For an era anchor (committee.ts, isEraAnchor): what the producer proves its VRF over
+   * (eraSeedInput, from the previous era's seed on the parent's branch). Required there.
+   */
+  eraProofInput?: Buffer;
 }
 
 function defaultRegistryAfter(o: BuildBlockOptions, height: number): Registry {
@@ -47,8 +54,12 @@ export function buildBlock(o: BuildBlockOptions): Block {
   const me = findByOperator(o.registry, o.producer.publicKey);
   if (!me) throw new Error("producer is not a registered masternode");
   const height = o.parentHeight + 1;
-  const payload = Buffer.alloc(4);
+  let payload = Buffer.alloc(4);
   payload.writeUInt32LE(height);
+  if (isEraAnchor(height)) {
+    if (!o.eraProofInput) throw new Error(`block ${height} is an era anchor: its VRF input is needed`);
+    payload = Buffer.concat([payload, vrfProve(o.producer.seed(), o.eraProofInput)]);
+  }
   const coinbase: Tx = {
     version: TX_VERSION,
     kind: TxKind.Coinbase,

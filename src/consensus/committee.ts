@@ -6,18 +6,21 @@
  * e * ERA_BLOCKS (its **anchor**) is final, and its voter set is drawn from the registry after
  * that anchor: every entry at its tier weight while the registry has at most COMMITTEE_SEATS
  * entries, otherwise a committee of COMMITTEE_SEATS seats sampled by weight, with replacement,
- * from a seed that is the anchor's hash. Anchors are final, so every node and every branch that
+ * from the era's seed: the VRF output of the anchor's producer over the previous era's seed,
+ * which the anchor's coinbase proves (eraSeedOf). Anchors are final, so every node and every branch that
  * counts era e's votes uses one voter set; that is what the safety argument needs. Era e's votes
  * make final at most the block at height (e + 1) * ERA_BLOCKS, the next era's anchor: what lies
  * above it is the next era's to finalise.
  */
 import { Writer } from "../codec/index.js";
 import { sha256 } from "../crypto/hash.js";
+import { vrfProofOutput, VRF_PROOF_LEN } from "../crypto/vrf.js";
+import { blockHash, type Block } from "../primitives/block.js";
 import type { Registry } from "./registry.js";
 import { TIER_WEIGHT } from "./tier.js";
 
 /** Heights per era: the registry that votes changes at most this often. */
-export const ERA_BLOCKS = 16;
+export const ERA_BLOCKS = 32;
 /**
  * Seats in a sampled committee, and the largest registry that votes whole. With an attacker
  * holding a quarter of the weight, the chance that a draw gives it more than a third of the seats
@@ -26,6 +29,68 @@ export const ERA_BLOCKS = 16;
 export const COMMITTEE_SEATS = 3_000;
 
 const SEAT_DOMAIN = Buffer.from("TIME/committee/v1", "utf8");
+const ERA_SEED_DOMAIN = Buffer.from("TIME/era-seed/v1", "utf8");
+
+/**
+ * Whether a block at `height` is an era's anchor (above the genesis): its coinbase then carries
+ * its producer's VRF proof, whose output is the era's seed.
+ */
+export function isEraAnchor(height: number): boolean {
+  return height > 0 && height % ERA_BLOCKS === 0;
+}
+
+/**
+ * What era `era`'s anchor producer proves its VRF over: the domain, the genesis hash, the era,
+ * and the seed of the era before. Each seed is a VRF output over the one before, so no producer
+ * can pick a seed: the block it makes can only carry its key's one output for this input.
+ */
+export function eraSeedInput(genesisHash: Buffer, era: number, previousSeed: Buffer): Buffer {
+  const w = new Writer(ERA_SEED_DOMAIN.length + 68);
+  w.fixed(ERA_SEED_DOMAIN, ERA_SEED_DOMAIN.length).fixed(genesisHash, 32).u32(era).fixed(previousSeed, 32);
+  return w.toBuffer();
+}
+
+/** The 4-byte height, then (at an era anchor) the 80-byte VRF proof: an anchor's coinbase payload. */
+export const ANCHOR_PAYLOAD_LEN = 4 + VRF_PROOF_LEN;
+
+/** The VRF proof an era anchor's coinbase payload carries (after its height). */
+export function anchorProof(coinbasePayload: Buffer): Buffer {
+  return coinbasePayload.subarray(4, ANCHOR_PAYLOAD_LEN);
+}
+
+/**
+ * What the producer of the block at `height` proves its VRF over, when that block is an era's
+ * anchor (else undefined): eraSeedInput with the previous anchor's seed, that anchor found by
+ * `blockAt` on the block's branch (the genesis's seed is its hash). For builders of chains
+ * outside a Chain (benches, tests, attack scenarios).
+ */
+export function anchorInput(
+  genesisHash: Buffer,
+  height: number,
+  blockAt: (height: number) => Block | undefined,
+): Buffer | undefined {
+  if (!isEraAnchor(height)) return undefined;
+  const era = height / ERA_BLOCKS;
+  const previous = (era - 1) * ERA_BLOCKS;
+  const b = previous === 0 ? undefined : blockAt(previous);
+  const seed =
+    previous === 0
+      ? genesisHash
+      : b && eraSeedOf({ hash: blockHash(b.header), height: previous, coinbasePayload: b.txs[0]!.payload });
+  if (!seed) throw new Error(`no era anchor at height ${previous} to take the seed from`);
+  return eraSeedInput(genesisHash, era, seed);
+}
+
+/**
+ * The seed of the era an anchor opens, from the proof its coinbase carries (already verified
+ * with the block): the first 32 bytes of the VRF output. The genesis (era 0) has no proof: its
+ * seed is its hash.
+ */
+export function eraSeedOf(anchor: { hash: Buffer; height: number; coinbasePayload: Buffer }): Buffer | null {
+  if (anchor.height === 0) return anchor.hash;
+  const out = vrfProofOutput(anchorProof(anchor.coinbasePayload));
+  return out && Buffer.from(out.subarray(0, 32));
+}
 
 /** The era in force while the last final block is at `finalHeight`. */
 export function eraOfFinalHeight(finalHeight: number, eraBlocks = ERA_BLOCKS): number {
@@ -48,7 +113,7 @@ export function eraEndHeight(era: number, eraBlocks = ERA_BLOCKS): number {
  */
 export interface EraRules {
   eraBlocks: number;
-  voters(registryAfterAnchor: Registry, anchorHash: Buffer): VoterSet;
+  voters(registryAfterAnchor: Registry, seed: Buffer): VoterSet;
 }
 
 /** Who may vote on a link, and with what weight. */
@@ -115,12 +180,12 @@ export function sampleCommittee(registry: Registry, seed: Buffer, seats = COMMIT
 
 /**
  * An era's voter set: the registry after its anchor, whole while it has at most
- * COMMITTEE_SEATS entries, else a committee sampled with the anchor's hash as seed.
+ * COMMITTEE_SEATS entries, else a committee sampled with the era's seed (eraSeedOf).
  */
-export function eraVoters(registryAfterAnchor: Registry, anchorHash: Buffer): VoterSet {
+export function eraVoters(registryAfterAnchor: Registry, seed: Buffer): VoterSet {
   return registryAfterAnchor.length <= COMMITTEE_SEATS
     ? registryVoters(registryAfterAnchor)
-    : sampleCommittee(registryAfterAnchor, anchorHash);
+    : sampleCommittee(registryAfterAnchor, seed);
 }
 
 export const ERA_RULES: EraRules = { eraBlocks: ERA_BLOCKS, voters: (r, a) => eraVoters(r, a) };

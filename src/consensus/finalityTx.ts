@@ -59,6 +59,8 @@ export interface FinalityContext {
   branchBlock(height: number): { hash: Buffer; registry: Registry | undefined } | undefined;
   /** The voter set of era `era` on the parent's branch (drawn at its anchor there), if known. */
   eraVoters(era: number): VoterSet | undefined;
+  /** The seed of era `era` on the parent's branch (committee.ts, eraSeedOf), if known. */
+  eraSeed(era: number): Buffer | undefined;
 }
 
 const bad = (msg: string): BlockError => new BlockError("BAD_CERTIFICATE", `finality certificate: ${msg}`);

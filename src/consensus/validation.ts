@@ -1,5 +1,7 @@
 import { ADDRESS_HASH_LEN, pubkeyHash } from "../crypto/address.js";
 import { verifySignature } from "../crypto/ed25519.js";
+import { vrfVerify } from "../crypto/vrf.js";
+import { ANCHOR_PAYLOAD_LEN, anchorProof, eraOfFinalHeight, eraSeedInput, isEraAnchor } from "./committee.js";
 import { registryRoot, type Registry } from "./registry.js";
 import {
   MAX_REGISTRATIONS_PER_BLOCK,
@@ -182,8 +184,17 @@ export function checkBlockSanity(block: Block, encodedSize?: number): CheckedBlo
   if (first.kind !== TxKind.Coinbase)
     throw new BlockError("FIRST_TX_NOT_COINBASE", "first transaction is not a coinbase");
   if (first.inputs.length !== 0) throw new BlockError("BAD_COINBASE_PAYLOAD", "coinbase must have no inputs");
-  if (first.payload.length !== 4 || first.payload.readUInt32LE(0) !== h.height) {
-    throw new BlockError("BAD_COINBASE_PAYLOAD", "coinbase payload must be the block height (u32 LE)");
+  const anchor = isEraAnchor(h.height);
+  if (
+    first.payload.length !== (anchor ? ANCHOR_PAYLOAD_LEN : 4) ||
+    first.payload.readUInt32LE(0) !== h.height
+  ) {
+    throw new BlockError(
+      "BAD_COINBASE_PAYLOAD",
+      anchor
+        ? `an era anchor's coinbase payload must be the block height (u32 LE) and its producer's ${ANCHOR_PAYLOAD_LEN - 4}-byte VRF proof`
+        : "coinbase payload must be the block height (u32 LE)",
+    );
   }
   const txids: Buffer[] = [];
   const known = rememberedTxids(block);
@@ -340,12 +351,32 @@ export function registryAfterBlock(checked: CheckedBlock, registry: Registry): R
  * its VoteEvidence transactions (the votes' signatures cover this chain's genesis hash).
  */
 function checkCertificate(checked: CheckedBlock, ctx: BlockContext): void {
+  checkEraSeed(checked, ctx);
   if (checked.certificate) checkCertificateOnBranch(checked.certificate, ctx.finality);
   if (checked.voteOffences) {
     if (!ctx.finality)
       throw new BlockError("BAD_EVIDENCE", "vote evidence cannot be checked without the chain it is on");
     for (const o of checked.voteOffences) checkVoteOffenceSignatures(o, ctx.finality.genesisHash);
   }
+}
+
+/**
+ * An era anchor's VRF proof (docs/CONSENSUS.md, "Eras and the voter set"): by the block's
+ * producer, over the genesis hash, the era and the previous era's seed on this branch. Like a
+ * signature, not checked again for a stored block whose signatures were checked when it was
+ * stored.
+ */
+function checkEraSeed(checked: CheckedBlock, ctx: BlockContext): void {
+  const h = checked.block.header;
+  if (!isEraAnchor(h.height) || ctx.signaturesChecked) return;
+  const fail = (why: string): BlockError => new BlockError("BAD_COINBASE_PAYLOAD", `era seed: ${why}`);
+  if (!ctx.finality) throw fail("cannot be checked without the chain it is on");
+  const era = eraOfFinalHeight(h.height);
+  const previous = ctx.finality.eraSeed(era - 1);
+  if (!previous) throw fail(`the seed of era ${era - 1} (its anchor on this branch) is unknown`);
+  const input = eraSeedInput(ctx.finality.genesisHash, era, previous);
+  if (!vrfVerify(h.producer, anchorProof(checked.block.txs[0]!.payload), input))
+    throw fail(`the producer's VRF proof for era ${era} does not verify`);
 }
 
 /** The highest block height certified on a branch once this block is on it. */

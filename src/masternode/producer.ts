@@ -167,6 +167,7 @@ export class BlockProducer {
       timestamp,
       txs: [...evidence, ...picked.txs],
       fees: picked.fees,
+      eraProofInput: chain.finality.eraProofInputForChild(tip),
     });
     try {
       const r = chain.processBlock(block);

@@ -1,6 +1,10 @@
-/** Protocol version spoken by this node; peers below MIN_PROTOCOL_VERSION are refused. */
-export const PROTOCOL_VERSION = 2;
-export const MIN_PROTOCOL_VERSION = 2;
+/**
+ * Protocol version spoken by this node; peers below MIN_PROTOCOL_VERSION are refused. Version 3:
+ * finality votes carry their era (172 bytes, not 168), so a version 2 peer's votes would not
+ * decode here, nor ours there.
+ */
+export const PROTOCOL_VERSION = 3;
+export const MIN_PROTOCOL_VERSION = 3;
 
 /** Frame header: magic 4 | type u16 | length u32 | checksum 4. */
 export const FRAME_HEADER_SIZE = 14;

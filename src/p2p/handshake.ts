@@ -80,7 +80,7 @@ export function keyRefusal(hello: HelloMsg, me: HandshakeIdentity): Refusal | nu
   if (hello.version < MIN_PROTOCOL_VERSION)
     return {
       reason: GoodbyeReason.UNSUPPORTED_VERSION,
-      message: `protocol version ${hello.version} < ${MIN_PROTOCOL_VERSION} (this node speaks only the authenticated, encrypted transport)`,
+      message: `protocol version ${hello.version} < ${MIN_PROTOCOL_VERSION} (this node speaks the encrypted transport and finality votes with eras)`,
     };
   if (!hello.ephemeralKey || hello.ephemeralKey.length !== X25519_KEY_LEN)
     return {

@@ -18,6 +18,7 @@
  *
  * The tests run in this order on one devnet. This file uses 127.0.120.0/24.
  */
+import { anchorInput } from "../../src/consensus/committee.js";
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { blockHash, encodeBlock, type Block } from "../../src/primitives/block.js";
@@ -163,6 +164,7 @@ void describe("attacks on the consensus rules (real nodes)", () => {
         timestamp: slotStart(chain.params, parent.timestamp, round),
         txs,
         fees: 0n,
+        eraProofInput: chain.finality.eraProofInputForChild(parent),
       });
       bytesOffered += encodeBlock(block).length;
       offered.push(peer.offer(block));
@@ -216,6 +218,9 @@ void describe("attacks on the consensus rules (real nodes)", () => {
           timestamp: ts,
           txs: [],
           fees: 0n,
+          eraProofInput: anchorInput(chain.genesisHash, height, (h) =>
+            h <= fork.height ? chain.getBlock(chain.getHashAtHeight(h)!) : branch[h - fork.height - 1],
+          ),
         });
         chosen ??= b;
         if (sched.producer(blockHash(b.header), height + 1, 0).equals(attacker.publicKey)) {

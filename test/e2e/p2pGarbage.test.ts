@@ -19,7 +19,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { decodeBlock } from "../../src/primitives/block.js";
-import { MAX_FRAME_PAYLOAD } from "../../src/p2p/constants.js";
+import { MAX_FRAME_PAYLOAD, PROTOCOL_VERSION } from "../../src/p2p/constants.js";
 import { MAX_RECORD_BODY, RECORD_HEADER_SIZE, RECORD_TAG_SIZE } from "../../src/p2p/secureChannel.js";
 import { encodeFrame, FrameDecoder, FrameError } from "../../src/p2p/frame.js";
 import { decodeMessage, encodeMessage, MsgType, payloadCap, type Message } from "../../src/p2p/messages.js";
@@ -190,7 +190,7 @@ void describe("P2P garbage input (real nodes, fast-check)", () => {
     samples = [
       {
         type: MsgType.Hello,
-        version: 2,
+        version: PROTOCOL_VERSION,
         network: "devnet",
         genesisHash: net.genesisHash,
         nodeId: h32,

@@ -157,8 +157,19 @@ void describe("P2P handshakes (real nodes)", () => {
     p.sendHello({ version: 1, ephemeralKey: null, transport: 0 });
     // The reason is readable: no session key exists for a peer refused at this point.
     assert.equal(await p.waitClosed(), "unsupported_version");
-    assert.match(p.goodbye?.message ?? "", /protocol version 1 < 2/);
+    assert.match(p.goodbye?.message ?? "", /protocol version 1 < 3/);
     assert.equal(p.decodeError, null, "the Goodbye was a plaintext frame");
+    assert.equal(a.disconnects("unsupported_version"), before + 1);
+    assert.equal(p.received(MsgType.Auth).length, 0);
+    await onlyB();
+  });
+
+  it("refuses a version-2 peer (finality votes without eras) before any vote is exchanged", async () => {
+    const before = a.disconnects("unsupported_version");
+    const p = await raw("127.0.5.17");
+    p.sendHello({ version: 2 });
+    assert.equal(await p.waitClosed(), "unsupported_version");
+    assert.match(p.goodbye?.message ?? "", /protocol version 2 < 3/);
     assert.equal(a.disconnects("unsupported_version"), before + 1);
     assert.equal(p.received(MsgType.Auth).length, 0);
     await onlyB();

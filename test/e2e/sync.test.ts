@@ -2,6 +2,7 @@
 // ran", with real TimeNodes over TCP on loopback. Chains are pre-built with ChainHarness on a
 // genesis two hours old and imported into the "producing" nodes, so a test does not wait for
 // hundreds of block intervals; the nodes under test get every block over the network.
+import { anchorInput } from "../../src/consensus/committee.js";
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { blockHash, decodeBlock, encodeBlock, type Block } from "../../src/primitives/block.js";
@@ -372,6 +373,7 @@ describe("sync scenarios from the seeds, over TCP", { timeout: 180_000 }, () => 
           timestamp: parent.timestamp + net.genesis.blockTimeMs,
           txs: [],
           fees: 0n,
+          eraProofInput: anchorInput(gHash, parent.height + 1, (h) => branch[h - 1]),
         });
         branch.push(b);
         parent = { hash: blockHash(b.header), height: b.header.height, timestamp: b.header.timestamp };

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildBlock } from "../../src/consensus/blockBuilder.js";
+import { ERA_BLOCKS, eraSeedInput, eraSeedOf, isEraAnchor } from "../../src/consensus/committee.js";
 import {
   blockHash,
   blockMerkleRoot,
@@ -126,6 +127,8 @@ export class ChainHarness {
   readonly dir: string;
   readonly producers: KeyPair[];
   private readonly cleanupDir: () => void;
+  /** Every block this harness built: its parent, its height, and an anchor's coinbase payload. */
+  private readonly lineage = new Map<string, { prev: Buffer; height: number; payload: Buffer | undefined }>();
 
   constructor(
     readonly genesis: GenesisSpec,
@@ -198,6 +201,8 @@ export class ChainHarness {
       while (s.epoch < want) s = nextSchedule(s, registry);
       schedule = s;
     }
+    // The parent may be a block built here and changed since (resealed): learn it as it is.
+    this.remember(parent);
     return this.makeChild(
       { hash: blockHash(h), height: h.height, timestamp: h.timestamp },
       registry,
@@ -216,7 +221,7 @@ export class ChainHarness {
     const producer = scheduledProducer(schedule, parent.height + 1, round, registry)!;
     const ts = opts.timestamp ?? slotStart(this.chain.params, parent.timestamp, round);
     if (this.clock.now() < ts) this.clock.set(ts);
-    return buildBlock({
+    const block = buildBlock({
       parentHash: parent.hash,
       parentHeight: parent.height,
       registry,
@@ -225,7 +230,45 @@ export class ChainHarness {
       timestamp: ts,
       txs: opts.txs ?? [],
       fees: opts.fees ?? 0n,
+      eraProofInput: this.eraProofInput(parent),
     });
+    this.remember(block);
+    return block;
+  }
+
+  private remember(block: Block): void {
+    const h = block.header;
+    this.lineage.set(blockHash(h).toString("hex"), {
+      prev: h.prevHash,
+      height: h.height,
+      payload: isEraAnchor(h.height) ? block.txs[0]!.payload : undefined,
+    });
+  }
+
+  /**
+   * What an era anchor's producer proves (committee.ts): the previous era's seed on the parent's
+   * branch, found through the chain's store or the blocks this harness built but did not feed.
+   */
+  private eraProofInput(parent: { hash: Buffer; height: number }): Buffer | undefined {
+    const height = parent.height + 1;
+    if (!isEraAnchor(height)) return undefined;
+    const era = height / ERA_BLOCKS;
+    let hash = parent.hash;
+    let at = parent.height;
+    while (at > (era - 1) * ERA_BLOCKS) {
+      const known = this.lineage.get(hash.toString("hex"));
+      const prev = known?.prev ?? this.chain.getBlock(hash)?.header.prevHash;
+      if (!prev) throw new Error(`makeBlockOn: block ${hash.toString("hex")} is unknown`);
+      hash = prev;
+      at--;
+    }
+    const payload =
+      this.lineage.get(hash.toString("hex"))?.payload ??
+      this.chain.getBlock(hash)?.txs[0]!.payload ??
+      Buffer.alloc(0);
+    const seed = eraSeedOf({ hash, height: at, coinbasePayload: payload });
+    if (!seed) throw new Error(`makeBlockOn: no era seed at ${hash.toString("hex")}`);
+    return eraSeedInput(this.chain.genesisHash, era, seed);
   }
 
   /** Processes a block after moving the clock up to its timestamp (as a node receiving it would). */

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { runScenario, type SimReport } from "../../scripts/sim/scenario.js";
 import { lastFinalityAttack } from "../../scripts/sim/scenarios/finalityAttack.js";
+import { ERA_BLOCKS } from "../../src/consensus/committee.js";
 import { lastGrind } from "../../scripts/sim/scenarios/grind.js";
 import { SCENARIOS } from "../../scripts/sim/scenarios/index.js";
 import { lastSybil } from "../../scripts/sim/scenarios/sybil.js";
@@ -86,7 +87,8 @@ void describe("simulator: scenarios at 20 nodes, fixed seeds", () => {
 
   it("finality-attack: Byzantine voters just under 1/3 double-vote across partitions; never two final blocks at one height", async (t) => {
     for (const seed of [61, 62, 63]) {
-      const r = await run("finality-attack", { seed, nodes: 14, masternodes: 10 }, 30);
+      // 48 block times: past the first era's end (32), so finality also changes era under the attack.
+      const r = await run("finality-attack", { seed, nodes: 14, masternodes: 10 }, 48);
       t.diagnostic(
         `seed ${seed}: final ${r.finalHeight} of ${r.height}, lag p50 ${r.finalityLagMs.p50} ms; ${lastFinalityAttack?.honestThatSawOffences} honest nodes saw offences`,
       );
@@ -96,6 +98,7 @@ void describe("simulator: scenarios at 20 nodes, fixed seeds", () => {
         r.finalHeight >= r.height - 3,
         `finality resumed after the last heal: ${r.finalHeight} of ${r.height}`,
       );
+      assert.ok(r.finalHeight > ERA_BLOCKS, `finality reached era 1: final height ${r.finalHeight}`);
     }
   });
 

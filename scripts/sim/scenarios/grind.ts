@@ -189,6 +189,7 @@ export const grind: Scenario = {
           timestamp: ts,
           txs,
           fees: txs.length > 0 ? DOUBLE_SPEND_FEE : 0n,
+          eraProofInput: chain.finality.eraProofInputForChild(parent),
         });
         tries++;
         if (!best || Buffer.compare(blockHash(b.header), blockHash(best.header)) < 0) best = b;

@@ -129,6 +129,7 @@ function ownBlock(n: SimNode, parent: BlockIndex, txs: Tx[], fees: bigint): Bloc
     timestamp: n.clock!.now(),
     txs,
     fees,
+    eraProofInput: n.n.chain.finality.eraProofInputForChild(parent),
   });
 }
 

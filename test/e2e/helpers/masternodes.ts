@@ -323,6 +323,7 @@ export function craftBadBlock(
     timestamp,
     txs: [],
     fees: 0n,
+    eraProofInput: chain.finality.eraProofInputForChild(parent),
   });
   if (kind === "bad-signature") {
     const sig = Buffer.from(block.header.signature);

@@ -74,6 +74,10 @@ class Tree implements FinalityView {
   registryAfter(hash: Buffer): Registry | undefined {
     return this.registries.get(hash.toString("hex"));
   }
+  /** An era's seed: the anchor's hash stands in for its VRF output here. */
+  eraSeedAt(anchor: Buffer): Buffer | undefined {
+    return this.height.has(anchor.toString("hex")) ? anchor : undefined;
+  }
   ancestorAt(hash: Buffer, height: number): Buffer | undefined {
     let cur: string | null | undefined = hash.toString("hex");
     while (cur && this.height.get(cur)! > height) cur = this.parent.get(cur);
