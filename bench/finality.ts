@@ -221,30 +221,45 @@ function twoBlockView(registry: Registry): FinalityView {
 const FIRST: Checkpoint = { epoch: firstEpoch(1), hash: BLOCK };
 const SECOND: Checkpoint = { epoch: firstEpoch(1) + 1, hash: BLOCK };
 
-function voteVerify(ctx: BenchContext, n: number, keys: KeyPair[], registry: Registry): Figure {
-  const name = voteVerifyName(n);
-  ctx.log(`${name}: signing ${2 * n} votes`);
+/**
+ * One block's votes from `voters` (both links) through FinalityTracker.addVote on a fresh
+ * tracker: one warm-up (it also fills the public-key cache, as a running node's is), then RUNS
+ * timed runs. Each link's votes after its target is justified are stale and not checked.
+ */
+function timeBlockVotes(
+  name: string,
+  registry: Registry,
+  voters: KeyPair[],
+): { runs: number[]; votes: number; counted: number; cert: Certificate | null } {
   const votes: FinalityVote[] = [
-    ...keys.map((k) => signVote(k, GENESIS, genesisCheckpoint(GENESIS), FIRST)),
-    ...keys.map((k) => signVote(k, GENESIS, FIRST, SECOND)),
+    ...voters.map((k) => signVote(k, GENESIS, genesisCheckpoint(GENESIS), FIRST)),
+    ...voters.map((k) => signVote(k, GENESIS, FIRST, SECOND)),
   ];
-  let counted = 0;
+  const last = { counted: 0, cert: null as Certificate | null };
   const once = (): number => {
     const tracker = new FinalityTracker(GENESIS, twoBlockView(registry));
-    counted = 0;
+    let counted = 0;
     const t0 = performance.now();
     for (const v of votes) {
       const out = tracker.addVote(v);
-      // Once a link's target is justified, its later votes are stale and not checked.
       if (out.status === "counted") counted++;
       else if (out.status !== "stale") throw new Error(`${name}: a vote was ${out.status}: ${out.reason}`);
     }
     const ms = performance.now() - t0;
     if (tracker.finalizedHeight !== 1) throw new Error(`${name}: the block did not become final`);
+    last.counted = counted;
+    last.cert = tracker.finalCertificate;
     return ms;
   };
-  once(); // warm-up (also fills the public-key cache, as a running node's is)
+  once();
   const runs = Array.from({ length: RUNS }, once);
+  return { runs, votes: votes.length, counted: last.counted, cert: last.cert };
+}
+
+function voteVerify(ctx: BenchContext, n: number, keys: KeyPair[], registry: Registry): Figure {
+  const name = voteVerifyName(n);
+  ctx.log(`${name}: signing ${2 * n} votes`);
+  const { runs, counted } = timeBlockVotes(name, registry, keys);
   const ms = median(runs);
   return {
     name,
@@ -315,38 +330,16 @@ function committeeFigures(ctx: BenchContext): Figure[] {
   const committee = eraVoters(registry, GENESIS);
   if (!committee.sampled) throw new Error("the registry at its cap must vote by committee");
   const members = keys.filter((k) => committee.weightOf(k.publicKey) > 0n);
-  const votes: FinalityVote[] = [
-    ...members.map((k) => signVote(k, GENESIS, genesisCheckpoint(GENESIS), FIRST)),
-    ...members.map((k) => signVote(k, GENESIS, FIRST, SECOND)),
-  ];
   const figures: Figure[] = [];
-  let counted = 0;
-  const last: { cert: Certificate | null } = { cert: null };
-  const once = (): number => {
-    const tracker = new FinalityTracker(GENESIS, twoBlockView(registry));
-    counted = 0;
-    const t0 = performance.now();
-    for (const v of votes) {
-      const out = tracker.addVote(v);
-      if (out.status === "counted") counted++;
-      else if (out.status !== "stale")
-        throw new Error(`${VOTE_VERIFY_CAP}: a vote was ${out.status}: ${out.reason}`);
-    }
-    const ms = performance.now() - t0;
-    if (tracker.finalizedHeight !== 1) throw new Error(`${VOTE_VERIFY_CAP}: the block did not become final`);
-    last.cert = tracker.finalCertificate;
-    return ms;
-  };
-  once();
-  const runs = Array.from({ length: RUNS }, once);
+  const { runs, votes, counted, cert } = timeBlockVotes(VOTE_VERIFY_CAP, registry, members);
   if (ctx.wants(VOTE_VERIFY_CAP))
     figures.push({
       name: VOTE_VERIFY_CAP,
       value: round(median(runs), 2),
       unit: "ms",
-      note: `${votes.length} votes (the ${members.length} seat holders of a ${COMMITTEE_SEATS.toLocaleString("en-US")}-seat committee of ${CAP.toLocaleString("en-US")} equal-weight masternodes, on both links of one block) through FinalityTracker.addVote: ${counted} counted, the rest stale; median of ${RUNS} (${runs.map((x) => round(x, 1)).join(", ")} ms), one core`,
+      note: `${votes} votes (the ${members.length} seat holders of a ${COMMITTEE_SEATS.toLocaleString("en-US")}-seat committee of ${CAP.toLocaleString("en-US")} equal-weight masternodes, on both links of one block) through FinalityTracker.addVote: ${counted} counted, the rest stale; median of ${RUNS} (${runs.map((x) => round(x, 1)).join(", ")} ms), one core`,
     });
-  const tx = last.cert && finalityTx(last.cert, committee);
+  const tx = cert && finalityTx(cert, committee);
   if (!tx) throw new Error(`${CERT_BYTES_CAP}: no certificate to carry`);
   const carried = decodeFinalityTx(tx);
   if (ctx.wants(CERT_BYTES_CAP))
