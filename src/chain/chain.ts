@@ -188,8 +188,12 @@ export class Chain implements ChainReader {
 
   /** While a batch is open, events wait here until its commit succeeds. */
   private batchEvents: Array<() => void> | null = null;
-  /** The last certificate a batch's blocks carried: only it is taken, once, after the commit. */
-  private batchCert: Certificate | null = null;
+  /**
+   * The last certificate of each era a batch's blocks carried, in order: only these are taken,
+   * after the commit. Each era's last one closes it (when the era ended in the batch), and the
+   * next era's can only be taken once that era is open.
+   */
+  private batchCerts: Certificate[] = [];
 
   private emit<K extends keyof ChainEvents>(event: K, payload: ChainEvents[K]): void {
     if (this.batchEvents) this.batchEvents.push(() => this.events.emit(event, payload));
@@ -225,7 +229,7 @@ export class Chain implements ChainReader {
       });
     } catch (e) {
       this.tipEntry = tipBefore;
-      this.batchCert = null;
+      this.batchCerts = [];
       throw e;
     } finally {
       this.batchEvents = null;
@@ -502,15 +506,19 @@ export class Chain implements ChainReader {
       this.finality.acceptOnChain(cert);
       return;
     }
-    // Each later certificate of the batch finalises every earlier one's block too, and taking
-    // one writes the final checkpoint durably: once per batch, not once per block.
-    if (!this.batchCert)
+    // Each later certificate of an era finalises every earlier one's block too, and taking one
+    // writes the final checkpoint durably: once per era in the batch, not once per block. A
+    // certificate of a later era counts only once the era before is closed, so each era's last
+    // one is taken, in order.
+    if (this.batchCerts.length === 0)
       this.batchEvents.push(() => {
-        const last = this.batchCert;
-        this.batchCert = null;
-        if (last) this.finality.acceptOnChain(last);
+        const certs = this.batchCerts;
+        this.batchCerts = [];
+        for (const c of certs) this.finality.acceptOnChain(c);
       });
-    this.batchCert = cert;
+    const last = this.batchCerts[this.batchCerts.length - 1];
+    if (last?.era === cert.era) this.batchCerts[this.batchCerts.length - 1] = cert;
+    else this.batchCerts.push(cert);
   }
 
   /** Once the tip has moved (and outside a batch): side branches it left behind are pruned. */
@@ -689,7 +697,7 @@ export class Chain implements ChainReader {
       out = this.store.atomically(fn);
     } catch (e) {
       this.tipEntry = tipBefore;
-      this.batchCert = null;
+      this.batchCerts = [];
       throw e;
     } finally {
       this.batchEvents = null;

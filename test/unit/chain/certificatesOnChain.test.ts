@@ -107,6 +107,16 @@ describe("certificates on chain", () => {
       b.feed(a.chain.getBlock(a.chain.getHashAtHeight(height)!)!);
     assert.equal(b.chain.finality.finalizedHeight, 2 * ERA_BLOCKS + 7);
     assert.equal(b.chain.finality.tracker.era, 2);
+    // The same blocks in one batch, as a sync or timed verify takes them. Taking only the batch's
+    // last certificate (era 2's, while the node is in era 0) left the node at the genesis.
+    const c = harness();
+    c.clock.set(a.clock.now());
+    const blocks = Array.from({ length: a.chain.height }, (_, i) => ({
+      block: a.chain.getBlock(a.chain.getHashAtHeight(i + 1)!)!,
+    }));
+    assert.equal(c.chain.processBlocks(blocks).error, undefined);
+    assert.equal(c.chain.finality.finalizedHeight, 2 * ERA_BLOCKS + 7);
+    assert.equal(c.chain.finality.tracker.era, 2);
   });
 
   it("a branch still in the era before gets that era's closing certificate first, also after a restart", async () => {
