@@ -30,7 +30,7 @@ import { SystemClock } from "../../../src/util/clock.js";
 import { CryptoRandom } from "../../../src/util/random.js";
 import { ChainHarness, testGenesis, testKeys } from "../../helpers/chainFixture.js";
 import { extend } from "../../helpers/chainBuild.js";
-import { registryVoters } from "../../../src/consensus/committee.js";
+import { ERA_BLOCKS, registryVoters } from "../../../src/consensus/committee.js";
 
 const USER = "fin";
 const PASSWORD = "rpc-test";
@@ -63,6 +63,12 @@ interface ChainInfo {
 interface FinalityStatus {
   finalized: { height: number; hash: string; epoch: number };
   justified: { height: number; hash: string; epoch: number };
+  era: {
+    number: number;
+    anchorheight: number;
+    endheight: number;
+    voters: { count: number; weight: number; sampled: boolean } | null;
+  };
   tip: number;
   lag: number;
   certificatevotes: number;
@@ -161,6 +167,13 @@ describe("finality for operators (RPC, metrics, dashboard) on a chain with a fin
     const s = await rpc.call<FinalityStatus>("getfinalitystatus");
     assert.deepEqual(s.finalized, { height: 0, hash: g, epoch: 1 });
     assert.deepEqual(s.justified, { height: 0, hash: g, epoch: 1 });
+    // Era 0, drawn at the genesis: its 3 masternodes vote whole (Free tier, weight 100 each).
+    assert.deepEqual(s.era, {
+      number: 0,
+      anchorheight: 0,
+      endheight: ERA_BLOCKS,
+      voters: { count: 3, weight: 300, sampled: false },
+    });
     assert.equal(s.tip, 5);
     assert.equal(s.lag, 5);
     assert.equal(s.certificatevotes, 0);
