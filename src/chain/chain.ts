@@ -503,18 +503,17 @@ export class Chain implements ChainReader {
     const cert = checked.certificate;
     if (!cert) return;
     if (!this.batchEvents) {
-      this.finality.acceptOnChain(cert);
+      this.finality.acceptOnChain([cert]);
       return;
     }
-    // Each later certificate of an era finalises every earlier one's block too, and taking one
-    // writes the final checkpoint durably: once per era in the batch, not once per block. A
-    // certificate of a later era counts only once the era before is closed, so each era's last
-    // one is taken, in order.
+    // Each later certificate of an era finalises every earlier one's block too, and a certificate
+    // of a later era counts only once the era before is closed: each era's last one is taken, in
+    // order, and the final checkpoint is written durably once per batch, not once per block.
     if (this.batchCerts.length === 0)
       this.batchEvents.push(() => {
         const certs = this.batchCerts;
         this.batchCerts = [];
-        for (const c of certs) this.finality.acceptOnChain(c);
+        this.finality.acceptOnChain(certs);
       });
     const last = this.batchCerts[this.batchCerts.length - 1];
     if (last?.era === cert.era) this.batchCerts[this.batchCerts.length - 1] = cert;

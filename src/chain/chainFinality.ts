@@ -269,13 +269,22 @@ export class ChainFinality {
   }
 
   /**
-   * A main-chain block carried this certificate, and validation checked it (rules C1–C6): its
-   * block is final. The block is on the main chain, which holds the final block, so it cannot
-   * conflict with it; an older one changes nothing.
+   * Main-chain blocks carried these certificates (one block's, or a batch's last of each era), and
+   * validation checked them (rules C1–C7): their blocks are final. The blocks are on the main
+   * chain, which holds the final block, so they cannot conflict with it; an older one changes
+   * nothing.
    */
-  acceptOnChain(cert: Certificate): VoteOutcome | null {
-    if (cert.era !== this.tracker.era || cert.target.epoch <= this.finalized.epoch + 1) return null;
-    return this.settled(this.tracker.acceptFinal(cert));
+  acceptOnChain(certs: readonly Certificate[]): void {
+    // In order: each era's last certificate closes that era before the next era's counts. What
+    // they make final is written and announced once.
+    const out: VoteOutcome = { status: "counted", justified: [], finalized: null };
+    for (const cert of certs) {
+      if (cert.era !== this.tracker.era || cert.target.epoch <= this.finalized.epoch + 1) continue;
+      const one = this.tracker.acceptFinal(cert);
+      out.justified.push(...one.justified);
+      out.finalized = one.finalized ?? out.finalized;
+    }
+    if (out.finalized) this.settled(out);
   }
 
   /**
