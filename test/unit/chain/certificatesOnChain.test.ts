@@ -38,6 +38,26 @@ function rawFinalityTx(cert: Certificate): Tx {
   return { version: 1, kind: TxKind.Finality, inputs: [], outputs: [], payload: encodeCertificate(cert) };
 }
 
+/** The main chain of `h` from height 1, as processBlocks takes it. */
+function mainBlocks(h: ChainHarness): Array<{ block: Block }> {
+  return Array.from({ length: h.chain.height }, (_, i) => ({
+    block: h.chain.getBlock(h.chain.getHashAtHeight(i + 1)!)!,
+  }));
+}
+
+/** Counts the durable writes of the final checkpoint and the finalized events (their heights). */
+function watchFinality(h: ChainHarness): { writes: number; finalized: number[] } {
+  const seen = { writes: 0, finalized: [] as number[] };
+  const store = h.chain.storage as unknown as { putFinality(x: Buffer): void };
+  const put = store.putFinality.bind(store);
+  store.putFinality = (x) => {
+    seen.writes++;
+    put(x);
+  };
+  h.chain.events.on("finalized", (e) => seen.finalized.push(e.checkpoint.epoch / 2));
+  return seen;
+}
+
 /** The block on the tip carrying `txs`, processed; returns the error code, or null if connected. */
 function offer(h: ChainHarness, txs: Tx[]): string | null {
   const tip = h.chain.getBlock(h.chain.tip.hash)!;
@@ -111,25 +131,14 @@ describe("certificates on chain", () => {
     // last certificate (era 2's, while the node is in era 0) left the node at the genesis.
     const c = harness();
     c.clock.set(a.clock.now());
-    const blocks = Array.from({ length: a.chain.height }, (_, i) => ({
-      block: a.chain.getBlock(a.chain.getHashAtHeight(i + 1)!)!,
-    }));
     // And once per batch, not once per era: each durable write of the final checkpoint cost the
     // 100,000-block sync of ibd_100k a commit, which halved its rate.
-    let writes = 0;
-    const store = c.chain.storage as unknown as { putFinality(x: Buffer): void };
-    const put = store.putFinality.bind(store);
-    store.putFinality = (x) => {
-      writes++;
-      put(x);
-    };
-    const finalized: number[] = [];
-    c.chain.events.on("finalized", (e) => finalized.push(e.checkpoint.epoch / 2));
-    assert.equal(c.chain.processBlocks(blocks).error, undefined);
+    const seen = watchFinality(c);
+    assert.equal(c.chain.processBlocks(mainBlocks(a)).error, undefined);
     assert.equal(c.chain.finality.finalizedHeight, 2 * ERA_BLOCKS + 7);
     assert.equal(c.chain.finality.tracker.era, 2);
-    assert.equal(writes, 1);
-    assert.deepEqual(finalized, [2 * ERA_BLOCKS + 7]);
+    assert.equal(seen.writes, 1);
+    assert.deepEqual(seen.finalized, [2 * ERA_BLOCKS + 7]);
   });
 
   it("a branch still in the era before gets that era's closing certificate first, also after a restart", async () => {
@@ -172,19 +181,8 @@ describe("certificates on chain", () => {
     assert.equal(a.chain.tip.certified, 8);
     const b = harness();
     b.clock.set(a.clock.now());
-    let writes = 0;
-    const store = b.chain.storage as unknown as { putFinality(x: Buffer): void };
-    const put = store.putFinality.bind(store);
-    store.putFinality = (x) => {
-      writes++;
-      put(x);
-    };
-    const finalized: number[] = [];
-    b.chain.events.on("finalized", (e) => finalized.push(e.checkpoint.epoch / 2));
-    const blocks = Array.from({ length: a.chain.height }, (_, i) => ({
-      block: a.chain.getBlock(a.chain.getHashAtHeight(i + 1)!)!,
-    }));
-    const r = b.chain.processBlocks(blocks);
+    const seen = watchFinality(b);
+    const r = b.chain.processBlocks(mainBlocks(a));
     assert.equal(r.error, undefined);
     assert.equal(
       b.chain.finality.finalizedHeight,
@@ -193,8 +191,8 @@ describe("certificates on chain", () => {
     );
     // Before, each certificate wrote the final checkpoint with its own durable commit after the
     // batch's: 8 commits here, a commit per block in a sync.
-    assert.equal(writes, 1);
-    assert.deepEqual(finalized, [8]);
+    assert.equal(seen.writes, 1);
+    assert.deepEqual(seen.finalized, [8]);
   });
 
   it("timed verify replays the certificates and reports the certified height", async () => {
