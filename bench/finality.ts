@@ -48,7 +48,7 @@ import { FinalityTracker, type FinalityView } from "../src/chain/finalityTracker
 import { KeyPair } from "../src/crypto/ed25519.js";
 import { sha256 } from "../src/crypto/hash.js";
 import { cleanupAll, Devnet, type NodeHandle } from "../test/e2e/helpers/nodes.js";
-import { median, round, type BenchContext, type BenchGroup, type Figure } from "./lib.js";
+import { median, percentile, round, type BenchContext, type BenchGroup, type Figure } from "./lib.js";
 import { buildTransferChain, importChain } from "./import.js";
 import { COMMITTEE_SEATS, eraVoters, registryVoters } from "../src/consensus/committee.js";
 import { decodeFinalityTx, finalityTx } from "../src/consensus/finalityTx.js";
@@ -79,11 +79,6 @@ const RUNS = 3;
 
 const GENESIS = sha256(Buffer.from("bench/finality/genesis"));
 const BLOCK = sha256(Buffer.from("bench/finality/block-1"));
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) throw new RangeError("percentile of nothing");
-  return sorted[Math.min(sorted.length, Math.max(1, Math.ceil(p * sorted.length))) - 1]!;
-}
 
 async function until(
   what: string,

@@ -86,6 +86,12 @@ export function round(v: number, digits: number): number {
   return Math.round(v * f) / f;
 }
 
+/** The nearest-rank percentile `p` (0..1] of ascending `sorted`. */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) throw new RangeError("percentile of nothing");
+  return sorted[Math.min(sorted.length, Math.max(1, Math.ceil(p * sorted.length))) - 1]!;
+}
+
 export function median(xs: readonly number[]): number {
   if (xs.length === 0) throw new RangeError("median of nothing");
   const s = [...xs].sort((a, b) => a - b);

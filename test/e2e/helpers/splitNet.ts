@@ -73,9 +73,14 @@ export interface ReorgSeen {
   newTip: string;
   oldHeight: number;
   newHeight: number;
-  /** Chain work of the old and the new tip (decimal): fork choice must have preferred the new one. */
+  /**
+   * Chain work of the old and the new tip (decimal): fork choice must have preferred the new one,
+   * unless the old branch had lost the final block (finalHeight above forkHeight).
+   */
   oldWork: string;
   newWork: string;
+  /** The node's final height when it switched. */
+  finalHeight: number;
 }
 
 /** What one node's chain and mempool did while recorded. */
@@ -101,6 +106,7 @@ export class ChainRecorder {
           newHeight: r.newTip.height,
           oldWork: r.oldTip.work.toString(),
           newWork: r.newTip.work.toString(),
+          finalHeight: n.chain.finality.finalizedHeight,
         }),
       ),
       n.chain.events.on("tip", (t: BlockIndex) => this.tips.push({ height: t.height, hash: hex(t.hash) })),
