@@ -76,8 +76,10 @@ export interface PeerManagerOptions {
   /** A connection that lasted this long counts as a success: its drop restarts the backoff. */
   stableConnectionMs: number;
   addressBookCapacity: number;
-  /** How often the address book and ban list are written when they changed. */
+  /** How often the ban list (and a due address book) is written when it changed. */
   saveIntervalMs: number;
+  /** The address book, which changes with every address heard, is written at most this often. */
+  addressBookSaveIntervalMs: number;
   /** Newly learned addresses are gathered this long before they are relayed in one Peers. */
   relayDelayMs: number;
   /** A flood score total within banScoreWindowMs that bans an IP (for floodBanMs). */
@@ -151,8 +153,12 @@ export const defaultPeerManagerOptions: PeerManagerOptions = {
   stableConnectionMs: 60_000,
   // 5,000 addresses: enough for any network this size, bounded against address floods.
   addressBookCapacity: 5_000,
-  // 5 s: a crash loses at most a few seconds of address knowledge; writes stay rare.
+  // 5 s: a crash loses at most a few seconds of bans; they change rarely, so writes stay rare.
   saveIntervalMs: 5_000,
+  // 5 min: the book changes with every address gossiped, and writing it whole every 5 s cost a
+  // busy node a megabyte per write; a crash loses at most 5 minutes of addresses, which gossip
+  // brings back, and a stop saves it.
+  addressBookSaveIntervalMs: 300_000,
   // 100 ms: joins that happen together are relayed in one Peers message, which keeps relays
   // inside the receiver's limit of 10 Peers per minute.
   relayDelayMs: 100,

@@ -82,6 +82,8 @@ export class PeerManager {
   private timers: TimerHandle[] = [];
   /** When the node last had no ready peer (epoch ms), or null while it has one. */
   private isolatedSince: number | null = null;
+  /** When the periodic save last wrote the address book (0: its first change goes at the next tick). */
+  private bookSavedAt = 0;
   private isolationWarnedAt: number | null = null;
 
   constructor(
@@ -584,7 +586,11 @@ export class PeerManager {
   private async saveIfDirty(): Promise<void> {
     try {
       const jobs: Array<Promise<void>> = [];
-      if (this.addressBook.dirty) jobs.push(this.addressBook.save());
+      const now = this.modules.clock.now();
+      if (this.addressBook.dirty && now - this.bookSavedAt >= this.opts.addressBookSaveIntervalMs) {
+        this.bookSavedAt = now;
+        jobs.push(this.addressBook.save());
+      }
       if (this.banManager.dirty) jobs.push(this.banManager.save());
       await Promise.all(jobs);
     } catch (e) {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -404,6 +405,43 @@ test("address book persists across a restart and reconnects from it", async () =
     assert.ok(JSON.parse(await readFile(join(dir, "banlist.json"), "utf8")), "banlist.json is saved");
   } finally {
     await stopAll([a, a2, b]);
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("the address book is written when it first changes, then at most once per save interval", async () => {
+  const v = new VirtualNet(312);
+  const dir = await mkdtemp(join(tmpdir(), "pm-book-"));
+  const nodes: Array<TestNode | undefined> = [];
+  try {
+    const file = join(dir, "peers.json");
+    const [b, c] = [await v.startNode("10.3.0.17"), await v.startNode("10.3.0.18")];
+    nodes.push(b, c);
+    const a = await v.startNode("10.3.0.19", {
+      bootstrapPeers: [b.addr],
+      addressBookFile: file,
+      addressBookSaveIntervalMs: 60_000,
+    });
+    nodes.push(a);
+    // Real files under a virtual clock: a write is looked for by reading the file.
+    const onDisk = (): string => {
+      try {
+        return readFileSync(file, "utf8");
+      } catch {
+        return "";
+      }
+    };
+    await v.until(() => onDisk().includes(b.addr), "a's first book is written", 5_000);
+    const firstAt = v.clock.now();
+    a.pm.addNode(c.addr, "onetry");
+    await v.until(() => a.pm.getPeer(c.id) !== undefined, "a connects to c");
+    // The ban list is still looked at every saveIntervalMs (200 ms here): 50 ticks go by.
+    await v.advance(10_000, 100);
+    assert.ok(!onDisk().includes(c.addr), "the book was written again within its interval");
+    await v.until(() => onDisk().includes(c.addr), "the next write, a minute after the first", 60_000, 250);
+    assert.ok(v.clock.now() - firstAt >= 60_000, "the next write came a minute after the first");
+  } finally {
+    await stopAll(nodes);
     await rm(dir, { recursive: true, force: true });
   }
 });
