@@ -275,7 +275,9 @@ export class Chain implements ChainReader {
     return this.store.getHashAtHeight(height);
   }
   getRegistry(): Registry {
-    return this.store.getRegistry();
+    // The tip's entry names the registry after it (the store's root key says the same, but
+    // reading it is a database read and a copy on every call).
+    return this.store.getRegistryByRoot(this.tipEntry.mnRoot) ?? this.store.getRegistry();
   }
   /** The registry as it stood after `entry`, when known. */
   registryAfter(entry: BlockIndex): Registry | undefined {

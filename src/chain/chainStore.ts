@@ -114,7 +114,7 @@ export function blockWork(round: number): bigint {
 
 export class ChainStore implements UtxoView {
   private readonly db: KvStore;
-  private registryCache: { root: string; reg: Registry } | null = null;
+  private registryCache: { root: Buffer; reg: Registry } | null = null;
 
   private constructor(db: KvStore) {
     this.db = db;
@@ -274,12 +274,12 @@ export class ChainStore implements UtxoView {
 
   /** The registry snapshot with this root, if it was ever the registry after a stored block. */
   getRegistryByRoot(root: Uint8Array): Registry | undefined {
-    const hex = Buffer.from(root).toString("hex");
-    if (this.registryCache?.root === hex) return this.registryCache.reg;
+    // Asked for several times per liveness message and vote: a 32-byte compare, not a hex string.
+    if (this.registryCache?.root.equals(root)) return this.registryCache.reg;
     const v = this.db.get(key(P_REGISTRY, root));
     if (!v) return undefined;
     const reg = decodeRegistry(v);
-    this.registryCache = { root: hex, reg };
+    this.registryCache = { root: Buffer.from(root), reg };
     return reg;
   }
 
@@ -476,7 +476,7 @@ export class ChainStore implements UtxoView {
     if (n <= 1) {
       this.db.removeSync(rk);
       this.db.removeSync(key(P_REGISTRY, entry.mnRoot));
-      if (this.registryCache?.root === entry.mnRoot.toString("hex")) this.registryCache = null;
+      if (this.registryCache?.root.equals(entry.mnRoot)) this.registryCache = null;
     } else {
       const b = Buffer.alloc(4);
       b.writeUInt32LE(n - 1);

@@ -149,6 +149,8 @@ export class HeartbeatService {
   /** A full node's polls for the list (listPoller.ts). */
   private readonly poller: ListPoller;
   private warnedAddress = false;
+  /** Our latest announcement: answers and new peers reuse it while it is younger than half an interval. */
+  private ownAnnounce: MnAnnounceMsg | null = null;
   private started = false;
 
   constructor(
@@ -227,7 +229,7 @@ export class HeartbeatService {
 
   /** Send our announcement to every ready peer not announced to in the last half interval. */
   sendAnnouncements(): number {
-    const ann = this.makeAnnounce();
+    const ann = this.makeAnnounce(true);
     if (!ann) return 0;
     const now = this.modules.clock.now();
     let n = 0;
@@ -482,7 +484,12 @@ export class HeartbeatService {
   }
 
   /** Our signed announcement, or null when we are not a registered masternode with an address. */
-  private makeAnnounce(): MnAnnounceMsg | null {
+  /**
+   * Our announcement, signed now when `fresh` (the announce tick) or when the last one is half an
+   * announce interval old or names another address; otherwise the last one again. Every MnList
+   * answer carries it: signing one per answer cost a signature each, and each receiver a check.
+   */
+  private makeAnnounce(fresh = false): MnAnnounceMsg | null {
     const key = this.modules.operatorKey;
     const { liveness, clock } = this.modules;
     if (!key) return null;
@@ -499,9 +506,20 @@ export class HeartbeatService {
       }
       return null;
     }
-    const ann = signMnAnnounce(key, { nodeId: this.modules.nodeId, address, timestamp: clock.now() });
+    const last = this.ownAnnounce;
+    const now = clock.now();
+    if (
+      !fresh &&
+      last !== null &&
+      last.address === address &&
+      last.timestamp <= now &&
+      now - last.timestamp < this.announceIntervalMs / 2
+    )
+      return last;
+    const ann = signMnAnnounce(key, { nodeId: this.modules.nodeId, address, timestamp: now });
     liveness.recordOwnAnnounce(ann);
-    return { type: MsgType.MnAnnounce, ...ann };
+    this.ownAnnounce = { type: MsgType.MnAnnounce, ...ann };
+    return this.ownAnnounce;
   }
 
   private sendAnnounce(peer: Peer, ann: MnAnnounceMsg): boolean {

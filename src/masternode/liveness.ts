@@ -338,11 +338,12 @@ export class MasternodeLiveness {
     if (from && (!from.operatorPubkey?.equals(ann.operatorPubkey) || !from.nodeId.equals(ann.nodeId))) {
       return reject("mismatch");
     }
-    const hp = checkHostPort(ann.address);
-    if (!hp.ok) return reject("invalid");
+    // A copy of the announcement we hold (every MnList answer repeats it) costs only its hash.
     const state = this.states.get(entry.operatorPubkey.toString("hex"));
     const hash = mnAnnounceHash(ann);
     if (state?.announceHash?.equals(hash)) return reject("duplicate");
+    const hp = checkHostPort(ann.address);
+    if (!hp.ok) return reject("invalid");
     if (!verifyMnAnnounce(ann, entry.operatorPubkey)) return reject("bad-signature");
     const time = this.checkTime(ann.timestamp, this.announceMaxAgeMs);
     if (time !== "ok") return reject(time);

@@ -341,6 +341,43 @@ describe("HeartbeatService: as a masternode", () => {
   });
 });
 
+describe("HeartbeatService: our announcement in list answers", () => {
+  const keys = opKeys("svc-ann", 2);
+  const me = keys[0]!;
+
+  it("is signed once per half announce interval, not once per answer; the announce tick signs anew", () => {
+    const rig = livenessRig(keys, me);
+    const peer = fakePeer(1);
+    const svc = service(rig.liveness, rig.clock, new FakeNetwork([peer]), me);
+    svc.start();
+    const served = (): Buffer => {
+      svc.handle(asPeer(peer), { type: MsgType.GetMnList, reqId: 1 });
+      const list = ofType(peer, MsgType.MnList).at(-1);
+      assert.ok(list?.type === MsgType.MnList && list.announces.length === 1);
+      return list.announces[0]!.signature;
+    };
+    const first = served();
+    rig.clock.advance(5_000);
+    assert.ok(served().equals(first), "an answer 5 s later repeats the announcement");
+    rig.clock.advance(10_000);
+    const second = served();
+    assert.ok(!second.equals(first), "15 s (half of 30 s) after it, an answer signs a fresh one");
+    // Each answer's receivers check a new announcement's signature; a repeat costs them a hash.
+    const receiver = livenessRig(keys, null, undefined, rig.clock).liveness;
+    const ann = ofType(peer, MsgType.MnList).at(-1)!;
+    assert.ok(ann.type === MsgType.MnList);
+    assert.equal(receiver.onAnnounce(ann.announces[0]!).verdict, "new");
+    assert.equal(receiver.onAnnounce(ann.announces[0]!).verdict, "duplicate");
+    rig.clock.advance(1_000);
+    const before = ofType(peer, MsgType.MnAnnounce).length;
+    svc.sendAnnouncements();
+    const ticked = ofType(peer, MsgType.MnAnnounce).slice(before);
+    assert.equal(ticked.length, 1);
+    assert.ok(ticked[0]!.type === MsgType.MnAnnounce && !ticked[0]!.signature.equals(second));
+    svc.stop();
+  });
+});
+
 describe("HeartbeatService: as a full node", () => {
   const keys = opKeys("svc-full", 3);
   const [b, c] = keys as [KeyPair, KeyPair, KeyPair];
