@@ -25,6 +25,13 @@ export class Writer {
     this.buf = next;
   }
 
+  /** Leaves `n` bytes unwritten (their contents are whatever the buffer held): room for a header. */
+  skip(n: number): this {
+    this.ensure(n);
+    this.pos += n;
+    return this;
+  }
+
   get length(): number {
     return this.pos;
   }

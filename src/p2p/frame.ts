@@ -39,12 +39,29 @@ export function encodeFrame(magic: Buffer, type: number, payload: Buffer): Buffe
 }
 
 /**
+ * Writes the frame header into the first FRAME_HEADER_SIZE bytes of `buf`, whose rest is the
+ * payload (messages.ts, encodeMessageAfter), and returns `buf`: the same frame as encodeFrame,
+ * without copying the payload.
+ */
+export function fillFrameHeader(magic: Buffer, type: number, buf: Buffer): Buffer {
+  const payload = buf.subarray(FRAME_HEADER_SIZE);
+  magic.copy(buf, 0, 0, 4);
+  buf.writeUInt16LE(type, 4);
+  buf.writeUInt32LE(payload.length, 6);
+  sha256(payload).copy(buf, 10, 0, 4);
+  return buf;
+}
+
+/**
  * A message encoded once for any number of peers: its type and payload. Each peer seals it in
- * its own session's record; the plaintext frame (for plaintext sessions) is built on first use.
+ * its own session's record; the plaintext frame (for plaintext sessions) is built on first use,
+ * in place when the payload was encoded after room for the header (`framed`).
  */
 export interface WireMessage {
   type: number;
   payload: Buffer;
+  /** FRAME_HEADER_SIZE unwritten bytes, then the payload. */
+  framed?: Buffer;
   frame?: Buffer;
 }
 

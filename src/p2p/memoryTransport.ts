@@ -266,9 +266,14 @@ class MemoryConnection implements Connection {
     return this.inFlight + (this.peer?.inboxBytes ?? 0);
   }
 
-  write(data: Buffer): boolean {
+  /**
+   * Hands `chunk` to the other end, uncopied, as a socket takes a buffer: the writer must not
+   * change it afterwards, and nothing in the node does (a frame is built for the write, or shared
+   * read-only by a broadcast). Copying every write was a fifth of the cost of serving blocks in a
+   * 1,000-node simulation.
+   */
+  write(chunk: Buffer): boolean {
     if (this.isClosed || this.ending) return false;
-    const chunk = Buffer.from(data);
     if (this.pendingBytes + chunk.length > this.net.opts.maxBufferedBytes) {
       this.destroy(new Error(`in-memory connection buffer over ${this.net.opts.maxBufferedBytes} bytes`));
       return false;

@@ -9,6 +9,7 @@ import {
   HANDSHAKE_TIMEOUT_MS,
   HELLO_TIMEOUT_MS,
   KNOWN_INVENTORY_PER_PEER,
+  FRAME_HEADER_SIZE,
   MAX_DROPPED_PER_INTERVAL,
   MAX_SEND_QUEUE_BYTES,
   pingPolicy,
@@ -17,14 +18,14 @@ import {
   SERVICE_MASTERNODE,
   STALL_PING_INTERVALS,
 } from "./constants.js";
-import { encodeFrame, FrameDecoder, FrameError, framingFailure } from "./frame.js";
+import { encodeFrame, fillFrameHeader, FrameDecoder, FrameError, framingFailure } from "./frame.js";
 import type { Frame, WireMessage } from "./frame.js";
 import { PeerError } from "./errors.js";
 import { inventoryKey } from "./inventory.js";
 export { PeerError };
 import {
   decodeMessage,
-  encodeMessage,
+  encodeMessageAfter,
   goodbyeReasonName,
   GoodbyeReason,
   MsgType,
@@ -268,7 +269,8 @@ export class Peer {
 
   /** `msg` encoded once: a broadcast encodes it once and hands it to every peer. */
   encode(msg: Message): WireMessage {
-    return { type: msg.type, payload: encodeMessage(msg) };
+    const framed = encodeMessageAfter(FRAME_HEADER_SIZE, msg);
+    return { type: msg.type, payload: framed.subarray(FRAME_HEADER_SIZE), framed };
   }
 
   /**
@@ -277,7 +279,9 @@ export class Peer {
    */
   wireBytes(w: WireMessage): Buffer {
     if (this.sealer) return this.sealer.seal(w.type, w.payload);
-    return (w.frame ??= encodeFrame(this.local.magic, w.type, w.payload));
+    return (w.frame ??= w.framed
+      ? fillFrameHeader(this.local.magic, w.type, w.framed)
+      : encodeFrame(this.local.magic, w.type, w.payload));
   }
 
   /** Sends a message made by encode(). */
