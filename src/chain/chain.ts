@@ -205,15 +205,8 @@ export class Chain implements ChainReader {
    * child transaction, so an invalid block rolls back alone and stops the batch. One commit (one
    * fsync) per batch instead of per block is what makes import and sync fast; events fire only
    * after the batch is on disk.
-   *
-   * `stop`, asked before every block but the first, ends the batch early (no error): the blocks
-   * done so far are committed and the caller passes the rest in a later call. The sync uses it to
-   * bound one commit's time, so RPC and peers are served while a long chain is imported.
    */
-  processBlocks(
-    items: ReadonlyArray<{ block: Block; raw?: Uint8Array }>,
-    stop?: () => boolean,
-  ): {
+  processBlocks(items: ReadonlyArray<{ block: Block; raw?: Uint8Array }>): {
     results: ProcessResult[];
     error?: unknown;
   } {
@@ -226,7 +219,6 @@ export class Chain implements ChainReader {
     try {
       this.store.atomically(() => {
         for (const it of items) {
-          if (results.length > 0 && stop?.()) break;
           try {
             results.push(this.processBlock(it.block, it.raw));
           } catch (e) {

@@ -31,15 +31,8 @@ export interface SyncFns {
   getHashes(peerId: string, heights: number[]): Promise<Buffer[]>;
   /** Penalise a peer for bad data (score as in PeerManager.misbehaving). */
   reportPeer(peerId: string, score: number, reason: string): void;
-  /**
-   * Validates and applies blocks in order, one commit for the batch (Chain.processBlocks). When
-   * `stop` returns true before a block (never before the first), the segment ends there without
-   * an error: fewer results than items, the rest for a later call.
-   */
-  processChainSegment(
-    items: ReadonlyArray<{ block: Block; raw?: Uint8Array }>,
-    stop?: () => boolean,
-  ): {
+  /** Validates and applies blocks in order, one commit for the batch (Chain.processBlocks). */
+  processChainSegment(items: ReadonlyArray<{ block: Block; raw?: Uint8Array }>): {
     results: ProcessResult[];
     error?: unknown;
   };

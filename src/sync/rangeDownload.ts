@@ -37,14 +37,6 @@ export interface RangeDownloadOptions {
 export const PROCESS_SLICE_MS = 50;
 
 /**
- * Longest a batch is processed in one commit before the rest waits for a later turn. Each commit
- * is an fsync, and its cost grows with the pages a commit dirties, not with its blocks: cut at
- * 50 ms, ibd_100k (30,000 blocks) synced at 274 blocks/s instead of 503. At 400 ms the commits
- * cost little and an RPC call waits at most about half a second behind the import.
- */
-export const COMMIT_SLICE_MS = 400;
-
-/**
  * Downloaded batches behind the head whose signature checks may run at once (with the head's):
  * enough to keep the workers busy while the head is processed, few enough that the head's check
  * is never queued behind a pile of later ones.
@@ -263,7 +255,7 @@ export class RangeDownload {
           this.yieldTurn();
           return;
         }
-        this.process(head, start);
+        this.process(head);
         if (this.finished) return;
       }
     } finally {
@@ -280,18 +272,14 @@ export class RangeDownload {
     }, 0);
   }
 
-  private process(b: Batch, turnStart: number): void {
+  private process(b: Batch): void {
     const st = b.state;
     if (st.status !== "AwaitingProcessing") return;
     const peer = st.peer;
     this.transition(b, ["AwaitingProcessing"], { status: "Processing", peer });
-    const { clock } = this.modules;
-    // A batch is up to 500 blocks, seconds of work: cut it at COMMIT_SLICE_MS, so RPC and peers
-    // wait at most about that long (the rest of the batch is processed on a later turn).
-    const stop = (): boolean => clock.monotonic() - turnStart >= COMMIT_SLICE_MS;
     let res: ReturnType<SyncFns["processChainSegment"]>;
     try {
-      res = this.modules.fns.processChainSegment(st.blocks, stop);
+      res = this.modules.fns.processChainSegment(st.blocks);
     } catch (e) {
       this.finish(new SyncError("INTERNAL", `block batch commit failed: ${(e as Error).message}`));
       return;
@@ -317,19 +305,6 @@ export class RangeDownload {
       }
     }
     if (res.error === undefined) {
-      if (applied < st.blocks.length) {
-        // Cut at the time slice: the rest is a batch of its own, downloaded and checked already.
-        const rest = this.newBatch(b.start + applied, b.end, b.tried, b.attempts);
-        rest.state = {
-          status: "AwaitingProcessing",
-          peer,
-          blocks: st.blocks.slice(applied),
-          checked: true,
-          checking: false,
-        };
-        b.end = b.start + applied;
-        this.batches.splice(this.batches.indexOf(b) + 1, 0, rest);
-      }
       this.transition(b, ["Processing"], { status: "Done", peer });
       return;
     }

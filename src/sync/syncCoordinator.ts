@@ -114,7 +114,7 @@ export class SyncCoordinator implements SyncTrigger {
           requestTimeoutMs: this.opts.requestTimeoutMs,
           sigPool: modules.sigPool,
         })
-      : { processChainSegment: (items, stop) => modules.chain.processBlocks(items, stop) };
+      : { processChainSegment: (items) => modules.chain.processBlocks(items) };
     const fns = { ...base, ...modules.fns };
     const missing = (
       ["getHeaders", "getBlocks", "getHashes", "reportPeer", "processChainSegment"] as const

@@ -238,47 +238,6 @@ describe("SyncCoordinator: catching up", () => {
     assert.equal(new Set(turns).size, turns.length, `two batches in one turn: ${turns.join(", ")}`);
   });
 
-  it("a batch longer than the time slice is committed in parts, one slice per turn of the event loop", async () => {
-    const { src } = sourceChain(400);
-    const b = bed();
-    const { clock } = b.local;
-    let turn = 0;
-    let ticking = true;
-    const tick = (): void => {
-      turn++;
-      clock.fireUntil(clock.now());
-      if (ticking) setImmediate(tick);
-    };
-    setImmediate(tick);
-    // Per turn of the event loop: (virtual) time spent processing blocks, and the blocks.
-    const turns = new Map<number, { ms: number; blocks: number }>();
-    const process = b.fns.processChainSegment.bind(b.fns);
-    b.fns.processChainSegment = (items, stop) => {
-      const t0 = clock.now();
-      // Each block takes 150 ms of (virtual) time: the 400 ms slice ends after the third.
-      const r = process(items, () => {
-        clock.set(clock.now() + 150);
-        return stop?.() ?? false;
-      });
-      const t = turns.get(turn) ?? { ms: 0, blocks: 0 };
-      turns.set(turn, { ms: t.ms + clock.now() - t0, blocks: t.blocks + r.results.length });
-      return r;
-    };
-    b.makeCoordinator();
-    for (const id of ["p1", "p2"]) b.addPeer({ id, masternode: true }, src.chain);
-    try {
-      await b.coordinator.check();
-    } finally {
-      ticking = false;
-    }
-    assert.equal(b.chain.height, 400);
-    const withBlocks = [...turns.values()].filter((t) => t.blocks > 0);
-    // Batches are 100 blocks (2 s here); without the cut a turn would hold a whole batch.
-    assert.ok(withBlocks.length >= 400 / 4, `only ${withBlocks.length} turns processed blocks`);
-    const longest = Math.max(...withBlocks.map((t) => t.ms));
-    assert.ok(longest <= 450, `a turn processed blocks for ${longest} ms (slice 400 ms, a block 150 ms)`);
-  });
-
   it("a timed-out batch goes to a different peer; no range is ever asked twice of one peer", async () => {
     const { src } = sourceChain(600);
     const b = bed();

@@ -110,7 +110,7 @@ export function fakeFns(
         ? new Promise<Buffer[]>(() => undefined)
         : later(() => byId(id).getHashes(heights)),
     reportPeer: (id, score, reason) => void penalties.push({ id, score, reason }),
-    processChainSegment: (items, stop) => chain.processBlocks(items, stop),
+    processChainSegment: (items) => chain.processBlocks(items),
   };
 }
 
