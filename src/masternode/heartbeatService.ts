@@ -1,7 +1,5 @@
-import { checkHostPort } from "../config/hostPort.js";
 import type { KeyPair } from "../crypto/ed25519.js";
 import type { Logger } from "../logging/index.js";
-import { isUnspecifiedHost } from "../p2p/addressBook.js";
 import { MAX_FRAME_PAYLOAD } from "../p2p/constants.js";
 import {
   HEARTBEAT_SIZE,
@@ -31,8 +29,8 @@ import {
   heartbeatHash,
   signAttestation,
   signHeartbeat,
-  signMnAnnounce,
 } from "./livenessMessages.js";
+import { OwnAnnouncement } from "./ownAnnouncement.js";
 
 export interface HeartbeatServiceOptions {
   /** How often a masternode signs and broadcasts a heartbeat. */
@@ -148,9 +146,8 @@ export class HeartbeatService {
   private listAnswers: number[] = [];
   /** A full node's polls for the list (listPoller.ts). */
   private readonly poller: ListPoller;
-  private warnedAddress = false;
-  /** Our latest announcement: answers and new peers reuse it while it is younger than half an interval. */
-  private ownAnnounce: MnAnnounceMsg | null = null;
+  /** Our own announcement, signed again only when due (ownAnnouncement.ts). */
+  private readonly own: OwnAnnouncement;
   private started = false;
 
   constructor(
@@ -158,6 +155,7 @@ export class HeartbeatService {
     private readonly modules: HeartbeatServiceModules,
   ) {
     this.announceIntervalMs = Math.max(MIN_ANNOUNCE_INTERVAL_MS, opts.announceIntervalMs);
+    this.own = new OwnAnnouncement(this.announceIntervalMs, modules);
     this.relay = new LivenessRelay(trickleIntervalMs(opts.heartbeatIntervalMs), {
       clock: modules.clock,
       logger: modules.logger,
@@ -229,7 +227,7 @@ export class HeartbeatService {
 
   /** Send our announcement to every ready peer not announced to in the last half interval. */
   sendAnnouncements(): number {
-    const ann = this.makeAnnounce(true);
+    const ann = this.own.get(true);
     if (!ann) return 0;
     const now = this.modules.clock.now();
     let n = 0;
@@ -244,7 +242,7 @@ export class HeartbeatService {
   /** A peer finished its handshake: announce ourselves to it, and ask it for the masternode list. */
   onPeerReady(peer: Peer): void {
     try {
-      const ann = this.makeAnnounce();
+      const ann = this.own.get();
       if (ann) this.sendAnnounce(peer, ann);
       if (this.wantList()) this.requestList(peer);
     } catch (e) {
@@ -419,8 +417,8 @@ export class HeartbeatService {
   }
 
   private serveList(peer: Peer, reqId: number): void {
-    // A fresh announcement of our own goes into the answer (makeAnnounce records it).
-    this.makeAnnounce();
+    // Our own announcement goes into the answer (a fresh one when due, recorded in the view).
+    this.own.get();
     const snap = this.modules.liveness.snapshot();
     let budget = MN_LIST_BYTE_BUDGET;
     const heartbeats = [];
@@ -481,45 +479,6 @@ export class HeartbeatService {
     // the `witnesses` column of masternodelist.
     this.relay.relay("attestation", attHash, encodeAttestation(att));
     this.stats.attestationsSent++;
-  }
-
-  /** Our signed announcement, or null when we are not a registered masternode with an address. */
-  /**
-   * Our announcement, signed now when `fresh` (the announce tick) or when the last one is half an
-   * announce interval old or names another address; otherwise the last one again. Every MnList
-   * answer carries it: signing one per answer cost a signature each, and each receiver a check.
-   */
-  private makeAnnounce(fresh = false): MnAnnounceMsg | null {
-    const key = this.modules.operatorKey;
-    const { liveness, clock } = this.modules;
-    if (!key) return null;
-    const entry = liveness.entryFor(key.publicKey);
-    if (!entry) return null;
-    const address = usableAddress(this.modules.serviceAddress()) ?? usableAddress(entry.address);
-    if (address === null) {
-      if (!this.warnedAddress) {
-        this.modules.logger.warn("Not announcing: no dialable service address", {
-          serviceAddress: this.modules.serviceAddress(),
-          registered: entry.address,
-        });
-        this.warnedAddress = true;
-      }
-      return null;
-    }
-    const last = this.ownAnnounce;
-    const now = clock.now();
-    if (
-      !fresh &&
-      last !== null &&
-      last.address === address &&
-      last.timestamp <= now &&
-      now - last.timestamp < this.announceIntervalMs / 2
-    )
-      return last;
-    const ann = signMnAnnounce(key, { nodeId: this.modules.nodeId, address, timestamp: now });
-    liveness.recordOwnAnnounce(ann);
-    this.ownAnnounce = { type: MsgType.MnAnnounce, ...ann };
-    return this.ownAnnounce;
   }
 
   private sendAnnounce(peer: Peer, ann: MnAnnounceMsg): boolean {
@@ -602,10 +561,4 @@ export class HeartbeatService {
 /** A heartbeat as ban evidence: enough to re-check its signature against the registered key. */
 function heartbeatEvidence(hb: HeartbeatMsg | Omit<HeartbeatMsg, "type">, hash: Buffer): string {
   return `heartbeat ${hash.toString("hex")} of ${hb.operatorPubkey.toString("hex")} seq ${hb.seq} time ${hb.timestamp} height ${hb.height}, signature ${hb.signature.toString("hex")}`;
-}
-
-/** `s` as an announceable "host:port": well formed, a real port, not an unspecified host. */
-function usableAddress(s: string): string | null {
-  const hp = checkHostPort(s);
-  return hp.ok && !isUnspecifiedHost(hp.value.host) ? s : null;
 }
