@@ -53,15 +53,14 @@ export function fillFrameHeader(magic: Buffer, type: number, buf: Buffer): Buffe
 }
 
 /**
- * A message encoded once for any number of peers: its type and payload. Each peer seals it in
- * its own session's record; the plaintext frame (for plaintext sessions) is built on first use,
- * in place when the payload was encoded after room for the header (`framed`).
+ * A message encoded once for any number of peers (Peer.encode): its type and payload. Each peer
+ * seals it in its own session's record; the plaintext frame (for plaintext sessions) is built on
+ * first use, in place: `framed` holds FRAME_HEADER_SIZE unwritten bytes, then the payload.
  */
 export interface WireMessage {
   type: number;
   payload: Buffer;
-  /** FRAME_HEADER_SIZE unwritten bytes, then the payload. */
-  framed?: Buffer;
+  framed: Buffer;
   frame?: Buffer;
 }
 

@@ -358,9 +358,7 @@ export function payloadCap(type: number): number | undefined {
 }
 
 export function encodeMessage(m: Message): Buffer {
-  const w = new Writer(sizeHint(m));
-  (CODECS[m.type] as MsgCodec<MsgType>).write(w, m as never);
-  return w.toBuffer();
+  return encodeMessageAfter(0, m);
 }
 
 /**

@@ -18,7 +18,7 @@ import {
   SERVICE_MASTERNODE,
   STALL_PING_INTERVALS,
 } from "./constants.js";
-import { encodeFrame, fillFrameHeader, FrameDecoder, FrameError, framingFailure } from "./frame.js";
+import { fillFrameHeader, FrameDecoder, FrameError, framingFailure } from "./frame.js";
 import type { Frame, WireMessage } from "./frame.js";
 import { PeerError } from "./errors.js";
 import { inventoryKey } from "./inventory.js";
@@ -279,9 +279,7 @@ export class Peer {
    */
   wireBytes(w: WireMessage): Buffer {
     if (this.sealer) return this.sealer.seal(w.type, w.payload);
-    return (w.frame ??= w.framed
-      ? fillFrameHeader(this.local.magic, w.type, w.framed)
-      : encodeFrame(this.local.magic, w.type, w.payload));
+    return (w.frame ??= fillFrameHeader(this.local.magic, w.type, w.framed));
   }
 
   /** Sends a message made by encode(). */
