@@ -1,9 +1,6 @@
 import { CodecError } from "../codec/index.js";
-import type { KeyPair } from "../crypto/ed25519.js";
-import type { Logger } from "../logging/index.js";
 import { BoundedMap } from "../util/boundedMap.js";
-import type { Clock, TimerHandle } from "../util/clock.js";
-import type { Random } from "../util/random.js";
+import type { TimerHandle } from "../util/clock.js";
 import { TypedEmitter } from "../util/typedEmitter.js";
 import {
   HANDSHAKE_TIMEOUT_MS,
@@ -50,53 +47,9 @@ import {
 } from "./handshake.js";
 import { MAX_RECORDS_PER_DIRECTION, type RecordSealer } from "./secureChannel.js";
 
+import type { Direction, LocalInfo, MisbehaviourKind, PeerModules, PeerOptions } from "./peerTypes.js";
+export type { Direction, LocalInfo, MisbehaviourKind, PeerModules, PeerOptions } from "./peerTypes.js";
 export { AUTH_DOMAIN, MN_AUTH_DOMAIN } from "./handshake.js";
-
-export type Direction = "inbound" | "outbound";
-
-/** What this node says about itself in the handshake and in pings. */
-export interface LocalInfo {
-  network: string;
-  magic: Buffer;
-  genesisHash: Buffer;
-  nodeKey: KeyPair;
-  operatorKey: KeyPair | null;
-  /** Run plaintext sessions (a devnet's explicit option, `plaintext_transport`); false by default. */
-  plaintext?: boolean;
-  listenAddr: () => string;
-  services: () => number;
-  /** Current best height and tip, for Hello, Ping and Pong. */
-  tip: () => { height: number; hash: Buffer };
-}
-
-export interface PeerOptions {
-  direction: Direction;
-  /** Seconds between pings. */
-  pingIntervalMs: number;
-  /** Per message type: [tokens per second, burst]. Types not listed are unlimited. */
-  rateLimits: Partial<Record<MsgType, [number, number]>>;
-  /** Masternodes and whitelisted peers get more slack before a ping timeout (seeds). */
-  isPrivileged?: () => boolean;
-  handshakeTimeoutMs?: number;
-  /** The remote's Hello must be complete this soon after the connection opens (HELLO_TIMEOUT_MS). */
-  helloTimeoutMs?: number;
-  /** Silence that makes a ready link stalled; default STALL_PING_INTERVALS ping intervals. */
-  stallTimeoutMs?: number;
-}
-
-export interface PeerModules {
-  clock: Clock;
-  random: Random;
-  logger: Logger;
-}
-
-/**
- * What a peer did wrong. MALFORMED_FRAME, UNDECODABLE and PROTOCOL_VIOLATION are proof (score
- * PROOF_SCORE); REQUEST_FLOOD is a soft offence (a flood score); INVALID_DATA is reported from
- * above the P2P layer (a bad block, transaction or signature), with the score the caller gives.
- */
-export type MisbehaviourKind =
-  "MALFORMED_FRAME" | "UNDECODABLE" | "PROTOCOL_VIOLATION" | "REQUEST_FLOOD" | "INVALID_DATA";
 
 export interface PeerEvents {
   /** Handshake complete and authenticated. */
