@@ -1,27 +1,17 @@
-import {
-  createPrivateKey,
-  createPublicKey,
-  generateKeyPairSync,
-  sign,
-  verify,
-  type KeyObject,
-} from "node:crypto";
+import { generateKeyPairSync, sign, verify, type KeyObject } from "node:crypto";
+import { rawPrivateKey, rawPublicBytes, rawPublicKey } from "./rawKeys.js";
 
 export const PUBKEY_LEN = 32;
 export const SIGNATURE_LEN = 64;
 export const SEED_LEN = 32;
-
-// DER prefixes for raw ed25519 keys (RFC 8410): SPKI for public keys, PKCS#8 for private seeds.
-const SPKI_PREFIX = Buffer.from("302a300506032b6570032100", "hex");
-const PKCS8_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
 
 /** Bound on cached public KeyObjects; enough for every masternode plus active peers. */
 const KEY_CACHE_MAX = 16_384;
 const keyCache = new Map<string, KeyObject>();
 
 /**
- * Rebuilding a KeyObject from raw bytes costs ~40% of a verification (DESIGN.md), so public keys
- * are cached. The cache is a bounded LRU: Map order is insertion order, and a hit re-inserts.
+ * Rebuilding a KeyObject from raw bytes cost ~40% of a verification through DER (DESIGN.md); it
+ * is far less through JWK (rawKeys.ts), and public keys are cached all the same. The cache is a bounded LRU: Map order is insertion order, and a hit re-inserts.
  */
 export function publicKeyObject(pubkey: Uint8Array): KeyObject {
   const id = Buffer.from(pubkey.buffer, pubkey.byteOffset, pubkey.byteLength).toString("latin1");
@@ -31,7 +21,7 @@ export function publicKeyObject(pubkey: Uint8Array): KeyObject {
     keyCache.set(id, hit);
     return hit;
   }
-  const ko = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, pubkey]), format: "der", type: "spki" });
+  const ko = rawPublicKey("Ed25519", pubkey);
   if (keyCache.size >= KEY_CACHE_MAX) {
     const oldest = keyCache.keys().next().value;
     if (oldest !== undefined) keyCache.delete(oldest);
@@ -54,9 +44,8 @@ export class KeyPair {
     if (seed.length !== SEED_LEN)
       throw new Error(`ed25519 seed must be ${SEED_LEN} bytes, got ${seed.length}`);
     this.seedBytes = Buffer.from(seed);
-    this.priv = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: "der", type: "pkcs8" });
-    const spki = createPublicKey(this.priv).export({ format: "der", type: "spki" });
-    this.publicKey = Buffer.from(spki.subarray(spki.length - PUBKEY_LEN));
+    this.priv = rawPrivateKey("Ed25519", seed);
+    this.publicKey = rawPublicBytes(this.priv);
   }
 
   static fromSeed(seed: Uint8Array): KeyPair {
@@ -65,8 +54,9 @@ export class KeyPair {
 
   static generate(): KeyPair {
     const { privateKey } = generateKeyPairSync("ed25519");
-    const der = privateKey.export({ format: "der", type: "pkcs8" });
-    return new KeyPair(Buffer.from(der.subarray(der.length - SEED_LEN)));
+    const d = privateKey.export({ format: "jwk" }).d;
+    if (typeof d !== "string") throw new Error("ed25519 key generation gave no private scalar");
+    return new KeyPair(Buffer.from(d, "base64url"));
   }
 
   /** The 32-byte private seed. Handle with care: this is the secret. */

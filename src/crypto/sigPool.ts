@@ -68,7 +68,11 @@ parentPort.on("message", ({ id, buf, count }) => {
       let ko = keys.get(id);
       if (!ko) {
         if (keys.size >= 16384) keys.clear();
-        ko = createPublicKey({ key: Buffer.concat([SPKI, pk]), format: "der", type: "spki" });
+        try {
+          ko = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: pk.toString("base64url") }, format: "jwk" });
+        } catch {
+          ko = createPublicKey({ key: Buffer.concat([SPKI, pk]), format: "der", type: "spki" });
+        }
         keys.set(id, ko);
       }
       out[i] = verify(null, msg, ko, sig) ? 1 : 0;

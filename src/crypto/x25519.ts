@@ -2,24 +2,21 @@
  * X25519 (RFC 7748) over node:crypto, with raw 32-byte keys. Private keys come from the caller
  * (the injected Random), so a handshake is reproducible from a seed and test vectors are fixed.
  */
-import { createPrivateKey, createPublicKey, diffieHellman, hkdfSync, type KeyObject } from "node:crypto";
+import { diffieHellman, hkdfSync, type KeyObject } from "node:crypto";
+import { rawPrivateKey, rawPublicBytes, rawPublicKey } from "./rawKeys.js";
 
 export const X25519_KEY_LEN = 32;
-
-// DER wrappers for a raw X25519 key (OID 1.3.101.110): PKCS#8 for a private key, SPKI for a public one.
-const PKCS8_PREFIX = Buffer.from("302e020100300506032b656e04220420", "hex");
-const SPKI_PREFIX = Buffer.from("302a300506032b656e032100", "hex");
 
 function privateKeyObject(priv: Uint8Array): KeyObject {
   if (priv.length !== X25519_KEY_LEN)
     throw new RangeError(`X25519 private key must be 32 bytes, got ${priv.length}`);
-  return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, priv]), format: "der", type: "pkcs8" });
+  return rawPrivateKey("X25519", priv);
 }
 
 function publicKeyObject(pub: Uint8Array): KeyObject {
   if (pub.length !== X25519_KEY_LEN)
     throw new RangeError(`X25519 public key must be 32 bytes, got ${pub.length}`);
-  return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, pub]), format: "der", type: "spki" });
+  return rawPublicKey("X25519", pub);
 }
 
 /** An ephemeral X25519 key pair from 32 random bytes (clamped by X25519 itself). */
@@ -29,8 +26,7 @@ export class X25519Key {
 
   constructor(privateBytes: Uint8Array) {
     this.priv = privateKeyObject(privateBytes);
-    const spki = createPublicKey(this.priv).export({ format: "der", type: "spki" });
-    this.publicKey = Buffer.from(spki.subarray(spki.length - X25519_KEY_LEN));
+    this.publicKey = rawPublicBytes(this.priv);
   }
 
   /**
