@@ -33,6 +33,12 @@ export const HELLO_TIMEOUT_MS = 3_000;
  * peer sends at least two frames per interval: three silent intervals is six missing frames.
  */
 export const STALL_PING_INTERVALS = 3;
+/**
+ * The accepting side of a link pings only when the dialer's pings stop coming (none within
+ * 1.5 intervals), or when its own last ping is this many intervals old: enough to keep its RTT
+ * and its missed-pong count, at a quarter of the frames (docs/PROTOCOL.md, "Ping policy").
+ */
+export const PING_REFRESH_INTERVALS = 4;
 /** A score of 100 is proof (a bad signature, an invalid block, a malformed frame): a ban at once. */
 export const PROOF_SCORE = 100;
 /**

@@ -13,6 +13,7 @@ import {
   PROOF_SCORE,
   REQUEST_TIMEOUT_MS,
   SERVICE_MASTERNODE,
+  PING_REFRESH_INTERVALS,
   STALL_PING_INTERVALS,
 } from "./constants.js";
 import { fillFrameHeader, FrameDecoder, FrameError, framingFailure } from "./frame.js";
@@ -92,6 +93,9 @@ export class Peer {
   private lastBytesAt: number;
   /** Monotonic time of the last complete frame. */
   private lastFrameMono: number;
+  /** When the peer's last Ping arrived, and when we last sent one (monotonic ms). */
+  private lastPeerPingAt: number | null = null;
+  private lastPingSentAt: number | null = null;
   /** Messages dropped over their rate limit (liveness gossip, answers): never scored. */
   droppedOverLimit = 0;
   private droppedThisInterval = 0;
@@ -387,6 +391,9 @@ export class Peer {
         this.misbehave("PROTOCOL_VIOLATION", PROOF_SCORE, `${MsgType[msg.type]} after the handshake`);
         return;
       case MsgType.Ping: {
+        this.lastPeerPingAt = this.modules.clock.monotonic();
+        // A side that rarely pings still follows the peer's clock, by half the last RTT known.
+        this.clockOffsetMs = msg.timestamp - (this.modules.clock.now() - (this.rttMs ?? 0) / 2);
         this.updateState(msg.height, msg.tipHash);
         const tip = this.local.tip();
         this.send({
@@ -545,6 +552,8 @@ export class Peer {
       const oldest = this.pings.keys().next();
       if (!oldest.done) this.pings.delete(oldest.value);
     }
+    if (this.pingsCovered(now)) return;
+    this.lastPingSentAt = now;
     const nonce = this.modules.random.int(2 ** 48);
     this.pings.set(nonce, now);
     const tip = this.local.tip();
@@ -555,5 +564,20 @@ export class Peer {
       tipHash: tip.hash,
       timestamp: this.modules.clock.now(),
     });
+  }
+
+  /**
+   * Whether this tick's Ping can be left out: on a link we accepted, the dialer's Pings (each
+   * answered with our Pong) already carry a frame each way every interval, so we ping only when
+   * they stop coming or our own last Ping is PING_REFRESH_INTERVALS old.
+   */
+  private pingsCovered(now: number): boolean {
+    if (this.direction !== "inbound" || this.lastPeerPingAt === null || this.lastPingSentAt === null)
+      return false;
+    const interval = this.opts.pingIntervalMs;
+    return (
+      now - this.lastPeerPingAt <= 1.5 * interval &&
+      now - this.lastPingSentAt < PING_REFRESH_INTERVALS * interval
+    );
   }
 }

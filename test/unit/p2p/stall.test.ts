@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { nullLogger } from "../../../src/logging/index.js";
+import { PING_REFRESH_INTERVALS } from "../../../src/p2p/constants.js";
 import { GoodbyeReason, MsgType } from "../../../src/p2p/messages.js";
 import { Peer, type PeerEvents } from "../../../src/p2p/peer.js";
 import { rateLimitsFor } from "../../../src/p2p/rateLimits.js";
@@ -63,6 +64,58 @@ test("stall: a link that is silent for 3 ping intervals is closed STALLED within
   assert.equal(a.state, "closed", "closed in the 4th silent interval");
   assert.equal(a.closeReason, GoodbyeReason.STALLED, "as STALLED");
   assert.ok(closedAt! - from <= 4 * PING_MS + 1, `closed ${closedAt! - from} ms after the stall began`);
+});
+
+/** Counts the Pings a Peer sends from now on. */
+function countPings(p: Peer): { n: number } {
+  const count = { n: 0 };
+  const send = p.send.bind(p);
+  p.send = (m) => {
+    if (m.type === MsgType.Ping) count.n++;
+    return send(m);
+  };
+  return count;
+}
+
+test("ping policy: the dialer pings every interval, the listener every 4th; a stall is still caught on both sides", async () => {
+  const v = new VirtualNet(605);
+  const { a, b, misbehaviour } = await pair(v);
+  await v.advance(2 * PING_MS, STEP);
+  const pa = countPings(a);
+  const pb = countPings(b);
+  const rttA: number[] = [];
+  for (let i = 0; i < 40; i++) {
+    b.rttMs = null;
+    await v.advance(PING_MS, STEP);
+    if (b.rttMs !== null) rttA.push(i);
+  }
+  assert.equal(pa.n, 40, "a, the dialer, pinged in every interval");
+  assert.equal(pb.n, 40 / PING_REFRESH_INTERVALS, "b, answered by a's pings, pinged every 4th");
+  assert.equal(rttA.length, 10, "and b's RTT came back from its own pings");
+  assert.equal(b.clockOffsetMs !== null && Math.abs(b.clockOffsetMs) < 50, true, "b follows a's clock");
+  assert.deepEqual(misbehaviour, []);
+  // The link goes silent: b, which pings rarely, closes it as fast as a does.
+  v.net.setLinkDown(A, B, true);
+  const from = v.clock.now();
+  const closedAt: Record<string, number> = {};
+  a.events.on("closed", () => (closedAt.a ??= v.clock.now() - from));
+  b.events.on("closed", () => (closedAt.b ??= v.clock.now() - from));
+  await v.advance(4 * PING_MS + 1, STEP);
+  assert.equal(a.closeReason, GoodbyeReason.STALLED);
+  assert.equal(b.closeReason, GoodbyeReason.STALLED);
+  assert.ok(closedAt.a! <= 4 * PING_MS + 1 && closedAt.b! <= 4 * PING_MS + 1, JSON.stringify(closedAt));
+});
+
+test("ping policy: a listener whose dialer stops pinging pings every interval itself", async () => {
+  const v = new VirtualNet(606);
+  // a pings once, when ready, and never again.
+  const { a, b } = await pair(v, 1e9);
+  await v.advance(3 * PING_MS, STEP);
+  const pb = countPings(b);
+  await v.advance(20 * PING_MS, STEP);
+  assert.equal(pb.n, 20, "b pinged in every interval");
+  assert.equal(a.state, "ready");
+  assert.equal(b.state, "ready", "a's pongs keep the link alive");
 });
 
 test("stall: a shorter stall ends in a burst (pings far over their bucket) that is dropped unscored; the link stays", async () => {
