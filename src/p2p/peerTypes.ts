@@ -3,23 +3,19 @@
  * its options and modules, and the kinds of misbehaviour it reports. peer.ts re-exports
  * them (its events, which name the Peer, stay there).
  */
-import type { KeyPair } from "../crypto/ed25519.js";
 import type { Logger } from "../logging/index.js";
 import type { Clock } from "../util/clock.js";
 import type { Random } from "../util/random.js";
+import type { HandshakeIdentity } from "./handshake.js";
 import type { MsgType } from "./messages.js";
 
 export type Direction = "inbound" | "outbound";
 
-/** What this node says about itself in the handshake and in pings. */
-export interface LocalInfo {
-  network: string;
-  magic: Buffer;
-  genesisHash: Buffer;
-  nodeKey: KeyPair;
-  operatorKey: KeyPair | null;
-  /** Run plaintext sessions (a devnet's explicit option, `plaintext_transport`); false by default. */
-  plaintext?: boolean;
+/**
+ * What this node says about itself in the handshake and in pings: the handshake's identity
+ * (`plaintext` is the devnet's explicit `plaintext_transport`), and what changes as it runs.
+ */
+export interface LocalInfo extends HandshakeIdentity {
   listenAddr: () => string;
   services: () => number;
   /** Current best height and tip, for Hello, Ping and Pong. */
