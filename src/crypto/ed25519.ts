@@ -11,7 +11,8 @@ const keyCache = new Map<string, KeyObject>();
 
 /**
  * Rebuilding a KeyObject from raw bytes cost ~40% of a verification through DER (DESIGN.md); it
- * is far less through JWK (rawKeys.ts), and public keys are cached all the same. The cache is a bounded LRU: Map order is insertion order, and a hit re-inserts.
+ * is far less through JWK (rawKeys.ts), and public keys are cached all the same. The cache is a
+ * bounded LRU: Map order is insertion order, and a hit re-inserts.
  */
 export function publicKeyObject(pubkey: Uint8Array): KeyObject {
   const id = Buffer.from(pubkey.buffer, pubkey.byteOffset, pubkey.byteLength).toString("latin1");

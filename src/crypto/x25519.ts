@@ -7,25 +7,13 @@ import { rawPrivateKey, rawPublicBytes, rawPublicKey } from "./rawKeys.js";
 
 export const X25519_KEY_LEN = 32;
 
-function privateKeyObject(priv: Uint8Array): KeyObject {
-  if (priv.length !== X25519_KEY_LEN)
-    throw new RangeError(`X25519 private key must be 32 bytes, got ${priv.length}`);
-  return rawPrivateKey("X25519", priv);
-}
-
-function publicKeyObject(pub: Uint8Array): KeyObject {
-  if (pub.length !== X25519_KEY_LEN)
-    throw new RangeError(`X25519 public key must be 32 bytes, got ${pub.length}`);
-  return rawPublicKey("X25519", pub);
-}
-
 /** An ephemeral X25519 key pair from 32 random bytes (clamped by X25519 itself). */
 export class X25519Key {
   readonly publicKey: Buffer;
   private readonly priv: KeyObject;
 
   constructor(privateBytes: Uint8Array) {
-    this.priv = privateKeyObject(privateBytes);
+    this.priv = rawPrivateKey("X25519", privateBytes);
     this.publicKey = rawPublicBytes(this.priv);
   }
 
@@ -36,7 +24,7 @@ export class X25519Key {
   agree(peerPublic: Uint8Array): Buffer | null {
     let secret: Buffer;
     try {
-      secret = diffieHellman({ privateKey: this.priv, publicKey: publicKeyObject(peerPublic) });
+      secret = diffieHellman({ privateKey: this.priv, publicKey: rawPublicKey("X25519", peerPublic) });
     } catch {
       return null;
     }

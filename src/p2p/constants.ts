@@ -29,8 +29,9 @@ export const HELLO_TIMEOUT_MS = 3_000;
 /**
  * A ready link on which nothing at all has arrived for this many ping intervals is stalled
  * (a black-holed route, a dead host) and is closed with STALLED at the next ping tick, then
- * redialled. Each side pings once per interval and answers the other's pings, so an honest
- * peer sends at least two frames per interval: three silent intervals is six missing frames.
+ * redialled. The dialer pings once per interval and the accepting side answers (and pings when
+ * the dialer does not), so an honest peer sends at least one frame per interval: three silent
+ * intervals is three missing frames.
  */
 export const STALL_PING_INTERVALS = 3;
 /**
