@@ -38,6 +38,12 @@ export function blockSignatureItems(blocks: readonly Block[], genesisHash: Buffe
       }
       if (tx.inputs.length === 0) continue;
       const message = txSigMessage(ids[i]!);
+      if (tx.inputs.length === 1) {
+        // Nothing to deduplicate: most transactions (no set, no key strings).
+        const input = tx.inputs[0]!;
+        out.push({ pubkey: input.pubkey, message, signature: input.signature });
+        continue;
+      }
       const seen = new Set<string>();
       for (const input of tx.inputs) {
         const pair = input.pubkey.toString("latin1") + input.signature.toString("latin1");

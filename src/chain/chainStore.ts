@@ -56,7 +56,7 @@ import {
 import { ROUND_WEIGHT_BASE } from "../primitives/constants.js";
 import type { NetworkName } from "../primitives/params.js";
 import type { OutPoint } from "../primitives/tx.js";
-import { decodeUtxoEntry, outpointBytes, type UtxoEntry, type UtxoView } from "../primitives/utxo.js";
+import { decodeUtxoEntry, type UtxoEntry, type UtxoView } from "../primitives/utxo.js";
 import type { BlockChanges, SpentOutput } from "../consensus/validation.js";
 import {
   K_FINAL,
@@ -76,12 +76,12 @@ import {
   P_MANUAL_INVALID,
   P_TXINDEX,
   P_UNDO,
-  P_UTXO,
   heightKey,
   key,
   readIndex,
   readUndo,
   slotKey,
+  utxoKey,
   writeIndex,
   writeUndo,
   type BlockIndex,
@@ -258,7 +258,7 @@ export class ChainStore implements UtxoView {
   }
 
   getUtxo(o: OutPoint): UtxoEntry | undefined {
-    const v = this.db.get(key(P_UTXO, outpointBytes(o)));
+    const v = this.db.get(utxoKey(o));
     return v ? decodeUtxoEntry(v) : undefined;
   }
 

@@ -6,6 +6,7 @@
 import { Reader, Writer, decodeExact } from "../codec/index.js";
 import { decodeUtxoEntry, encodeUtxoEntry } from "../primitives/utxo.js";
 import type { SpentOutput } from "../consensus/validation.js";
+import type { OutPoint } from "../primitives/tx.js";
 
 export const K_VERSION = Buffer.from("V");
 export const K_NETWORK = Buffer.from("N");
@@ -53,6 +54,15 @@ export function key(prefix: number, body: Uint8Array): Buffer {
   const k = Buffer.allocUnsafe(1 + body.length);
   k[0] = prefix;
   k.set(body, 1);
+  return k;
+}
+
+/** The store key of an outpoint's entry, P_UTXO ‖ txid ‖ u32be(index), in one allocation. */
+export function utxoKey(o: OutPoint): Buffer {
+  const k = Buffer.allocUnsafe(37);
+  k[0] = P_UTXO;
+  o.txid.copy(k, 1, 0, 32);
+  k.writeUInt32BE(o.index, 33);
   return k;
 }
 

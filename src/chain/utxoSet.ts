@@ -4,13 +4,13 @@
  * functions write through the store's database and are called inside its write transactions.
  */
 import { Writer, decodeExact } from "../codec/index.js";
-import { sha256 } from "../crypto/hash.js";
+import { sha256Latin1 } from "../crypto/hash.js";
 import type { Block } from "../primitives/block.js";
 import type { OutPoint } from "../primitives/tx.js";
-import { decodeUtxoEntry, encodeUtxoEntry, outpointBytes, type UtxoEntry } from "../primitives/utxo.js";
+import { decodeUtxoEntry, encodeUtxoEntry, type UtxoEntry } from "../primitives/utxo.js";
 import type { BlockChanges, SpentOutput } from "../consensus/validation.js";
 import type { KvStore } from "./kv.js";
-import { K_STATS, P_UTXO, key } from "./storeLayout.js";
+import { K_STATS, P_UTXO, utxoKey } from "./storeLayout.js";
 
 /**
  * A number mod 2^256 as eight big-endian 32-bit words: the running multiset hash. Adding or
@@ -47,11 +47,43 @@ export class Sum256 {
     }
   }
 
+  /** this += d, d given as 32 latin1 characters (one per byte, as sha256Latin1 returns). */
+  addLatin1(d: string): void {
+    let carry = 0;
+    for (let i = 7; i >= 0; i--) {
+      const s = this.w[i]! + latin1Word(d, i) + carry;
+      this.w[i] = s >>> 0;
+      carry = s > 0xffffffff ? 1 : 0;
+    }
+  }
+
+  /** this -= d, d given as 32 latin1 characters. */
+  subLatin1(d: string): void {
+    let borrow = 0;
+    for (let i = 7; i >= 0; i--) {
+      const s = this.w[i]! - latin1Word(d, i) - borrow;
+      this.w[i] = s >>> 0;
+      borrow = s < 0 ? 1 : 0;
+    }
+  }
+
   toBuffer(): Buffer {
     const b = Buffer.alloc(32);
     for (let i = 0; i < 8; i++) b.writeUInt32BE(this.w[i]!, 4 * i);
     return b;
   }
+}
+
+/** Big-endian 32-bit word `i` of 32 bytes held as latin1 characters. */
+function latin1Word(d: string, i: number): number {
+  const j = 4 * i;
+  return (
+    ((d.charCodeAt(j) << 24) |
+      (d.charCodeAt(j + 1) << 16) |
+      (d.charCodeAt(j + 2) << 8) |
+      d.charCodeAt(j + 3)) >>>
+    0
+  );
 }
 
 export interface UtxoStats {
@@ -63,8 +95,16 @@ export interface UtxoStats {
 
 type Db = KvStore;
 
-function utxoDigest(k: Buffer, v: Buffer): Buffer {
-  return sha256(Buffer.concat([k, v]));
+/** Outpoint and entry bytes are copied here to be hashed together (no Buffer per digest). */
+const digestScratch = Buffer.allocUnsafe(128);
+
+/** SHA-256(outpoint ‖ entry), as latin1 characters: one item of the set's sum. */
+function utxoDigest(k: Uint8Array, v: Uint8Array): string {
+  const n = k.length + v.length;
+  if (n > digestScratch.length) return sha256Latin1(Buffer.concat([k, v]));
+  digestScratch.set(k, 0);
+  digestScratch.set(v, k.length);
+  return sha256Latin1(digestScratch.subarray(0, n));
 }
 
 export function readUtxoStats(db: Db): UtxoStats {
@@ -109,27 +149,28 @@ class RunningStats {
 
   /** Adds an output to the set. */
   put(outpoint: OutPoint, entry: UtxoEntry): void {
-    const k = outpointBytes(outpoint);
+    const sk = utxoKey(outpoint);
     const v = encodeUtxoEntry(entry);
-    this.db.putSync(key(P_UTXO, k), v);
-    this.hash.add(utxoDigest(k, v));
+    this.db.putSync(sk, v);
+    this.hash.addLatin1(utxoDigest(sk.subarray(1), v));
     this.count++;
     this.total += entry.amount;
   }
 
-  /** Removes an output whose stored bytes are `v`. */
-  remove(k: Buffer, v: Buffer, amount: bigint): void {
-    this.db.removeSync(key(P_UTXO, k));
-    this.take(k, v, amount);
+  /** Removes the output under store key `sk` (utxoKey), whose stored bytes are `v`. */
+  remove(sk: Buffer, v: Buffer, amount: bigint): void {
+    this.db.removeSync(sk);
+    this.take(sk, v, amount);
   }
 
-  /** Removes an output whose stored bytes, if it is there, are `v`; nothing if it is not. */
-  removeIfPresent(k: Buffer, v: Buffer, amount: bigint): void {
-    if (this.db.removeSync(key(P_UTXO, k))) this.take(k, v, amount);
+  /** Removes the output under `sk` whose stored bytes, if it is there, are `v`; nothing if not. */
+  removeIfPresent(sk: Buffer, v: Buffer, amount: bigint): void {
+    if (this.db.removeSync(sk)) this.take(sk, v, amount);
   }
 
-  private take(k: Buffer, v: Buffer, amount: bigint): void {
-    this.hash.sub(utxoDigest(k, v));
+  private take(sk: Buffer, v: Buffer, amount: bigint): void {
+    // The digest covers the outpoint's bytes, not the store's prefix.
+    this.hash.subLatin1(utxoDigest(sk.subarray(1), v));
     this.count--;
     this.total -= amount;
   }
@@ -142,8 +183,7 @@ class RunningStats {
 /** Connecting a block: spends and creates its outputs and updates the stats. */
 export function connectUtxos(db: Db, changes: BlockChanges): void {
   const stats = new RunningStats(db);
-  for (const s of changes.spent)
-    stats.remove(outpointBytes(s.outpoint), encodeUtxoEntry(s.entry), s.entry.amount);
+  for (const s of changes.spent) stats.remove(utxoKey(s.outpoint), encodeUtxoEntry(s.entry), s.entry.amount);
   for (const c of changes.created) stats.put(c.outpoint, c.entry);
   stats.write();
 }
@@ -158,7 +198,7 @@ export function disconnectUtxos(db: Db, block: Block, undo: { txids: Buffer[]; s
   block.txs.forEach((tx, i) => {
     const id = undo.txids[i]!;
     tx.outputs.forEach((o, index) => {
-      const k = outpointBytes({ txid: id, index });
+      const k = utxoKey({ txid: id, index });
       // The stored entry is exactly what connecting this block wrote for the output (see
       // connectTransactions), so it need not be read back. An output created and spent inside the
       // same block was never in the set: removing it finds nothing, and the stats stay.
@@ -176,7 +216,7 @@ export function computeUtxoStats(db: Db): UtxoStats {
   let count = 0;
   let total = 0n;
   for (const u of iterateUtxoSet(db)) {
-    hash.add(utxoDigest(u.key, u.value));
+    hash.addLatin1(utxoDigest(u.key, u.value));
     count++;
     total += u.entry.amount;
   }

@@ -18,6 +18,15 @@ export function sha256(data: Uint8Array): Buffer {
   return createHash("sha256").update(data).digest();
 }
 
+/**
+ * SHA-256 as a 32-character latin1 string (one character per byte), for callers that only read
+ * the digest's words and need no Buffer (utxoSet.ts's running sum).
+ */
+export function sha256Latin1(data: Uint8Array): string {
+  if (fastHash) return fastHash("sha256", data, "binary");
+  return createHash("sha256").update(data).digest("binary");
+}
+
 export function sha256d(data: Uint8Array): Buffer {
   return sha256(sha256(data));
 }

@@ -128,10 +128,17 @@ describe("signature pool", () => {
         [coins[0]!.outpoint, coins[1]!.outpoint],
         [{ to: pubkeyHash(alice.publicKey), amount: 99n * COIN }],
       );
-      const block = h.makeBlock({ txs: [tx], fees: COIN });
+      // And a transfer with one input (most of them): its one signature.
+      const single = makeTransfer(
+        alice,
+        [coins[2]!.outpoint],
+        [{ to: pubkeyHash(alice.publicKey), amount: 49n * COIN }],
+      );
+      const block = h.makeBlock({ txs: [tx, single], fees: 2n * COIN });
       const items = blockSignatureItems([block], h.chain.genesisHash);
-      // Both inputs carry one (key, signature) pair: checked once.
-      assert.equal(items.length, 2);
+      // Both inputs of the first carry one (key, signature) pair: checked once.
+      assert.equal(items.length, 3);
+      assert.ok(items[2]!.signature.equals(single.inputs[0]!.signature));
       assert.ok(items.every((x) => verifySignature(x.pubkey, x.message, x.signature)));
     } finally {
       await h.close();
