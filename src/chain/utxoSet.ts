@@ -29,22 +29,12 @@ export class Sum256 {
 
   /** this += d (32 big-endian bytes), mod 2^256. */
   add(d: Buffer): void {
-    let carry = 0;
-    for (let i = 7; i >= 0; i--) {
-      const s = this.w[i]! + d.readUInt32BE(4 * i) + carry;
-      this.w[i] = s >>> 0;
-      carry = s > 0xffffffff ? 1 : 0;
-    }
+    this.addLatin1(digestChars(d));
   }
 
   /** this -= d (32 big-endian bytes), mod 2^256. */
   sub(d: Buffer): void {
-    let borrow = 0;
-    for (let i = 7; i >= 0; i--) {
-      const s = this.w[i]! - d.readUInt32BE(4 * i) - borrow;
-      this.w[i] = s >>> 0;
-      borrow = s < 0 ? 1 : 0;
-    }
+    this.subLatin1(digestChars(d));
   }
 
   /** this += d, d given as 32 latin1 characters (one per byte, as sha256Latin1 returns). */
@@ -72,6 +62,11 @@ export class Sum256 {
     for (let i = 0; i < 8; i++) b.writeUInt32BE(this.w[i]!, 4 * i);
     return b;
   }
+}
+
+function digestChars(d: Buffer): string {
+  if (d.length !== 32) throw new RangeError(`a 256-bit sum takes 32 bytes, not ${d.length}`);
+  return d.toString("latin1");
 }
 
 /** Big-endian 32-bit word `i` of 32 bytes held as latin1 characters. */
