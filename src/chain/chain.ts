@@ -205,8 +205,14 @@ export class Chain implements ChainReader {
    * child transaction, so an invalid block rolls back alone and stops the batch. One commit (one
    * fsync) per batch instead of per block is what makes import and sync fast; events fire only
    * after the batch is on disk.
+   *
+   * `stopAfter`, asked after each block, ends the batch early (at least one block is processed):
+   * the blocks after it are left to the caller, with no error.
    */
-  processBlocks(items: ReadonlyArray<{ block: Block; raw?: Uint8Array }>): {
+  processBlocks(
+    items: ReadonlyArray<{ block: Block; raw?: Uint8Array }>,
+    stopAfter?: () => boolean,
+  ): {
     results: ProcessResult[];
     error?: unknown;
   } {
@@ -225,6 +231,7 @@ export class Chain implements ChainReader {
             error = e;
             break;
           }
+          if (stopAfter?.()) break;
         }
       });
     } catch (e) {

@@ -197,6 +197,7 @@ export class TimeNode {
       clock: modules.clock,
       logger: log.child({ module: "sync" }),
       metrics: this.metrics,
+      ...(config.rpc.enabled ? { callerWaiting: () => this.rpc?.callerWaiting() === true } : {}),
     });
     this.relay = new BlockRelay(
       { requestTimeoutMs: 30_000 },

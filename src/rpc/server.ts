@@ -20,7 +20,7 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import type { Clock } from "../util/clock.js";
 import { CodedError } from "../util/codedError.js";
 import type { Random } from "../util/random.js";
@@ -106,6 +106,13 @@ interface Route {
 
 /** Log a wrong-credentials warning at most this often, so a password guesser cannot flood logs. */
 const AUTH_WARN_INTERVAL_MS = 10_000;
+/**
+ * A connection that has sent no request yet counts as a caller waiting (callerWaiting) for this
+ * long after it was accepted; one that stays silent longer is not waiting for anything.
+ */
+const FRESH_CONNECTION_MS = 10_000;
+/** Connections tracked as fresh at once; past this, callerWaiting is simply true. */
+const MAX_FRESH_CONNECTIONS = 1_024;
 
 export class RpcServer {
   private readonly opts: Required<Omit<RpcServerOptions, "onCall">> & Pick<RpcServerOptions, "onCall">;
@@ -130,6 +137,8 @@ export class RpcServer {
   private onDrained: (() => void) | null = null;
   private lastAuthWarnAt = -Infinity;
   private suppressedAuthWarnings = 0;
+  /** Accepted connections with no request yet, with when they were accepted (monotonic). */
+  private readonly fresh = new Map<Socket, number>();
 
   constructor(opts: RpcServerOptions, modules: RpcServerModules) {
     this.opts = { ...defaultRpcServerOptions, ...stripUndefined(opts) };
@@ -153,6 +162,18 @@ export class RpcServer {
     }
     this.rpc = new JsonRpcDispatcher(this.methods, this.opts, this.clock, this.logger);
     this.registerHelp();
+  }
+
+  /**
+   * Whether a caller waits for this thread: a request is being handled, or a connection came in
+   * (within FRESH_CONNECTION_MS) and its request has not been read yet. The sync then commits in
+   * short parts, so the answer does not wait behind whole batches of blocks.
+   */
+  callerWaiting(): boolean {
+    if (this.inFlight > 0 || this.fresh.size >= MAX_FRESH_CONNECTIONS) return true;
+    const now = this.clock.monotonic();
+    for (const at of this.fresh.values()) if (now - at < FRESH_CONNECTION_MS) return true;
+    return false;
   }
 
   /** The bound address once started, else null. */
@@ -200,7 +221,13 @@ export class RpcServer {
     this.stopping = false;
 
     const server = createServer((req, res) => {
+      this.fresh.delete(req.socket);
       void this.onRequest(req, res);
+    });
+    server.on("connection", (socket: Socket) => {
+      if (this.fresh.size >= MAX_FRESH_CONNECTIONS) return;
+      this.fresh.set(socket, this.clock.monotonic());
+      socket.once("close", () => this.fresh.delete(socket));
     });
     try {
       await new Promise<void>((resolve, reject) => {

@@ -31,8 +31,14 @@ export interface SyncFns {
   getHashes(peerId: string, heights: number[]): Promise<Buffer[]>;
   /** Penalise a peer for bad data (score as in PeerManager.misbehaving). */
   reportPeer(peerId: string, score: number, reason: string): void;
-  /** Validates and applies blocks in order, one commit for the batch (Chain.processBlocks). */
-  processChainSegment(items: ReadonlyArray<{ block: Block; raw?: Uint8Array }>): {
+  /**
+   * Validates and applies blocks in order, one commit for the batch (Chain.processBlocks). With
+   * `stopAfter`, asked after each block, it may stop early: fewer results and no error.
+   */
+  processChainSegment(
+    items: ReadonlyArray<{ block: Block; raw?: Uint8Array }>,
+    stopAfter?: () => boolean,
+  ): {
     results: ProcessResult[];
     error?: unknown;
   };

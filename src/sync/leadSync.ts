@@ -55,6 +55,8 @@ export interface LeadSyncModules {
   stopped(): boolean;
   /** Blocks applied (for the blocks-per-second figure). */
   onApplied(count: number): void;
+  /** See SyncCoordinatorModules.callerWaiting. */
+  callerWaiting?: () => boolean;
 }
 
 /** One sync from one lead: the ranges already requested, the deadline, and the block counter. */
@@ -461,6 +463,7 @@ export class LeadSync {
         logger,
         metrics,
         requested: run.requested,
+        callerWaiting: this.modules.callerWaiting,
         onPeerResult: (id, ok) => (ok ? view.recordSuccess(id) : view.recordFailure(id)),
         onApplied: (count, peerId) => {
           if (this.better) this.better.until = this.holdUntil(this.better.deadline);

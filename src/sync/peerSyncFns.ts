@@ -70,8 +70,8 @@ export function peerSyncFns(
       const p = source.getPeer(id) ?? lastSeen.get(id);
       if (p) source.misbehaving(p, score, reason);
     },
-    processChainSegment(items) {
-      return chain.processBlocks(items);
+    processChainSegment(items, stopAfter) {
+      return chain.processBlocks(items, stopAfter);
     },
     ...(opts.sigPool
       ? {

@@ -32,7 +32,8 @@ export interface RangeDownloadOptions {
 
 /**
  * Longest a processing turn runs before it yields to the event loop (it always takes one batch,
- * which may take longer). Only real time counts: under a virtual clock nothing yields.
+ * which may take longer, unless a caller waits: RangeDownloadModules.callerWaiting). Only real
+ * time counts: under a virtual clock nothing yields.
  */
 export const PROCESS_SLICE_MS = 50;
 
@@ -52,6 +53,12 @@ export interface RangeDownloadModules {
   metrics: Metrics | null;
   /** Ranges already requested in this sync, as "peer/first-hash/count": never asked twice of one peer. */
   requested: BoundedMap<string, true>;
+  /**
+   * True while a caller (an RPC client) waits for this thread: a batch is then cut where the
+   * turn's PROCESS_SLICE_MS runs out, each part its own commit, so the caller waits for a part
+   * and not for whole batches. Not asked, whole batches: a commit per part costs sync speed.
+   */
+  callerWaiting?: () => boolean;
   /** Peer outcomes, for the peer-state view. */
   onPeerResult?(peerId: string, ok: boolean): void;
   /** Blocks applied (in order), with the peer that sent them. */
@@ -90,6 +97,8 @@ export class RangeDownload {
   private deadlineTimer: TimerHandle | null = null;
   /** A pump deferred to a later turn of the event loop (yieldTurn). */
   private deferredPump: TimerHandle | null = null;
+  /** A pump is queued for after this phase of the event loop (pumpAfterIo). */
+  private pumpQueued = false;
   /** clock.monotonic() at the start and end of the last processing turn. */
   private lastTurn = { start: 0, end: 0 };
 
@@ -211,8 +220,11 @@ export class RangeDownload {
     this.resolve?.({ processed: this.processed, error });
   }
 
-  /** Processes what is ready, then hands out downloads; called after every event. */
-  private pump(): void {
+  /**
+   * Processes what is ready, then hands out downloads; called after every event. With a caller
+   * to look out for (callerWaiting), blocks are processed only from pumpAfterIo's callback.
+   */
+  private pump(afterIo = false): void {
     if (this.finished || this.deferredPump) return;
     try {
       // Just out of a long turn (several checks can finish at once, and their callbacks run back
@@ -225,7 +237,8 @@ export class RangeDownload {
         this.yieldTurn();
         return;
       }
-      this.processReady();
+      if (this.modules.callerWaiting && !afterIo) this.pumpAfterIo();
+      else this.processReady();
       if (this.finished) return;
       this.startChecks();
       this.checkLowWater();
@@ -255,12 +268,30 @@ export class RangeDownload {
           this.yieldTurn();
           return;
         }
-        this.process(head);
+        // Asked once a turn: a caller only reaches this thread between turns.
+        const cut = this.modules.callerWaiting?.() === true;
+        this.process(head, cut ? () => clock.monotonic() - start >= PROCESS_SLICE_MS : undefined);
         if (this.finished) return;
       }
     } finally {
       this.lastTurn = { start, end: clock.monotonic() };
     }
+  }
+
+  /**
+   * Pumps once the event loop has run this phase's other I/O callbacks. A check's answer or a
+   * download comes in the same phase as new RPC connections: processing straight from it would
+   * run before the loop had accepted them, so callerWaiting could not see them and the caller
+   * would wait for whole batches. Event-loop order, not time; only with callerWaiting (a node
+   * with RPC on; the simulator has none).
+   */
+  private pumpAfterIo(): void {
+    if (this.pumpQueued) return;
+    this.pumpQueued = true;
+    setImmediate(() => {
+      this.pumpQueued = false;
+      this.pump(true);
+    });
   }
 
   /** Pumps again on a later turn of the event loop, after pending I/O. */
@@ -272,14 +303,15 @@ export class RangeDownload {
     }, 0);
   }
 
-  private process(b: Batch): void {
+  /** Processes a batch, or its first blocks when `stopAfter` says the turn's time is up. */
+  private process(b: Batch, stopAfter?: () => boolean): void {
     const st = b.state;
     if (st.status !== "AwaitingProcessing") return;
     const peer = st.peer;
     this.transition(b, ["AwaitingProcessing"], { status: "Processing", peer });
     let res: ReturnType<SyncFns["processChainSegment"]>;
     try {
-      res = this.modules.fns.processChainSegment(st.blocks);
+      res = this.modules.fns.processChainSegment(st.blocks, stopAfter);
     } catch (e) {
       this.finish(new SyncError("INTERNAL", `block batch commit failed: ${(e as Error).message}`));
       return;
@@ -305,6 +337,14 @@ export class RangeDownload {
       }
     }
     if (res.error === undefined) {
+      if (applied < st.blocks.length) {
+        // Stopped for time: the applied part is done, and the rest (already checked) becomes
+        // the next batch, processed on a later turn.
+        const rest = this.newBatch(b.start + applied, b.end, b.tried, b.attempts);
+        rest.state = { ...st, blocks: st.blocks.slice(applied), checking: false };
+        b.end = b.start + applied;
+        this.batches.splice(this.batches.indexOf(b) + 1, 0, rest);
+      }
       this.transition(b, ["Processing"], { status: "Done", peer });
       return;
     }

@@ -38,6 +38,11 @@ export interface SyncCoordinatorModules {
   fns?: Partial<SyncFns>;
   /** Checks downloaded batches' signatures on other threads (none: all on the main thread). */
   sigPool?: SignaturePool | null;
+  /**
+   * True while a caller (an RPC client) waits for this thread: batches are then processed in
+   * parts of PROCESS_SLICE_MS, each its own commit, instead of whole (RangeDownload).
+   */
+  callerWaiting?: () => boolean;
 }
 
 /**
@@ -114,7 +119,7 @@ export class SyncCoordinator implements SyncTrigger {
           requestTimeoutMs: this.opts.requestTimeoutMs,
           sigPool: modules.sigPool,
         })
-      : { processChainSegment: (items) => modules.chain.processBlocks(items) };
+      : { processChainSegment: (items, stopAfter) => modules.chain.processBlocks(items, stopAfter) };
     const fns = { ...base, ...modules.fns };
     const missing = (
       ["getHeaders", "getBlocks", "getHashes", "reportPeer", "processChainSegment"] as const
@@ -157,6 +162,7 @@ export class SyncCoordinator implements SyncTrigger {
       batchSize: this.opts.maxSyncBatchSize,
       stopped: () => this.stopped,
       onApplied: (count) => this.notifier.recordRate(count),
+      callerWaiting: modules.callerWaiting,
     });
   }
 

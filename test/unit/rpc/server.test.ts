@@ -2,6 +2,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { request, type IncomingHttpHeaders } from "node:http";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -15,7 +16,7 @@ import {
   type RpcLogger,
   type RpcServerOptions,
 } from "../../../src/rpc/server.js";
-import { SystemClock } from "../../../src/util/clock.js";
+import { ManualClock, SystemClock } from "../../../src/util/clock.js";
 import { CryptoRandom, SeededRandom } from "../../../src/util/random.js";
 
 interface LogEntry {
@@ -676,5 +677,36 @@ void describe("RpcServer lifecycle and checks", () => {
       () => server.register("Bad-Name", { description: "", params: [], handler: () => 1 }),
       /bad RPC method name/,
     );
+  });
+});
+
+describe("RpcServer: callerWaiting (the sync commits in short parts while it is true)", () => {
+  it("is true from a connection's arrival until its request is read, and false again once answered", async () => {
+    const clock = new ManualClock(1_000_000);
+    const server = new RpcServer(
+      { host: "127.0.0.1", port: 0, auth: { kind: "userpass", user: USER, password: PASSWORD } },
+      { logger: captureLogger(), clock, random: new CryptoRandom() },
+    );
+    server.register("ping", { description: "Answers 1.", params: [], handler: () => 1 });
+    const { port } = await server.start();
+    const silent = connect(port, "127.0.0.1");
+    try {
+      assert.equal(server.callerWaiting(), false);
+      // The server sees the connection on a later turn: wait for it (bounded).
+      for (let i = 0; i < 200 && !server.callerWaiting(); i++) await sleep(10);
+      assert.equal(server.callerWaiting(), true, "a connection with no request yet is a caller waiting");
+      // A call on a connection of its own is answered; the silent one still counts.
+      assert.equal((await call(port, "ping")).status, 200);
+      assert.equal(server.callerWaiting(), true);
+      // Silent for 10 s: not waiting for anything (so it cannot slow the sync for good).
+      clock.advance(10_000);
+      assert.equal(server.callerWaiting(), false);
+      // A new connection counts from its arrival; once its call is answered, nothing waits.
+      assert.equal((await call(port, "ping")).status, 200);
+      assert.equal(server.callerWaiting(), false);
+    } finally {
+      silent.destroy();
+      await server.stop();
+    }
   });
 });

@@ -10,7 +10,7 @@ import { LEAD_COOLDOWN_MS, MAX_WINDOW_HEADERS, PRODUCTION_HOLD_MIN_MS } from "..
 import { SyncError } from "../../../src/sync/errors.js";
 import { signVote, type Checkpoint } from "../../../src/consensus/finality.js";
 import { transitionBatch, type Batch } from "../../../src/sync/batch.js";
-import { CHECKS_AHEAD } from "../../../src/sync/rangeDownload.js";
+import { CHECKS_AHEAD, PROCESS_SLICE_MS } from "../../../src/sync/rangeDownload.js";
 import { nextSyncState, type SyncCoordinator } from "../../../src/sync/syncCoordinator.js";
 import {
   ChainHarness,
@@ -237,6 +237,62 @@ describe("SyncCoordinator: catching up", () => {
     assert.equal(turns.length, 4, "four batches of 100");
     assert.equal(new Set(turns).size, turns.length, `two batches in one turn: ${turns.join(", ")}`);
   });
+
+  for (const waiting of [true, false]) {
+    it(`${waiting ? "while a caller waits, a batch is committed in parts of one slice, one part per turn" : "with no caller waiting, a batch is one commit, however long"}`, async () => {
+      const { src } = sourceChain(300);
+      const b = bed();
+      b.callerWaiting = waiting;
+      let turn = 0;
+      let ticking = true;
+      const tick = (): void => {
+        turn++;
+        b.local.clock.fireUntil(b.local.clock.now());
+        if (ticking) setImmediate(tick);
+      };
+      setImmediate(tick);
+      const parts: Array<{ turn: number; first: number; applied: number }> = [];
+      const process = b.fns.processChainSegment.bind(b.fns);
+      b.fns.processChainSegment = (items, stopAfter) => {
+        // Each block takes 30 ms of (virtual) time: a batch of 100 would hold the thread for 3 s.
+        const r = process(items, () => {
+          b.local.clock.set(b.local.clock.now() + 30);
+          return stopAfter?.() ?? false;
+        });
+        if (items[0]!.block.txs.length > 0)
+          parts.push({ turn, first: items[0]!.block.header.height, applied: r.results.length });
+        return r;
+      };
+      b.makeCoordinator();
+      for (const id of ["p1", "p2", "p3"]) b.addPeer({ id, masternode: true }, src.chain);
+      try {
+        await b.coordinator.check();
+      } finally {
+        ticking = false;
+      }
+      assert.equal(b.chain.height, 300);
+      assert.equal(tipOf(b.chain), tipOf(src.chain));
+      assert.equal(
+        parts.reduce((n, p) => n + p.applied, 0),
+        300,
+      );
+      if (!waiting) {
+        assert.deepEqual(
+          parts.map((p) => p.applied),
+          [100, 100, 100],
+        );
+        return;
+      }
+      // A part ends with the block that crosses the slice.
+      const most = Math.ceil(PROCESS_SLICE_MS / 30);
+      for (const p of parts) assert.ok(p.applied <= most, `a part of ${p.applied} blocks from ${p.first}`);
+      // Parts follow each other in height, each on a turn of its own.
+      for (let i = 1; i < parts.length; i++) {
+        assert.equal(parts[i]!.first, parts[i - 1]!.first + parts[i - 1]!.applied);
+        assert.ok(parts[i]!.turn > parts[i - 1]!.turn, `two parts in turn ${parts[i]!.turn}`);
+      }
+    });
+  }
 
   it("a timed-out batch goes to a different peer; no range is ever asked twice of one peer", async () => {
     const { src } = sourceChain(600);

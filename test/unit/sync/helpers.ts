@@ -110,7 +110,7 @@ export function fakeFns(
         ? new Promise<Buffer[]>(() => undefined)
         : later(() => byId(id).getHashes(heights)),
     reportPeer: (id, score, reason) => void penalties.push({ id, score, reason }),
-    processChainSegment: (items) => chain.processBlocks(items),
+    processChainSegment: (items, stopAfter) => chain.processBlocks(items, stopAfter),
   };
 }
 
@@ -191,6 +191,9 @@ export class SyncBed {
     this.coordinator = this.makeCoordinator(opts);
   }
 
+  /** What the coordinator's callerWaiting answers (an RPC caller waiting for the thread). */
+  callerWaiting = false;
+
   makeCoordinator(opts: Partial<SyncCoordinatorOptions> = this.opts): SyncCoordinator {
     this.coordinator = new SyncCoordinator(
       { coordinatorIntervalMs: 1_000_000, syncThreshold: 5, maxSyncBatchSize: 100, ...opts },
@@ -201,6 +204,7 @@ export class SyncBed {
         logger: this.logger,
         metrics: this.metrics,
         fns: this.fns,
+        callerWaiting: () => this.callerWaiting,
       },
     );
     return this.coordinator;
