@@ -5,6 +5,7 @@ import type { Logger } from "../logging/index.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { BoundedMap } from "../util/boundedMap.js";
 import type { Clock, TimerHandle } from "../util/clock.js";
+import { TurnPacer } from "./turnPacer.js";
 import { reportSyncError, SyncError, toSyncError } from "./errors.js";
 import type { SyncFns } from "./interface.js";
 import { comparePeers } from "./target.js";
@@ -31,13 +32,6 @@ export interface RangeDownloadOptions {
 }
 
 /**
- * Longest a processing turn runs before it yields to the event loop (it always takes one batch,
- * which may take longer, unless a caller waits: RangeDownloadModules.callerWaiting). Only real
- * time counts: under a virtual clock nothing yields.
- */
-export const PROCESS_SLICE_MS = 50;
-
-/**
  * Downloaded batches behind the head whose signature checks may run at once (with the head's):
  * enough to keep the workers busy while the head is processed, few enough that the head's check
  * is never queued behind a pile of later ones.
@@ -55,8 +49,8 @@ export interface RangeDownloadModules {
   requested: BoundedMap<string, true>;
   /**
    * True while a caller (an RPC client) waits for this thread: a batch is then cut where the
-   * turn's PROCESS_SLICE_MS runs out, each part its own commit, so the caller waits for a part
-   * and not for whole batches. Not asked, whole batches: a commit per part costs sync speed.
+   * turn's slice runs out, each part its own commit, so the caller waits for a part and not for
+   * whole batches (turnPacer.ts). Not given, whole batches: a commit per part costs sync speed.
    */
   callerWaiting?: () => boolean;
   /** Peer outcomes, for the peer-state view. */
@@ -95,12 +89,8 @@ export class RangeDownload {
   private finished = false;
   private resolve: ((r: DownloadResult) => void) | null = null;
   private deadlineTimer: TimerHandle | null = null;
-  /** A pump deferred to a later turn of the event loop (yieldTurn). */
-  private deferredPump: TimerHandle | null = null;
-  /** A pump is queued for after this phase of the event loop (pumpAfterIo). */
-  private pumpQueued = false;
-  /** clock.monotonic() at the start and end of the last processing turn. */
-  private lastTurn = { start: 0, end: 0 };
+  /** When processing turns run, and how long (turnPacer.ts). */
+  private readonly pacer: TurnPacer;
 
   private readonly items: RangeItem[] = [];
   /** More items may be appended (the next header window): finishing waits for noMore(). */
@@ -113,6 +103,7 @@ export class RangeDownload {
     private readonly opts: RangeDownloadOptions,
     private readonly modules: RangeDownloadModules,
   ) {
+    this.pacer = new TurnPacer(modules.clock, (afterIo) => this.pump(afterIo), modules.callerWaiting);
     this.addItems(items);
   }
 
@@ -215,30 +206,20 @@ export class RangeDownload {
     this.open = false;
     this.checkLowWater();
     this.deadlineTimer?.cancel();
-    this.deferredPump?.cancel();
-    this.deferredPump = null;
+    this.pacer.stop();
     this.resolve?.({ processed: this.processed, error });
   }
 
   /**
-   * Processes what is ready, then hands out downloads; called after every event. With a caller
-   * to look out for (callerWaiting), blocks are processed only from pumpAfterIo's callback.
+   * Processes what is ready, then hands out downloads; called after every event. `afterIo`: from
+   * the pacer's callback after an I/O phase (with a caller to look out for, the only place
+   * blocks are processed from).
    */
   private pump(afterIo = false): void {
-    if (this.finished || this.deferredPump) return;
+    if (this.finished || this.pacer.deferredPending) return;
     try {
-      // Just out of a long turn (several checks can finish at once, and their callbacks run back
-      // to back): let the event loop serve RPC and peers before the next batch.
-      const now = this.modules.clock.monotonic();
-      if (
-        this.lastTurn.end - this.lastTurn.start >= PROCESS_SLICE_MS &&
-        now - this.lastTurn.end < PROCESS_SLICE_MS
-      ) {
-        this.yieldTurn();
-        return;
-      }
-      if (this.modules.callerWaiting && !afterIo) this.pumpAfterIo();
-      else this.processReady();
+      if (this.pacer.yieldIfJustBusy()) return;
+      if (!this.pacer.deferToAfterIo(afterIo)) this.processReady();
       if (this.finished) return;
       this.startChecks();
       this.checkLowWater();
@@ -253,54 +234,26 @@ export class RangeDownload {
   }
 
   /**
-   * Processes ready batches in order, for at most PROCESS_SLICE_MS of this turn (at least one
-   * batch); what is still ready then waits for the next turn, so a long sync never starves the
-   * event loop (RPC, pings, block relay) for more than about one batch.
+   * Processes ready batches in order, for at most one slice of this turn (at least one batch, or
+   * one part of it while a caller waits); what is still ready then waits for the next turn, so a
+   * long sync never starves the event loop (RPC, pings, block relay).
    */
   private processReady(): void {
-    const { clock } = this.modules;
-    const start = clock.monotonic();
+    const turn = this.pacer.begin();
     try {
       for (;;) {
         const head = this.batches.find((b) => b.state.status !== "Done");
         if (!head || head.state.status !== "AwaitingProcessing" || !head.state.checked) return;
-        if (clock.monotonic() - start >= PROCESS_SLICE_MS) {
-          this.yieldTurn();
+        if (turn.overSlice()) {
+          this.pacer.yieldTurn();
           return;
         }
-        // Asked once a turn: a caller only reaches this thread between turns.
-        const cut = this.modules.callerWaiting?.() === true;
-        this.process(head, cut ? () => clock.monotonic() - start >= PROCESS_SLICE_MS : undefined);
+        this.process(head, turn.cut());
         if (this.finished) return;
       }
     } finally {
-      this.lastTurn = { start, end: clock.monotonic() };
+      turn.end();
     }
-  }
-
-  /**
-   * Pumps once the event loop has run this phase's other I/O callbacks. A check's answer or a
-   * download comes in the same phase as new RPC connections: processing straight from it would
-   * run before the loop had accepted them, so callerWaiting could not see them and the caller
-   * would wait for whole batches. Event-loop order, not time; only with callerWaiting (a node
-   * with RPC on; the simulator has none).
-   */
-  private pumpAfterIo(): void {
-    if (this.pumpQueued) return;
-    this.pumpQueued = true;
-    setImmediate(() => {
-      this.pumpQueued = false;
-      this.pump(true);
-    });
-  }
-
-  /** Pumps again on a later turn of the event loop, after pending I/O. */
-  private yieldTurn(): void {
-    this.deferredPump ??= this.modules.clock.setTimeout(() => {
-      this.deferredPump = null;
-      this.lastTurn = { start: 0, end: 0 };
-      this.pump();
-    }, 0);
   }
 
   /** Processes a batch, or its first blocks when `stopAfter` says the turn's time is up. */

@@ -40,7 +40,7 @@ export interface SyncCoordinatorModules {
   sigPool?: SignaturePool | null;
   /**
    * True while a caller (an RPC client) waits for this thread: batches are then processed in
-   * parts of PROCESS_SLICE_MS, each its own commit, instead of whole (RangeDownload).
+   * parts of one slice (turnPacer.ts), each its own commit, instead of whole.
    */
   callerWaiting?: () => boolean;
 }

@@ -10,7 +10,8 @@ import { LEAD_COOLDOWN_MS, MAX_WINDOW_HEADERS, PRODUCTION_HOLD_MIN_MS } from "..
 import { SyncError } from "../../../src/sync/errors.js";
 import { signVote, type Checkpoint } from "../../../src/consensus/finality.js";
 import { transitionBatch, type Batch } from "../../../src/sync/batch.js";
-import { CHECKS_AHEAD, PROCESS_SLICE_MS } from "../../../src/sync/rangeDownload.js";
+import { CHECKS_AHEAD } from "../../../src/sync/rangeDownload.js";
+import { PROCESS_SLICE_MS } from "../../../src/sync/turnPacer.js";
 import { nextSyncState, type SyncCoordinator } from "../../../src/sync/syncCoordinator.js";
 import {
   ChainHarness,
