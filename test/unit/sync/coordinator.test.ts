@@ -53,6 +53,24 @@ function bed(opts: ConstructorParameters<typeof SyncBed>[3] = {}): SyncBed {
   return track(new SyncBed(genesis, keys, NOW, opts));
 }
 
+/** Counts turns of the event loop with a ticker that also fires the bed's timers due now. */
+function turnCounter(b: SyncBed): { readonly turn: number; stop(): void } {
+  let turn = 0;
+  let ticking = true;
+  const tick = (): void => {
+    turn++;
+    b.local.clock.fireUntil(b.local.clock.now());
+    if (ticking) setImmediate(tick);
+  };
+  setImmediate(tick);
+  return {
+    get turn() {
+      return turn;
+    },
+    stop: () => void (ticking = false),
+  };
+}
+
 /** Every GetBlocks call as "peer/first-hash/count". */
 function blockCalls(peers: FakePeer[]): string[] {
   const out: string[] = [];
@@ -210,19 +228,11 @@ describe("SyncCoordinator: catching up", () => {
       if (++checks === 1 + CHECKS_AHEAD) release();
       await gate;
     };
-    // A turn of the event loop is counted by a ticker, which also fires the timers due now.
-    let turn = 0;
-    let ticking = true;
-    const tick = (): void => {
-      turn++;
-      b.local.clock.fireUntil(b.local.clock.now());
-      if (ticking) setImmediate(tick);
-    };
-    setImmediate(tick);
+    const counter = turnCounter(b);
     const turns: number[] = [];
     const process = b.fns.processChainSegment.bind(b.fns);
     b.fns.processChainSegment = (items) => {
-      turns.push(turn);
+      turns.push(counter.turn);
       // Each batch takes 60 ms of (virtual) time, over the 50 ms slice.
       b.local.clock.set(b.local.clock.now() + 60);
       return process(items);
@@ -232,7 +242,7 @@ describe("SyncCoordinator: catching up", () => {
     try {
       await b.coordinator.check();
     } finally {
-      ticking = false;
+      counter.stop();
     }
     assert.equal(b.chain.height, 400);
     assert.equal(turns.length, 4, "four batches of 100");
@@ -244,14 +254,7 @@ describe("SyncCoordinator: catching up", () => {
       const { src } = sourceChain(300);
       const b = bed();
       b.callerWaiting = waiting;
-      let turn = 0;
-      let ticking = true;
-      const tick = (): void => {
-        turn++;
-        b.local.clock.fireUntil(b.local.clock.now());
-        if (ticking) setImmediate(tick);
-      };
-      setImmediate(tick);
+      const counter = turnCounter(b);
       const parts: Array<{ turn: number; first: number; applied: number }> = [];
       const process = b.fns.processChainSegment.bind(b.fns);
       b.fns.processChainSegment = (items, stopAfter) => {
@@ -261,7 +264,7 @@ describe("SyncCoordinator: catching up", () => {
           return stopAfter?.() ?? false;
         });
         if (items[0]!.block.txs.length > 0)
-          parts.push({ turn, first: items[0]!.block.header.height, applied: r.results.length });
+          parts.push({ turn: counter.turn, first: items[0]!.block.header.height, applied: r.results.length });
         return r;
       };
       b.makeCoordinator();
@@ -269,7 +272,7 @@ describe("SyncCoordinator: catching up", () => {
       try {
         await b.coordinator.check();
       } finally {
-        ticking = false;
+        counter.stop();
       }
       assert.equal(b.chain.height, 300);
       assert.equal(tipOf(b.chain), tipOf(src.chain));
