@@ -53,8 +53,15 @@ function bed(opts: ConstructorParameters<typeof SyncBed>[3] = {}): SyncBed {
   return track(new SyncBed(genesis, keys, NOW, opts));
 }
 
-/** Counts turns of the event loop with a ticker that also fires the bed's timers due now. */
-function turnCounter(b: SyncBed): { readonly turn: number; stop(): void } {
+/**
+ * Syncs `b` from three masternode peers on `source` while a ticker counts turns of the event
+ * loop (and fires the bed's timers due now); `setup` gets the count before the sync starts.
+ */
+async function syncCountingTurns(
+  b: SyncBed,
+  source: Chain,
+  setup: (turn: () => number) => void,
+): Promise<void> {
   let turn = 0;
   let ticking = true;
   const tick = (): void => {
@@ -63,12 +70,14 @@ function turnCounter(b: SyncBed): { readonly turn: number; stop(): void } {
     if (ticking) setImmediate(tick);
   };
   setImmediate(tick);
-  return {
-    get turn() {
-      return turn;
-    },
-    stop: () => void (ticking = false),
-  };
+  setup(() => turn);
+  b.makeCoordinator();
+  for (const id of ["p1", "p2", "p3"]) b.addPeer({ id, masternode: true }, source);
+  try {
+    await b.coordinator.check();
+  } finally {
+    ticking = false;
+  }
 }
 
 /** Every GetBlocks call as "peer/first-hash/count". */
@@ -228,22 +237,16 @@ describe("SyncCoordinator: catching up", () => {
       if (++checks === 1 + CHECKS_AHEAD) release();
       await gate;
     };
-    const counter = turnCounter(b);
     const turns: number[] = [];
     const process = b.fns.processChainSegment.bind(b.fns);
-    b.fns.processChainSegment = (items) => {
-      turns.push(counter.turn);
-      // Each batch takes 60 ms of (virtual) time, over the 50 ms slice.
-      b.local.clock.set(b.local.clock.now() + 60);
-      return process(items);
-    };
-    b.makeCoordinator();
-    for (const id of ["p1", "p2", "p3"]) b.addPeer({ id, masternode: true }, src.chain);
-    try {
-      await b.coordinator.check();
-    } finally {
-      counter.stop();
-    }
+    await syncCountingTurns(b, src.chain, (turn) => {
+      b.fns.processChainSegment = (items) => {
+        turns.push(turn());
+        // Each batch takes 60 ms of (virtual) time, over the 50 ms slice.
+        b.local.clock.set(b.local.clock.now() + 60);
+        return process(items);
+      };
+    });
     assert.equal(b.chain.height, 400);
     assert.equal(turns.length, 4, "four batches of 100");
     assert.equal(new Set(turns).size, turns.length, `two batches in one turn: ${turns.join(", ")}`);
@@ -254,26 +257,20 @@ describe("SyncCoordinator: catching up", () => {
       const { src } = sourceChain(300);
       const b = bed();
       b.callerWaiting = waiting;
-      const counter = turnCounter(b);
       const parts: Array<{ turn: number; first: number; applied: number }> = [];
       const process = b.fns.processChainSegment.bind(b.fns);
-      b.fns.processChainSegment = (items, stopAfter) => {
-        // Each block takes 30 ms of (virtual) time: a batch of 100 would hold the thread for 3 s.
-        const r = process(items, () => {
-          b.local.clock.set(b.local.clock.now() + 30);
-          return stopAfter?.() ?? false;
-        });
-        if (items[0]!.block.txs.length > 0)
-          parts.push({ turn: counter.turn, first: items[0]!.block.header.height, applied: r.results.length });
-        return r;
-      };
-      b.makeCoordinator();
-      for (const id of ["p1", "p2", "p3"]) b.addPeer({ id, masternode: true }, src.chain);
-      try {
-        await b.coordinator.check();
-      } finally {
-        counter.stop();
-      }
+      await syncCountingTurns(b, src.chain, (turn) => {
+        b.fns.processChainSegment = (items, stopAfter) => {
+          // Each block takes 30 ms of (virtual) time: a batch of 100 would hold the thread 3 s.
+          const r = process(items, () => {
+            b.local.clock.set(b.local.clock.now() + 30);
+            return stopAfter?.() ?? false;
+          });
+          if (items[0]!.block.txs.length > 0)
+            parts.push({ turn: turn(), first: items[0]!.block.header.height, applied: r.results.length });
+          return r;
+        };
+      });
       assert.equal(b.chain.height, 300);
       assert.equal(tipOf(b.chain), tipOf(src.chain));
       assert.equal(
