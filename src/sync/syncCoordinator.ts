@@ -22,7 +22,14 @@ import { peerSyncFns } from "./peerSyncFns.js";
 import type { SignaturePool } from "../crypto/sigPool.js";
 import { SyncNotifier } from "./syncNotifier.js";
 import { consensusTarget, stddev, type ConsensusTarget } from "./target.js";
-import type { PeerReport, SyncReason, SyncState, SyncStateStatus, SyncStatus } from "./types.js";
+import {
+  nextSyncState,
+  type PeerReport,
+  type SyncReason,
+  type SyncState,
+  type SyncStateStatus,
+  type SyncStatus,
+} from "./types.js";
 
 export type { SyncReason, SyncState, SyncStateStatus, SyncStatus } from "./types.js";
 
@@ -586,20 +593,5 @@ const ENDS_SYNC: ReadonlySet<SyncErrorCode> = new Set<SyncErrorCode>([
   "BLOCK_FROM_FUTURE",
   "REORG_REFUSED",
 ]);
-
-/** The state machine's one transition rule: `to` only from one of `from`, else WRONG_STATE. */
-export function nextSyncState(
-  current: SyncState,
-  from: readonly SyncStateStatus[],
-  to: SyncState,
-): SyncState {
-  if (!from.includes(current.status)) {
-    throw new SyncError("WRONG_STATE", `sync state ${current.status} -> ${to.status}`, {
-      from: current.status,
-      to: to.status,
-    });
-  }
-  return to;
-}
 
 export type { ForkPoint };

@@ -1,8 +1,9 @@
 /**
  * Types shared by the SyncCoordinator and the modules it hands work to (LeadPicker, LeadSync,
- * SyncNotifier). Kept apart so that none of those modules imports the coordinator.
+ * SyncNotifier), and the rule of its state machine. Kept apart so that none of those modules
+ * imports the coordinator.
  */
-import type { SyncError, SyncErrorCode } from "./errors.js";
+import { SyncError, type SyncErrorCode } from "./errors.js";
 import type { PeerState } from "./peerStateView.js";
 import type { ConsensusTarget, HeightReport } from "./target.js";
 
@@ -29,6 +30,21 @@ export type SyncState =
     };
 
 export type SyncStateStatus = SyncState["status"];
+
+/** The state machine's one transition rule: `to` only from one of `from`, else WRONG_STATE. */
+export function nextSyncState(
+  current: SyncState,
+  from: readonly SyncStateStatus[],
+  to: SyncState,
+): SyncState {
+  if (!from.includes(current.status)) {
+    throw new SyncError("WRONG_STATE", `sync state ${current.status} -> ${to.status}`, {
+      from: current.status,
+      to: to.status,
+    });
+  }
+  return to;
+}
 
 /** Why a sync started: behind the consensus height, a peer (or orphan) ahead, or a fork check. */
 export type SyncReason = "behind" | "peer-ahead" | "fork-check";

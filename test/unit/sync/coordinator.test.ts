@@ -12,7 +12,8 @@ import { signVote, type Checkpoint } from "../../../src/consensus/finality.js";
 import { transitionBatch, type Batch } from "../../../src/sync/batch.js";
 import { CHECKS_AHEAD } from "../../../src/sync/rangeDownload.js";
 import { PROCESS_SLICE_MS } from "../../../src/sync/turnPacer.js";
-import { nextSyncState, type SyncCoordinator } from "../../../src/sync/syncCoordinator.js";
+import type { SyncCoordinator } from "../../../src/sync/syncCoordinator.js";
+import { nextSyncState } from "../../../src/sync/types.js";
 import {
   ChainHarness,
   GENESIS_TIME,
